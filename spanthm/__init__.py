@@ -1,0 +1,68 @@
+r"""spanthm: exact, certified checks of the finite-degree span theorem.
+
+The theorem (DESIGN.md §1; proofs in ``proofs/span_theorem.md``)
+----------------------------------------------------------------
+Let :math:`H_l` be the spherical harmonics of degree ``l`` on :math:`S^2`, ``S`` a set of
+degrees, and :math:`P_d(S)` the span of all products of at most ``d`` of the features
+:math:`Y_k^m(u)`, ``k in S`` (the constant included). For ``S = {0, 1, ..., L}`` and
+``d >= 1``:
+
+1. *Span.* :math:`P_d(S) = H_0 \oplus H_1 \oplus \dots \oplus H_{dL}` exactly.
+2. *Multiplicity-one saturation.* In :math:`\mathrm{Sym}^d(V_0 \oplus \dots \oplus V_L)`
+   (and in the ``d``-fold tensor power) :math:`V_{dL}` occurs once and nothing above it; on
+   the sphere :math:`H_{dL}` is reached only through products of ``d`` degree-``L``
+   factors.
+3. *Rotation corollary.* Degree-``d`` polynomials of SO(3)-equivariant features of degree
+   ``<= L``, as functions of a global rotation, lie in the span of the Wigner entries
+   :math:`D^l`, ``l <= dL``; a target of pure degree ``l > dL`` is Haar-orthogonal to all of
+   them.
+
+Scope: a single marked direction and degree-bounded probes. This is not an upper bound on
+the function class of multi-atom message-passing networks, whose features also depend on
+internal coordinates.
+
+Public API
+----------
+:func:`spectrum`, :func:`ceiling`, :func:`recoverable_degrees`, :func:`table`,
+:func:`multiplicities`, :func:`o3_multiplicities`, :func:`certificate`,
+:func:`verify_certificate`, :func:`rotation_overlap`, the method functions
+(:func:`exact_spectrum`, :func:`gaunt_spectrum`, :func:`weights_spectrum`,
+:func:`numeric_spectrum`, :func:`brute_force_spectrum`) and the conventions module
+:mod:`spanthm.harmonics` (real basis, normalization and phase, with maps to e3nn and sympy).
+"""
+
+from ._certificates import certificate, certificate_filename, write_certificate
+from ._multiplicities import multiplicities, o3_multiplicities, weights_spectrum
+from ._numeric import numeric_spectrum, rotation_overlap
+from ._projection import brute_force_spectrum, exact_spectrum
+from ._rules import gaunt_spectrum
+from ._spectrum import SpectrumResult, ceiling, recoverable_degrees, spectrum, table, theorem_applies
+from . import harmonics
+from .verify import CertificateError, Verification, verify_certificate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "spectrum",
+    "SpectrumResult",
+    "ceiling",
+    "recoverable_degrees",
+    "table",
+    "theorem_applies",
+    "multiplicities",
+    "o3_multiplicities",
+    "weights_spectrum",
+    "exact_spectrum",
+    "brute_force_spectrum",
+    "gaunt_spectrum",
+    "numeric_spectrum",
+    "rotation_overlap",
+    "certificate",
+    "certificate_filename",
+    "write_certificate",
+    "verify_certificate",
+    "Verification",
+    "CertificateError",
+    "harmonics",
+]

@@ -1,0 +1,259 @@
+"""``spanthm`` command line: a thin layer over the library API.
+
+Exit codes: 0 success; 1 a check failed (the theorem fails, methods disagree, a certificate
+does not verify); 2 bad input (one line on stderr naming the problem, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+from . import _validate
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class BadInput(Exception):
+    """Raised for command-line input errors (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        raise BadInput(message)
+
+
+def _nonneg_int(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a non-negative integer, got {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be a non-negative integer, got {value}")
+        return value
+    return parse
+
+
+def _pos_int(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {text!r}") \
+                from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {value}")
+        return value
+    return parse
+
+
+def _features_arg(text: str):
+    try:
+        return _validate.parse_feature_list(text)
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_instance(p: argparse.ArgumentParser, required: bool = True) -> None:
+    group = p.add_mutually_exclusive_group(required=required)
+    group.add_argument("--L", type=_nonneg_int("--L"), help="features S = {0, 1, ..., L}")
+    group.add_argument("--features", type=_features_arg, metavar="K,K,...",
+                       help="feature degrees, comma-separated, e.g. 0,1,2 or 2")
+    p.add_argument("--d", type=_pos_int("--d"), required=required, help="probe degree d >= 1")
+
+
+def _features(args) -> tuple:
+    if args.features is not None:
+        return args.features
+    return tuple(range(args.L + 1))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="spanthm", description="Exact, certified checks of the finite-degree "
+                     "span theorem (DESIGN.md §1).")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"spanthm {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("check", help="spectrum of P_d(S), ceiling and the theorem's verdict")
+    _add_instance(p)
+    p.add_argument("--exactly", action="store_true", help="products of exactly d features")
+    p.add_argument("--method", default="exact", choices=_validate.METHODS,
+                   help="exact (default), rules, weights, numeric, brute or all")
+    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0,
+                   help="seed of the numeric method's random samples (default 0)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("multiplicities", help="abstract multiplicities in Sym^d or the tensor power")
+    _add_instance(p)
+    p.add_argument("--power", default="sym", choices=_validate.POWERS)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("table", help="one row per instance S = {0..L}, d")
+    p.add_argument("--Lmax", type=_pos_int("--Lmax"), default=4)
+    p.add_argument("--dmax", type=_pos_int("--dmax"), default=4)
+    p.add_argument("--method", default="exact", choices=_validate.METHODS)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("certify", help="write JSON certificates")
+    _add_instance(p, required=False)
+    p.add_argument("--exactly", action="store_true")
+    p.add_argument("--out", type=Path, help="certificate file (default: print to stdout)")
+    p.add_argument("--Lmax", type=_pos_int("--Lmax"),
+                   help="certify every S = {0..L}, L <= Lmax (with --dmax, --out-dir)")
+    p.add_argument("--dmax", type=_pos_int("--dmax"))
+    p.add_argument("--out-dir", type=Path, help="directory for --Lmax/--dmax certificates")
+
+    p = sub.add_parser("verify", help="re-check certificates with the independent checker")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    return parser
+
+
+def _cmd_check(args) -> int:
+    from ._spectrum import spectrum
+
+    res = spectrum(_features(args), args.d, exactly=args.exactly, method=args.method,
+                   seed=args.seed)
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=2))
+    else:
+        kind = "P_=d" if res.exactly else "P_d"
+        print(f"{kind}(S), S = {{{', '.join(map(str, res.features))}}}, d = {res.d}")
+        print(f"  degrees present : {res.degrees}")
+        absent = [l for l, n in res.dims.items() if not n]
+        print(f"  degrees absent  : {absent} (checked up to {max(res.dims)})")
+        print(f"  ceiling         : {res.ceiling}")
+        print(f"  boundary mult.  : {res.boundary_multiplicity} (V_{res.ceiling} in the "
+              f"abstract symmetric power)")
+        print(f"  theorem         : {res.theorem}")
+        print("  methods         : " + ", ".join(f"{k} {v}" for k, v in res.methods.items()))
+        print(f"  time            : {res.seconds:.3f} s")
+    failed = res.theorem == "fails" or not res.agree
+    if not res.agree:
+        bad = [k for k, v in res.methods.items() if v != "agree"]
+        print(f"spanthm: methods disagree: {', '.join(bad)}", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _cmd_multiplicities(args) -> int:
+    from ._multiplicities import multiplicities, o3_multiplicities
+
+    feats = _features(args)
+    mult = multiplicities(feats, args.d, args.power)
+    o3 = o3_multiplicities(feats, args.d, args.power)
+    if args.json:
+        print(json.dumps({
+            "features": list(feats), "d": args.d, "power": args.power,
+            "multiplicities": {str(l): m for l, m in mult.items()},
+            "o3": {f"{l}{p}": m for (l, p), m in sorted(o3.items())},
+        }, indent=2))
+    else:
+        name = "Sym^" if args.power == "sym" else "tensor power "
+        space = " + ".join(f"V_{k}" for k in feats)
+        terms = " + ".join((f"{m} V_{l}" if m > 1 else f"V_{l}") for l, m in mult.items())
+        print(f"{name}{args.d}({space}) = {terms}")
+        print("O(3), natural parity (-1)^k on V_k: "
+              + " + ".join((f"{m} {l}{p}" if m > 1 else f"{l}{p}")
+                           for (l, p), m in sorted(o3.items())))
+    return EXIT_OK
+
+
+def _cmd_table(args) -> int:
+    from ._spectrum import spectrum
+
+    rows, failed = [], False
+    if not args.json:
+        print(f"{'L':>3} {'d':>3} {'ceiling':>8} {'theorem':>8} {'mult(V_dL)':>10} "
+              f"{'methods':>9} {'time [s]':>9}")
+    start = time.perf_counter()
+    for L in range(1, args.Lmax + 1):
+        for d in range(1, args.dmax + 1):
+            res = spectrum(range(L + 1), d, method=args.method)
+            row = {"L": L, "d": d, "ceiling": res.ceiling, "theorem": res.theorem,
+                   "boundary_multiplicity": res.boundary_multiplicity,
+                   "methods": res.methods, "seconds": round(res.seconds, 6)}
+            rows.append(row)
+            failed |= res.theorem != "holds" or not res.agree
+            if not args.json:
+                print(f"{L:>3} {d:>3} {res.ceiling:>8} {res.theorem:>8} "
+                      f"{res.boundary_multiplicity!s:>10} "
+                      f"{'agree' if res.agree else 'DISAGREE':>9} {res.seconds:>9.4f}",
+                      flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{len(rows)} instances, method {args.method}, "
+              f"{time.perf_counter() - start:.2f} s in all")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _cmd_certify(args) -> int:
+    from ._certificates import certificate, certificate_filename, write_certificate
+
+    batch = args.Lmax is not None or args.dmax is not None or args.out_dir is not None
+    single = args.L is not None or args.features is not None or args.d is not None
+    if batch and single:
+        raise BadInput("give either --L/--features with --d, or --Lmax, --dmax and --out-dir")
+    if batch:
+        if args.Lmax is None or args.dmax is None or args.out_dir is None:
+            raise BadInput("batch certification needs --Lmax, --dmax and --out-dir")
+        for L in range(1, args.Lmax + 1):
+            for d in range(1, args.dmax + 1):
+                feats = tuple(range(L + 1))
+                path = args.out_dir / certificate_filename(feats, d, args.exactly)
+                write_certificate(certificate(feats, d, args.exactly), path)
+                print(path)
+        return EXIT_OK
+    if args.d is None or (args.L is None and args.features is None):
+        raise BadInput("certify needs --L or --features, and --d")
+    cert = certificate(_features(args), args.d, args.exactly)
+    if args.out is None:
+        print(json.dumps(cert, indent=2, sort_keys=True))
+    else:
+        print(write_certificate(cert, args.out))
+    return EXIT_OK
+
+
+def _cmd_verify(args) -> int:
+    from .verify import verify_certificate
+
+    code = EXIT_OK
+    for path in args.files:
+        report = verify_certificate(path)  # CertificateError -> exit 2
+        if report.ok:
+            print(f"ok      {path} ({report.checked} claims re-checked)")
+        else:
+            code = EXIT_FAILED
+            print(f"FAILED  {path}")
+            for problem in report.problems:
+                print(f"  - {problem}")
+    return code
+
+
+COMMANDS = {"check": _cmd_check, "multiplicities": _cmd_multiplicities, "table": _cmd_table,
+            "certify": _cmd_certify, "verify": _cmd_verify}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``spanthm`` console script; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (BadInput, ValueError, TypeError) as exc:
+        # CertificateError is a ValueError: unreadable or malformed certificates land here.
+        print(f"spanthm: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("spanthm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

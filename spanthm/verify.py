@@ -1,0 +1,310 @@
+r"""Independent checker of ``spanthm-certificate/1`` files.
+
+This module deliberately imports nothing from the rest of :mod:`spanthm` (a test enforces
+it) and recomputes every claim by other means than the code that produced it:
+
+* witnesses: :math:`c_l = \frac{2l+1}{2}\int_{-1}^{1} \prod_i P_{k_i}(z)\, P_l(z)\, dz`
+  with :func:`sympy.legendre` and exact polynomial integration (the producer eliminates
+  leading coefficients in the monomial basis instead);
+* absences: the checker enumerates every generating multiset itself and confirms that each
+  one excludes ``l`` by degree, parity or orthogonality from below;
+* multiplicities: the symmetric power's character from the power-sum recursion
+  :math:`h_n = \frac1n \sum_{i=1}^{n} p_i\, h_{n-i}` with :math:`p_i(q) = \chi_V(q^i)`
+  (the producer counts weights by dynamic programming), the tensor power's as
+  :math:`\chi_V^d`;
+* ceiling, boundary multiplicity and the theorem's verdict from the rechecked data.
+
+Usage: ``verify_certificate(path_or_dict)`` returns a :class:`Verification`; it raises
+:class:`CertificateError` (a :class:`ValueError`) when the file cannot be read or is not a
+certificate at all. A readable certificate whose claims are false gives
+``Verification.ok == False`` and the list of failed claims.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from fractions import Fraction
+from itertools import combinations_with_replacement
+from pathlib import Path
+from typing import Dict, List
+
+import sympy
+
+__all__ = ["CertificateError", "Verification", "verify_certificate"]
+
+SCHEMA = "spanthm-certificate/1"
+
+
+class CertificateError(ValueError):
+    """The input is not a readable, well-formed certificate."""
+
+
+@dataclass
+class Verification:
+    """Outcome of :func:`verify_certificate`: ``ok`` and the failed claims, if any."""
+
+    instance: dict
+    problems: List[str] = field(default_factory=list)
+    checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _load(source) -> dict:
+    if isinstance(source, dict):
+        return source
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CertificateError(f"cannot read certificate {str(path)!r}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CertificateError(f"certificate {str(path)!r} is not valid JSON: {exc.msg} "
+                               f"(line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise CertificateError(f"certificate {str(path)!r} is not a JSON object")
+    return data
+
+
+def _int(value, name: str, minimum: int = 0) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise CertificateError(f"certificate field {name} must be an integer >= {minimum}, "
+                               f"got {value!r}")
+    return value
+
+
+def _rational(value, name: str) -> Fraction:
+    if not isinstance(value, str):
+        raise CertificateError(f"certificate field {name} must be a rational string, "
+                               f"got {value!r}")
+    try:
+        return Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        raise CertificateError(f"certificate field {name} is not a rational: {value!r}") from None
+
+
+def _structure(cert: dict) -> None:
+    if cert.get("schema") != SCHEMA:
+        raise CertificateError(f"not a {SCHEMA} certificate (schema {cert.get('schema')!r})")
+    for key, kind in (("instance", dict), ("present", list), ("absent", list), ("dims", dict),
+                      ("multiplicities", dict), ("lmax", int), ("ceiling", int),
+                      ("theorem", str)):
+        if not isinstance(cert.get(key), kind):
+            raise CertificateError(f"certificate field {key!r} missing or not a "
+                                   f"{kind.__name__}")
+    inst = cert["instance"]
+    feats = inst.get("features")
+    if not isinstance(feats, list) or not feats:
+        raise CertificateError("certificate instance.features must be a non-empty list")
+    for k in feats:
+        _int(k, "instance.features")
+    if len(set(feats)) != len(feats):
+        raise CertificateError("certificate instance.features has repeated degrees")
+    _int(inst.get("d"), "instance.d", 1)
+    if not isinstance(inst.get("exactly"), bool):
+        raise CertificateError("certificate instance.exactly must be true or false")
+    for entry in cert["present"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("factors"), list):
+            raise CertificateError("certificate present entries need l, factors, coefficient")
+        _int(entry.get("l"), "present.l")
+        for k in entry["factors"]:
+            _int(k, "present.factors")
+        _rational(entry.get("coefficient"), "present.coefficient")
+    for entry in cert["absent"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("reason"), str):
+            raise CertificateError("certificate absent entries need l and reason")
+        _int(entry.get("l"), "absent.l")
+    mult = cert["multiplicities"]
+    for key in ("sym", "tensor"):
+        if not isinstance(mult.get(key), dict):
+            raise CertificateError(f"certificate multiplicities.{key} missing")
+    if not isinstance(mult.get("space"), list):
+        raise CertificateError("certificate multiplicities.space missing")
+
+
+def _legendre_coefficient(factors: tuple, l: int) -> Fraction:
+    z = sympy.Symbol("z")
+    integrand = sympy.Poly(sympy.legendre(l, z), z)
+    for k in factors:
+        integrand = integrand * sympy.Poly(sympy.legendre(k, z), z)
+    antiderivative = integrand.integrate()
+    value = sympy.Rational(2 * l + 1, 2) * (antiderivative.eval(1) - antiderivative.eval(-1))
+    value = sympy.Rational(value)
+    return Fraction(int(value.p), int(value.q))
+
+
+def _generators(features: tuple, d: int, exactly: bool):
+    sizes = [d] if exactly else range(d + 1)
+    for n in sizes:
+        yield from combinations_with_replacement(features, n)
+
+
+def _excluded(l: int, multiset: tuple) -> bool:
+    total = sum(multiset)
+    if l > total or (total - l) % 2:
+        return True  # degree bound, parity
+    top = max(multiset) if multiset else 0
+    return l < 2 * top - total  # orthogonality to lower-degree polynomials
+
+
+def _laurent_mul(a: Dict[int, Fraction], b: Dict[int, Fraction]) -> Dict[int, Fraction]:
+    out: Dict[int, Fraction] = {}
+    for i, x in a.items():
+        for j, y in b.items():
+            out[i + j] = out.get(i + j, 0) + x * y
+    return {k: v for k, v in out.items() if v}
+
+
+def _character(space: list, stretch: int = 1) -> Dict[int, Fraction]:
+    out: Dict[int, Fraction] = {}
+    for k in space:
+        for m in range(-k, k + 1):
+            out[m * stretch] = out.get(m * stretch, 0) + 1
+    return out
+
+
+def _sym_character(space: list, d: int) -> Dict[int, Fraction]:
+    h = [{0: Fraction(1)}]
+    for n in range(1, d + 1):
+        acc: Dict[int, Fraction] = {}
+        for i in range(1, n + 1):
+            for w, c in _laurent_mul(_character(space, i), h[n - i]).items():
+                acc[w] = acc.get(w, 0) + c
+        h.append({w: c / n for w, c in acc.items() if c})
+    return h[d]
+
+
+def _irreps(character: Dict[int, Fraction]) -> Dict[int, int]:
+    top = max(character) if character else 0
+    out = {}
+    for l in range(top + 1):
+        m = character.get(l, 0) - character.get(l + 1, 0)
+        if m:
+            out[l] = int(m)
+    return out
+
+
+def verify_certificate(source) -> Verification:
+    """Re-check a certificate (a path or an already loaded dict).
+
+    Raises
+    ------
+    CertificateError
+        Unreadable file, invalid JSON, wrong schema or malformed fields.
+    """
+    cert = _load(source)
+    _structure(cert)
+    inst = cert["instance"]
+    feats = tuple(sorted(inst["features"]))
+    d, exactly = inst["d"], inst["exactly"]
+    report = Verification(instance={"features": list(feats), "d": d, "exactly": exactly})
+    fail = report.problems.append
+
+    lmax = max(feats) * d + 2
+    if cert["lmax"] != lmax:
+        fail(f"lmax is {cert['lmax']}, expected max(S)*d+2 = {lmax}")
+    present = {}
+    for e in cert["present"]:
+        if e["l"] in present:
+            fail(f"degree {e['l']} has two witnesses")
+        present[e["l"]] = e
+    absent = {}
+    for e in cert["absent"]:
+        if e["l"] in absent or e["l"] in present:
+            fail(f"degree {e['l']} is claimed twice")
+        absent[e["l"]] = e
+    for l in range(lmax + 1):
+        if l not in present and l not in absent:
+            fail(f"degree {l} is neither witnessed nor excluded")
+    for l in set(present) | set(absent):
+        if l > lmax:
+            fail(f"degree {l} lies beyond lmax = {lmax}")
+
+    gens = list(_generators(feats, d, exactly))
+    max_degree = max(sum(g) for g in gens)
+    for l, e in sorted(present.items()):
+        factors = tuple(sorted(e["factors"]))
+        report.checked += 1
+        if any(k not in feats for k in factors):
+            fail(f"witness for l={l} uses a degree outside the features: {list(factors)}")
+            continue
+        if (exactly and len(factors) != d) or len(factors) > d:
+            fail(f"witness for l={l} has {len(factors)} factors; d = {d}, exactly = {exactly}")
+            continue
+        claimed = Fraction(e["coefficient"])
+        actual = _legendre_coefficient(factors, l)
+        if claimed != actual:
+            fail(f"witness for l={l}: projection of {list(factors)} is {actual}, "
+                 f"certificate says {claimed}")
+        elif actual == 0:
+            fail(f"witness for l={l}: projection of {list(factors)} is zero")
+    for l, e in sorted(absent.items()):
+        report.checked += 1
+        reason = e["reason"]
+        if reason == "degree":
+            if e.get("bound") != max_degree:
+                fail(f"absence of l={l}: bound is {e.get('bound')!r}, the largest product "
+                     f"degree is {max_degree}")
+            elif not l > max_degree:
+                fail(f"absence of l={l}: the degree bound {max_degree} does not exclude it")
+        elif reason == "parity":
+            if any((sum(g) - l) % 2 == 0 for g in gens):
+                fail(f"absence of l={l}: parity does not exclude every product")
+        elif reason == "bounds":
+            bad = [list(g) for g in gens if not _excluded(l, g)]
+            if bad:
+                fail(f"absence of l={l}: product {bad[0]} is not excluded by any bound")
+        else:
+            fail(f"absence of l={l}: unknown reason {reason!r}")
+
+    dims = cert["dims"]
+    for l in range(lmax + 1):
+        expected = 2 * l + 1 if l in present else 0
+        if dims.get(str(l)) != expected:
+            fail(f"dims[{l}] is {dims.get(str(l))!r}, expected {expected}")
+    if set(dims) - {str(l) for l in range(lmax + 1)}:
+        fail("dims has entries outside 0..lmax")
+
+    space = list(feats) if (exactly or 0 in feats) else sorted(feats + (0,))
+    mult = cert["multiplicities"]
+    if mult["space"] != space:
+        fail(f"multiplicities.space is {mult['space']}, expected {space}")
+    sym = _irreps(_sym_character(space, d))
+    tensor = _irreps({w: Fraction(c) for w, c in
+                      _tensor_power(_character(space), d).items()})
+    for name, actual in (("sym", sym), ("tensor", tensor)):
+        claimed = mult[name]
+        report.checked += 1
+        if claimed != {str(l): m for l, m in actual.items()}:
+            fail(f"multiplicities.{name} differ from the recomputed {actual}")
+
+    ceiling = max(present) if present else None
+    if cert["ceiling"] != ceiling:
+        fail(f"ceiling is {cert['ceiling']}, the highest witnessed degree is {ceiling}")
+    boundary = sym.get(ceiling) if ceiling is not None else None
+    if cert.get("boundary_multiplicity") != boundary:
+        fail(f"boundary_multiplicity is {cert.get('boundary_multiplicity')!r}, "
+             f"recomputed {boundary}")
+    L = max(feats)
+    if L >= 1 and feats == tuple(range(L + 1)):
+        dL = d * L
+        holds = (set(present) == set(range(dL + 1)) and sym.get(dL) == 1
+                 and max(sym) == dL and max(tensor) == dL)
+        verdict = "holds" if holds else "fails"
+    else:
+        verdict = "not-applicable"
+    if cert["theorem"] != verdict:
+        fail(f"theorem is {cert['theorem']!r}, recomputed {verdict!r}")
+    return report
+
+
+def _tensor_power(character: Dict[int, Fraction], d: int) -> Dict[int, Fraction]:
+    out: Dict[int, Fraction] = {0: Fraction(1)}
+    for _ in range(d):
+        out = _laurent_mul(out, character)
+    return out
