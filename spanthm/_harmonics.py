@@ -205,7 +205,7 @@ def normalization_squared(l: int, m: int, normalization: str = "integral"):
     >>> normalization_squared(1, 0, "component")
     3
     >>> normalization_squared(2, 2, "integral")
-    5/(96*pi)
+    5/(48*pi)
     """
     _check_lm(l, m)
     if normalization not in NORMALIZATIONS:
@@ -272,8 +272,8 @@ def sphere_moment(a: int, b: int, c: int):
 
     Examples
     --------
-    >>> sphere_moment(2, 0, 0), sphere_moment(2, 2, 0), sphere_moment(1, 0, 0)
-    (1/3, 1/15, 0)
+    >>> [str(sphere_moment(*e)) for e in [(2, 0, 0), (2, 2, 0), (1, 0, 0)]]
+    ['1/3', '1/15', '0']
     """
     if a % 2 or b % 2 or c % 2:
         return QQ(0)

@@ -16,7 +16,7 @@ Uses three facts (proved in ``proofs/span_theorem.md``):
    product (:func:`legendre_expansion`). A nonzero :math:`c_l` is a *witness*.
 3. Degree, parity and orthogonality bounds (:mod:`spanthm._rules`) prove absence.
 
-So a present degree costs one exact univariate product and an absent one a bound; the
+So a present degree costs at most one exact univariate product and an absent one a bound; the
 result carries the witnesses and the absence reasons that make up a certificate.
 
 Brute-force method (:func:`brute_force_spectrum`)
@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import combinations_with_replacement
+from math import comb
 from typing import Dict, List, Optional, Tuple
 
 from sympy import QQ
@@ -179,8 +180,18 @@ def exact_spectrum(features, d: int, exactly: bool = False) -> ExactSpectrum:
     Raises
     ------
     ArithmeticError
-        If a degree has neither a witness nor an absence proof (impossible by Lemma 3 of
-        ``proofs/span_theorem.md``; raising keeps the method honest).
+        If a zonal product has a zero projection onto a degree inside its window
+        (impossible by Lemma 3 of ``proofs/span_theorem.md``; raising keeps the method
+        honest).
+
+    Notes
+    -----
+    Degrees above ``d * max(S)`` are absent by the degree bound and degrees of a parity no
+    generating product has by parity, without enumerating products. The rest are decided by
+    walking the generating products from the largest down and expanding only those whose
+    degree window (:func:`spanthm._rules.degree_window`) covers a still undecided degree; a
+    degree in no window is absent by the per-product bounds (``"bounds"``). For
+    ``S = {0..L}`` and ``d >= 2`` two products suffice.
 
     Examples
     --------
@@ -192,63 +203,69 @@ def exact_spectrum(features, d: int, exactly: bool = False) -> ExactSpectrum:
     features = _validate.feature_set(features)
     d = _validate.probe_degree(d)
     top = max(features) * d + 2
-    gens = list(_rules.multisets(features, d, exactly))
-    max_degree = max(sum(m) for m in gens)
-
-    candidates: Dict[int, List[tuple]] = {l: [] for l in range(top + 1)}
-    for m in gens:
-        lo, hi = _rules.degree_window(m)
-        for l in range(lo, min(hi, top) + 1, 2):
-            candidates[l].append(m)
+    max_degree = max(features) * d  # the product of d top-degree features
+    sizes = [d] if exactly else list(range(d + 1))
+    parities = _sum_parities(features, sizes)
 
     result = ExactSpectrum(features, d, exactly, dims={})
-    expansions: Dict[tuple, Dict[int, object]] = {}
-    open_degrees = {l for l in candidates if candidates[l]}
-    tried: Dict[int, int] = {l: 0 for l in candidates}
-    while open_degrees:
-        # Greedy: the untried product whose window covers the most open degrees.
-        best, best_cover = None, -1
-        for l in sorted(open_degrees):
-            for m in candidates[l]:
-                if m in expansions:
-                    continue
-                lo, hi = _rules.degree_window(m)
-                cover = sum(1 for j in open_degrees if lo <= j <= hi and (hi - j) % 2 == 0)
-                if cover > best_cover or (cover == best_cover and m > best):
-                    best, best_cover = m, cover
-            break  # candidates of the lowest open degree suffice to make progress
-        if best is None:
-            l = min(open_degrees)
-            raise ArithmeticError(
-                f"exact method: no zonal witness for l={l} among {tried[l]} candidate products"
-                " although no bound excludes it"
-            )
-        expansion = legendre_expansion(zonal_product(best))
-        expansions[best] = expansion
-        result.products_computed += 1
-        lo, hi = _rules.degree_window(best)
-        for l in list(open_degrees):
-            if lo <= l <= hi and (hi - l) % 2 == 0:
-                tried[l] += 1
-                c = expansion.get(l, QQ(0))
-                if c:
-                    result.witnesses[l] = Witness(l, best, c)
-                    open_degrees.discard(l)
-
+    open_degrees = set()
     for l in range(top + 1):
-        if l in result.witnesses:
-            result.dims[l] = 2 * l + 1
-            continue
-        result.dims[l] = 0
         if l > max_degree:
             result.absences[l] = Absence(l, "degree", max_degree)
-        elif all((sum(m) - l) % 2 for m in gens):
+        elif l % 2 not in parities:
             result.absences[l] = Absence(l, "parity")
         else:
-            if any(_rules.absence_reason(l, m) is None for m in gens):  # pragma: no cover
-                raise ArithmeticError(f"exact method: l={l} neither witnessed nor excluded")
-            result.absences[l] = Absence(l, "bounds")
+            open_degrees.add(l)
+
+    # Largest products first: for S = {0..L} the first two, L^d and L^(d-1)(L-1), witness
+    # every degree (proofs/span_theorem.md, Part 1), and the loop stops there.
+    descending = tuple(sorted(features, reverse=True))
+    for n in sorted(sizes, reverse=True):
+        if not open_degrees:
+            break
+        for m in combinations_with_replacement(descending, n):
+            if not open_degrees:
+                break
+            m = tuple(sorted(m))
+            lo, hi = _rules.degree_window(m)
+            hits = [l for l in open_degrees if lo <= l <= hi and (hi - l) % 2 == 0]
+            if not hits:
+                continue
+            expansion = legendre_expansion(zonal_product(m))
+            result.products_computed += 1
+            for l in hits:
+                c = expansion.get(l, QQ(0))
+                if not c:  # impossible by Lemma 3 (positivity); keep the method honest
+                    raise ArithmeticError(
+                        f"exact method: zonal product {m} has zero projection onto H_{l} "
+                        "inside its degree window")
+                result.witnesses[l] = Witness(l, m, c)
+                open_degrees.discard(l)
+    # Whatever is still open was in no generator's window: every product excludes it by its
+    # own degree, parity or orthogonality bound.
+    for l in open_degrees:
+        result.absences[l] = Absence(l, "bounds")
+    for l in range(top + 1):
+        result.dims[l] = 2 * l + 1 if l in result.witnesses else 0
+    result.witnesses = dict(sorted(result.witnesses.items()))
+    result.absences = dict(sorted(result.absences.items()))
     return result
+
+
+def _sum_parities(features: tuple, sizes) -> set:
+    """Parities of sum(M) over all generating multisets M (sizes given)."""
+    k_parities = {k % 2 for k in features}
+    out = set()
+    for n in sizes:
+        reach = {0}
+        for _ in range(n):
+            reach = {(p + q) % 2 for p in reach for q in k_parities}
+        out |= reach
+    return out
+
+
+BRUTE_FORCE_LIMIT = 20000
+"""Largest number of products :func:`brute_force_spectrum` agrees to form."""
 
 
 @lru_cache(maxsize=None)
@@ -280,6 +297,10 @@ def brute_force_spectrum(features, d: int, exactly: bool = False) -> Dict[int, i
     top = max(features) * d + 2
     components = [(k, m) for k in features for m in range(-k, k + 1)]
     sizes = [d] if exactly else range(d + 1)
+    count = sum(comb(len(components) + n - 1, n) for n in sizes)
+    if count > BRUTE_FORCE_LIMIT:
+        raise ValueError(f"brute force would project {count} products (limit "
+                         f"{BRUTE_FORCE_LIMIT}); use the exact method for S={list(features)}, d={d}")
     products = []
     for n in sizes:
         for combo in combinations_with_replacement(components, n):

@@ -88,8 +88,12 @@ class SpectrumResult:
         return all(v == "agree" for v in self.methods.values())
 
     def to_dict(self) -> dict:
-        """JSON form (the ``spanthm check --json`` contract)."""
-        return {
+        """JSON form (the ``spanthm check --json`` contract).
+
+        When the numeric method ran, an extra key ``numeric`` carries its singular values
+        (``{"tol", "scale", "gap", "seed", "singular_values": {l: [...]}}``).
+        """
+        out = {
             "features": list(self.features),
             "d": self.d,
             "exactly": self.exactly,
@@ -100,6 +104,14 @@ class SpectrumResult:
             "boundary_multiplicity": self.boundary_multiplicity,
             "methods": dict(self.methods),
         }
+        num = self.details.get("numeric")
+        if num is not None:
+            out["numeric"] = {
+                "tol": num.tol, "scale": num.scale, "seed": num.seed,
+                "gap": num.gap if num.gap != float("inf") else None,
+                "singular_values": {str(l): v for l, v in num.singular_values.items()},
+            }
+        return out
 
 
 def theorem_applies(features) -> bool:

@@ -134,6 +134,13 @@ def _cmd_check(args) -> int:
               f"abstract symmetric power)")
         print(f"  theorem         : {res.theorem}")
         print("  methods         : " + ", ".join(f"{k} {v}" for k, v in res.methods.items()))
+        num = res.details.get("numeric")
+        if num is not None:
+            kept = [min(v) for l, v in num.singular_values.items() if num.dims[l]]
+            dropped = [max(v) for l, v in num.singular_values.items() if not num.dims[l]]
+            print(f"  numeric         : singular values relative to the largest: smallest kept "
+                  f"{min(kept) / num.scale:.2e}, largest dropped "
+                  f"{(max(dropped) / num.scale if dropped else 0.0):.2e} (threshold {num.tol:.0e})")
         print(f"  time            : {res.seconds:.3f} s")
     failed = res.theorem == "fails" or not res.agree
     if not res.agree:
