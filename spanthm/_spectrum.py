@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 from . import _multiplicities, _numeric, _projection, _rules, _validate
 
@@ -250,12 +250,20 @@ def recoverable_degrees(d: int, L: Optional[int] = None, features=None) -> List[
     return spectrum(features, d).degrees
 
 
-def table(Lmax: int, dmax: int, method: str = "exact", seed: int = 0) -> List[SpectrumResult]:
+def table(Lmax: int, dmax: int, method: str = "exact", seed: int = 0) -> Iterator[SpectrumResult]:
     """One :class:`SpectrumResult` per instance ``S = {0..L}``, ``1 <= L <= Lmax``,
-    ``1 <= d <= dmax`` (L-major order)."""
+    ``1 <= d <= dmax``, in L-major order, yielded as each one is computed (the CLI prints
+    rows as they arrive). Arguments are validated before the first instance runs.
+
+    Examples
+    --------
+    >>> [(r.features[-1], r.d, r.ceiling) for r in table(2, 2)]
+    [(1, 1, 1), (1, 2, 2), (2, 1, 2), (2, 2, 4)]
+    """
     Lmax = _validate.degree_L(Lmax)
     dmax = _validate.probe_degree(dmax)
+    method = _validate.method(method)
     if Lmax < 1:
         raise ValueError(f"Lmax must be >= 1, got {Lmax}")
-    return [spectrum(range(L + 1), d, method=method, seed=seed)
-            for L in range(1, Lmax + 1) for d in range(1, dmax + 1)]
+    return (spectrum(range(L + 1), d, method=method, seed=seed)
+            for L in range(1, Lmax + 1) for d in range(1, dmax + 1))

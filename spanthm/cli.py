@@ -173,26 +173,24 @@ def _cmd_multiplicities(args) -> int:
 
 
 def _cmd_table(args) -> int:
-    from ._spectrum import spectrum
+    from ._spectrum import table
 
     rows, failed = [], False
     if not args.json:
         print(f"{'L':>3} {'d':>3} {'ceiling':>8} {'theorem':>8} {'mult(V_dL)':>10} "
               f"{'methods':>9} {'time [s]':>9}")
     start = time.perf_counter()
-    for L in range(1, args.Lmax + 1):
-        for d in range(1, args.dmax + 1):
-            res = spectrum(range(L + 1), d, method=args.method)
-            row = {"L": L, "d": d, "ceiling": res.ceiling, "theorem": res.theorem,
-                   "boundary_multiplicity": res.boundary_multiplicity,
-                   "methods": res.methods, "seconds": round(res.seconds, 6)}
-            rows.append(row)
-            failed |= res.theorem != "holds" or not res.agree
-            if not args.json:
-                print(f"{L:>3} {d:>3} {res.ceiling:>8} {res.theorem:>8} "
-                      f"{res.boundary_multiplicity!s:>10} "
-                      f"{'agree' if res.agree else 'DISAGREE':>9} {res.seconds:>9.4f}",
-                      flush=True)
+    for res in table(args.Lmax, args.dmax, method=args.method):
+        L, d = max(res.features), res.d
+        row = {"L": L, "d": d, "ceiling": res.ceiling, "theorem": res.theorem,
+               "boundary_multiplicity": res.boundary_multiplicity,
+               "methods": res.methods, "seconds": round(res.seconds, 6)}
+        rows.append(row)
+        failed |= res.theorem != "holds" or not res.agree
+        if not args.json:
+            print(f"{L:>3} {d:>3} {res.ceiling:>8} {res.theorem:>8} "
+                  f"{res.boundary_multiplicity!s:>10} "
+                  f"{'agree' if res.agree else 'DISAGREE':>9} {res.seconds:>9.4f}", flush=True)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
