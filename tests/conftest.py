@@ -2,6 +2,9 @@
 
 import os
 
+# One OpenMP thread for tblite (set before it is first imported): reproducible MD in tests.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(

@@ -1,0 +1,1 @@
+"""empirical: the measured half (spectral-injection diagnostic)."""

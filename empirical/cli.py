@@ -1,0 +1,166 @@
+"""``empirical`` command line: a thin layer over :mod:`empirical`.
+
+Exit codes: 0 success; 1 a run finished but failed its own check (e.g. the MD temperature
+is off target; nothing is written); 2 bad input (one line on stderr naming the problem, no
+traceback, nothing written); 130 interrupted (nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class BadInput(Exception):
+    """Command-line input error (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise BadInput(message)
+
+
+def _positive(kind, name: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive number, got {text!r}") \
+                from None
+        if not value > 0 or value != value:
+            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
+        return value
+    return parse
+
+
+def _nonneg_int(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a non-negative integer, "
+                                             f"got {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be a non-negative integer, got {value}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="empirical", description="Spectral-injection diagnostic of "
+                     "equivariant force fields (DESIGN.md §2-§5).")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    sub.required = True
+    data = sub.add_parser("data", help="generate or inspect datasets")
+    dsub = data.add_subparsers(dest="data_command", parser_class=_Parser, metavar="ACTION")
+    dsub.required = True
+
+    p = dsub.add_parser("aspirin", help="generate the aspirin GFN2-xTB MD dataset (needs the "
+                        "data extra: ase, tblite)")
+    p.add_argument("--frames", type=_positive(int, "--frames"), default=5000)
+    p.add_argument("--temperature", type=_positive(float, "--temperature"), default=500.0,
+                   help="Langevin target temperature in K (default 500, as MD17)")
+    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
+    p.add_argument("--out", type=Path, default=None,
+                   help="output npz (default ./aspirin_gfn2xtb_<T>K.npz)")
+    p.add_argument("--chains", type=_positive(int, "--chains"), default=1,
+                   help="independent trajectories run in parallel processes (default 1)")
+    p.add_argument("--equilibration-ps", type=float, default=5.0)
+    p.add_argument("--timestep-fs", type=_positive(float, "--timestep-fs"), default=0.5)
+    p.add_argument("--spacing-fs", type=_positive(float, "--spacing-fs"), default=10.0)
+    p.add_argument("--friction", type=_positive(float, "--friction"), default=0.01,
+                   help="Langevin friction in 1/fs (default 0.01)")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = dsub.add_parser("info", help="frames, atoms, formula, energies, forces, temperature")
+    p.add_argument("source", help='"aspirin", an MD17/rMD17/empirical npz, or an extxyz file')
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def _cmd_aspirin(args) -> int:
+    from .data import MDSettings, generate_aspirin, save_npz
+
+    settings = MDSettings(temperature_K=args.temperature, timestep_fs=args.timestep_fs,
+                          spacing_fs=args.spacing_fs, equilibration_ps=args.equilibration_ps,
+                          friction_per_fs=args.friction)
+    out = args.out or Path(f"aspirin_gfn2xtb_{args.temperature:g}K.npz")
+    if out.exists() and out.is_dir():
+        raise BadInput(f"--out {out} is a directory")
+    try:
+        import ase  # noqa: F401
+        import tblite  # noqa: F401
+    except ImportError as exc:
+        raise BadInput(f"generation needs ase and tblite ({exc.name} is missing): "
+                       "pip install 'spectral-ceilings[data]'") from None
+    dataset = generate_aspirin(frames=args.frames, seed=args.seed, settings=settings,
+                               chains=args.chains, progress=not args.no_progress)
+    save_npz(dataset, out)
+    meta = dataset.metadata
+    size = out.stat().st_size
+    print(f"wrote {out}: {dataset.n_frames} frames, {size / 1e6:.2f} MB, mean kinetic "
+          f"temperature {meta['mean_kinetic_temperature_K']:.1f} K, "
+          f"{meta['ms_per_md_step']:.1f} ms per MD step, "
+          f"{meta['generation_seconds'] / 60:.1f} min in all")
+    return EXIT_OK
+
+
+def _cmd_info(args) -> int:
+    from .data import load, summary
+
+    info = summary(load(args.source))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    est = info["temperature_estimate_K"]
+    lines = [
+        f"source       : {info['source']} ({info['format']})",
+        f"frames       : {info['frames']}",
+        f"atoms        : {info['atoms']}  formula {info['formula']}",
+        f"energy [eV]  : {info['energy_min_eV']:.6f} .. {info['energy_max_eV']:.6f} "
+        f"(range {info['energy_max_eV'] - info['energy_min_eV']:.4f}, std {info['energy_std_eV']:.4f})",
+        f"force RMS    : {info['force_rms_eV_per_A']:.4f} eV/A",
+        "temperature  : " + (f"{est:.0f} K estimated ({info['temperature_estimate_method']})"
+                             if est is not None else "no estimate (one atom or one frame)"),
+    ]
+    if info["temperature_metadata_K"] is not None:
+        lines.append(f"               {info['temperature_metadata_K']:.0f} K thermostat target, "
+                     f"{info['mean_kinetic_temperature_K']:.1f} K measured kinetic (metadata)")
+    if info["marked_bond"]:
+        mb = info["marked_bond"]
+        lines.append(f"marked bond  : {mb['name']}: atoms {mb['atoms']} ({'-'.join(mb['labels'])})")
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``empirical`` console script; returns the exit code."""
+    # One OpenMP thread unless told otherwise: tblite's threaded reductions would make the
+    # MD differ in the last digits from run to run (set before tblite is imported).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from .data import DataError, GenerationError
+
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "data" and args.data_command == "aspirin":
+            return _cmd_aspirin(args)
+        return _cmd_info(args)
+    except GenerationError as exc:
+        print(f"empirical: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (BadInput, DataError, ValueError) as exc:
+        print(f"empirical: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("\nempirical: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

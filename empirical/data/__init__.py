@@ -1,0 +1,20 @@
+"""Datasets for the diagnostic (DESIGN §2.1): one type, many formats, seeded splits.
+
+* :func:`load` reads ``"aspirin"`` (shipped GFN2-xTB data), MD17 / rMD17 npz files, this
+  package's npz files and ASE-readable trajectories into a :class:`Dataset` (eV, Angstrom;
+  field list in :mod:`empirical.fields`).
+* :func:`make_splits` gives deterministic, seeded, non-overlapping train / validation /
+  test / probe parts.
+* :func:`generate_aspirin` regenerates the shipped dataset (needs the ``data`` extra:
+  ase and tblite); :func:`save_npz` writes any dataset atomically.
+"""
+
+from ._dataset import DataError, Dataset
+from ._generate import GenerationError, MDSettings, generate_aspirin, save_npz
+from ._info import harmonic_temperature, summary
+from ._loaders import SHIPPED, load, shipped_path
+from ._splits import DEFAULT_FRACTIONS, Splits, make_splits
+
+__all__ = ["Dataset", "DataError", "load", "shipped_path", "SHIPPED", "make_splits", "Splits",
+           "DEFAULT_FRACTIONS", "summary", "harmonic_temperature", "generate_aspirin",
+           "MDSettings", "GenerationError", "save_npz"]
