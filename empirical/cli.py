@@ -81,7 +81,95 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("info", help="frames, atoms, formula, energies, forces, temperature")
     p.add_argument("source", help='"aspirin", an MD17/rMD17/empirical npz, or an extxyz file')
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("train", help="train a NequIP-style backbone on energies and forces")
+    p.add_argument("--data", default="aspirin", help='dataset source (default "aspirin")')
+    p.add_argument("--L", type=_positive(int, "--L"), default=2, help="max feature degree (>= 1)")
+    p.add_argument("--seed", type=_nonneg_int("--seed"), required=True)
+    p.add_argument("--out", type=Path, required=True, help="run directory (checkpoints)")
+    p.add_argument("--channels", type=_positive(int, "--channels"), default=32)
+    p.add_argument("--layers", type=_positive(int, "--layers"), default=3)
+    p.add_argument("--activation", default="silu", choices=["silu", "tanh", "softplus", "gelu"])
+    p.add_argument("--r-max", type=_positive(float, "--r-max"), default=5.0)
+    p.add_argument("--epochs", type=_positive(int, "--epochs"), default=200)
+    p.add_argument("--batch-size", type=_nonneg_int("--batch-size"), default=0,
+                   help="0: 32 on CUDA, 8 on CPU")
+    p.add_argument("--lr", type=_positive(float, "--lr"), default=5e-3)
+    p.add_argument("--energy-weight", type=float, default=1.0)
+    p.add_argument("--force-weight", type=float, default=1.0)
+    p.add_argument("--train-frames", type=_positive(int, "--train-frames"), default=1000)
+    p.add_argument("--val-frames", type=_positive(int, "--val-frames"), default=250)
+    p.add_argument("--test-frames", type=_positive(int, "--test-frames"), default=1000)
+    p.add_argument("--split-seed", type=_nonneg_int("--split-seed"), default=0)
+    p.add_argument("--max-minutes", type=float, default=0.0,
+                   help="stop after the epoch that passes this wall time (0: no limit)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--threads", type=_positive(int, "--threads"), default=None,
+                   help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("backbones", help="list the shipped backbones")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--plot", type=Path, default=None,
+                   help="also write their learning curves to this PNG")
     return parser
+
+
+def _cmd_train(args) -> int:
+    import torch
+
+    from .backbone import BackboneConfig, TrainSettings, train
+    from .data import load
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise BadInput(f"--device {args.device}: CUDA is not available on this machine")
+    if args.out.exists() and not args.out.is_dir():
+        raise BadInput(f"--out {args.out} exists and is not a directory")
+    if not args.resume and (args.out / "last.pt").exists():
+        raise BadInput(f"{args.out} already holds a run; use --resume or another --out")
+    dataset = load(args.data)
+    config = BackboneConfig(L=args.L, channels=args.channels, layers=args.layers,
+                            r_max=args.r_max, activation=args.activation,
+                            species=sorted(set(int(z) for z in dataset.numbers)))
+    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                             energy_weight=args.energy_weight, force_weight=args.force_weight,
+                             train_frames=args.train_frames, val_frames=args.val_frames,
+                             test_frames=args.test_frames, split_seed=args.split_seed,
+                             max_minutes=args.max_minutes)
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    meta = train(dataset, args.out, config, seed=args.seed, settings=settings, dtype=dtype,
+                 device=args.device, resume=args.resume, progress=not args.no_progress)
+    test = meta["test"]
+    print(f"{args.out / 'backbone.pt'}: test energy MAE {test['energy_mae_meV']:.2f} meV, "
+          f"force MAE {test['force_mae_meV_per_A']:.2f} meV/A ({meta['status']})")
+    return EXIT_OK
+
+
+def _cmd_backbones(args) -> int:
+    from .backbone import shipped
+
+    rows = shipped()
+    if args.plot is not None:
+        from .backbone._report import plot_learning_curves
+
+        plot_learning_curves([r["path"] for r in rows], args.plot)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not rows:
+        print("no shipped backbones")
+        return EXIT_OK
+    print(f"{'name':<22} {'L':>2} {'seed':>4} {'train':>6} {'E MAE [meV]':>12} "
+          f"{'F MAE [meV/A]':>14} {'epochs':>6}  path")
+    for r in rows:
+        print(f"{r['name']:<22} {r['L']:>2} {r['seed']:>4} {r['training_frames']!s:>6} "
+              f"{r['energy_mae_meV'] or float('nan'):>12.2f} "
+              f"{r['force_mae_meV_per_A'] or float('nan'):>14.2f} {r['epochs']!s:>6}  {r['path']}")
+    return EXIT_OK
 
 
 def _cmd_aspirin(args) -> int:
@@ -144,17 +232,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     # One OpenMP thread unless told otherwise: tblite's threaded reductions would make the
     # MD differ in the last digits from run to run (set before tblite is imported).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from .backbone import CheckpointError
     from .data import DataError, GenerationError
 
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "train":
+            return _cmd_train(args)
+        if args.command == "backbones":
+            return _cmd_backbones(args)
         if args.command == "data" and args.data_command == "aspirin":
             return _cmd_aspirin(args)
         return _cmd_info(args)
     except GenerationError as exc:
         print(f"empirical: failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except (BadInput, DataError, ValueError) as exc:
+    except (BadInput, DataError, CheckpointError, ValueError) as exc:
         print(f"empirical: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -1,0 +1,22 @@
+"""Backbones (DESIGN §2.2): a NequIP-style e3nn model, its training, and the protocol.
+
+The backbone protocol: any object with
+
+* ``irreps_out`` (e3nn ``Irreps`` of its per-atom features) and
+* ``node_features(positions, numbers) -> Tensor[n_atoms, irreps_out.dim]`` (positions a
+  float tensor ``(n_atoms, 3)`` in Angstrom, numbers an integer tensor ``(n_atoms,)``),
+* optionally ``energy(positions, numbers)`` (a scalar in eV, differentiable in positions),
+  which enables the injected-residual metric,
+
+can be diagnosed. :func:`load` returns this package's checkpoints as such an object;
+:func:`check_protocol` validates any candidate.
+"""
+
+from ._checkpoint import CheckpointError, load, read_checkpoint, save_checkpoint, shipped
+from ._model import Backbone, BackboneConfig, hidden_irreps
+from ._protocol import check_protocol, equivariance_error
+from ._train import TrainSettings, dataset_statistics, evaluate, train
+
+__all__ = ["Backbone", "BackboneConfig", "hidden_irreps", "load", "shipped", "save_checkpoint",
+           "read_checkpoint", "CheckpointError", "train", "TrainSettings", "evaluate",
+           "dataset_statistics", "check_protocol", "equivariance_error"]

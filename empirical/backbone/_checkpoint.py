@@ -1,0 +1,123 @@
+"""Backbone checkpoints: save, load, list the shipped ones.
+
+A checkpoint is a ``torch.save`` dict (loaded with ``weights_only=True``: plain tensors,
+numbers, strings, lists and dicts only):
+
+``format``      ``"empirical-backbone/1"``
+``config``      :class:`~empirical.backbone._model.BackboneConfig` as a dict
+``seed``        initialization seed; ``dtype`` ``"float32"`` or ``"float64"``
+``state_dict``  model weights
+``metadata``    training record: data source, splits (sizes, seed, indices), history per
+                epoch, best epoch, validation and held-out test MAE, versions, hardware
+``training``    only in resumable checkpoints (``last.pt``): optimizer, scheduler and RNG
+                states, epoch counter
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Dict, List
+
+import torch
+
+from ._model import Backbone, BackboneConfig
+
+__all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "read_checkpoint", "load",
+           "shipped", "SHIPPED_DIR"]
+
+FORMAT = "empirical-backbone/1"
+SHIPPED_DIR = "shipped"
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or is not a backbone checkpoint."""
+
+
+def save_checkpoint(path, model: Backbone, metadata: dict, training: dict = None) -> Path:
+    """Write a checkpoint atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"format": FORMAT, "config": model.config.to_dict(), "seed": model.seed,
+            "dtype": "float64" if model.dtype == torch.float64 else "float32",
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "metadata": json.loads(json.dumps(metadata))}
+    if training is not None:
+        blob["training"] = training
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(blob, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_checkpoint(path) -> dict:
+    """The raw checkpoint dict, validated. Raises :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: no such file")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: it is corrupt or not a "
+                              f"torch file ({type(exc).__name__})") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not an {FORMAT} checkpoint")
+    for key in ("config", "seed", "dtype", "state_dict", "metadata"):
+        if key not in blob:
+            raise CheckpointError(f"checkpoint {str(path)!r} lacks {key!r}")
+    return blob
+
+
+def load(path, device: str = "cpu") -> Backbone:
+    """Load a checkpoint as a frozen :class:`Backbone` in eval mode.
+
+    ``path`` is a file or the name of a shipped backbone (see :func:`shipped`). The model's
+    ``metadata`` attribute carries the training record.
+    """
+    names = {b["name"]: b["path"] for b in shipped()} if not Path(str(path)).exists() else {}
+    if str(path) in names:
+        path = names[str(path)]
+    blob = read_checkpoint(path)
+    try:
+        config = BackboneConfig(**blob["config"])
+        model = Backbone(config, seed=int(blob["seed"]), dtype=_DTYPES[blob["dtype"]])
+        model.load_state_dict(blob["state_dict"])
+    except (TypeError, KeyError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} does not match the backbone: {exc}") \
+            from None
+    model.metadata = blob["metadata"]
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.to(device)
+
+
+def shipped() -> List[Dict]:
+    """The backbones shipped in the package: name, path, L, seed, training frames, MAEs."""
+    root = Path(str(resources.files("empirical.backbone").joinpath(SHIPPED_DIR)))
+    out = []
+    for path in sorted(root.glob("*.pt")):
+        blob = read_checkpoint(path)
+        meta = blob["metadata"]
+        test = meta.get("test", {})
+        out.append({"name": path.stem, "path": str(path), "L": blob["config"]["L"],
+                    "seed": blob["seed"], "training_frames": meta.get("splits", {})
+                    .get("sizes", {}).get("train"),
+                    "energy_mae_meV": test.get("energy_mae_meV"),
+                    "energy_mae_meV_per_atom": test.get("energy_mae_meV_per_atom"),
+                    "force_mae_meV_per_A": test.get("force_mae_meV_per_A"),
+                    "epochs": meta.get("epochs_run"), "status": meta.get("status")})
+    return out

@@ -1,0 +1,356 @@
+r"""A NequIP-style E(3)-equivariant message-passing backbone built with e3nn.
+
+Architecture (following NequIP, Batzner et al. 2022)
+---------------------------------------------------
+* species embedding: one-hot of the species -> ``channels x 0e`` (linear);
+* edges: every ordered pair of distinct atoms of one molecule closer than ``r_max``
+  (5 A); edge harmonics :math:`Y^{l}(\hat r_{ij})`, ``l <= L``, e3nn's ``"component"``
+  normalization; radial basis: ``n_basis`` (8) Bessel functions
+  :math:`\sqrt{2/r_c}\,\sin(n\pi r/r_c)/r` times the polynomial cutoff of degree ``p = 6``;
+* interaction block (``layers`` of them): linear; tensor product of node features with the
+  edge harmonics (every path the selection rules allow into ``irreps_hidden``, both
+  parities, ``uvu`` with per-edge weights from a radial MLP), scatter-sum divided by the
+  average number of neighbours; linear; species-dependent self-connection (a tensor product
+  with the species one-hot); gate nonlinearity (``activation`` on even scalars and the
+  gates, tanh on odd scalars);
+* the last interaction block outputs scalars only (``channels x 0e``, no gate), as in
+  NequIP; per-atom energy readout (two linears), per-species scale and shift fixed from
+  the training data; :math:`E = \sum_i E_i`, :math:`F = -\partial E / \partial r`.
+
+Features for the diagnostic (:meth:`Backbone.node_features`): the output of the last block
+that still carries ``l > 0`` (block ``layers - 1``), i.e. the input to the scalar-only
+block, whose ``l > 0`` channels reach the energy and are therefore trained. Its irreps are
+:attr:`Backbone.irreps_out`.
+
+Conventions: positions in Angstrom, energies in eV, forces in eV/A; e3nn's real basis and
+Wigner matrices (``irreps_out.D_from_matrix``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from e3nn import nn as enn
+from e3nn import o3
+
+__all__ = ["BackboneConfig", "Backbone", "hidden_irreps"]
+
+ACTIVATIONS = {"silu": torch.nn.functional.silu, "tanh": torch.tanh,
+               "softplus": torch.nn.functional.softplus, "gelu": torch.nn.functional.gelu}
+
+
+@dataclass
+class BackboneConfig:
+    """Hyperparameters of :class:`Backbone` (stored in every checkpoint)."""
+
+    L: int = 2
+    channels: int = 16
+    layers: int = 3
+    r_max: float = 5.0
+    n_basis: int = 8
+    cutoff_p: int = 6
+    radial_hidden: int = 32
+    activation: str = "silu"
+    species: List[int] = field(default_factory=lambda: [1, 6, 8])
+    avg_num_neighbors: float = 1.0
+    energy_shift: float = 0.0     # eV per atom (per-species, same value for all by default)
+    energy_scale: float = 1.0     # eV/A (force RMS of the training data)
+    species_shift: Optional[List[float]] = None
+    species_scale: Optional[List[float]] = None
+
+    def __post_init__(self):
+        if not isinstance(self.L, int) or self.L < 1:
+            raise ValueError(f"L must be an integer >= 1 (the backbone needs l > 0 features), "
+                             f"got {self.L!r}")
+        if not isinstance(self.channels, int) or self.channels < 1:
+            raise ValueError(f"channels must be a positive integer, got {self.channels!r}")
+        if not isinstance(self.layers, int) or self.layers < 2:
+            raise ValueError(f"layers must be an integer >= 2 (the last one is scalar-only), "
+                             f"got {self.layers!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
+                             f"got {self.activation!r}")
+        if not self.r_max > 0:
+            raise ValueError(f"r_max must be > 0, got {self.r_max}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def hidden_irreps(channels: int, L: int) -> o3.Irreps:
+    """``channels`` copies of every ``l <= L`` with both parities (NequIP with parity)."""
+    return o3.Irreps([(channels, (l, p)) for l in range(L + 1) for p in (1, -1)]).simplify()
+
+
+class _BesselCutoff(torch.nn.Module):
+    """Bessel radial basis times NequIP's polynomial cutoff."""
+
+    def __init__(self, r_max: float, n_basis: int, p: int):
+        super().__init__()
+        self.r_max, self.p = r_max, p
+        self.register_buffer("freq", torch.arange(1, n_basis + 1) * math.pi / r_max)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        x = r / self.r_max
+        p = self.p
+        env = (1 - (p + 1) * (p + 2) / 2 * x**p + p * (p + 2) * x ** (p + 1)
+               - p * (p + 1) / 2 * x ** (p + 2)) * (x < 1)
+        basis = math.sqrt(2.0 / self.r_max) * torch.sin(self.freq * r[:, None]) / r[:, None]
+        return basis * env[:, None]
+
+
+class _EdgeTensorProduct(torch.nn.Module):
+    r"""Tensor product of node features with edge harmonics, per-edge weights ("uvu").
+
+    For every input block :math:`(\text{mul}, l_1 p_1)`, harmonic :math:`l_2 p_2` and
+    output :math:`l_3 p_3` allowed by the selection rules and present in ``target``:
+    :math:`o_{eu} = w_{eu}\, \sqrt{2 l_3 + 1}\, C^{l_1 l_2 l_3}(x_{eu}, Y_e)` with e3nn's
+    unit-norm coupling tensor :math:`C` (``o3.wigner_3j``), so component-normalized inputs
+    give component-normalized outputs; each path writes its own output block
+    (:attr:`irreps_out`), mixed afterwards by a linear layer. Same mathematics as
+    ``o3.TensorProduct(..., "uvu", shared_weights=False)``; written out because e3nn's
+    generated code slices the per-edge weight tensor once per path, and on CPU the
+    backward of those slices (a full-size zero fill each) dominated training time.
+    """
+
+    def __init__(self, irreps_in: o3.Irreps, irreps_sh: o3.Irreps, target: o3.Irreps):
+        super().__init__()
+        self.irreps_in, self.irreps_sh = o3.Irreps(irreps_in), o3.Irreps(irreps_sh)
+        targets = {ir for _, ir in o3.Irreps(target)}
+        paths, out = [], []
+        for i, (mul, ir_in) in enumerate(self.irreps_in):
+            for j, (_, ir_sh) in enumerate(self.irreps_sh):
+                for ir_out in ir_in * ir_sh:
+                    if ir_out in targets:
+                        paths.append((i, j, len(out)))
+                        out.append((mul, ir_out))
+                        cg = o3.wigner_3j(ir_in.l, ir_sh.l, ir_out.l, dtype=torch.float64) * math.sqrt(
+                            2 * ir_out.l + 1)
+                        self.register_buffer(f"cg_{len(paths) - 1}", cg)
+        self.paths = paths
+        # Output blocks grouped by irrep: concatenating same-irrep blocks in this order gives
+        # the simplified irreps below (few blocks for the next linear layer to slice).
+        self.order = sorted(range(len(out)), key=lambda k: (out[k][1].l, -out[k][1].p, k))
+        self.irreps_out = o3.Irreps([out[k] for k in self.order]).simplify()
+        self.weight_sizes = [self.irreps_in[i].mul for i, _, _ in paths]
+        self.weight_numel = sum(self.weight_sizes)
+
+    def forward(self, x: torch.Tensor, edge_src: torch.Tensor, sh: torch.Tensor,
+                hidden: torch.Tensor, weight_map: torch.Tensor) -> list:
+        """``x`` (nodes, irreps_in.dim) gathered at ``edge_src``, ``sh`` (E, irreps_sh.dim);
+        per-edge weights are
+        ``hidden @ weight_map`` (E, weight_numel), formed path by path. Returns one
+        (E, mul * d3) block per path (not concatenated: the caller sums them over edges
+        first, a far smaller tensor); concatenated in the order :attr:`order` they have the
+        layout of :attr:`irreps_out`."""
+        n = edge_src.shape[0]
+        # split node features into blocks first, then gather per edge (slicing the small
+        # node tensor, not the edge tensor, keeps the double backward cheap)
+        xs = [x[:, sl].reshape(x.shape[0], mul, ir.dim)[edge_src]
+              for sl, (mul, ir) in zip(self.irreps_in.slices(), self.irreps_in)]
+        shs = [sh[:, sl] for sl in self.irreps_sh.slices()]
+        maps = torch.split(weight_map, self.weight_sizes, dim=1)
+        outs = []
+        for p, (i, j, _) in enumerate(self.paths):
+            cg = getattr(self, f"cg_{p}")
+            t = torch.einsum("ej,ijk->eik", shs[j], cg)          # (E, d1, d3)
+            o = torch.bmm(xs[i], t) * (hidden @ maps[p])[:, :, None]  # (E, mul, d3)
+            outs.append(o.reshape(n, -1))
+        return outs
+
+
+class _Interaction(torch.nn.Module):
+    """One NequIP interaction block (convolution + self-connection + gate)."""
+
+    def __init__(self, irreps_in: o3.Irreps, irreps_sh: o3.Irreps, target: o3.Irreps,
+                 n_species: int, n_basis: int, radial_hidden: int, avg_num_neighbors: float,
+                 act, gate: bool):
+        super().__init__()
+        self.avg_num_neighbors = avg_num_neighbors
+        species_irreps = o3.Irreps(f"{n_species}x0e")
+        if gate:
+            scalars = o3.Irreps([(m, ir) for m, ir in target if ir.l == 0])
+            gated = o3.Irreps([(m, ir) for m, ir in target if ir.l > 0])
+            gates = o3.Irreps([(m, "0e") for m, _ in gated])
+            acts = {1: act, -1: torch.tanh}
+            self.gate = enn.Gate(scalars, [acts[ir.p] for _, ir in scalars],
+                                 gates, [act] * len(gates), gated)
+            block_out = self.gate.irreps_in
+        else:
+            self.gate = None
+            block_out = target
+        self.linear_1 = o3.Linear(irreps_in, irreps_in)
+        self.tp = _EdgeTensorProduct(irreps_in, irreps_sh, block_out)
+        # Radial MLP: hidden layers, then one output matrix read path by path (slicing the
+        # small parameter instead of the per-edge weight tensor keeps the backward cheap).
+        self.radial = enn.FullyConnectedNet([n_basis, radial_hidden, radial_hidden],
+                                            torch.nn.functional.silu, out_act=True)
+        self.radial_out = torch.nn.Parameter(torch.randn(radial_hidden, self.tp.weight_numel))
+        self.linear_2 = o3.Linear(self.tp.irreps_out, block_out)
+        self.self_connection = o3.FullyConnectedTensorProduct(irreps_in, species_irreps,
+                                                              block_out)
+        self.irreps_out = self.gate.irreps_out if gate else block_out
+
+    def forward(self, h, species_onehot, edge_src, edge_dst, edge_sh, edge_basis):
+        sc = self.self_connection(h, species_onehot)
+        x = self.linear_1(h)
+        hidden = self.radial(edge_basis) / math.sqrt(self.radial_out.shape[0])
+        blocks = self.tp(x, edge_src, edge_sh, hidden, self.radial_out)
+        agg = torch.cat([torch.zeros(h.shape[0], blocks[k].shape[1], dtype=h.dtype,
+                                     device=h.device).index_add(0, edge_dst, blocks[k])
+                         for k in self.tp.order], dim=1)
+        out = self.linear_2(agg / math.sqrt(self.avg_num_neighbors)) + sc
+        return self.gate(out) if self.gate is not None else out
+
+
+class Backbone(torch.nn.Module):
+    """NequIP-style backbone satisfying the backbone protocol (see module docstring).
+
+    Parameters
+    ----------
+    config : BackboneConfig
+    seed : int
+        Seed of the weight initialization (required: no model without an explicit seed).
+    dtype : torch.dtype
+        ``torch.float32`` (default) or ``torch.float64``.
+    """
+
+    def __init__(self, config: BackboneConfig, seed: int, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise TypeError(f"seed must be an integer, got {seed!r}")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.config = config
+        self.seed = seed
+        c = config
+        gen_state = torch.random.get_rng_state()
+        default_dtype = torch.get_default_dtype()
+        torch.manual_seed(seed)
+        # Build in float64 so that e3nn's constants (coupling tensors, generators) are exact
+        # to double precision; cast to the requested dtype afterwards.
+        torch.set_default_dtype(torch.float64)
+        try:
+            n_species = len(c.species)
+            self.register_buffer("species_index", torch.full((119,), -1, dtype=torch.long))
+            for i, z in enumerate(c.species):
+                self.species_index[z] = i
+            self.irreps_sh = o3.Irreps.spherical_harmonics(c.L)
+            self.embedding = o3.Linear(o3.Irreps(f"{n_species}x0e"), o3.Irreps(f"{c.channels}x0e"))
+            self.radial_basis = _BesselCutoff(c.r_max, c.n_basis, c.cutoff_p)
+            act = ACTIVATIONS[c.activation]
+            blocks = []
+            irreps = o3.Irreps(f"{c.channels}x0e")
+            hidden = hidden_irreps(c.channels, c.L)
+            for layer in range(c.layers):
+                last = layer == c.layers - 1
+                target = o3.Irreps(f"{c.channels}x0e") if last else hidden
+                block = _Interaction(irreps, self.irreps_sh, target, n_species, c.n_basis,
+                                     c.radial_hidden, c.avg_num_neighbors, act, gate=not last)
+                blocks.append(block)
+                irreps = block.irreps_out
+            self.blocks = torch.nn.ModuleList(blocks)
+            self.irreps_out = self.blocks[-2].irreps_out
+            self.readout_1 = o3.Linear(irreps, o3.Irreps(f"{max(c.channels // 2, 1)}x0e"))
+            self.readout_2 = o3.Linear(o3.Irreps(f"{max(c.channels // 2, 1)}x0e"), o3.Irreps("1x0e"))
+            shift = c.species_shift or [c.energy_shift] * n_species
+            scale = c.species_scale or [c.energy_scale] * n_species
+            self.register_buffer("shift", torch.tensor(shift, dtype=torch.float64))
+            self.register_buffer("scale", torch.tensor(scale, dtype=torch.float64))
+        finally:
+            torch.random.set_rng_state(gen_state)
+            torch.set_default_dtype(default_dtype)
+        self.to(dtype)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.shift.dtype
+
+    @property
+    def L(self) -> int:
+        return self.config.L
+
+    # -- graph ------------------------------------------------------------------------------
+
+    def _species(self, numbers: torch.Tensor) -> torch.Tensor:
+        idx = self.species_index[numbers]
+        if (idx < 0).any():
+            bad = sorted(set(numbers[idx < 0].tolist()))
+            raise ValueError(f"atomic numbers {bad} are not among this backbone's species "
+                             f"{self.config.species}")
+        return idx
+
+    def _edges(self, positions: torch.Tensor, batch: torch.Tensor):
+        diff = positions[None, :, :] - positions[:, None, :]  # [dst, src] -> r_src - r_dst
+        dist = diff.norm(dim=-1)
+        same = batch[:, None] == batch[None, :]
+        eye = torch.eye(len(batch), dtype=torch.bool, device=positions.device)
+        mask = same & ~eye & (dist < self.config.r_max)
+        dst, src = mask.nonzero(as_tuple=True)
+        vec = positions[src] - positions[dst]
+        return src, dst, vec
+
+    def _features(self, positions, numbers, batch, upto: int):
+        species = self._species(numbers)
+        onehot = torch.nn.functional.one_hot(species, len(self.config.species)).to(positions.dtype)
+        src, dst, vec = self._edges(positions, batch)
+        r = vec.norm(dim=-1)
+        if (r < 1e-6).any():
+            raise ValueError("two atoms of one configuration coincide (zero-length edge)")
+        sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
+        basis = self.radial_basis(r)
+        h = self.embedding(onehot)
+        for block in self.blocks[:upto]:
+            h = block(h, onehot, src, dst, sh, basis)
+        return h, onehot, species, (src, dst, sh, basis)
+
+    # -- protocol ---------------------------------------------------------------------------
+
+    def node_features(self, positions: torch.Tensor, numbers: torch.Tensor,
+                      batch: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Per-atom features ``(n_atoms, irreps_out.dim)`` of the last block with ``l > 0``."""
+        positions, numbers, batch = self._inputs(positions, numbers, batch)
+        h, *_ = self._features(positions, numbers, batch, upto=len(self.blocks) - 1)
+        return h
+
+    def atomic_energies(self, positions, numbers, batch=None) -> torch.Tensor:
+        positions, numbers, batch = self._inputs(positions, numbers, batch)
+        h, onehot, species, (src, dst, sh, basis) = self._features(
+            positions, numbers, batch, upto=len(self.blocks) - 1)
+        h = self.blocks[-1](h, onehot, src, dst, sh, basis)
+        e = self.readout_2(torch.nn.functional.silu(self.readout_1(h)))[:, 0]
+        return e * self.scale[species].to(e.dtype) + self.shift[species].to(e.dtype)
+
+    def energy(self, positions: torch.Tensor, numbers: torch.Tensor,
+               batch: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Total energy in eV: a scalar, or ``(n_graphs,)`` when ``batch`` is given."""
+        e_atom = self.atomic_energies(positions, numbers, batch)
+        if batch is None:
+            return e_atom.sum()
+        n = int(batch.max()) + 1 if batch.numel() else 0
+        out = torch.zeros(n, dtype=e_atom.dtype, device=e_atom.device)
+        return out.index_add(0, batch, e_atom)
+
+    def energy_and_forces(self, positions, numbers, batch=None, create_graph: bool = False):
+        """``(E, F)`` with :math:`F = -\\partial E / \\partial r` (eV, eV/A)."""
+        positions = positions.detach().requires_grad_(True)
+        energy = self.energy(positions, numbers, batch)
+        (grad,) = torch.autograd.grad(energy.sum(), positions, create_graph=create_graph)
+        return energy, -grad
+
+    def _inputs(self, positions, numbers, batch):
+        if not isinstance(positions, torch.Tensor):
+            positions = torch.as_tensor(positions)
+        positions = positions.to(self.dtype)
+        numbers = torch.as_tensor(numbers, dtype=torch.long, device=positions.device)
+        if positions.ndim != 2 or positions.shape[1] != 3:
+            raise ValueError(f"positions must have shape (n_atoms, 3), got {tuple(positions.shape)}")
+        if numbers.shape != (positions.shape[0],):
+            raise ValueError(f"numbers must have shape ({positions.shape[0]},), "
+                             f"got {tuple(numbers.shape)}")
+        if batch is None:
+            batch = torch.zeros(positions.shape[0], dtype=torch.long, device=positions.device)
+        return positions, numbers, batch

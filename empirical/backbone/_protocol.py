@@ -1,0 +1,48 @@
+"""The backbone protocol and a measure-then-assert equivariance check (STYLE: e3nn's split)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from e3nn import o3
+
+__all__ = ["check_protocol", "equivariance_error"]
+
+
+def check_protocol(backbone) -> None:
+    """Raise ``TypeError`` naming what is missing if ``backbone`` cannot be diagnosed."""
+    irreps = getattr(backbone, "irreps_out", None)
+    if irreps is None:
+        raise TypeError(f"{type(backbone).__name__} has no irreps_out (e3nn Irreps of its "
+                        "per-atom features)")
+    try:
+        o3.Irreps(irreps)
+    except Exception:
+        raise TypeError(f"irreps_out of {type(backbone).__name__} is not an e3nn Irreps: "
+                        f"{irreps!r}") from None
+    if not callable(getattr(backbone, "node_features", None)):
+        raise TypeError(f"{type(backbone).__name__} has no node_features(positions, numbers)")
+
+
+def equivariance_error(backbone, positions: torch.Tensor, numbers: torch.Tensor,
+                       rotation: Optional[torch.Tensor] = None) -> float:
+    """Max abs error of ``node_features(R x) - D(R) node_features(x)`` for one orthogonal
+    ``R`` (a random rotation by default; pass ``-R`` for a roto-reflection), with ``D`` from
+    ``irreps_out.D_from_matrix`` (parity included)."""
+    check_protocol(backbone)
+    irreps = o3.Irreps(backbone.irreps_out)
+    dtype = positions.dtype
+    if rotation is None:
+        rotation = o3.rand_matrix(dtype=dtype)
+    rotation = rotation.to(dtype)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # e3nn builds its generators in the default dtype
+    try:
+        D = irreps.D_from_matrix(rotation.to(torch.float64)).to(dtype)
+    finally:
+        torch.set_default_dtype(previous)
+    with torch.no_grad():
+        f_rot = backbone.node_features(positions @ rotation.T, numbers)
+        f = backbone.node_features(positions, numbers)
+    return float((f_rot - f @ D.T).abs().max())

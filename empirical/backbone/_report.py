@@ -1,0 +1,53 @@
+"""Learning curves of trained backbones (validation force and energy MAE per epoch)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+from ._checkpoint import read_checkpoint
+
+__all__ = ["plot_learning_curves"]
+
+
+def plot_learning_curves(checkpoints: Iterable, out_png) -> Path:
+    """Plot validation force MAE (meV/A) and energy MAE (meV) per epoch for each checkpoint
+    (its ``metadata.history``), log scale, one line per backbone; written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for path in checkpoints:
+        blob = read_checkpoint(path)
+        hist = blob["metadata"].get("history", [])
+        if not hist:
+            continue
+        label = f"{Path(path).parent.name if Path(path).stem in ('backbone', 'last', 'best') else Path(path).stem} (seed {blob['seed']})"
+        epochs = [h["epoch"] for h in hist]
+        axes[0].plot(epochs, [h["val_force_mae_meV_per_A"] for h in hist], label=label)
+        axes[1].plot(epochs, [h["val_energy_mae_meV"] for h in hist], label=label)
+    axes[0].set_ylabel("validation force MAE [meV/A]")
+    axes[1].set_ylabel("validation energy MAE [meV]")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].axhline(30.0, color="k", ls="--", lw=0.8, label="goal 30 meV/A")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120)
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out

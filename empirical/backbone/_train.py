@@ -1,0 +1,246 @@
+"""Training of a backbone on energies and forces, with checkpoints and resume.
+
+Loss (per batch): ``energy_weight * mean(((E_pred - E) / N)^2) + force_weight *
+mean((F_pred - F)^2)`` in eV^2 per atom and (eV/A)^2. Adam; learning rate halved when the
+validation loss has not improved for ``patience`` epochs (``ReduceLROnPlateau``); training
+stops early after ``stop_patience`` epochs without improvement, at ``epochs``, or when the
+learning rate falls below ``min_lr``. Every epoch writes ``last.pt`` (resumable: optimizer,
+scheduler and RNG states) and, when the validation loss improves, ``best.pt``. At the end
+the best weights are evaluated on the held-out test split and written to ``backbone.pt``
+(weights and training record only), the file to ship or diagnose.
+
+Per-species shift and scale come from the training split: shift = mean energy per atom,
+scale = RMS of the force components (one value for every species: a dataset of one
+molecule cannot tell species apart). The average neighbour count for the message
+normalization is measured on the training split with the backbone's ``r_max``.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from ..data import Dataset, make_splits
+from ._checkpoint import read_checkpoint, save_checkpoint
+from ._model import Backbone, BackboneConfig
+
+__all__ = ["TrainSettings", "train", "evaluate", "dataset_statistics"]
+
+
+@dataclass
+class TrainSettings:
+    """Training hyperparameters (recorded in every checkpoint)."""
+
+    epochs: int = 200
+    batch_size: int = 0              # 0: 32 on CUDA, 8 on CPU
+    lr: float = 5e-3
+    energy_weight: float = 1.0
+    force_weight: float = 1.0
+    patience: int = 5
+    stop_patience: int = 25
+    min_lr: float = 1e-5
+    train_frames: int = 1000
+    val_frames: int = 250
+    test_frames: int = 1000
+    split_seed: int = 0
+    max_minutes: float = 0.0         # 0: no time limit (stop after an epoch past it)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def dataset_statistics(dataset: Dataset, indices, r_max: float) -> dict:
+    """Energy shift (eV/atom), force RMS (eV/A) and average neighbour count of a split."""
+    idx = np.asarray(indices)
+    pos = dataset.positions[idx]
+    d = np.linalg.norm(pos[:, :, None] - pos[:, None, :], axis=-1)
+    n = dataset.n_atoms
+    neighbours = ((d < r_max).sum(axis=(1, 2)) - n) / n
+    return {"energy_shift": float(dataset.energies[idx].mean() / n),
+            "energy_scale": float(np.sqrt(np.mean(dataset.forces[idx] ** 2))),
+            "avg_num_neighbors": float(neighbours.mean())}
+
+
+def _batches(dataset: Dataset, idx: np.ndarray, size: int, dtype, device):
+    n = dataset.n_atoms
+    numbers = torch.as_tensor(np.array(dataset.numbers), device=device)
+    for start in range(0, len(idx), size):
+        b = idx[start:start + size]
+        k = len(b)
+        yield (torch.as_tensor(dataset.positions[b].reshape(-1, 3), dtype=dtype, device=device),
+               numbers.repeat(k),
+               torch.arange(k, device=device).repeat_interleave(n),
+               torch.as_tensor(dataset.energies[b], dtype=dtype, device=device),
+               torch.as_tensor(dataset.forces[b].reshape(-1, 3), dtype=dtype, device=device))
+
+
+def evaluate(model: Backbone, dataset: Dataset, indices, batch_size: int = 16) -> dict:
+    """Energy and force MAE / RMSE of ``model`` on the frames ``indices`` (meV units)."""
+    device = next(model.buffers()).device
+    e_err, f_err = [], []
+    for pos, num, batch, e_ref, f_ref in _batches(dataset, np.asarray(indices), batch_size,
+                                                  model.dtype, device):
+        e, f = model.energy_and_forces(pos, num, batch)
+        e_err.append((e - e_ref).detach().cpu().double().numpy())
+        f_err.append((f - f_ref).detach().cpu().double().numpy().ravel())
+    e_err, f_err = np.concatenate(e_err), np.concatenate(f_err)
+    n = dataset.n_atoms
+    return {"frames": int(len(e_err)),
+            "energy_mae_meV": 1e3 * float(np.abs(e_err).mean()),
+            "energy_rmse_meV": 1e3 * float(np.sqrt(np.mean(e_err**2))),
+            "energy_mae_meV_per_atom": 1e3 * float(np.abs(e_err).mean() / n),
+            "force_mae_meV_per_A": 1e3 * float(np.abs(f_err).mean()),
+            "force_rmse_meV_per_A": 1e3 * float(np.sqrt(np.mean(f_err**2)))}
+
+
+def train(dataset: Dataset, out_dir, config: BackboneConfig, seed: int,
+          settings: Optional[TrainSettings] = None, dtype: torch.dtype = torch.float32,
+          device: Optional[str] = None, resume: bool = False, progress: bool = True,
+          log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> dict:
+    """Train a backbone; returns the final training record (also in ``backbone.pt``).
+
+    Raises
+    ------
+    ValueError
+        Split sizes that do not fit the dataset, or ``resume`` without ``last.pt``.
+    """
+    settings = settings or TrainSettings()
+    out = Path(out_dir)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    batch_size = settings.batch_size or (32 if device.startswith("cuda") else 8)
+    splits = make_splits(dataset.n_frames, {"train": settings.train_frames,
+                                            "validation": settings.val_frames,
+                                            "test": settings.test_frames},
+                         seed=settings.split_seed)
+    stats = dataset_statistics(dataset, splits["train"], config.r_max)
+    state = None
+    if resume:
+        last = out / "last.pt"
+        if not last.exists():
+            raise ValueError(f"--resume: no checkpoint {last} to resume from")
+        state = read_checkpoint(last)
+        config = BackboneConfig(**state["config"])
+        seed = int(state["seed"])
+        dtype = torch.float64 if state["dtype"] == "float64" else torch.float32
+    else:
+        config = BackboneConfig(**{**config.to_dict(), **stats})
+    model = Backbone(config, seed=seed, dtype=dtype).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5,
+                                                       patience=settings.patience)
+    history, epoch, best, since_best = [], 0, float("inf"), 0
+    gen = torch.Generator().manual_seed(seed)
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
+        tr = state["training"]
+        opt.load_state_dict(tr["optimizer"])
+        sched.load_state_dict(tr["scheduler"])
+        gen.set_state(tr["shuffle_rng"])
+        history, epoch = state["metadata"]["history"], tr["epoch"]
+        best, since_best = tr["best"], tr["since_best"]
+        log(f"resumed from {out / 'last.pt'} after epoch {epoch}")
+    meta_base = {
+        "data": {"source": dataset.metadata.get("source"), "frames": dataset.n_frames,
+                 "formula": dataset.formula},
+        "splits": {"seed": splits.seed, "strategy": splits.strategy, "sizes": splits.sizes,
+                   "indices": {k: [int(i) for i in v] for k, v in splits.indices.items()}},
+        "settings": settings.to_dict(), "batch_size": batch_size, "statistics": stats,
+        "versions": {"torch": torch.__version__, "e3nn": _version("e3nn"),
+                     "python": platform.python_version()},
+        "hardware": torch.cuda.get_device_name(0) if device.startswith("cuda")
+        else f"CPU ({platform.processor() or platform.machine()}, "
+             f"{torch.get_num_threads()} threads)",
+    }
+    train_idx = np.asarray(splits["train"])
+    start_time = time.perf_counter()
+    while epoch < settings.epochs:
+        epoch += 1
+        t0 = time.perf_counter()
+        model.train()
+        perm = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
+        total, seen = 0.0, 0
+        n_batches = (len(perm) + batch_size - 1) // batch_size
+        for b, (pos, num, batch, e_ref, f_ref) in enumerate(
+                _batches(dataset, perm, batch_size, model.dtype, device)):
+            e, f = model.energy_and_forces(pos, num, batch, create_graph=True)
+            n_atoms = dataset.n_atoms
+            loss = (settings.energy_weight * (((e - e_ref) / n_atoms) ** 2).mean()
+                    + settings.force_weight * ((f - f_ref) ** 2).mean())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(e_ref)
+            seen += len(e_ref)
+            if progress and sys.stderr.isatty():
+                sys.stderr.write(f"\repoch {epoch} [{'#' * int(20 * (b + 1) / n_batches):<20}] "
+                                 f"loss {total / seen:.3e}")
+                sys.stderr.flush()
+        model.eval()
+        val = evaluate(model, dataset, splits["validation"], batch_size=2 * batch_size)
+        val_loss = (settings.energy_weight * (val["energy_rmse_meV"] / 1e3 / dataset.n_atoms) ** 2
+                    + settings.force_weight * (val["force_rmse_meV_per_A"] / 1e3) ** 2)
+        sched.step(val_loss)
+        lr = opt.param_groups[0]["lr"]
+        record = {"epoch": epoch, "train_loss": total / seen, "val_loss": val_loss,
+                  "val_energy_mae_meV": val["energy_mae_meV"],
+                  "val_force_mae_meV_per_A": val["force_mae_meV_per_A"], "lr": lr,
+                  "seconds": time.perf_counter() - t0}
+        history.append(record)
+        if progress and sys.stderr.isatty():
+            sys.stderr.write("\r")
+        log(f"epoch {epoch:4d}  train loss {record['train_loss']:.3e}  val E MAE "
+            f"{val['energy_mae_meV']:7.2f} meV  val F MAE {val['force_mae_meV_per_A']:7.2f} "
+            f"meV/A  lr {lr:.1e}  {record['seconds']:.1f} s")
+        improved = val_loss < best
+        if improved:
+            best, since_best = val_loss, 0
+        else:
+            since_best += 1
+        meta = {**meta_base, "history": history, "epochs_run": epoch, "status": "training"}
+        if improved:
+            save_checkpoint(out / "best.pt", model, {**meta, "best_epoch": epoch,
+                                                     "validation": val})
+        save_checkpoint(out / "last.pt", model, meta, training={
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "shuffle_rng": gen.get_state(), "epoch": epoch, "best": best,
+            "since_best": since_best})
+        if since_best >= settings.stop_patience:
+            log(f"early stop: no validation improvement for {since_best} epochs")
+            break
+        if lr < settings.min_lr:
+            log(f"stop: learning rate {lr:.1e} below {settings.min_lr:.1e}")
+            break
+        if settings.max_minutes and time.perf_counter() - start_time > 60 * settings.max_minutes:
+            log(f"stop: time limit of {settings.max_minutes} min reached (resume with --resume)")
+            break
+    best_blob = read_checkpoint(out / "best.pt")
+    model.load_state_dict(best_blob["state_dict"])
+    model.eval()
+    test = evaluate(model, dataset, splits["test"], batch_size=2 * batch_size)
+    finished = epoch >= settings.epochs or since_best >= settings.stop_patience or \
+        opt.param_groups[0]["lr"] < settings.min_lr
+    meta = {**meta_base, "history": history, "epochs_run": epoch,
+            "best_epoch": best_blob["metadata"]["best_epoch"],
+            "validation": best_blob["metadata"]["validation"], "test": test,
+            "status": "finished" if finished else "interrupted (resumable)"}
+    save_checkpoint(out / "backbone.pt", model, meta)
+    log(f"held-out test ({test['frames']} frames): energy MAE {test['energy_mae_meV']:.2f} meV "
+        f"({test['energy_mae_meV_per_atom']:.3f} meV/atom), force MAE "
+        f"{test['force_mae_meV_per_A']:.2f} meV/A -> {out / 'backbone.pt'}")
+    return meta
+
+
+def _version(name: str) -> str:
+    from importlib.metadata import version
+
+    try:
+        return version(name)
+    except Exception:  # pragma: no cover
+        return "unknown"

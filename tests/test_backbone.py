@@ -1,0 +1,227 @@
+"""empirical.backbone: equivariance, gradients, training, checkpoints, resume, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from e3nn import o3
+
+from empirical import cli
+from empirical.backbone import (Backbone, BackboneConfig, CheckpointError, TrainSettings,
+                                check_protocol, equivariance_error, load, save_checkpoint,
+                                shipped, train)
+from empirical.data import Dataset
+from empirical.data import load as load_data
+
+TOL = {torch.float64: 1e-9, torch.float32: 1e-4}
+
+
+@pytest.fixture(scope="module")
+def aspirin():
+    return load_data("aspirin")
+
+
+def small(L=2, dtype=torch.float64, seed=0, **kw):
+    config = BackboneConfig(L=L, channels=4, layers=3, avg_num_neighbors=16.0,
+                            energy_shift=-51.0, energy_scale=1.0, **kw)
+    return Backbone(config, seed=seed, dtype=dtype)
+
+
+def frame(aspirin, k=0, dtype=torch.float64):
+    return torch.tensor(aspirin.positions[k], dtype=dtype), torch.tensor(aspirin.numbers)
+
+
+@pytest.mark.parametrize("L", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_features_equivariant_under_rotations_and_reflection(aspirin, L, dtype):
+    """node_features(R x) = D(R) node_features(x) for random rotations and for -R
+    (parity included through irreps_out.D_from_matrix)."""
+    model = small(L, dtype)
+    pos, num = frame(aspirin, dtype=dtype)
+    torch.manual_seed(L)
+    for _ in range(3):
+        R = o3.rand_matrix(dtype=dtype)
+        assert equivariance_error(model, pos, num, R) < TOL[dtype] * 10
+        assert equivariance_error(model, pos, num, -R) < TOL[dtype] * 10
+    assert {ir.l for _, ir in model.irreps_out} == set(range(L + 1))
+    assert {ir.p for _, ir in model.irreps_out} == {1, -1}
+
+
+def test_equivariance_check_can_fail(aspirin):
+    """A features function that is not equivariant is caught by the same measurement."""
+
+    class Broken:
+        irreps_out = o3.Irreps("1x1o")
+
+        def node_features(self, positions, numbers):
+            return positions.abs()
+
+    pos, num = frame(aspirin)
+    assert equivariance_error(Broken(), pos, num, o3.rand_matrix(dtype=torch.float64)) > 1e-3
+
+
+def test_energy_invariant_forces_equivariant(aspirin):
+    model = small()
+    pos, num = frame(aspirin, 3)
+    R = o3.rand_matrix(dtype=torch.float64)
+    e, f = model.energy_and_forces(pos, num)
+    e_r, f_r = model.energy_and_forces(pos @ R.T, num)
+    assert abs(float(e - e_r)) < 1e-9
+    assert float((f_r - f @ R.T).abs().max()) < 1e-9
+    e_m, _ = model.energy_and_forces(-pos, num)  # inversion
+    assert abs(float(e - e_m)) < 1e-9
+
+
+def test_forces_are_negative_gradient(aspirin):
+    """F = -dE/dr against central finite differences (float64)."""
+    model = small()
+    pos, num = frame(aspirin, 7)
+    _, f = model.energy_and_forces(pos, num)
+    h = 1e-5
+    for atom, axis in [(0, 0), (6, 2), (17, 1)]:
+        plus, minus = pos.clone(), pos.clone()
+        plus[atom, axis] += h
+        minus[atom, axis] -= h
+        fd = -(model.energy(plus, num) - model.energy(minus, num)) / (2 * h)
+        assert float(f[atom, axis]) == pytest.approx(float(fd), abs=1e-6)
+
+
+def test_batched_energy_equals_single(aspirin):
+    model = small()
+    p0, num = frame(aspirin, 0)
+    p1, _ = frame(aspirin, 1)
+    batch = torch.arange(2).repeat_interleave(len(num))
+    e = model.energy(torch.cat([p0, p1]), num.repeat(2), batch)
+    assert float(e[0]) == pytest.approx(float(model.energy(p0, num)), abs=1e-10)
+    assert float(e[1]) == pytest.approx(float(model.energy(p1, num)), abs=1e-10)
+
+
+def test_bad_inputs_raise(aspirin):
+    model = small()
+    pos, num = frame(aspirin)
+    dup = pos.clone()
+    dup[1] = dup[0]
+    with pytest.raises(ValueError, match="zero-length"):
+        model.node_features(dup, num)
+    with pytest.raises(ValueError, match="not among"):
+        model.node_features(pos, torch.full_like(num, 7))
+    with pytest.raises(ValueError, match="L must be"):
+        BackboneConfig(L=0)
+    with pytest.raises(TypeError, match="seed"):
+        Backbone(BackboneConfig(), seed=None)
+    with pytest.raises(TypeError, match="node_features"):
+        check_protocol(type("X", (), {"irreps_out": o3.Irreps("1x0e")})())
+
+
+def _tiny_dataset(aspirin, n=24):
+    return aspirin.subset(np.arange(n))
+
+
+SETTINGS = dict(epochs=3, batch_size=4, lr=1e-2, train_frames=8, val_frames=4, test_frames=4,
+                patience=100, stop_patience=100)
+
+
+def test_loss_falls_on_a_tiny_dataset(aspirin, tmp_path):
+    ds = _tiny_dataset(aspirin, 40)
+    config = BackboneConfig(L=2, channels=8, layers=3)
+    meta = train(ds, tmp_path, config, seed=0, settings=TrainSettings(**{**SETTINGS,
+                 "epochs": 5, "batch_size": 2, "train_frames": 32}), progress=False,
+                 log=lambda s: None)
+    losses = [h["train_loss"] for h in meta["history"]]
+    assert losses[-1] < 0.5 * losses[0]
+    assert meta["test"]["frames"] == 4 and meta["status"] == "finished"
+
+
+def test_checkpoint_round_trip(aspirin, tmp_path):
+    model = small(seed=3)
+    path = save_checkpoint(tmp_path / "m.pt", model, {"note": "x"})
+    back = load(path)
+    pos, num = frame(aspirin, 2)
+    assert torch.equal(back.node_features(pos, num), model.node_features(pos, num))
+    assert float(back.energy(pos, num)) == float(model.energy(pos, num))
+    assert back.metadata["note"] == "x" and back.irreps_out == model.irreps_out
+
+
+def test_resume_continues_where_it_stopped(aspirin, tmp_path):
+    """2 epochs + resume to 4 gives exactly the weights and history of 4 epochs at once."""
+    ds = _tiny_dataset(aspirin)
+    config = BackboneConfig(L=1, channels=4, layers=2)
+    kw = dict(progress=False, log=lambda s: None)
+    full = train(ds, tmp_path / "full", config, seed=1, settings=TrainSettings(**{**SETTINGS,
+                 "epochs": 4}), **kw)
+    train(ds, tmp_path / "part", config, seed=1, settings=TrainSettings(**{**SETTINGS,
+          "epochs": 2}), **kw)
+    resumed = train(ds, tmp_path / "part", config, seed=1, settings=TrainSettings(**{
+        **SETTINGS, "epochs": 4}), resume=True, **kw)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3, 4]
+    assert [h["train_loss"] for h in resumed["history"]] == \
+        [h["train_loss"] for h in full["history"]]
+    a, b = load(tmp_path / "full" / "last.pt"), load(tmp_path / "part" / "last.pt")
+    for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(v, w), k
+
+
+def test_corrupt_checkpoint(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load(bad)
+    torch.save({"format": "other"}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an"):
+        load(tmp_path / "other.pt")
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "--seed", "0", "--out", "{tmp}/r", "--L", "0"], "--L"),
+    (["train", "--seed", "0", "--out", "{tmp}/r", "--data", "{tmp}/missing.npz"], "no such file"),
+    (["train", "--seed", "0", "--out", "{tmp}/r", "--resume"], "no checkpoint"),
+    (["train", "--out", "{tmp}/r"], "--seed"),
+    (["train", "--seed", "0", "--out", "{tmp}/corrupt", "--resume"], "corrupt"),
+    (["train", "--seed", "0", "--out", "{tmp}/r", "--activation", "relu"], "relu"),
+])
+def test_cli_bad_options_exit_2(capsys, tmp_path, argv, needle):
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "last.pt").write_bytes(b"garbage")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and needle in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_train_tiny(capsys, tmp_path, aspirin):
+    path = tmp_path / "tiny.npz"
+    from empirical.data import save_npz
+
+    save_npz(_tiny_dataset(aspirin), path)
+    code, out, _ = run(capsys, "train", "--data", str(path), "--seed", "0", "--out",
+                       str(tmp_path / "run"), "--L", "1", "--channels", "4", "--layers", "2",
+                       "--epochs", "1", "--train-frames", "8", "--val-frames", "4",
+                       "--test-frames", "4", "--no-progress")
+    assert code == 0 and "force MAE" in out
+    model = load(tmp_path / "run" / "backbone.pt")
+    assert model.metadata["splits"]["sizes"] == {"train": 8, "validation": 4, "test": 4}
+    code, _, err = run(capsys, "train", "--data", str(path), "--seed", "0", "--out",
+                       str(tmp_path / "run"))
+    assert code == 2 and "--resume" in err
+
+
+def test_shipped_backbones(capsys, aspirin):
+    """Four L=2 aspirin backbones, seeds 0-3, 1000 training frames, MAEs recorded; each
+    loads, is equivariant, and `empirical backbones --json` lists them."""
+    rows = shipped()
+    assert sorted(r["seed"] for r in rows) == [0, 1, 2, 3]
+    for r in rows:
+        assert r["L"] == 2 and r["training_frames"] == 1000
+        assert r["force_mae_meV_per_A"] > 0 and r["energy_mae_meV"] > 0
+        model = load(r["path"])
+        pos, num = frame(aspirin, 11, dtype=torch.float32)
+        assert equivariance_error(model, pos, num) < 1e-3
+    code, out, _ = run(capsys, "backbones", "--json")
+    assert code == 0 and len(json.loads(out)) == 4
