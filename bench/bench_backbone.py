@@ -38,6 +38,12 @@ Why
 Speed claims about the backbone live here, never in timed tests: the ratio ours/nequip
 (> 1: ours is faster) and ours/e3nn-naive, measured in one run on one machine.
 
+Set up the nequip side once (nequip and this project are kept apart; nequip pulls in
+lightning and hydra)::
+
+    python -m venv /tmp/nqvenv
+    /tmp/nqvenv/bin/pip install torch==2.13.0 'nequip==0.19.*'
+
 Usage::
 
     python bench/bench_backbone.py [--steps 20] [--repeat 3] [--threads 1]
