@@ -45,6 +45,9 @@ def plot_learning_curves(checkpoints: Iterable, out_png) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=120)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, out)
     finally:
         plt.close(fig)
