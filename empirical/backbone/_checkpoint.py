@@ -16,14 +16,13 @@ numbers, strings, lists and dicts only):
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Dict, List
 
 import torch
 
+from .._io import atomic_path
 from ._model import Backbone, BackboneConfig
 
 __all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "read_checkpoint", "load",
@@ -41,25 +40,14 @@ class CheckpointError(ValueError):
 def save_checkpoint(path, model: Backbone, metadata: dict, training: dict = None) -> Path:
     """Write a checkpoint atomically (temporary file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"format": FORMAT, "config": model.config.to_dict(), "seed": model.seed,
             "dtype": "float64" if model.dtype == torch.float64 else "float32",
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "metadata": json.loads(json.dumps(metadata))}
     if training is not None:
         blob["training"] = training
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(blob, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -348,24 +348,13 @@ def generate_aspirin(frames: int = 5000, seed: int = 0, settings: Optional[MDSet
 def save_npz(dataset: Dataset, path, float32: bool = True) -> Path:
     """Write a dataset as a compressed npz atomically (keys positions, numbers, energies,
     forces, metadata as a JSON string). Positions and forces as float32 unless told."""
-    import tempfile
+    from .._io import atomic_path
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     dtype = np.float32 if float32 else np.float64
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.npz", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp.npz") as tmp:
         np.savez_compressed(
             tmp, positions=dataset.positions.astype(dtype), numbers=dataset.numbers,
             energies=dataset.energies.astype(np.float64), forces=dataset.forces.astype(dtype),
             metadata=np.array(json.dumps(dataset.metadata, sort_keys=True)))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
