@@ -111,9 +111,17 @@ class _EdgeTensorProduct(torch.nn.Module):
     unit-norm coupling tensor :math:`C` (``o3.wigner_3j``), so component-normalized inputs
     give component-normalized outputs; each path writes its own output block
     (:attr:`irreps_out`), mixed afterwards by a linear layer. Same mathematics as
-    ``o3.TensorProduct(..., "uvu", shared_weights=False)``; written out because e3nn's
-    generated code slices the per-edge weight tensor once per path, and on CPU the
-    backward of those slices (a full-size zero fill each) dominated training time.
+    ``o3.TensorProduct(..., "uvu", shared_weights=False)`` (the benchmark's e3nn-naive side
+    and the tests compare the two).
+
+    Written out for speed on CPU, where e3nn's generated code (one small batched product
+    per path, the per-edge weight tensor sliced once per path) spends most of a training
+    step in tiny ``bmm`` calls and in the zero fills of slice backwards. Here all paths of
+    one input block are one product: the harmonics are contracted with a constant
+    ``(sh_dim, d1, K)`` tensor holding every path's coupling tensor side by side
+    (:math:`K = \sum_p d_{3,p}`), one ``bmm`` couples it with the gathered node features,
+    and the per-path radial weights are expanded to the ``K`` columns inside the (small)
+    parameter, before the per-edge matrix product.
     """
 
     def __init__(self, irreps_in: o3.Irreps, irreps_sh: o3.Irreps, target: o3.Irreps):
@@ -121,7 +129,11 @@ class _EdgeTensorProduct(torch.nn.Module):
         self.irreps_in, self.irreps_sh = o3.Irreps(irreps_in), o3.Irreps(irreps_sh)
         targets = {ir for _, ir in o3.Irreps(target)}
         paths, out = [], []
+        # per input block: (block index, first path, number of paths, K, column offsets)
+        groups, constants = [], []
+        sh_slices = self.irreps_sh.slices()
         for i, (mul, ir_in) in enumerate(self.irreps_in):
+            first, cols, couplings = len(paths), [], []
             for j, (_, ir_sh) in enumerate(self.irreps_sh):
                 for ir_out in ir_in * ir_sh:
                     if ir_out in targets:
@@ -129,8 +141,28 @@ class _EdgeTensorProduct(torch.nn.Module):
                         out.append((mul, ir_out))
                         cg = o3.wigner_3j(ir_in.l, ir_sh.l, ir_out.l, dtype=torch.float64) * math.sqrt(
                             2 * ir_out.l + 1)
-                        self.register_buffer(f"cg_{len(paths) - 1}", cg)
+                        couplings.append((j, cg))
+            if not couplings:
+                continue
+            k_total = sum(cg.shape[2] for _, cg in couplings)
+            big = torch.zeros(self.irreps_sh.dim, ir_in.dim, k_total, dtype=torch.float64)
+            expand = torch.zeros(len(couplings), k_total, dtype=torch.float64)
+            offset = 0
+            for p, (j, cg) in enumerate(couplings):
+                d3 = cg.shape[2]
+                big[sh_slices[j], :, offset:offset + d3] = cg.permute(1, 0, 2)
+                expand[p, offset:offset + d3] = 1.0
+                cols.append((offset, d3))
+                offset += d3
+            constants.append((big.reshape(self.irreps_sh.dim, -1), expand))
+            groups.append((i, first, len(couplings), k_total, cols))
         self.paths = paths
+        self.groups = groups
+        # Constants kept in float64 outside the state dict and cast once per (dtype,
+        # device), so that a float64 model is exact whatever dtype it was built or loaded in.
+        self._constants64 = constants
+        self._constants_cache: Dict[tuple, list] = {}
+        self.path_irreps = [ir for _, ir in out]
         # Output blocks grouped by irrep: concatenating same-irrep blocks in this order gives
         # the simplified irreps below (few blocks for the next linear layer to slice).
         self.order = sorted(range(len(out)), key=lambda k: (out[k][1].l, -out[k][1].p, k))
@@ -138,28 +170,60 @@ class _EdgeTensorProduct(torch.nn.Module):
         self.weight_sizes = [self.irreps_in[i].mul for i, _, _ in paths]
         self.weight_numel = sum(self.weight_sizes)
 
-    def forward(self, x: torch.Tensor, edge_src: torch.Tensor, sh: torch.Tensor,
-                hidden: torch.Tensor, weight_map: torch.Tensor) -> list:
-        """``x`` (nodes, irreps_in.dim) gathered at ``edge_src``, ``sh`` (E, irreps_sh.dim);
-        per-edge weights are
-        ``hidden @ weight_map`` (E, weight_numel), formed path by path. Returns one
-        (E, mul * d3) block per path (not concatenated: the caller sums them over edges
-        first, a far smaller tensor); concatenated in the order :attr:`order` they have the
-        layout of :attr:`irreps_out`."""
-        n = edge_src.shape[0]
-        # split node features into blocks first, then gather per edge (slicing the small
-        # node tensor, not the edge tensor, keeps the double backward cheap)
-        xs = [x[:, sl].reshape(x.shape[0], mul, ir.dim)[edge_src]
-              for sl, (mul, ir) in zip(self.irreps_in.slices(), self.irreps_in)]
-        shs = [sh[:, sl] for sl in self.irreps_sh.slices()]
-        maps = torch.split(weight_map, self.weight_sizes, dim=1)
-        outs = []
-        for p, (i, j, _) in enumerate(self.paths):
-            cg = getattr(self, f"cg_{p}")
-            t = torch.einsum("ej,ijk->eik", shs[j], cg)          # (E, d1, d3)
-            o = torch.bmm(xs[i], t) * (hidden @ maps[p])[:, :, None]  # (E, mul, d3)
-            outs.append(o.reshape(n, -1))
-        return outs
+    def _constants(self, dtype: torch.dtype, device: torch.device) -> list:
+        key = (dtype, device)
+        if key not in self._constants_cache:
+            self._constants_cache[key] = [(c.to(dtype=dtype, device=device),
+                                           e.to(dtype=dtype, device=device))
+                                          for c, e in self._constants64]
+        return self._constants_cache[key]
+
+    def reference(self) -> o3.TensorProduct:
+        """e3nn's ``o3.TensorProduct`` with the same paths, in path order (``"uvu"``,
+        per-edge weights in this module's column layout): output block ``k`` is path
+        ``k``. For tests; it has no parameters of its own."""
+        irreps_mid = o3.Irreps([(self.irreps_in[i].mul, ir) for (i, _, _), ir
+                                in zip(self.paths, self.path_irreps)])
+        instructions = [(i, j, k, "uvu", True) for k, (i, j, _) in enumerate(self.paths)]
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)   # e3nn's constants exact to double precision
+        try:
+            return o3.TensorProduct(self.irreps_in, self.irreps_sh, irreps_mid, instructions,
+                                    shared_weights=False, internal_weights=False)
+        finally:
+            torch.set_default_dtype(default)
+
+    def forward(self, x: torch.Tensor, edge_src: torch.Tensor, edge_dst: torch.Tensor,
+                sh: torch.Tensor, hidden: torch.Tensor, weight_map: torch.Tensor) -> list:
+        """Messages summed at the receiving atoms, one ``(nodes, mul, d3)`` block per path.
+
+        ``x`` (nodes, irreps_in.dim) is gathered at ``edge_src``; ``sh`` (E, irreps_sh.dim);
+        per-edge weights are ``hidden @ weight_map`` (E, weight_numel), columns in path
+        order, ``mul`` per path; the messages are summed over ``edge_dst``. Concatenated
+        along ``mul`` in the order :attr:`order` the blocks have the layout of
+        :attr:`irreps_out`."""
+        n_nodes, n_edges = x.shape[0], edge_src.shape[0]
+        slices = self.irreps_in.slices()
+        blocks: list = [None] * len(self.paths)
+        col = 0
+        starts = [0]
+        for size in self.weight_sizes:
+            starts.append(starts[-1] + size)
+        consts = self._constants(x.dtype, x.device)
+        for g, (i, first, n_paths, k_total, cols) in enumerate(self.groups):
+            mul, ir = self.irreps_in[i]
+            coupling, expand = consts[g]
+            xi = x[:, slices[i]].reshape(n_nodes, mul, ir.dim)[edge_src]        # (E, mul, d1)
+            t = (sh @ coupling).reshape(n_edges, ir.dim, k_total)                # (E, d1, K)
+            wmap = weight_map[:, starts[first]:starts[first + n_paths]]
+            wmap = wmap.reshape(-1, n_paths, mul).transpose(1, 2) @ expand        # (H, mul, K)
+            w = (hidden @ wmap.reshape(wmap.shape[0], -1)).reshape(n_edges, mul, k_total)
+            msg = torch.bmm(xi, t) * w                                           # (E, mul, K)
+            agg = torch.zeros(n_nodes, mul * k_total, dtype=x.dtype, device=x.device)
+            agg = agg.index_add(0, edge_dst, msg.reshape(n_edges, -1)).reshape(n_nodes, mul, k_total)
+            for p, (offset, d3) in enumerate(cols):
+                blocks[first + p] = agg[:, :, offset:offset + d3]
+        return blocks
 
 
 class _Interaction(torch.nn.Module):
@@ -198,10 +262,53 @@ class _Interaction(torch.nn.Module):
         sc = self.self_connection(h, species_onehot)
         x = self.linear_1(h)
         hidden = self.radial(edge_basis) / math.sqrt(self.radial_out.shape[0])
-        blocks = self.tp(x, edge_src, edge_sh, hidden, self.radial_out)
-        agg = torch.cat([torch.zeros(h.shape[0], blocks[k].shape[1], dtype=h.dtype,
-                                     device=h.device).index_add(0, edge_dst, blocks[k])
-                         for k in self.tp.order], dim=1)
+        blocks = self.tp(x, edge_src, edge_dst, edge_sh, hidden, self.radial_out)
+        out = self._mix(blocks, h.shape[0], 1.0 / math.sqrt(self.avg_num_neighbors)) + sc
+        return self.gate(out) if self.gate is not None else out
+
+    def _mix(self, blocks: list, n_nodes: int, factor: float) -> torch.Tensor:
+        """``linear_2(factor * cat(blocks in tp.order))`` without forming the concatenation.
+
+        The same-irrep path blocks are joined along ``mul`` and multiplied by the
+        instruction's view of ``linear_2``'s weights, so the backward never fills a
+        zero tensor of the full message width (e3nn's generated ``Linear`` slices its
+        input once per instruction). :meth:`forward_reference` is the plain version."""
+        ins_blocks, k = [], 0
+        order = self.tp.order
+        for mul, ir in self.tp.irreps_out:
+            group, total = [], 0
+            while total < mul:
+                group.append(blocks[order[k]])
+                total += blocks[order[k]].shape[1]
+                k += 1
+            ins_blocks.append(group[0] if len(group) == 1 else torch.cat(group, dim=1))
+        outs: list = [None] * len(self.linear_2.irreps_out)
+        for _, ins, w in self.linear_2.weight_views(yield_instruction=True):
+            y = torch.einsum("nud,uw->nwd", ins_blocks[ins.i_in], w * (ins.path_weight * factor))
+            outs[ins.i_out] = y if outs[ins.i_out] is None else outs[ins.i_out] + y
+        ref = blocks[0]
+        parts = []
+        for (mul, ir), y in zip(self.linear_2.irreps_out, outs):
+            if y is None:
+                parts.append(ref.new_zeros(n_nodes, mul * ir.dim))
+            else:
+                parts.append(y.reshape(n_nodes, mul * ir.dim))
+        return torch.cat(parts, dim=1)
+
+    def forward_reference(self, h, species_onehot, edge_src, edge_dst, edge_sh, edge_basis):
+        """The same block through e3nn's generic ``o3.TensorProduct`` ("uvu", per-edge
+        weights) and ``o3.Linear``: slow, for tests of the hand-written path."""
+        sc = self.self_connection(h, species_onehot)
+        x = self.linear_1(h)
+        hidden = self.radial(edge_basis) / math.sqrt(self.radial_out.shape[0])
+        tp = self.tp.reference().to(dtype=h.dtype, device=h.device)
+        weights = hidden @ self.radial_out
+        msg = tp(x[edge_src], edge_sh, weights)
+        agg = torch.zeros(h.shape[0], msg.shape[1], dtype=msg.dtype,
+                          device=msg.device).index_add(0, edge_dst, msg)
+        # reference output is in path order; reorder to tp.order (the simplified layout)
+        sl = tp.irreps_out.slices()
+        agg = torch.cat([agg[:, sl[k]] for k in self.tp.order], dim=1)
         out = self.linear_2(agg / math.sqrt(self.avg_num_neighbors)) + sc
         return self.gate(out) if self.gate is not None else out
 
@@ -264,6 +371,13 @@ class Backbone(torch.nn.Module):
             torch.random.set_rng_state(gen_state)
             torch.set_default_dtype(default_dtype)
         self.to(dtype)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """``torch.nn.Module.load_state_dict``, also accepting the checkpoints of earlier
+        versions, which stored the constant coupling tensors (``blocks.*.tp.cg_*``); they
+        are rebuilt at construction and dropped here."""
+        state_dict = {k: v for k, v in state_dict.items() if ".tp.cg_" not in k}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     @property
     def dtype(self) -> torch.dtype:
