@@ -438,6 +438,19 @@ class Backbone(torch.nn.Module):
         e = self.readout_2(torch.nn.functional.silu(self.readout_1(h)))[:, 0]
         return e * self.scale[species].to(e.dtype) + self.shift[species].to(e.dtype)
 
+    def features_and_energy(self, positions: torch.Tensor, numbers: torch.Tensor,
+                            batch: Optional[torch.Tensor] = None):
+        """``(node_features, energy)`` from one pass (the features are the input of the last
+        block): what the diagnostic reads, at the cost of one energy evaluation."""
+        positions, numbers, batch = self._inputs(positions, numbers, batch)
+        h, onehot, species, (src, dst, sh, basis) = self._features(
+            positions, numbers, batch, upto=len(self.blocks) - 1)
+        out = self.blocks[-1](h, onehot, src, dst, sh, basis)
+        e = self.readout_2(torch.nn.functional.silu(self.readout_1(out)))[:, 0]
+        e = e * self.scale[species].to(e.dtype) + self.shift[species].to(e.dtype)
+        n = int(batch.max()) + 1 if batch.numel() else 0
+        return h, torch.zeros(n, dtype=e.dtype, device=e.device).index_add(0, batch, e)
+
     def energy(self, positions: torch.Tensor, numbers: torch.Tensor,
                batch: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Total energy in eV: a scalar, or ``(n_graphs,)`` when ``batch`` is given."""
