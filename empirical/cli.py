@@ -110,6 +110,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("diagnose", help="the spectral-injection diagnostic (default: shipped "
+                       "aspirin, four shipped L=2 backbones, d = 1, 2, 3, l = 0..7)")
+    p.add_argument("--data", default="aspirin", help='dataset source (default "aspirin")')
+    p.add_argument("--backbones", nargs="+", default=None, metavar="CKPT",
+                   help="checkpoint paths or shipped names (default: the shipped ones)")
+    p.add_argument("--marked", nargs=2, type=_nonneg_int("--marked"), default=None,
+                   metavar=("A", "B"), help="marked atom pair, 0-based (default: the "
+                   "dataset's marked bond; aspirin: 6 7 = C7=O8)")
+    p.add_argument("--degrees", nargs="+", type=_positive(int, "--degrees"), default=[1, 2, 3],
+                   metavar="D", help="SPN polynomial degrees (default 1 2 3)")
+    p.add_argument("--lmax", type=_nonneg_int("--lmax"), default=7,
+                   help="highest target degree l (default 7)")
+    p.add_argument("--k", type=_positive(int, "--k"), default=None,
+                   help="SPN width (default: per d, the widest with >= 2 samples per monomial)")
+    p.add_argument("--reduction", default="irrep", choices=["irrep", "pca"])
+    p.add_argument("--spn", default="ridge", choices=["ridge", "trained"])
+    p.add_argument("--n-boot", type=_positive(int, "--n-boot"), default=2000,
+                   help="bootstrap resamples (default 2000)")
+    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
+    p.add_argument("--frames", type=_positive(int, "--frames"), default=None,
+                   help="use a seeded subset of this many frames (default: all)")
+    p.add_argument("--test-fraction", type=_positive(float, "--test-fraction"), default=0.2)
+    p.add_argument("--eps", type=_positive(float, "--eps"), default=None,
+                   help="injection amplitude in eV (default: per backbone, its energy-error SD)")
+    p.add_argument("--k-sweep", nargs="*", type=_positive(int, "--k-sweep"),
+                   default=[1, 2, 3, 4], metavar="M",
+                   help="channels per degree of the capacity sweep (default 1 2 3 4; none: skip)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output directory (default runs/diagnose-<data>-seed<seed>)")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--threads", type=_positive(int, "--threads"), default=None,
+                   help="torch CPU threads (default: all cores)")
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("backbones", help="list the shipped backbones")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", type=Path, default=None,
@@ -146,6 +180,35 @@ def _cmd_train(args) -> int:
     test = meta["test"]
     print(f"{args.out / 'backbone.pt'}: test energy MAE {test['energy_mae_meV']:.2f} meV, "
           f"force MAE {test['force_mae_meV_per_A']:.2f} meV/A ({meta['status']})")
+    return EXIT_OK
+
+
+def _cmd_diagnose(args) -> int:
+    import torch
+
+    from .diagnose import diagnose
+
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    out = args.out
+    if out is None:
+        stem = Path(str(args.data)).stem if str(args.data) != "aspirin" else "aspirin"
+        out = Path("runs") / f"diagnose-{stem}-seed{args.seed}"
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} exists and is not a directory")
+    result = diagnose(backbones=args.backbones, dataset=args.data, marked=args.marked,
+                      degrees=args.degrees, lmax=args.lmax, seed=args.seed, k=args.k,
+                      reduction=args.reduction, spn=args.spn, n_boot=args.n_boot,
+                      frames=args.frames, test_fraction=args.test_fraction, eps=args.eps,
+                      k_sweep=args.k_sweep, progress=None if not args.no_progress else False)
+    result.save(out, plots=not args.no_plots)
+    payload = result.payload
+    print(f"{len(payload['backbones'])} backbone(s), {payload['config']['n_test']} held-out "
+          f"rotated configurations, {result.seconds:.0f} s")
+    for d, s in payload["summary"].items():
+        rho = "  ".join(f"{l}:{'  -  ' if v is None else f'{v:+.2f}'}" for l, v in s["rho"].items())
+        print(f"d={d}  ceiling {s['ceiling']} (measured {s['measured_ceiling']})  rho  {rho}  "
+              f"{'agrees' if s['agreement'] else 'DISAGREES'}")
+    print(f"wrote {out}/results.json, report.md" + ("" if args.no_plots else ", plots"))
     return EXIT_OK
 
 
@@ -241,6 +304,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _cmd_train(args)
         if args.command == "backbones":
             return _cmd_backbones(args)
+        if args.command == "diagnose":
+            return _cmd_diagnose(args)
         if args.command == "data" and args.data_command == "aspirin":
             return _cmd_aspirin(args)
         return _cmd_info(args)

@@ -66,7 +66,7 @@ def marked_features(backbone, positions: np.ndarray, numbers: np.ndarray,
     energies = np.empty(n) if has_energy else None
     if isinstance(backbone, Backbone):
         dtype = backbone.dtype
-        nums = torch.as_tensor(np.tile(numbers, chunk), dtype=torch.long)
+        nums = torch.tensor(np.tile(numbers, chunk), dtype=torch.long)
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             m = stop - start
@@ -82,7 +82,7 @@ def marked_features(backbone, positions: np.ndarray, numbers: np.ndarray,
             if progress:
                 progress(m)
     else:
-        nums = torch.as_tensor(numbers, dtype=torch.long)
+        nums = torch.tensor(np.asarray(numbers), dtype=torch.long)
         dtype = _input_dtype(backbone)
         for i in range(n):
             pos = torch.as_tensor(rotated[i], dtype=dtype)

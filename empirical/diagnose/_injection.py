@@ -94,7 +94,7 @@ def _sh(l: int, u: torch.Tensor) -> torch.Tensor:
 
 def signal(l: int, directions: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
     """:math:`s_l(u) = c \\cdot Y_l(u)` for unit vectors ``directions`` ``(n, 3)``; float64."""
-    u = torch.as_tensor(np.asarray(directions, dtype=np.float64))
+    u = torch.tensor(np.asarray(directions, dtype=np.float64))
     y = _sh(l, u).numpy()
     return y @ np.asarray(coefficients, dtype=np.float64)
 
@@ -104,7 +104,9 @@ def signal_gradient(l: int, positions: np.ndarray, a: int, b: int,
     """:math:`\\nabla s_l` with respect to all positions, ``(n, atoms, 3)`` in 1/A (autograd
     through e3nn's harmonics in float64); only atoms ``a`` and ``b`` are non-zero, and they
     are opposite (translation invariance)."""
-    pos = torch.as_tensor(np.asarray(positions, dtype=np.float64)).clone().requires_grad_(True)
+    if l == 0:                      # s_0 is constant
+        return np.zeros(np.shape(positions))
+    pos = torch.tensor(np.asarray(positions, dtype=np.float64), requires_grad=True)
     v = pos[..., b, :] - pos[..., a, :]
     s = _sh(l, v) @ torch.as_tensor(np.asarray(coefficients, dtype=np.float64))
     (grad,) = torch.autograd.grad(s.sum(), pos)
