@@ -341,3 +341,14 @@ def test_cli_diagnose_bad_input_exit_2_writes_nothing(tiny_files, tmp_path, caps
     assert code == 2
     assert needle in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_trained_spn_pipeline_agrees_with_ridge_on_the_cliff():
+    """DESIGN §2.6: the gradient-trained SPN and the ridge SPN put the cliff in one place."""
+    data = toy_dataset(n=400, seed=9)
+    kw = dict(backbones=[IdealBackbone(1)], dataset=data, degrees=(2,), lmax=3, n_boot=20,
+              k_sweep=(), progress=False)
+    ridge = diagnose(spn="ridge", **kw).payload["summary"]["2"]
+    trained = diagnose(spn="trained", **kw).payload["summary"]["2"]
+    assert ridge["measured_ceiling"] == trained["measured_ceiling"] == 2
+    assert trained["rho"]["2"] > 0.9 and abs(trained["rho"]["3"]) < 0.25
