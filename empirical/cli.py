@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k-sweep", nargs="*", type=_positive(int, "--k-sweep"),
                    default=[1, 2, 3, 4], metavar="M",
                    help="channels per degree of the capacity sweep (default 1 2 3 4; none: skip)")
+    p.add_argument("--rotations", type=_positive(int, "--rotations"), default=1,
+                   help="samples per configuration, each under its own Haar rotation (default 1)")
     p.add_argument("--out", type=Path, default=None,
                    help="output directory (default runs/diagnose-<data>-seed<seed>)")
     p.add_argument("--no-plots", action="store_true")
@@ -186,7 +188,7 @@ def _cmd_train(args) -> int:
 def _cmd_diagnose(args) -> int:
     import torch
 
-    from .diagnose import diagnose
+    from .diagnostic import diagnose
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     out = args.out
@@ -199,7 +201,7 @@ def _cmd_diagnose(args) -> int:
                       degrees=args.degrees, lmax=args.lmax, seed=args.seed, k=args.k,
                       reduction=args.reduction, spn=args.spn, n_boot=args.n_boot,
                       frames=args.frames, test_fraction=args.test_fraction, eps=args.eps,
-                      k_sweep=args.k_sweep, progress=None if not args.no_progress else False)
+                      k_sweep=args.k_sweep, rotations_per_config=args.rotations, progress=None if not args.no_progress else False)
     result.save(out, plots=not args.no_plots)
     payload = result.payload
     print(f"{len(payload['backbones'])} backbone(s), {payload['config']['n_test']} held-out "

@@ -1,4 +1,4 @@
-"""empirical.diagnose: injection, probes, the pipeline on an ideal backbone, bad input, CLI."""
+"""empirical.diagnostic: injection, probes, the pipeline on an ideal backbone, bad input, CLI."""
 
 import json
 
@@ -12,9 +12,9 @@ from hypothesis import strategies as hst
 from empirical import cli
 from empirical.backbone import Backbone, BackboneConfig, save_checkpoint
 from empirical.data import Dataset, save_npz
-from empirical.diagnose import (diagnose, haar_rotations, inject, marked_direction, signal,
+from empirical.diagnostic import (diagnose, haar_rotations, inject, marked_direction, signal,
                                 signal_coefficients, signal_gradient)
-from empirical.diagnose._probe import (fit_reduction, fit_ridge, fit_trained, group_folds,
+from empirical.diagnostic._probe import (fit_reduction, fit_ridge, fit_trained, group_folds,
                                        monomial_exponents, monomials, n_monomials)
 
 
@@ -120,7 +120,7 @@ def test_monomials_match_exponent_products(k, d, seed):
 def test_ridge_equals_direct_solution(seed, lam_index):
     """With a one-point grid the fit is the ridge solution, solved independently by least
     squares on the augmented system (standardized columns, unpenalized intercept)."""
-    from empirical.diagnose._probe import LAMBDA_GRID
+    from empirical.diagnostic._probe import LAMBDA_GRID
 
     rng = np.random.default_rng(seed)
     phi = np.concatenate([np.ones((60, 1)), rng.normal(size=(60, 8))], axis=1)
@@ -352,3 +352,25 @@ def test_trained_spn_pipeline_agrees_with_ridge_on_the_cliff():
     trained = diagnose(spn="trained", **kw).payload["summary"]["2"]
     assert ridge["measured_ceiling"] == trained["measured_ceiling"] == 2
     assert trained["rho"]["2"] > 0.9 and abs(trained["rho"]["3"]) < 0.25
+
+
+def test_top_level_api_is_the_diagnose_function():
+    import empirical
+
+    assert empirical.diagnose is diagnose
+    with pytest.raises(AttributeError):
+        empirical.no_such_thing
+
+
+def test_several_rotations_per_configuration_keep_configurations_together():
+    data = toy_dataset(n=200, seed=11)
+    res = diagnose(backbones=[IdealBackbone(1)], dataset=data, degrees=(1,), lmax=2,
+                   n_boot=20, k_sweep=(), rotations_per_config=3, progress=False).payload
+    cfg = res["config"]
+    assert cfg["rotations_per_configuration"] == 3
+    assert cfg["n_train"] == 3 * cfg["configurations_train"]
+    assert cfg["n_test"] == 3 * cfg["configurations_test"] == 3 * 40
+    assert res["summary"]["1"]["rho"]["1"] > 0.99
+    with pytest.raises(ValueError, match="rotations per configuration"):
+        diagnose(backbones=[IdealBackbone(1)], dataset=data, rotations_per_config=0,
+                 progress=False)

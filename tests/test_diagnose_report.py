@@ -1,4 +1,4 @@
-"""Tests of empirical.diagnose._report: the files of DiagnoseResult.save (results.json,
+"""Tests of empirical.diagnostic._report: the files of DiagnoseResult.save (results.json,
 report.md, PNG plots), their content, determinism, and all-or-nothing writing.
 
 The payload comes from a real (tiny) diagnose run: two fake backbones whose features are
@@ -15,8 +15,8 @@ import torch
 from e3nn import o3
 
 from empirical.data import Dataset
-from empirical.diagnose import DiagnoseResult, diagnose
-from empirical.diagnose import _report
+from empirical.diagnostic import DiagnoseResult, diagnose
+from empirical.diagnostic import _report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,4 +1,4 @@
-"""Tests of empirical.diagnose._statistics: point statistics, row-wise twins, and the
+"""Tests of empirical.diagnostic._statistics: point statistics, row-wise twins, and the
 hierarchical cluster bootstrap (plan structure, determinism, hierarchy, coverage)."""
 
 import numpy as np
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import stats
 
-from empirical.diagnose._statistics import (
+from empirical.diagnostic._statistics import (
     BootstrapPlan, ClusterBootstrap, Interval, cliff_ratio, cluster_bootstrap_indices,
     pearson, pearson_rows, percentile_interval, r2_injected, r2_injected_rows, ratio_rows,
     raw_gain, raw_gain_rows)

@@ -11,7 +11,10 @@ Protocol (every choice below is recorded in ``results.json["config"]``)
    no configuration is in both. The backbones' own training frames are not excluded (a
    user's backbone does not say which they were); the ceiling does not depend on it, the
    injected-residual nuisance is at most smaller on them.
-2. One Haar-random rotation per configuration (seeded), the same for every backbone; the
+2. Every sample is a configuration under its own seeded Haar-random rotation
+   (``rotations_per_config`` samples per configuration, default 1); every backbone gets
+   its own independent rotations, so that backbones are independent clusters for the
+   bootstrap and a chance correlation of one test set is not shared by all of them. The
    backbone is run on the rotated positions (:mod:`._features`).
 3. Targets :math:`s_l(Ru)`, ``l = 0..lmax`` (:mod:`._injection`); ``l = 0`` is constant, its
    ``rho`` is undefined and reported as ``null``.
@@ -48,7 +51,7 @@ from e3nn import o3
 
 import spanthm
 
-from ..backbone import Backbone, check_protocol
+from ..backbone import Backbone, check_protocol, equivariance_error
 from ..backbone import load as load_backbone
 from ..backbone import shipped
 from ..data import Dataset
@@ -87,8 +90,8 @@ def auto_k(width: int, d: int, n_train: int, reduction: str, irreps) -> int:
     return best * width
 
 
-def _stream(seed: int, key: int) -> int:
-    return int(np.random.SeedSequence([seed, key]).generate_state(1)[0])
+def _stream(seed: int, *keys: int) -> int:
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
 
 
 def _versions() -> Dict[str, str]:
@@ -223,7 +226,8 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
              lmax: int = 7, seed: int = 0, k: Optional[int] = None, reduction: str = "irrep",
              spn: str = "ridge", n_boot: int = 2000, frames: Optional[int] = None,
              test_fraction: float = 0.2, eps: Optional[float] = None, folds: int = 3,
-             k_sweep: Sequence[int] = (1, 2, 3, 4), names: Optional[Sequence[str]] = None,
+             k_sweep: Sequence[int] = (1, 2, 3, 4), rotations_per_config: int = 1,
+             names: Optional[Sequence[str]] = None,
              progress=None) -> DiagnoseResult:
     """Run the diagnostic (see the module docstring for the protocol).
 
@@ -241,6 +245,9 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     reduction : ``"irrep"`` or ``"pca"``;  spn : ``"ridge"`` or ``"trained"``.
     n_boot : bootstrap resamples;  frames : use a seeded subset of this many frames.
     eps : injection amplitude in eV (default: per backbone, its energy-error SD).
+    rotations_per_config : samples per configuration, each under its own rotation (more
+        samples for wide or high-degree probes; cross-validation folds and the
+        train/test split keep all samples of a configuration together).
     k_sweep : channels per degree for the capacity sweep (ridge, point estimates; empty
         to skip); widths whose monomial count exceeds half the training samples are skipped.
     progress : bool or None (None: a bar when stderr is a terminal).
@@ -253,6 +260,9 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     start = time.perf_counter()
     degrees = _validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k,
                                 reduction, spn, eps)
+    if not isinstance(rotations_per_config, (int, np.integer)) or rotations_per_config < 1:
+        raise ValueError(f"rotations per configuration must be an integer >= 1, "
+                         f"got {rotations_per_config!r}")
     if isinstance(dataset, Dataset):
         data = dataset
     else:
@@ -291,18 +301,19 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
         raise ValueError(f"{n} configurations are too few for a {test_fraction:.0%} held-out "
                          f"part and {folds}-fold cross-validation")
     perm = np.random.default_rng(_stream(seed, _STREAM_SPLIT)).permutation(n)
-    test_idx, train_idx = np.sort(perm[:n_test]), np.sort(perm[n_test:])
-    rotations = haar_rotations(n, _stream(seed, _STREAM_ROTATIONS))
-    positions = data.positions[chosen]
-    u = marked_direction(np.einsum("nij,naj->nai", rotations, positions), a, b)
+    test_cfg = np.zeros(n, dtype=bool)
+    test_cfg[perm[:n_test]] = True
+    # samples: every configuration `rotations_per_config` times, each its own rotation
+    R = int(rotations_per_config)
+    groups = np.repeat(np.arange(n), R)                              # configuration of a sample
+    test_idx, train_idx = np.flatnonzero(test_cfg[groups]), np.flatnonzero(~test_cfg[groups])
+    positions = data.positions[chosen][groups]
+    e_ref = data.energies[chosen][groups]
     ls = list(range(lmax + 1))
     coeffs = {l: signal_coefficients(l, seed) for l in ls}
-    S = np.stack([signal(l, u, coeffs[l]) for l in ls], axis=1)      # (n, lmax+1)
-    e_ref = data.energies[chosen]
-    groups = np.arange(n)                                            # one sample per config
 
     width = sum(2 * l + 1 for l in feature_degrees)
-    n_train = n - n_test
+    n_train = len(train_idx)
     if k is not None:
         k_by_d = {d: int(k) for d in degrees}
     else:
@@ -324,6 +335,12 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     k_eff: Dict[str, int] = {}
     for bi, (name, obj, info) in enumerate(entries):
         bar.set_label(f"features: {name} ({bi + 1}/{len(entries)})")
+        # every backbone its own Haar rotations (independent clusters for the bootstrap)
+        rotations = haar_rotations(len(groups), _stream(seed, _STREAM_ROTATIONS, bi))
+        u = marked_direction(np.einsum("nij,naj->nai", rotations, positions), a, b)
+        S = np.stack([signal(l, u, coeffs[l]) for l in ls], axis=1)      # (samples, lmax+1)
+        info["equivariance_error"] = _equivariance(obj, positions[0], data.numbers,
+                                                   rotations[0])
         mf = marked_features(obj, positions, data.numbers, rotations, a, b,
                              progress=lambda m: bar.advance(m))
         x_tr, x_te = mf.features[train_idx], mf.features[test_idx]
@@ -375,7 +392,7 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
                                  seed=cv_seed)(x_te) for j in range(lmax)], axis=1)
             bar.advance(50)
             s_te = S[test_idx]
-            cell = {"pred_s": pred_s, "pred_r": pred_r, "eps": eps_b,
+            cell = {"pred_s": pred_s, "pred_r": pred_r, "eps": eps_b, "s_te": s_te,
                     "train_mean": S[train_idx].mean(axis=0)}
             per[(bi, d)] = cell
             for l in ls:
@@ -413,7 +430,6 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     bar.set_label("bootstrap")
     boot = st.ClusterBootstrap([len(test_idx)] * len(entries), n_boot=n_boot,
                                seed=_stream(seed, _STREAM_BOOT))
-    s_te = S[test_idx]
     has_energy = all(e is not None for e in eps_used)
     summary: Dict = {}
     cells: List[Dict] = []
@@ -429,7 +445,7 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
                 gain_pt[key] = gain_ci[key] = None
                 continue
             preds = [per[(bi, d)]["pred_s"][:, l - 1] for bi in range(len(entries))]
-            targets = [s_te[:, l]] * len(entries)
+            targets = [per[(bi, d)]["s_te"][:, l] for bi in range(len(entries))]
             rhos = [st.pearson(p, t) for p, t in zip(preds, targets)]
             rho_pt[key] = _float(np.mean(rhos)) if all(r is not None for r in rhos) else None
             dist_rho[l] = boot.mean_of_cluster_stat(st.pearson_rows, preds, targets)
@@ -442,7 +458,7 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
             gain_ci[key] = boot.interval(dist_gain[l]).to_list()
             if has_energy:
                 rp = [per[(bi, d)]["pred_r"][:, l - 1] for bi in range(len(entries))]
-                sig = [eps_used[bi] * s_te[:, l] for bi in range(len(entries))]
+                sig = [eps_used[bi] * per[(bi, d)]["s_te"][:, l] for bi in range(len(entries))]
                 r2s = [st.r2_injected(p, q, eps_used[bi]) for bi, (p, q) in enumerate(zip(rp, sig))]
                 r2_pt[key] = _float(np.mean(r2s))
                 r2_ci[key] = boot.interval(_cluster_r2(boot, rp, sig, eps_used)).to_list()
@@ -499,7 +515,9 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
                          "rotations": _STREAM_ROTATIONS, "cv": _STREAM_CV,
                          "bootstrap": _STREAM_BOOT, "signal_coefficients": "[seed, 1, l]"},
         "test_fraction": float(test_fraction), "n_train": int(len(train_idx)),
-        "n_test": int(len(test_idx)), "rotations_per_configuration": 1,
+        "n_test": int(len(test_idx)), "configurations_train": int(n - n_test),
+        "configurations_test": int(n_test), "rotations_per_configuration": R,
+        "rotations": "Haar (scipy), independent per backbone (seed stream [seed, rotations, backbone index])",
         "k_requested": None if k is None else int(k), "k": k_eff,
         "k_rule": ("given" if k is not None else
                    f"per d: the most channels per degree (<= {MAX_AUTO_CHANNELS}) whose monomial "
@@ -528,6 +546,24 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
         "warnings": warnings,
     }
     return DiagnoseResult(payload=payload, seconds=time.perf_counter() - start)
+
+
+def _equivariance(backbone, positions: np.ndarray, numbers: np.ndarray,
+                  rotation: np.ndarray) -> Dict[str, float]:
+    """Max abs equivariance error of the features for one rotation and one roto-reflection
+    (:func:`empirical.backbone.equivariance_error`), on one configuration; recorded so a
+    reader can see that the probe's premise (equivariant features) holds."""
+    import torch
+
+    dtype = torch.float64
+    params = getattr(backbone, "parameters", None)
+    if callable(params):
+        dtype = next((p.dtype for p in params() if p.is_floating_point()), torch.float64)
+    pos = torch.tensor(np.asarray(positions), dtype=dtype)
+    num = torch.tensor(np.asarray(numbers), dtype=torch.long)
+    R = torch.tensor(rotation, dtype=dtype)
+    return {"rotation": equivariance_error(backbone, pos, num, R),
+            "reflection": equivariance_error(backbone, pos, num, -R)}
 
 
 def _cluster_gain(boot, preds, targets, means) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Outputs of the spectral-injection diagnostic (DESIGN §5): ``results.json``, ``report.md``
-and the PNG plots of one :class:`~empirical.diagnose.DiagnoseResult`.
+and the PNG plots of one :class:`~empirical.diagnostic.DiagnoseResult`.
 
 :func:`write_outputs` computes everything first (the report text and every PNG, rendered
 into memory) and only then creates the directory and writes the files, each atomically

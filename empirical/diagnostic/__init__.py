@@ -1,4 +1,5 @@
-"""The spectral-injection diagnostic (DESIGN §2.3-§2.8, §5).
+"""The spectral-injection diagnostic (DESIGN §2.3-§2.8, §5); ``empirical.diagnose`` is
+:func:`diagnose`.
 
 * :func:`diagnose` runs it: marked direction, Haar-random orientations, injected targets
   :math:`s_l`, SPN probes of the frozen backbone features, metrics with hierarchical
