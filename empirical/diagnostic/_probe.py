@@ -248,7 +248,7 @@ def fit_ridge(phi: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 3
 class _TrainedSPN(torch.nn.Module):
     """Learned per-degree channel mixing (equivariant) and monomial coefficients."""
 
-    def __init__(self, reduction: Reduction, d: int):
+    def __init__(self, reduction: Reduction, d: int, n_targets: int = 1):
         super().__init__()
         self.ls = [l for l, *_ in reduction.blocks]
         self.idx = [torch.as_tensor(idx) for _, idx, _, _ in reduction.blocks]
@@ -258,7 +258,8 @@ class _TrainedSPN(torch.nn.Module):
                                                        else np.zeros(1)))
         k = reduction.k
         self.terms = monomial_exponents(k, d)
-        self.coef = torch.nn.Parameter(torch.zeros(len(self.terms), dtype=torch.float64))
+        self.coef = torch.nn.Parameter(torch.zeros(len(self.terms), n_targets,
+                                                   dtype=torch.float64))
         # index table (M, d) into [z, 1]: padding with the constant column k
         table = np.full((len(self.terms), max(d, 1)), k)
         for i, t in enumerate(self.terms):
@@ -285,12 +286,14 @@ def fit_trained(x_train: np.ndarray, y_train: np.ndarray, groups: np.ndarray,
                 reduction: Reduction, d: int, seed: int = 0, epochs: int = 400,
                 lr: float = 1e-2, weight_decay: float = 1e-4, patience: int = 40,
                 val_fraction: float = 0.2):
-    """Gradient-trained SPN for one target; returns a function ``x -> prediction``.
+    """Gradient-trained SPN; returns a function ``x -> prediction`` (same shape as ``y``).
 
-    Full-batch Adam on the mean squared error of the standardized target; the reduction
-    starts from ``reduction`` (``"irrep"`` only) and the coefficients from zero; the
-    weights of the epoch with the lowest validation error (a grouped ``val_fraction`` of
-    the configurations) are kept. Deterministic for a given ``seed``."""
+    ``y_train`` is ``(n,)`` or ``(n, T)``: several targets share the learned reduction and
+    each has its own coefficients (one training for all ``l``, as the ridge shares one
+    factorization). Full-batch Adam on the mean squared error of the standardized targets;
+    the reduction starts from ``reduction`` (``"irrep"`` only) and the coefficients from
+    zero; the weights of the epoch with the lowest validation error (a grouped
+    ``val_fraction`` of the configurations) are kept. Deterministic for a given ``seed``."""
     if reduction.method != "irrep":
         raise ValueError("the trained SPN learns a per-degree (irrep) reduction")
     gen_state = torch.random.get_rng_state()
@@ -298,10 +301,15 @@ def fit_trained(x_train: np.ndarray, y_train: np.ndarray, groups: np.ndarray,
     try:
         fold = group_folds(np.asarray(groups), max(2, int(round(1 / val_fraction))), seed)
         tr, va = fold != 0, fold == 0
-        y_mean, y_std = float(y_train[tr].mean()), float(y_train[tr].std()) or 1.0
-        model = _TrainedSPN(reduction, d)
+        y_arr = np.asarray(y_train, dtype=np.float64)
+        single = y_arr.ndim == 1
+        y_arr = y_arr[:, None] if single else y_arr
+        y_mean = y_arr[tr].mean(axis=0)
+        y_std = y_arr[tr].std(axis=0)
+        y_std = np.where(y_std > 0, y_std, 1.0)
+        model = _TrainedSPN(reduction, d, n_targets=y_arr.shape[1])
         x = torch.as_tensor(np.asarray(x_train, dtype=np.float64))
-        y = torch.as_tensor((np.asarray(y_train, dtype=np.float64) - y_mean) / y_std)
+        y = torch.as_tensor((y_arr - y_mean) / y_std)
         tr_t, va_t = torch.as_tensor(tr), torch.as_tensor(va)
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         best, best_state, wait = np.inf, None, 0
@@ -327,6 +335,7 @@ def fit_trained(x_train: np.ndarray, y_train: np.ndarray, groups: np.ndarray,
     def predict(x_new: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             out = model(torch.as_tensor(np.asarray(x_new, dtype=np.float64)))
-        return out.numpy() * y_std + y_mean
+        out = out.numpy() * y_std + y_mean
+        return out[:, 0] if single else out
 
     return predict

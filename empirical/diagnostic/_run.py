@@ -385,11 +385,10 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
                 pred_s = pred[:, :lmax]
                 pred_r = None if err is None else pred[:, lmax:]
             else:
-                pred_s = np.stack([fit_trained(x_tr, targets_tr[:, j], groups[train_idx], red, d,
-                                               seed=cv_seed)(x_te) for j in range(lmax)], axis=1)
-                pred_r = None if err is None else np.stack(
-                    [fit_trained(x_tr, resid_tr[:, j], groups[train_idx], red, d,
-                                 seed=cv_seed)(x_te) for j in range(lmax)], axis=1)
+                pred_s = fit_trained(x_tr, targets_tr, groups[train_idx], red, d,
+                                     seed=cv_seed)(x_te)
+                pred_r = None if err is None else fit_trained(
+                    x_tr, resid_tr, groups[train_idx], red, d, seed=cv_seed)(x_te)
             bar.advance(50)
             s_te = S[test_idx]
             cell = {"pred_s": pred_s, "pred_r": pred_r, "eps": eps_b, "s_te": s_te,
