@@ -27,11 +27,25 @@ Public API
 :func:`multiplicities`, :func:`o3_multiplicities`, :func:`certificate`,
 :func:`verify_certificate`, :func:`rotation_overlap`, the method functions
 (:func:`exact_spectrum`, :func:`gaunt_spectrum`, :func:`weights_spectrum`,
-:func:`numeric_spectrum`, :func:`brute_force_spectrum`) and the conventions module
+:func:`numeric_spectrum`, :func:`brute_force_spectrum`), the cyclic-ring (C_n) functions
+(:func:`ring_orientation_modes`, :func:`carries_orientation`, :func:`ring_orientation_degrees`,
+:func:`ring_recoverable`, :func:`min_probe_degree`, :func:`ring_spectrum` (:class:`RingSpectrum`),
+:func:`ring_orientation_modes_numeric`) and the conventions module
 :mod:`spanthm.harmonics` (real basis, normalization and phase, with maps to e3nn and sympy).
 """
 
 from ._certificates import certificate, certificate_filename, write_certificate
+from ._cyclic import (
+    RingDegree,
+    RingSpectrum,
+    carries_orientation,
+    min_probe_degree,
+    ring_orientation_degrees,
+    ring_orientation_modes,
+    ring_orientation_modes_numeric,
+    ring_recoverable,
+    ring_spectrum,
+)
 from ._multiplicities import multiplicities, o3_multiplicities, weights_spectrum
 from ._numeric import numeric_spectrum, rotation_overlap
 from ._projection import brute_force_spectrum, exact_spectrum
@@ -44,6 +58,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "ring_orientation_modes",
+    "carries_orientation",
+    "ring_orientation_degrees",
+    "ring_recoverable",
+    "min_probe_degree",
+    "ring_spectrum",
+    "ring_orientation_modes_numeric",
     "spectrum",
     "SpectrumResult",
     "ceiling",
