@@ -146,6 +146,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (default: all cores)")
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("c5", help="the synthetic C5 calibration (axis and ring probes, ideal, "
+                       "random and briefly trained features, L = 1, 2, 3, d = 1, 2, 3)")
+    p.add_argument("--L", nargs="+", type=_positive(int, "--L"), default=[1, 2, 3], dest="Ls")
+    p.add_argument("--degrees", nargs="+", type=_positive(int, "--degrees"), default=[1, 2, 3])
+    p.add_argument("--lmax", type=_nonneg_int("--lmax"), default=7)
+    p.add_argument("--structures", type=_positive(int, "--structures"), default=6000)
+    p.add_argument("--sources", nargs="+", choices=["ideal", "random", "trained"],
+                   default=["ideal", "random", "trained"])
+    p.add_argument("--channels", type=_positive(int, "--channels"), default=32)
+    p.add_argument("--train-epochs", type=_positive(int, "--train-epochs"), default=8)
+    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
+    p.add_argument("--out", type=Path, default=None, help="default runs/c5-seed<seed>")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("backbones", help="list the shipped backbones")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", type=Path, default=None,
@@ -211,6 +227,28 @@ def _cmd_diagnose(args) -> int:
         print(f"d={d}  ceiling {s['ceiling']} (measured {s['measured_ceiling']})  rho  {rho}  "
               f"{'agrees' if s['agreement'] else 'DISAGREES'}")
     print(f"wrote {out}/results.json, report.md" + ("" if args.no_plots else ", plots"))
+    return EXIT_OK
+
+
+def _cmd_c5(args) -> int:
+    import torch
+
+    from .calibration import run_c5
+
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    out = args.out or Path("runs") / f"c5-seed{args.seed}"
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} exists and is not a directory")
+    result = run_c5(Ls=args.Ls, degrees=args.degrees, lmax=args.lmax, n=args.structures,
+                    seed=args.seed, sources=args.sources, channels=args.channels,
+                    train_epochs=args.train_epochs,
+                    progress=None if not args.no_progress else False)
+    result.save(out, plots=not args.no_plots)
+    for source, s in result.payload["summary"].items():
+        print(f"{source:8s} {s['agree']}/{s['cells']} cells agree with spanthm, "
+              f"{s['meet_bar']} meet the calibration bar")
+    print(f"{result.seconds:.0f} s; wrote {out}/results.json, report.md"
+          + ("" if args.no_plots else ", c5_heatmap.png"))
     return EXIT_OK
 
 
@@ -308,6 +346,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _cmd_backbones(args)
         if args.command == "diagnose":
             return _cmd_diagnose(args)
+        if args.command == "c5":
+            return _cmd_c5(args)
         if args.command == "data" and args.data_command == "aspirin":
             return _cmd_aspirin(args)
         return _cmd_info(args)

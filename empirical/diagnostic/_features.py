@@ -12,7 +12,7 @@ marked atom ``a``, then of ``b``), with irreps ``irreps_out + irreps_out``; ener
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ from e3nn import o3
 
 from ..backbone import Backbone, check_protocol
 
-__all__ = ["MarkedFeatures", "marked_features"]
+__all__ = ["MarkedFeatures", "marked_features", "atom_features"]
 
 
 @dataclass(frozen=True)
@@ -44,25 +44,24 @@ def _rotated(positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
     return np.einsum("nij,naj->nai", rotations, positions)
 
 
-def marked_features(backbone, positions: np.ndarray, numbers: np.ndarray,
-                    rotations: np.ndarray, a: int, b: int, with_energy: bool = True,
-                    chunk: int = 16, progress: Optional[Callable[[int], None]] = None
-                    ) -> MarkedFeatures:
-    """Features of atoms ``a``, ``b`` (and energies) of every configuration
-    ``positions[i] @ rotations[i].T``.
+def atom_features(backbone, positions: np.ndarray, numbers: np.ndarray,
+                  rotations: np.ndarray, atoms: Sequence[int], with_energy: bool = True,
+                  chunk: int = 16, progress: Optional[Callable[[int], None]] = None):
+    """Features ``(n, len(atoms), irreps_out.dim)`` of the given atoms of every configuration
+    ``positions[i] @ rotations[i].T``, and the energies ``(n,)`` (eV) or ``None``.
 
     ``backbone`` follows the protocol; this package's :class:`Backbone` is run in batches
     of ``chunk`` configurations (features and energy in one pass), any other object one
     configuration at a time. ``progress(k)`` is called after every ``k`` configurations.
     Raises ``ValueError`` if the backbone returns features of the wrong shape or non-finite
-    values.
-    """
+    values."""
     check_protocol(backbone)
     irreps = o3.Irreps(backbone.irreps_out)
+    atoms = list(atoms)
     has_energy = with_energy and callable(getattr(backbone, "energy", None))
     rotated = _rotated(np.asarray(positions, dtype=np.float64), rotations)
     n, n_atoms, _ = rotated.shape
-    feats = np.empty((n, 2, irreps.dim))
+    feats = np.empty((n, len(atoms), irreps.dim))
     energies = np.empty(n) if has_energy else None
     if isinstance(backbone, Backbone):
         dtype = backbone.dtype
@@ -74,9 +73,7 @@ def marked_features(backbone, positions: np.ndarray, numbers: np.ndarray,
             batch = torch.arange(m).repeat_interleave(n_atoms)
             with torch.no_grad():
                 h, e = backbone.features_and_energy(pos, nums[:m * n_atoms], batch)
-            h = h.reshape(m, n_atoms, -1)
-            feats[start:stop, 0] = h[:, a].double().numpy()
-            feats[start:stop, 1] = h[:, b].double().numpy()
+            feats[start:stop] = h.reshape(m, n_atoms, -1)[:, atoms].double().numpy()
             if has_energy:
                 energies[start:stop] = e.double().numpy()
             if progress:
@@ -92,8 +89,7 @@ def marked_features(backbone, positions: np.ndarray, numbers: np.ndarray,
                     raise ValueError(f"{type(backbone).__name__}.node_features returned shape "
                                      f"{tuple(h.shape)}, expected ({n_atoms}, {irreps.dim}) "
                                      f"(n_atoms, irreps_out.dim)")
-                feats[i, 0] = h[a].double().numpy()
-                feats[i, 1] = h[b].double().numpy()
+                feats[i] = h[atoms].double().numpy()
             if has_energy:
                 with torch.enable_grad():
                     energies[i] = float(backbone.energy(pos, nums))
@@ -103,4 +99,17 @@ def marked_features(backbone, positions: np.ndarray, numbers: np.ndarray,
         raise ValueError(f"{type(backbone).__name__} returned non-finite features")
     if has_energy and not np.isfinite(energies).all():
         raise ValueError(f"{type(backbone).__name__} returned non-finite energies")
-    return MarkedFeatures(feats.reshape(n, -1), irreps + irreps, energies)
+    return feats, energies
+
+
+def marked_features(backbone, positions: np.ndarray, numbers: np.ndarray,
+                    rotations: np.ndarray, a: int, b: int, with_energy: bool = True,
+                    chunk: int = 16, progress: Optional[Callable[[int], None]] = None
+                    ) -> MarkedFeatures:
+    """Features of atoms ``a``, ``b`` (and energies) of every configuration
+    ``positions[i] @ rotations[i].T`` (see :func:`atom_features`), as
+    :class:`MarkedFeatures` ``[h_a, h_b]``."""
+    feats, energies = atom_features(backbone, positions, numbers, rotations, [a, b],
+                                    with_energy=with_energy, chunk=chunk, progress=progress)
+    irreps = o3.Irreps(backbone.irreps_out)
+    return MarkedFeatures(feats.reshape(len(feats), -1), irreps + irreps, energies)

@@ -1,0 +1,8 @@
+"""The synthetic C5 calibration (DESIGN §3): structures with exact ground truth, probed
+like aspirin; :func:`run_c5` and the ``empirical c5`` command."""
+
+from ._c5 import CALIBRATION_BAR, C5Result, IdealFeatures, run_c5
+from ._structures import c5_structures, reference_positions, synthetic_energy
+
+__all__ = ["run_c5", "C5Result", "IdealFeatures", "CALIBRATION_BAR", "c5_structures",
+           "reference_positions", "synthetic_energy"]

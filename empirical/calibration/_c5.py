@@ -1,0 +1,257 @@
+r"""The synthetic C5 calibration (DESIGN §3): axis and ring probes with known ground truth.
+
+For every feature source (``ideal``: the spherical harmonics themselves; ``random``: a
+random-initialized backbone of the aspirin class; ``trained``: the same, trained briefly on
+the synthetic energy of :mod:`._structures`), every ``L`` and every probe degree ``d``:
+
+* Axis probe: the marked direction is centre -> apex; targets :math:`s_l`, ``l = 0..lmax``,
+  exactly as in :mod:`empirical.diagnostic` (reduction of the centre's and apex's features,
+  all monomials up to ``d``, ridge with grouped cross-validation, held-out Pearson rho).
+  Predicted recoverable iff ``l`` is in :func:`spanthm.recoverable_degrees` (``l <= dL``).
+* Ring probe: target :math:`t = \sum_k c \cdot Y_5(v_k)`, ``v_k`` the unit vector from the
+  centre to ring atom ``k``; the SPN polynomial is applied to each ring atom's (reduced)
+  features and summed over the ring, i.e. the ridge runs on ring-summed monomials.
+  Predicted with :func:`spanthm.ring_recoverable` (``n = 5``, target degree 5): recoverable
+  iff ``dL >= 5``.
+
+Ideal features: ring atom ``k`` carries :math:`Y_{\le L}(v_k)`; the centre and the apex carry
+:math:`Y_{\le L}` of the axis. Samples: ``n`` jittered structures, each under its own
+Haar-random rotation (independent per feature source), split by structure into probe
+training and held-out parts. Verdicts use the diagnostic's thresholds (rho >= 0.5
+recoverable, ``|rho| <= 0.2`` blind); the calibration bar of the acceptance (rho >= 0.9
+where recoverable for ideal and trained features, ``|rho| <= 0.1`` where blind) is reported
+per cell as ``meets_bar``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from e3nn import o3
+
+import spanthm
+
+from .._progress import Progress
+from ..backbone import Backbone, BackboneConfig, TrainSettings, dataset_statistics, train
+from ..backbone import load as load_backbone
+from ..diagnostic import _statistics as st
+from ..diagnostic._features import atom_features
+from ..diagnostic._injection import haar_rotations, signal, signal_coefficients
+from ..diagnostic._probe import fit_reduction, fit_ridge, monomials
+from ..diagnostic._run import THRESHOLDS, _float, _stream, _versions, auto_k
+from ._structures import APEX, CENTRE, RING, c5_structures
+
+__all__ = ["run_c5", "C5Result", "IdealFeatures", "CALIBRATION_BAR", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+#: The acceptance bar of the calibration (stricter than the verdict thresholds).
+CALIBRATION_BAR = {"recoverable": 0.9, "blind": 0.1}
+RING_DEGREE = 5
+SOURCES = ("ideal", "random", "trained")
+_STREAM_DATA, _STREAM_SPLIT, _STREAM_ROT, _STREAM_CV, _STREAM_TRAIN = 21, 22, 23, 24, 25
+
+
+class IdealFeatures:
+    """Protocol object whose per-atom features are :math:`Y_0..Y_L` (e3nn, component
+    normalization) of the atom's direction from the centre; the centre (and the apex) carry
+    the axis direction."""
+
+    def __init__(self, L: int):
+        self.L = int(L)
+        self.irreps_out = o3.Irreps.spherical_harmonics(self.L)
+
+    def node_features(self, positions: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
+        v = positions - positions[CENTRE]
+        v = v.clone()
+        v[CENTRE] = positions[APEX] - positions[CENTRE]
+        return o3.spherical_harmonics(self.irreps_out, v, normalize=True,
+                                      normalization="component")
+
+
+@dataclass
+class C5Result:
+    """What :func:`run_c5` measured; :meth:`to_dict` is exactly ``results.json``."""
+
+    payload: Dict
+    seconds: float = 0.0
+
+    def to_dict(self) -> Dict:
+        return copy.deepcopy(self.payload)
+
+    def to_json(self) -> str:
+        return json.dumps(self.payload, indent=1) + "\n"
+
+    def save(self, out_dir: Union[str, Path], plots: bool = True) -> List[Path]:
+        from ._report import write_c5_outputs
+        return write_c5_outputs(self, Path(out_dir), plots=plots)
+
+
+def _ring_summed_monomials(z: np.ndarray, d: int) -> np.ndarray:
+    """``sum_k monomials(z[:, k], d)`` for ``z`` ``(n, ring, k)``."""
+    return sum(monomials(z[:, j], d) for j in range(z.shape[1]))
+
+
+def _train_briefly(L: int, channels: int, seed: int, epochs: int, frames: int,
+                   log) -> Backbone:
+    """A backbone of the aspirin class trained for ``epochs`` on ``frames`` C5 structures
+    with the synthetic energy (its own seeded structures, never probed)."""
+    data = c5_structures(frames + 200, seed=_stream(seed, _STREAM_TRAIN, L))
+    config = BackboneConfig(L=L, channels=channels, layers=3, species=[6, 8])
+    settings = TrainSettings(epochs=epochs, batch_size=16, train_frames=frames,
+                             val_frames=100, test_frames=100, split_seed=seed,
+                             stop_patience=epochs + 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        meta = train(data, tmp, config, seed=seed, settings=settings, progress=False,
+                     log=log)
+        model = load_backbone(Path(tmp) / "backbone.pt")
+    model.c5_training = {"epochs": epochs, "frames": frames,
+                         "test_energy_mae_meV": meta["test"]["energy_mae_meV"],
+                         "test_force_mae_meV_per_A": meta["test"]["force_mae_meV_per_A"]}
+    model.eval()
+    return model
+
+
+def run_c5(Ls: Sequence[int] = (1, 2, 3), degrees: Sequence[int] = (1, 2, 3), lmax: int = 7,
+           n: int = 6000, seed: int = 0, sources: Sequence[str] = SOURCES,
+           channels: int = 32, train_epochs: int = 8, train_frames: int = 400,
+           test_fraction: float = 0.25, folds: int = 3, jitter: float = 0.05,
+           progress=None) -> C5Result:
+    """Run the C5 calibration (see the module docstring). Raises ``ValueError`` on bad
+    input before any work is done."""
+    start = time.perf_counter()
+    Ls, degrees = list(Ls), list(degrees)
+    for L in Ls:
+        if not isinstance(L, (int, np.integer)) or L < 1:
+            raise ValueError(f"L must be an integer >= 1, got {L!r}")
+    for d in degrees:
+        if not isinstance(d, (int, np.integer)) or d < 1:
+            raise ValueError(f"probe degree d must be an integer >= 1, got {d!r}")
+    if not isinstance(lmax, (int, np.integer)) or lmax < 0:
+        raise ValueError(f"lmax must be an integer >= 0, got {lmax!r}")
+    for s in sources:
+        if s not in SOURCES:
+            raise ValueError(f"feature source must be one of {', '.join(SOURCES)}, got {s!r}")
+    if n < 20:
+        raise ValueError(f"need at least 20 structures, got {n}")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+
+    data = c5_structures(n, seed=_stream(seed, _STREAM_DATA), jitter=jitter)
+    n_test = int(round(test_fraction * n))
+    perm = np.random.default_rng(_stream(seed, _STREAM_SPLIT)).permutation(n)
+    test_idx, train_idx = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+    groups = np.arange(n)
+    ls = list(range(lmax + 1))
+    coeffs = {l: signal_coefficients(l, seed) for l in ls}
+    c_ring = signal_coefficients(RING_DEGREE, seed)
+    atoms = [CENTRE, APEX, *RING]
+
+    jobs = [(source, L) for source in sources for L in Ls]
+    bar = Progress(len(jobs) * (n + 30 * len(degrees)), enabled=progress)
+    cells: List[Dict] = []
+    training: List[Dict] = []
+    for ji, (source, L) in enumerate(jobs):
+        label = "ideal" if source == "ideal" else f"L{L}-{source}"
+        bar.set_label(f"{label} (L = {L})")
+        if source == "ideal":
+            obj = IdealFeatures(L)
+        else:
+            stats = dataset_statistics(data, train_idx[:400], 5.0)
+            if source == "random":
+                config = BackboneConfig(L=L, channels=channels, layers=3, species=[6, 8],
+                                        **stats)
+                obj = Backbone(config, seed=seed).eval()
+            else:
+                obj = _train_briefly(L, channels, seed, train_epochs, train_frames,
+                                     log=lambda s: None)
+                training.append({"features": label, "L": L, **obj.c5_training})
+        rotations = haar_rotations(n, _stream(seed, _STREAM_ROT, ji))
+        rot_pos = np.einsum("nij,naj->nai", rotations, data.positions)
+        feats, _ = atom_features(obj, data.positions, data.numbers, rotations, atoms,
+                                 with_energy=False, progress=lambda m: bar.advance(m))
+        irreps = o3.Irreps(obj.irreps_out)
+        feature_degrees = sorted({ir.l for _, ir in irreps})
+        width = sum(2 * l + 1 for l in feature_degrees)
+        # targets
+        axis = rot_pos[:, APEX] - rot_pos[:, CENTRE]
+        axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+        S = np.stack([signal(l, axis, coeffs[l]) for l in ls], axis=1)
+        v = rot_pos[:, list(RING)] - rot_pos[:, [CENTRE]]
+        v /= np.linalg.norm(v, axis=-1, keepdims=True)
+        t = signal(RING_DEGREE, v.reshape(-1, 3), c_ring).reshape(n, len(RING)).sum(axis=1)
+        x_axis = feats[:, :2].reshape(n, -1)
+        x_ring = feats[:, 2:]
+        for d in degrees:
+            k = auto_k(width, d, len(train_idx), "irrep", irreps)
+            rec = set(spanthm.recoverable_degrees(d, features=set(feature_degrees)))
+            # axis probe
+            red = fit_reduction(x_axis[train_idx], irreps + irreps, k)
+            z = red.transform(x_axis)
+            phi = monomials(z, d)
+            fit = fit_ridge(phi[train_idx], S[train_idx][:, 1:], groups[train_idx], folds=folds,
+                            seed=_stream(seed, _STREAM_CV))
+            pred = fit.predict(phi[test_idx])
+            for l in ls:
+                rho = None if l == 0 else st.pearson(pred[:, l - 1], S[test_idx][:, l])
+                cells.append(_cell(label, source, L, d, "axis", l, rho,
+                                   "recoverable" if l in rec else "blind", red.k))
+            # ring probe: one reduction for all ring atoms, polynomial per atom, summed
+            pooled = x_ring[train_idx].reshape(-1, x_ring.shape[-1])
+            red = fit_reduction(pooled, irreps, k)
+            z = red.transform(x_ring.reshape(-1, x_ring.shape[-1])).reshape(n, len(RING), -1)
+            phi = _ring_summed_monomials(z, d)
+            fit = fit_ridge(phi[train_idx], t[train_idx], groups[train_idx], folds=folds,
+                            seed=_stream(seed, _STREAM_CV))
+            rho = st.pearson(fit.predict(phi[test_idx])[:, 0], t[test_idx])
+            seen = spanthm.ring_recoverable(5, d, features=set(feature_degrees),
+                                            target_degree=RING_DEGREE)
+            cells.append(_cell(label, source, L, d, "ring", RING_DEGREE, rho,
+                               "recoverable" if seen else "blind", red.k))
+            bar.advance(30)
+    bar.close()
+
+    summary: Dict[str, Dict] = {}
+    for source in sources:
+        mine = [c for c in cells if c["source"] == source and c["rho"] is not None]
+        summary[source] = {"cells": len(mine),
+                           "agree": sum(1 for c in mine if c["agrees"]),
+                           "meet_bar": sum(1 for c in mine if c["meets_bar"])}
+    config = {"Ls": Ls, "degrees": degrees, "lmax": int(lmax), "n_structures": int(n),
+              "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "seed": int(seed),
+              "sources": list(sources), "channels": int(channels),
+              "train_epochs": int(train_epochs), "train_frames": int(train_frames),
+              "jitter_A": float(jitter), "folds": int(folds), "ring_target_degree": RING_DEGREE,
+              "thresholds": dict(THRESHOLDS), "calibration_bar": dict(CALIBRATION_BAR),
+              "structures": data.metadata["source"],
+              "k_rule": "per (source, L, d): auto_k of empirical.diagnostic (<= 4 channels per "
+                        "degree, >= 2 training samples per monomial)",
+              "coefficients": {str(l): coeffs[l].tolist() for l in ls},
+              "ring_coefficients": c_ring.tolist(), "versions": _versions()}
+    payload = {"schema_version": SCHEMA_VERSION, "config": config, "cells": cells,
+               "summary": summary, "training": training,
+               "agreement": all(c["agrees"] for c in cells if c["agrees"] is not None)}
+    return C5Result(payload=payload, seconds=time.perf_counter() - start)
+
+
+def _cell(label, source, L, d, probe, l, rho, predicted, k) -> Dict:
+    rho = _float(rho)
+    if rho is None:
+        agrees = meets = None
+    elif predicted == "recoverable":
+        agrees = rho >= THRESHOLDS["recoverable"]
+        meets = rho >= CALIBRATION_BAR["recoverable"]
+    else:
+        agrees = abs(rho) <= THRESHOLDS["blind"]
+        meets = abs(rho) <= CALIBRATION_BAR["blind"]
+    return {"features": label, "source": source, "L": int(L), "d": int(d), "probe": probe,
+            "l": int(l), "rho": rho, "predicted": predicted,
+            "agrees": None if agrees is None else bool(agrees),
+            "meets_bar": None if meets is None else bool(meets), "k": int(k)}

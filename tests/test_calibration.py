@@ -1,0 +1,124 @@
+"""empirical.calibration: C5 structures, the axis and ring probes, outputs, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from empirical import cli
+from empirical.calibration import (IdealFeatures, c5_structures, reference_positions, run_c5,
+                                   synthetic_energy)
+from empirical.calibration._structures import APEX, CENTRE, RING, RING_RADIUS
+
+
+def test_reference_structure_geometry():
+    pos = reference_positions()
+    ring = pos[list(RING)]
+    assert np.allclose(np.linalg.norm(ring, axis=1), RING_RADIUS)
+    assert np.allclose(ring[:, 2], 0)
+    side = np.linalg.norm(ring - np.roll(ring, 1, axis=0), axis=1)
+    assert np.allclose(side, side[0])                       # regular pentagon
+    assert np.allclose(pos[APEX, :2], 0) and pos[APEX, 2] > 0
+    assert np.allclose(pos[CENTRE], 0)
+
+
+def test_synthetic_energy_invariant_and_forces_are_gradients():
+    data = c5_structures(5, seed=1)
+    rot = torch.tensor([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]], dtype=torch.float64).numpy()
+    e, f = synthetic_energy(data.positions)
+    e_rot, f_rot = synthetic_energy(data.positions @ rot.T)
+    assert np.allclose(e, e_rot) and np.allclose(f_rot, f @ rot.T)
+    h = 1e-6
+    for atom, axis in [(0, 0), (3, 2), (6, 1)]:
+        plus, minus = data.positions.copy(), data.positions.copy()
+        plus[:, atom, axis] += h
+        minus[:, atom, axis] -= h
+        fd = (synthetic_energy(plus)[0] - synthetic_energy(minus)[0]) / (2 * h)
+        assert np.allclose(-fd, f[:, atom, axis], atol=1e-6)
+    e0, _ = synthetic_energy(reference_positions()[None])
+    assert abs(e0[0]) < 1e-12                                # minimum at the reference
+
+
+def test_structures_are_seeded_and_checked():
+    a, b = c5_structures(10, seed=3), c5_structures(10, seed=3)
+    assert np.array_equal(a.positions, b.positions)
+    assert not np.array_equal(a.positions, c5_structures(10, seed=4).positions)
+    assert a.metadata["marked_bond"]["atoms"] == [CENTRE, APEX]
+    with pytest.raises(ValueError):
+        c5_structures(1, seed=0)
+
+
+def test_ideal_features_are_harmonics_of_atom_directions():
+    pos = torch.tensor(reference_positions())
+    h = IdealFeatures(2).node_features(pos, torch.zeros(7, dtype=torch.long))
+    assert h.shape == (7, 9)
+    assert torch.allclose(h[:, 0], torch.ones(7, dtype=h.dtype))
+    # the centre carries the axis, like the apex
+    assert torch.allclose(h[CENTRE], h[APEX])
+
+
+@pytest.fixture(scope="module")
+def ideal_c5():
+    return run_c5(Ls=(1, 2, 3), degrees=(2, 3), lmax=6, n=1500, sources=("ideal",),
+                  progress=False)
+
+
+def test_ideal_calibration_matches_spanthm_exactly(ideal_c5):
+    """Ideal features: rho ~ 1 where spanthm predicts recovery, ~0 where blind; the ring
+    probe is blind at (L=2, d=2), seen at (L=2, d=3) and (L=3, d=2)."""
+    cells = ideal_c5.payload["cells"]
+    ring = {(c["L"], c["d"]): c for c in cells if c["probe"] == "ring"}
+    assert ring[(2, 2)]["predicted"] == "blind" and abs(ring[(2, 2)]["rho"]) < 0.15
+    assert ring[(2, 3)]["predicted"] == "recoverable" and ring[(2, 3)]["rho"] > 0.99
+    assert ring[(3, 2)]["predicted"] == "recoverable" and ring[(3, 2)]["rho"] > 0.99
+    assert ring[(1, 3)]["predicted"] == "blind"
+    for c in cells:
+        if c["probe"] != "axis":
+            continue
+        if c["l"] == 0:
+            assert c["rho"] is None and c["agrees"] is None
+            continue
+        assert c["predicted"] == ("recoverable" if c["l"] <= c["L"] * c["d"] else "blind")
+        if c["predicted"] == "recoverable":
+            assert c["rho"] > 0.99, c
+        else:
+            assert abs(c["rho"]) < 0.15, c
+    assert ideal_c5.payload["agreement"] is True
+
+
+def test_c5_outputs_and_cli(ideal_c5, tmp_path, capsys):
+    written = ideal_c5.save(tmp_path / "c5")
+    names = sorted(p.name for p in written)
+    assert names == ["c5_heatmap.png", "report.md", "results.json"]
+    payload = json.loads((tmp_path / "c5" / "results.json").read_text())
+    assert payload == ideal_c5.to_dict()
+    for c in payload["cells"]:
+        assert set(c) >= {"features", "L", "d", "probe", "l", "rho", "predicted", "agrees"}
+    assert (tmp_path / "c5" / "c5_heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (tmp_path / "c5" / "report.md").read_text()
+    assert "ring l=5" in report and "## ideal (L = 2)" in report
+
+    out = tmp_path / "cli"
+    code = cli.main(["c5", "--L", "1", "--degrees", "1", "--lmax", "2", "--structures", "60",
+                     "--sources", "ideal", "random", "--channels", "4", "--out", str(out),
+                     "--no-progress", "--threads", "1"])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "results.json").exists() and (out / "report.md").exists()
+
+
+def test_briefly_trained_source_runs_and_records_training():
+    res = run_c5(Ls=(1,), degrees=(1,), lmax=2, n=80, sources=("trained",), channels=4,
+                 train_epochs=1, train_frames=40, progress=False).payload
+    assert res["training"][0]["features"] == "L1-trained" and res["training"][0]["epochs"] == 1
+    assert {c["features"] for c in res["cells"]} == {"L1-trained"}
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    (dict(Ls=(0,)), "L must be"), (dict(degrees=(0,)), "probe degree"),
+    (dict(lmax=-1), "lmax"), (dict(sources=("oracle",)), "feature source"),
+    (dict(n=5), "at least 20"),
+])
+def test_bad_input(kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        run_c5(progress=False, **kwargs)
