@@ -162,6 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("controls", help="the controls of DESIGN §4 (capacity, parameters, "
+                       "activation, architecture, untrained) on the shipped aspirin")
+    p.add_argument("--data", default="aspirin")
+    p.add_argument("--frames", type=_positive(int, "--frames"), default=2000)
+    p.add_argument("--n-boot", type=_positive(int, "--n-boot"), default=500)
+    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
+    p.add_argument("--kinds", nargs="+", default=None,
+                   choices=["capacity", "parameters", "activation", "architecture", "untrained"])
+    p.add_argument("--out", type=Path, default=None, help="default runs/controls-seed<seed>")
+    p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("backbones", help="list the shipped backbones")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", type=Path, default=None,
@@ -249,6 +261,30 @@ def _cmd_c5(args) -> int:
               f"{s['meet_bar']} meet the calibration bar")
     print(f"{result.seconds:.0f} s; wrote {out}/results.json, report.md"
           + ("" if args.no_plots else ", c5_heatmap.png"))
+    return EXIT_OK
+
+
+def _cmd_controls(args) -> int:
+    import torch
+
+    from .calibration import run_controls
+    from .calibration._controls import KINDS
+
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    out = args.out or Path("runs") / f"controls-seed{args.seed}"
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} exists and is not a directory")
+    result = run_controls(dataset=args.data, frames=args.frames, n_boot=args.n_boot,
+                          seed=args.seed, kinds=tuple(args.kinds or KINDS),
+                          progress=None if not args.no_progress else False)
+    result.save(out)
+    for c in result.payload["controls"]:
+        if c["status"] == "missing":
+            print(f"{c['name']:<22} d={c['d']}  missing backbone {c['backbone']}")
+        else:
+            print(f"{c['name']:<22} d={c['d']}  measured ceiling {c['measured_ceiling']}, "
+                  f"predicted {c['predicted_ceiling']}  {'agrees' if c['agrees'] else 'DISAGREES'}")
+    print(f"{result.seconds:.0f} s; wrote {out}/results.json, report.md")
     return EXIT_OK
 
 
@@ -348,6 +384,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _cmd_diagnose(args)
         if args.command == "c5":
             return _cmd_c5(args)
+        if args.command == "controls":
+            return _cmd_controls(args)
         if args.command == "data" and args.data_command == "aspirin":
             return _cmd_aspirin(args)
         return _cmd_info(args)

@@ -1,8 +1,10 @@
 """The synthetic C5 calibration (DESIGN §3): structures with exact ground truth, probed
-like aspirin; :func:`run_c5` and the ``empirical c5`` command."""
+like aspirin (:func:`run_c5`, ``empirical c5``), and the controls of DESIGN §4
+(:func:`run_controls`, ``empirical controls``)."""
 
 from ._c5 import CALIBRATION_BAR, C5Result, IdealFeatures, run_c5
+from ._controls import CONTROL_BACKBONES, ControlsResult, run_controls
 from ._structures import c5_structures, reference_positions, synthetic_energy
 
-__all__ = ["run_c5", "C5Result", "IdealFeatures", "CALIBRATION_BAR", "c5_structures",
+__all__ = ["run_controls", "ControlsResult", "CONTROL_BACKBONES", "run_c5", "C5Result", "IdealFeatures", "CALIBRATION_BAR", "c5_structures",
            "reference_positions", "synthetic_energy"]

@@ -38,6 +38,7 @@ Protocol (every choice below is recorded in ``results.json["config"]``)
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 import hashlib
 import json
 import platform
@@ -88,6 +89,22 @@ def auto_k(width: int, d: int, n_train: int, reduction: str, irreps) -> int:
         if 2 * n_monomials(m * width, d) <= n_train:
             best = m
     return best * width
+
+
+_CACHE: Optional[Dict] = None
+
+
+@contextmanager
+def feature_cache():
+    """Within this context, :func:`diagnose` computes the marked-atom features of a given
+    backbone object, dataset, frame subset, rotation stream and marked pair once and reuses
+    them (the controls probe one backbone with many SPNs)."""
+    global _CACHE
+    previous, _CACHE = _CACHE, {}
+    try:
+        yield
+    finally:
+        _CACHE = previous
 
 
 def _stream(seed: int, *keys: int) -> int:
@@ -341,8 +358,16 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
         S = np.stack([signal(l, u, coeffs[l]) for l in ls], axis=1)      # (samples, lmax+1)
         info["equivariance_error"] = _equivariance(obj, positions[0], data.numbers,
                                                    rotations[0])
-        mf = marked_features(obj, positions, data.numbers, rotations, a, b,
-                             progress=lambda m: bar.advance(m))
+        key = (id(obj), _fingerprint(data), chosen.tobytes(), R, a, b,
+               _stream(seed, _STREAM_ROTATIONS, bi))
+        if _CACHE is not None and key in _CACHE:
+            mf = _CACHE[key][1]
+            bar.advance(len(groups))
+        else:
+            mf = marked_features(obj, positions, data.numbers, rotations, a, b,
+                                 progress=lambda m: bar.advance(m))
+            if _CACHE is not None:
+                _CACHE[key] = (obj, mf)          # the object is kept alive with its key
         x_tr, x_te = mf.features[train_idx], mf.features[test_idx]
         if mf.energies is not None:
             err = e_ref - mf.energies

@@ -1,0 +1,192 @@
+r"""Controls (DESIGN §4): each must leave the ceiling where the theorem puts it.
+
+Every control is one :func:`empirical.diagnose` measurement (same protocol, fewer frames and
+resamples to fit the CPU budget; features of a backbone are computed once and shared by its
+controls) and reports its measured ceiling (the highest ``l`` with mean held-out rho at or
+above the recoverable threshold, 0.5) beside the predicted one (``spanthm.ceiling``):
+
+* ``capacity``: backbone channels x1, x2, x4 (``aspirin_L2_seed0``, ``aspirin_L2_c64_seed0``,
+  ``aspirin_L2_c128_seed0``) at ``d = 2``; SPN width ``k = 16, 32, 64`` (per-irrep
+  reduction: ``k // 9`` channels per degree) at ``d = 2``, with enough rotations per
+  configuration for two training samples per monomial.
+* ``parameters``: a ``d = 3`` SPN of width 9 (220 coefficients) against the widest
+  ``d = 2`` SPN (width 63, 2080 coefficients): fewer parameters, higher ceiling.
+* ``activation``: gate nonlinearity SiLU (``aspirin_L2_seed0``), tanh
+  (``aspirin_L2_tanh_seed0``), GELU (``aspirin_L2_gelu_seed0``) at ``d = 2``.
+* ``architecture``: ``aspirin_L1_seed0`` (d = 1, 2, 3: ceilings 1, 2, 3) and
+  ``aspirin_L3_seed0`` (d = 1, 2: ceilings 3, 6).
+* ``untrained``: a random-initialized L = 2 backbone of the aspirin class (d = 1, 2, 3).
+
+A control whose backbone is not shipped (``empirical backbones``) is listed with
+``status: "missing"`` and null measurements, and the run's ``complete`` flag is false; the
+README says how each is trained.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+from .._progress import Progress
+from ..backbone import Backbone, BackboneConfig, dataset_statistics, shipped
+from ..backbone import load as load_backbone
+from ..data import load as load_dataset
+from ..diagnostic import diagnose
+from ..diagnostic._probe import n_monomials
+from ..diagnostic._run import THRESHOLDS, _versions, feature_cache
+
+__all__ = ["run_controls", "ControlsResult", "CONTROL_BACKBONES"]
+
+SCHEMA_VERSION = 1
+#: Shipped checkpoints the trained controls read (name -> what it varies).
+CONTROL_BACKBONES = {
+    "aspirin_L2_c64_seed0": "L = 2, 64 channels (x2)",
+    "aspirin_L2_c128_seed0": "L = 2, 128 channels (x4)",
+    "aspirin_L2_tanh_seed0": "L = 2, tanh gates",
+    "aspirin_L2_gelu_seed0": "L = 2, GELU gates",
+    "aspirin_L1_seed0": "L = 1",
+    "aspirin_L3_seed0": "L = 3",
+}
+BASE = "aspirin_L2_seed0"
+
+
+@dataclass
+class ControlsResult:
+    payload: Dict
+    seconds: float = 0.0
+
+    def to_dict(self) -> Dict:
+        return copy.deepcopy(self.payload)
+
+    def to_json(self) -> str:
+        return json.dumps(self.payload, indent=1) + "\n"
+
+    def save(self, out_dir: Union[str, Path]) -> List[Path]:
+        from ._report import write_controls_outputs
+        return write_controls_outputs(self, Path(out_dir))
+
+
+def _plan(available: set, frames: int, spn_widths=(16, 32, 64),
+          parameter_widths=(9, 63)) -> List[Dict]:
+    """The controls: name, kind, backbone (name or "random"), d, k, rotations."""
+    plan = []
+    for name, mult in ((BASE, 1), ("aspirin_L2_c64_seed0", 2), ("aspirin_L2_c128_seed0", 4)):
+        plan.append({"name": f"channels x{mult}", "kind": "capacity", "backbone": name,
+                     "degrees": [2]})
+    n_train = int(round(0.8 * frames))
+    for k in spn_widths:
+        k_eff = (k // 9) * 9
+        rot = max(1, math.ceil(2 * n_monomials(k_eff, 2) / n_train))
+        plan.append({"name": f"SPN width k={k}", "kind": "capacity", "backbone": BASE,
+                     "degrees": [2], "k": k, "rotations": rot})
+    k3, k2 = parameter_widths
+    plan.append({"name": f"d=3 SPN, width {k3}", "kind": "parameters", "backbone": BASE,
+                 "degrees": [3], "k": k3,
+                 "rotations": max(1, math.ceil(2 * n_monomials(k3, 3) / n_train))})
+    plan.append({"name": f"d=2 SPN, width {k2}", "kind": "parameters", "backbone": BASE,
+                 "degrees": [2], "k": k2,
+                 "rotations": max(1, math.ceil(2 * n_monomials(k2, 2) / n_train))})
+    for name, act in ((BASE, "silu"), ("aspirin_L2_tanh_seed0", "tanh"),
+                      ("aspirin_L2_gelu_seed0", "gelu")):
+        plan.append({"name": f"activation {act}", "kind": "activation", "backbone": name,
+                     "degrees": [2]})
+    plan.append({"name": "L = 1", "kind": "architecture", "backbone": "aspirin_L1_seed0",
+                 "degrees": [1, 2, 3]})
+    plan.append({"name": "L = 3", "kind": "architecture", "backbone": "aspirin_L3_seed0",
+                 "degrees": [1, 2]})
+    plan.append({"name": "random init L = 2", "kind": "untrained", "backbone": "random",
+                 "degrees": [1, 2, 3]})
+    for p in plan:
+        p["available"] = p["backbone"] == "random" or p["backbone"] in available
+    return plan
+
+
+KINDS = ("capacity", "parameters", "activation", "architecture", "untrained")
+
+
+def run_controls(dataset="aspirin", frames: int = 2000, n_boot: int = 500, seed: int = 0,
+                 lmax: int = 7, kinds=KINDS, spn_widths=(16, 32, 64), parameter_widths=(9, 63),
+                 progress=None) -> ControlsResult:
+    """Run the controls of ``kinds`` (see the module docstring). ``parameter_widths``:
+    (width of the d = 3 SPN, width of the widest d = 2 SPN); the d = 3 one must have fewer
+    coefficients. Raises ``ValueError`` for bad options before any work."""
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ValueError(f"control kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if frames < 20:
+        raise ValueError(f"controls need at least 20 frames, got {frames}")
+    k3, k2 = parameter_widths
+    if n_monomials(k3, 3) >= n_monomials(k2, 2):
+        raise ValueError(f"the d = 3 SPN (width {k3}, {n_monomials(k3, 3)} coefficients) must "
+                         f"have fewer coefficients than the d = 2 one (width {k2}, "
+                         f"{n_monomials(k2, 2)})")
+    start = time.perf_counter()
+    data = load_dataset(dataset) if not hasattr(dataset, "positions") else dataset
+    available = {b["name"] for b in shipped()}
+    plan = [p for p in _plan(available, frames, spn_widths, parameter_widths)
+            if p["kind"] in kinds]
+    objects: Dict[str, object] = {}
+    bar = Progress(sum(len(p["degrees"]) for p in plan), enabled=progress)
+    controls: List[Dict] = []
+    runs: List[Dict] = []
+    with feature_cache():
+        for p in plan:
+            bar.set_label(p["name"])
+            if not p["available"]:
+                for d in p["degrees"]:
+                    controls.append({"name": p["name"], "kind": p["kind"], "backbone": p["backbone"],
+                                     "L": None, "d": d, "measured_ceiling": None,
+                                     "predicted_ceiling": None, "agrees": None,
+                                     "status": "missing"})
+                    bar.advance(1)
+                continue
+            if p["backbone"] not in objects:
+                if p["backbone"] == "random":
+                    stats = dataset_statistics(data, range(min(1000, data.n_frames)), 5.0)
+                    config = BackboneConfig(L=2, channels=32, layers=3,
+                                            species=sorted(set(int(z) for z in data.numbers)),
+                                            **stats)
+                    objects["random"] = Backbone(config, seed=seed).eval()
+                else:
+                    objects[p["backbone"]] = load_backbone(p["backbone"]).eval()
+            obj = objects[p["backbone"]]
+            res = diagnose(backbones=[obj], names=[p["backbone"]], dataset=data,
+                           degrees=p["degrees"], lmax=lmax, seed=seed, k=p.get("k"),
+                           n_boot=n_boot, frames=min(frames, data.n_frames), k_sweep=(),
+                           rotations_per_config=p.get("rotations", 1), progress=False)
+            pay = res.payload
+            L = pay["backbones"][0]["L"]
+            for d in p["degrees"]:
+                s = pay["summary"][str(d)]
+                measured, predicted = s["measured_ceiling"], s["ceiling"]
+                verifiable = predicted + 1 <= lmax
+                controls.append({
+                    "name": p["name"], "kind": p["kind"], "backbone": p["backbone"], "L": L,
+                    "d": d, "k": pay["config"]["k"][str(d)],
+                    "spn_coefficients": n_monomials(pay["config"]["k"][str(d)], d),
+                    "measured_ceiling": measured, "predicted_ceiling": predicted,
+                    "agrees": bool(measured == predicted),
+                    "all_cells_agree": bool(s["agreement"]),
+                    "rho": s["rho"], "rho_boundary": s["rho_boundary"],
+                    "rho_above": s["rho_above"] if verifiable else None,
+                    "status": "measured"})
+                bar.advance(1)
+            runs.append({"control": p["name"], "config": pay["config"],
+                         "warnings": pay["warnings"]})
+    bar.close()
+    measured = [c for c in controls if c["status"] == "measured"]
+    payload = {"schema_version": SCHEMA_VERSION,
+               "config": {"dataset": data.metadata.get("source"), "frames": frames,
+                          "n_boot": n_boot, "seed": seed, "lmax": lmax,
+                          "thresholds": dict(THRESHOLDS), "versions": _versions(),
+                          "control_backbones": CONTROL_BACKBONES},
+               "controls": controls,
+               "complete": all(c["status"] == "measured" for c in controls),
+               "agreement": all(c["agrees"] for c in measured),
+               "runs": runs}
+    return ControlsResult(payload=payload, seconds=time.perf_counter() - start)
