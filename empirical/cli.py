@@ -174,6 +174,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("compare", help="C5 calibration vs aspirin: overlay per d, table, "
+                       "paragraph")
+    p.add_argument("--c5", type=Path, required=True, help="C5 run folder or its results.json")
+    p.add_argument("--aspirin", type=Path, required=True,
+                   help="diagnose run folder or its results.json")
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("reproduce", help="c5 + diagnose + controls + compare in one folder")
+    p.add_argument("--preset", choices=["quick", "full"], default="quick",
+                   help="quick: shipped backbones on CPU; full: retrain every backbone first (GPU)")
+    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
+    p.add_argument("--out", type=Path, default=None, help="default runs/reproduce-<preset>")
+    p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("backbones", help="list the shipped backbones")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", type=Path, default=None,
@@ -288,6 +303,48 @@ def _cmd_controls(args) -> int:
     return EXIT_OK
 
 
+def _read_results(path: Path, what: str) -> dict:
+    file = path / "results.json" if path.is_dir() else path
+    if not file.is_file():
+        raise BadInput(f"--{what} {path}: no results.json there")
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"--{what} {file}: not a readable results.json ({exc})") from None
+
+
+def _cmd_compare(args) -> int:
+    from .calibration import compare, write_compare_outputs
+
+    c5, aspirin = _read_results(args.c5, "c5"), _read_results(args.aspirin, "aspirin")
+    if "cells" not in c5 or "probes" in c5:
+        raise BadInput(f"--c5 {args.c5}: not the results of empirical c5")
+    if "summary" not in aspirin or "probes" not in aspirin:
+        raise BadInput(f"--aspirin {args.aspirin}: not the results of empirical diagnose")
+    cmp = compare(c5, aspirin)
+    write_compare_outputs(cmp, args.out)
+    print(cmp["paragraph"])
+    print(f"wrote {args.out}/compare.md, compare.json, compare_d*.png")
+    return EXIT_OK
+
+
+def _cmd_reproduce(args) -> int:
+    import torch
+
+    from .calibration import reproduce
+
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    out = args.out or Path("runs") / f"reproduce-{args.preset}"
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} exists and is not a directory")
+    index = reproduce(args.preset, out, seed=args.seed,
+                      progress=None if not args.no_progress else False,
+                      log=lambda s: print(s, file=sys.stderr, flush=True))
+    print(index["paragraph"])
+    print(f"{index['seconds']:.0f} s; wrote {out}/README.md")
+    return EXIT_OK
+
+
 def _cmd_backbones(args) -> int:
     from .backbone import shipped
 
@@ -386,6 +443,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _cmd_c5(args)
         if args.command == "controls":
             return _cmd_controls(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
+        if args.command == "reproduce":
+            return _cmd_reproduce(args)
         if args.command == "data" and args.data_command == "aspirin":
             return _cmd_aspirin(args)
         return _cmd_info(args)

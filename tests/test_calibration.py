@@ -165,3 +165,42 @@ def test_controls_bad_options():
         run_controls(kinds=("luck",), progress=False)
     with pytest.raises(ValueError, match="fewer coefficients"):
         run_controls(parameter_widths=(9, 18), progress=False)
+
+
+# -- compare ----------------------------------------------------------------------------------
+
+def test_compare_calibration_with_a_diagnostic(ideal_c5, tmp_path, capsys):
+    from empirical.calibration import compare
+    from empirical.diagnostic import diagnose
+
+    data = c5_structures(1200, seed=8)
+    diag = diagnose(backbones=[IdealFeatures(2)], dataset=data, degrees=(2, 3), lmax=6,
+                    n_boot=20, k_sweep=(), progress=False)
+    cmp = compare(ideal_c5.payload, diag.payload)
+    assert cmp["L"] == 2 and cmp["agreement"] is True
+    assert {(r["d"], r["l"]) for r in cmp["rows"]} == {(d, l) for d in (2, 3) for l in range(1, 7)}
+    assert "agree at every l" in cmp["paragraph"]
+    # a disagreement is reported, not hidden
+    bad = json.loads(json.dumps(diag.payload))
+    bad["summary"]["2"]["rho"]["5"] = 0.8
+    assert "disagree" in compare(ideal_c5.payload, bad)["paragraph"]
+
+    ideal_c5.save(tmp_path / "c5")
+    diag.save(tmp_path / "asp", plots=False)
+    code = cli.main(["compare", "--c5", str(tmp_path / "c5"), "--aspirin", str(tmp_path / "asp"),
+                     "--out", str(tmp_path / "cmp")])
+    assert code == 0, capsys.readouterr().err
+    assert {p.name for p in (tmp_path / "cmp").iterdir()} == {
+        "compare.json", "compare.md", "compare_d2.png", "compare_d3.png"}
+    code = cli.main(["compare", "--c5", str(tmp_path / "nowhere"), "--aspirin",
+                     str(tmp_path / "asp"), "--out", str(tmp_path / "cmp2")])
+    assert code == 2 and "no results.json" in capsys.readouterr().err
+    assert not (tmp_path / "cmp2").exists()
+
+
+def test_reproduce_rejects_unknown_preset(tmp_path):
+    from empirical.calibration import reproduce
+
+    with pytest.raises(ValueError, match="preset"):
+        reproduce("medium", tmp_path / "r")
+    assert not (tmp_path / "r").exists()

@@ -111,10 +111,14 @@ KINDS = ("capacity", "parameters", "activation", "architecture", "untrained")
 
 def run_controls(dataset="aspirin", frames: int = 2000, n_boot: int = 500, seed: int = 0,
                  lmax: int = 7, kinds=KINDS, spn_widths=(16, 32, 64), parameter_widths=(9, 63),
+                 backbone_paths: Optional[Dict[str, str]] = None,
                  progress=None) -> ControlsResult:
     """Run the controls of ``kinds`` (see the module docstring). ``parameter_widths``:
     (width of the d = 3 SPN, width of the widest d = 2 SPN); the d = 3 one must have fewer
-    coefficients. Raises ``ValueError`` for bad options before any work."""
+    coefficients. ``backbone_paths`` maps control backbone names (``aspirin_L2_seed0``,
+    :data:`CONTROL_BACKBONES`) to checkpoint files that replace the shipped ones (the
+    ``full`` reproduction retrains them). Raises ``ValueError`` for bad options before any
+    work."""
     for kind in kinds:
         if kind not in KINDS:
             raise ValueError(f"control kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -127,7 +131,9 @@ def run_controls(dataset="aspirin", frames: int = 2000, n_boot: int = 500, seed:
                          f"{n_monomials(k2, 2)})")
     start = time.perf_counter()
     data = load_dataset(dataset) if not hasattr(dataset, "positions") else dataset
-    available = {b["name"] for b in shipped()}
+    paths = {b["name"]: b["path"] for b in shipped()}
+    paths.update(backbone_paths or {})
+    available = set(paths)
     plan = [p for p in _plan(available, frames, spn_widths, parameter_widths)
             if p["kind"] in kinds]
     objects: Dict[str, object] = {}
@@ -153,7 +159,7 @@ def run_controls(dataset="aspirin", frames: int = 2000, n_boot: int = 500, seed:
                                             **stats)
                     objects["random"] = Backbone(config, seed=seed).eval()
                 else:
-                    objects[p["backbone"]] = load_backbone(p["backbone"]).eval()
+                    objects[p["backbone"]] = load_backbone(paths[p["backbone"]]).eval()
             obj = objects[p["backbone"]]
             res = diagnose(backbones=[obj], names=[p["backbone"]], dataset=data,
                            degrees=p["degrees"], lmax=lmax, seed=seed, k=p.get("k"),
