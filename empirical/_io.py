@@ -30,3 +30,16 @@ def atomic_path(path, suffix: str = ".tmp") -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_files(out_dir, files: "dict[str, bytes]") -> "list[Path]":
+    """Write ``{name: content}`` into ``out_dir``, each file atomically (:func:`atomic_path`),
+    in the given order; the content is computed by the caller before the first write, so a
+    content error writes nothing. Returns the paths written."""
+    written = []
+    for name, blob in files.items():
+        path = Path(out_dir) / name
+        with atomic_path(path, suffix=Path(name).suffix) as tmp:
+            Path(tmp).write_bytes(blob)
+        written.append(path)
+    return written

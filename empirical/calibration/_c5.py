@@ -25,11 +25,8 @@ per cell as ``meets_bar``.
 
 from __future__ import annotations
 
-import copy
-import json
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -40,6 +37,7 @@ from e3nn import o3
 import spanthm
 
 from .._progress import Progress
+from .._result import RunResult
 from ..backbone import Backbone, BackboneConfig, TrainSettings, dataset_statistics, train
 from ..backbone import load as load_backbone
 from ..diagnostic import _statistics as st
@@ -76,18 +74,8 @@ class IdealFeatures:
                                       normalization="component")
 
 
-@dataclass
-class C5Result:
+class C5Result(RunResult):
     """What :func:`run_c5` measured; :meth:`to_dict` is exactly ``results.json``."""
-
-    payload: Dict
-    seconds: float = 0.0
-
-    def to_dict(self) -> Dict:
-        return copy.deepcopy(self.payload)
-
-    def to_json(self) -> str:
-        return json.dumps(self.payload, indent=1) + "\n"
 
     def save(self, out_dir: Union[str, Path], plots: bool = True) -> List[Path]:
         from ._report import write_c5_outputs

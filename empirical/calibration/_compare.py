@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 from typing import Dict, List
 
-from .._io import atomic_path
+from .._io import write_files
 from ..diagnostic._run import THRESHOLDS
 
 __all__ = ["compare", "write_compare_outputs"]
@@ -137,10 +137,4 @@ def write_compare_outputs(cmp: Dict, out_dir: Path) -> List[Path]:
     files = {f"compare_d{d}.png": _figure(cmp, d) for d in ds}
     files["compare.md"] = _report(cmp).encode()
     files["compare.json"] = (json.dumps(cmp, indent=1) + "\n").encode()
-    written = []
-    for name, blob in files.items():
-        path = Path(out_dir) / name
-        with atomic_path(path, suffix=Path(name).suffix) as tmp:
-            Path(tmp).write_bytes(blob)
-        written.append(path)
-    return written
+    return write_files(out_dir, files)

@@ -24,15 +24,13 @@ README says how each is trained.
 
 from __future__ import annotations
 
-import copy
-import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
 from .._progress import Progress
+from .._result import RunResult
 from ..backbone import Backbone, BackboneConfig, dataset_statistics, shipped
 from ..backbone import load as load_backbone
 from ..data import load as load_dataset
@@ -55,16 +53,8 @@ CONTROL_BACKBONES = {
 BASE = "aspirin_L2_seed0"
 
 
-@dataclass
-class ControlsResult:
-    payload: Dict
-    seconds: float = 0.0
-
-    def to_dict(self) -> Dict:
-        return copy.deepcopy(self.payload)
-
-    def to_json(self) -> str:
-        return json.dumps(self.payload, indent=1) + "\n"
+class ControlsResult(RunResult):
+    """What :func:`run_controls` measured; :meth:`to_dict` is exactly ``results.json``."""
 
     def save(self, out_dir: Union[str, Path]) -> List[Path]:
         from ._report import write_controls_outputs

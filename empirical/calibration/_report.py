@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 from typing import Dict, List
 
-from .._io import atomic_path
+from .._io import write_files
 
 __all__ = ["write_c5_outputs", "render_c5_report", "c5_heatmap_png"]
 
@@ -154,13 +154,8 @@ def write_c5_outputs(result, out_dir: Path, plots: bool = True) -> List[Path]:
              "report.md": render_c5_report(result).encode()}
     if plots:
         files["c5_heatmap.png"] = c5_heatmap_png(result.payload)
-    written = []
-    for name in sorted(files, key=lambda n: n == "results.json"):
-        path = Path(out_dir) / name
-        with atomic_path(path, suffix=Path(name).suffix) as tmp:
-            Path(tmp).write_bytes(files[name])
-        written.append(path)
-    return written
+    return write_files(out_dir, {name: files[name] for name in
+                                 sorted(files, key=lambda n: n == "results.json")})
 
 
 def render_controls_report(result) -> str:
@@ -197,12 +192,5 @@ def render_controls_report(result) -> str:
 
 def write_controls_outputs(result, out_dir: Path) -> List[Path]:
     """Write ``results.json`` and ``report.md`` of the controls, atomically."""
-    files = {"report.md": render_controls_report(result).encode(),
-             "results.json": result.to_json().encode()}
-    written = []
-    for name, blob in files.items():
-        path = Path(out_dir) / name
-        with atomic_path(path, suffix=Path(name).suffix) as tmp:
-            Path(tmp).write_bytes(blob)
-        written.append(path)
-    return written
+    return write_files(out_dir, {"report.md": render_controls_report(result).encode(),
+                                 "results.json": result.to_json().encode()})

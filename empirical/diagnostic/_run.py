@@ -37,13 +37,10 @@ Protocol (every choice below is recorded in ``results.json["config"]``)
 
 from __future__ import annotations
 
-import copy
 from contextlib import contextmanager
 import hashlib
-import json
 import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -58,6 +55,7 @@ from ..backbone import shipped
 from ..data import Dataset
 from ..data import load as load_dataset
 from .._progress import Progress
+from .._result import RunResult
 from . import _statistics as st
 from ._features import marked_features
 from ._injection import haar_rotations, marked_atoms, marked_direction, signal, signal_coefficients
@@ -186,18 +184,8 @@ def _resolve_backbones(backbones, names):
     return out
 
 
-@dataclass
-class DiagnoseResult:
+class DiagnoseResult(RunResult):
     """What :func:`diagnose` measured; :meth:`to_dict` is exactly ``results.json``."""
-
-    payload: Dict
-    seconds: float = 0.0
-
-    def to_dict(self) -> Dict:
-        return copy.deepcopy(self.payload)
-
-    def to_json(self) -> str:
-        return json.dumps(self.payload, indent=1, sort_keys=False) + "\n"
 
     def save(self, out_dir: Union[str, Path], plots: bool = True) -> List[Path]:
         """Write ``results.json``, ``report.md`` and the PNG plots into ``out_dir`` (each
