@@ -45,4 +45,5 @@ def equivariance_error(backbone, positions: torch.Tensor, numbers: torch.Tensor,
     with torch.no_grad():
         f_rot = backbone.node_features(positions @ rotation.T, numbers)
         f = backbone.node_features(positions, numbers)
-    return float((f_rot - f @ D.T).abs().max())
+    f_rot, f = torch.as_tensor(f_rot), torch.as_tensor(f)
+    return float((f_rot - f @ D.to(f.dtype).T).abs().max())
