@@ -204,3 +204,21 @@ def test_reproduce_rejects_unknown_preset(tmp_path):
     with pytest.raises(ValueError, match="preset"):
         reproduce("medium", tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_gate_points_backbone_is_an_equivariant_protocol_object():
+    from empirical.backbone import GatePointsBackbone, check_protocol, equivariance_error
+
+    model = GatePointsBackbone(L=2, channels=8, species=[6, 8], seed=1)
+    check_protocol(model)
+    data = c5_structures(2, seed=0)
+    pos, num = torch.tensor(data.positions[0]), torch.tensor(data.numbers)
+    assert model.node_features(pos, num).shape == (7, model.irreps_out.dim)
+    assert {ir.l for _, ir in model.irreps_out} == {0, 1, 2}
+    rot = torch.tensor([[0.0, 0, 1], [1, 0, 0], [0, 1, 0]], dtype=torch.float64)
+    assert equivariance_error(model, pos, num, rot) < 1e-4
+    assert equivariance_error(model, pos, num, -rot) < 1e-4
+    again = GatePointsBackbone(L=2, channels=8, species=[6, 8], seed=1)
+    assert torch.equal(again.node_features(pos, num), model.node_features(pos, num))
+    with pytest.raises(ValueError):
+        GatePointsBackbone(L=0)

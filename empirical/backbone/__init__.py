@@ -13,10 +13,11 @@ can be diagnosed. :func:`load` returns this package's checkpoints as such an obj
 """
 
 from ._checkpoint import CheckpointError, load, read_checkpoint, save_checkpoint, shipped
+from ._gate_points import GatePointsBackbone
 from ._model import Backbone, BackboneConfig, hidden_irreps
 from ._protocol import check_protocol, equivariance_error
 from ._train import TrainSettings, dataset_statistics, evaluate, train
 
-__all__ = ["Backbone", "BackboneConfig", "hidden_irreps", "load", "shipped", "save_checkpoint",
+__all__ = ["GatePointsBackbone", "Backbone", "BackboneConfig", "hidden_irreps", "load", "shipped", "save_checkpoint",
            "read_checkpoint", "CheckpointError", "train", "TrainSettings", "evaluate",
            "dataset_statistics", "check_protocol", "equivariance_error"]

@@ -14,7 +14,9 @@ above the recoverable threshold, 0.5) beside the predicted one (``spanthm.ceilin
 * ``activation``: gate nonlinearity SiLU (``aspirin_L2_seed0``), tanh
   (``aspirin_L2_tanh_seed0``), GELU (``aspirin_L2_gelu_seed0``) at ``d = 2``.
 * ``architecture``: ``aspirin_L1_seed0`` (d = 1, 2, 3: ceilings 1, 2, 3) and
-  ``aspirin_L3_seed0`` (d = 1, 2: ceilings 3, 6).
+  ``aspirin_L3_seed0`` (d = 1, 2: ceilings 3, 6), and a second family, e3nn's gate-points
+  network (:class:`empirical.backbone.GatePointsBackbone`, random-initialized: it has no
+  training loop here yet) at d = 1, 2.
 * ``untrained``: a random-initialized L = 2 backbone of the aspirin class (d = 1, 2, 3).
 
 A control whose backbone is not shipped (``empirical backbones``) is listed with
@@ -31,7 +33,8 @@ from typing import Dict, List, Optional, Union
 
 from .._progress import Progress
 from .._result import RunResult
-from ..backbone import Backbone, BackboneConfig, dataset_statistics, shipped
+from ..backbone import (Backbone, BackboneConfig, GatePointsBackbone, dataset_statistics,
+                        shipped)
 from ..backbone import load as load_backbone
 from ..data import load as load_dataset
 from ..diagnostic import diagnose
@@ -89,10 +92,12 @@ def _plan(available: set, frames: int, spn_widths=(16, 32, 64),
                  "degrees": [1, 2, 3]})
     plan.append({"name": "L = 3", "kind": "architecture", "backbone": "aspirin_L3_seed0",
                  "degrees": [1, 2]})
+    plan.append({"name": "e3nn gate-points L = 2 (random init)", "kind": "architecture",
+                 "backbone": "gate-points", "degrees": [1, 2]})
     plan.append({"name": "random init L = 2", "kind": "untrained", "backbone": "random",
                  "degrees": [1, 2, 3]})
     for p in plan:
-        p["available"] = p["backbone"] == "random" or p["backbone"] in available
+        p["available"] = p["backbone"] in ("random", "gate-points") or p["backbone"] in available
     return plan
 
 
@@ -142,7 +147,10 @@ def run_controls(dataset="aspirin", frames: int = 2000, n_boot: int = 500, seed:
                     bar.advance(1)
                 continue
             if p["backbone"] not in objects:
-                if p["backbone"] == "random":
+                if p["backbone"] == "gate-points":
+                    objects["gate-points"] = GatePointsBackbone(
+                        L=2, species=sorted(set(int(z) for z in data.numbers)), seed=seed)
+                elif p["backbone"] == "random":
                     stats = dataset_statistics(data, range(min(1000, data.n_frames)), 5.0)
                     config = BackboneConfig(L=2, channels=32, layers=3,
                                             species=sorted(set(int(z) for z in data.numbers)),

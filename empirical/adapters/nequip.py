@@ -1,0 +1,430 @@
+r"""nequip 0.19 models as backbones of the diagnostic (issue 7).
+
+::
+
+    from empirical.adapters import nequip as nequip_adapter
+    bb = nequip_adapter.load("outputs/.../best.ckpt")       # or a .nequip.zip package
+    bb.irreps_out, bb.L, bb.origin                          # e.g. 32x0e+32x1o+32x2e, 2, "nequip 0.19.1: ..."
+    h = bb.node_features(positions, numbers)                # (n_atoms, irreps_out.dim)
+    e = bb.energy(positions, numbers)                       # nequip's total energy, eV
+    empirical.diagnose(backbones=[bb], dataset="aspirin")
+
+What the wrapper does, on nequip's own machinery only (nothing of nequip is re-implemented):
+
+* :func:`load` reads a checkpoint (``.ckpt``, written by ``nequip-train``) or a packaged
+  model (``.nequip.zip``, written by ``nequip-package``) with
+  ``nequip.model.saved_models.load_saved_model`` (eager mode), after
+  ``nequip.utils.global_state.set_global_state()``, which nequip requires before it builds a
+  model. That call sets process-wide state (torch's default dtype to float64, a global seed);
+  :func:`load` restores the default dtype and the torch, numpy and ``random`` generator
+  states afterwards. :func:`from_model` wraps a nequip ``GraphModel`` already in memory.
+* The input graph of one configuration is built as nequip builds it for its ASE calculator:
+  ``nequip.data.from_dict`` with positions (float64, nequip's data dtype; float32 positions
+  are accepted and cast, differentiably) and atomic numbers, then nequip's
+  ``ChemicalSpeciesToAtomTypeMapper`` (atomic numbers to the model's type indices, through
+  the model's ``type_names``) and ``NeighborListTransform`` at the model's ``r_max`` (and its
+  per-edge-type cutoffs, if it has them) from ``nequip.data.transforms``.
+* Features: a forward hook on one interaction layer (``ConvNetLayer``) captures its output
+  field ``node_features`` (``AtomicDataDict.NODE_FEATURES_KEY``), the per-atom features
+  after the layer's gate nonlinearity (and residual update, if any); ``irreps_out`` is that
+  layer's ``irreps_out["node_features"]``. By default the layer is the last one whose
+  features still carry ``l > 0``: a NequIP GNN's final layer is scalar-only, so with
+  ``num_layers`` layers it is layer ``num_layers - 2`` (``model.func.layer{n-2}_convnet``),
+  whose features carry every ``l <= l_max`` the layer can reach. ``layer=`` picks another.
+* Energy: the model's ``total_energy`` output (``AtomicDataDict.TOTAL_ENERGY_KEY``). While
+  the wrapper runs the model, the force module's ``do_derivatives`` flag is switched off
+  (and restored afterwards), so nequip does not take (and free) the gradient itself and the
+  energy stays differentiable in the positions; ``-grad`` of it is nequip's force.
+
+Outputs take the dtype of the positions given (so that ``irreps_out.D_from_matrix`` in the
+same dtype applies to them); :meth:`NequIPBackbone.parameters` exposes the model's weights,
+from which the diagnostic takes the model's dtype for its inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import random
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from e3nn import o3
+
+from ..data._dataset import CHEMICAL_SYMBOLS
+
+__all__ = ["load", "from_model", "NequIPBackbone", "NequIPAdapterError", "NequIPMissing",
+           "REQUIREMENT", "MISSING_MESSAGE"]
+
+#: The nequip versions this adapter is written against.
+REQUIREMENT = "nequip>=0.19,<0.20"
+#: What the user is told when nequip is absent (or of another minor version).
+MISSING_MESSAGE = "the nequip adapter needs nequip 0.19: pip install 'spectral-ceilings[nequip]'"
+
+_SUPPORTED = (0, 19)
+_CONVNET = "ConvNetLayer"   # class name, not the class: a packaged model has its own copy
+
+
+class NequIPAdapterError(ValueError):
+    """A nequip model or input the adapter cannot use (the message names the problem)."""
+
+
+class NequIPMissing(ImportError, NequIPAdapterError):
+    """nequip is not installed, cannot be imported, or is not version 0.19."""
+
+
+def _nequip_version() -> str:
+    """Import nequip and return its version; raise :class:`NequIPMissing` otherwise."""
+    try:
+        import nequip
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] == "nequip":
+            raise NequIPMissing(MISSING_MESSAGE) from None
+        raise NequIPMissing(f"{MISSING_MESSAGE} (importing nequip failed: {exc})") from None
+    except ImportError as exc:
+        raise NequIPMissing(f"{MISSING_MESSAGE} (importing nequip failed: {exc})") from None
+    version = str(getattr(nequip, "__version__", ""))
+    try:
+        major_minor = tuple(int(x) for x in version.split(".")[:2])
+    except ValueError:
+        major_minor = ()
+    if major_minor != _SUPPORTED:
+        raise NequIPMissing(f"{MISSING_MESSAGE} (found nequip {version or 'of unknown version'})")
+    return version
+
+
+@contextlib.contextmanager
+def _preserved_global_state() -> Iterator[None]:
+    """Restore torch's default dtype, the torch / numpy / ``random`` generator states and
+    ``PL_GLOBAL_SEED`` after nequip's ``set_global_state`` (which seeds and sets float64)."""
+    dtype = torch.get_default_dtype()
+    torch_rng = torch.get_rng_state()
+    np_rng = np.random.get_state()
+    py_rng = random.getstate()
+    seed_env = os.environ.get("PL_GLOBAL_SEED")
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(dtype)
+        torch.set_rng_state(torch_rng)
+        np.random.set_state(np_rng)
+        random.setstate(py_rng)
+        if seed_env is None:
+            os.environ.pop("PL_GLOBAL_SEED", None)
+        else:
+            os.environ["PL_GLOBAL_SEED"] = seed_env
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _max_l(irreps) -> int:
+    return max((ir.l for _, ir in o3.Irreps(irreps)), default=0)
+
+
+def _species_map(type_names: List[str], given: Optional[Dict[str, str]]) -> Dict[str, str]:
+    """Chemical symbol -> model type name (nequip's ``chemical_species_to_atom_type_map``)."""
+    if given is None:
+        unknown = [t for t in type_names if t not in CHEMICAL_SYMBOLS[1:]]
+        if unknown:
+            raise NequIPAdapterError(
+                f"the model's type names {type_names} are not all chemical symbols "
+                f"({unknown} are not): give chemical_species_to_atom_type_map, e.g. "
+                f"{{'C': {type_names[0]!r}, ...}}")
+        return {t: t for t in type_names}
+    out = {str(k): str(v) for k, v in dict(given).items()}
+    for symbol, name in out.items():
+        if symbol not in CHEMICAL_SYMBOLS[1:]:
+            raise NequIPAdapterError(f"chemical_species_to_atom_type_map: {symbol!r} is not a "
+                                     "chemical symbol")
+        if name not in type_names:
+            raise NequIPAdapterError(f"chemical_species_to_atom_type_map: {symbol!r} maps to "
+                                     f"{name!r}, which is not one of the model's type names "
+                                     f"{type_names}")
+    return out
+
+
+def _graph_model(model):
+    """The ``GraphModel`` in ``model`` (itself, or the sole model of a ``ModuleDict``)."""
+    if isinstance(model, torch.nn.ModuleDict):
+        if len(model) != 1:
+            raise NequIPAdapterError(f"the nequip ModuleDict holds {len(model)} models "
+                                     f"({list(model.keys())}): pass one of them")
+        model = next(iter(model.values()))
+    if not getattr(model, "is_graph_model", False):
+        raise NequIPAdapterError(f"{type(model).__name__} is not a nequip GraphModel (a model "
+                                 "from a nequip builder, checkpoint or package)")
+    if getattr(model, "is_compile_graph_model", False):
+        raise NequIPAdapterError("a train-time compiled nequip model cannot be hooked: load it "
+                                 "in eager mode (compile_mode='eager')")
+    return model
+
+
+def _node_field(module) -> Optional[o3.Irreps]:
+    irreps = getattr(module, "irreps_out", None)
+    if isinstance(irreps, dict) and irreps.get("node_features") is not None:
+        return o3.Irreps(irreps["node_features"])
+    return None
+
+
+def _select_layer(model, layer):
+    """``(name, module, irreps)`` of the interaction layer whose ``node_features`` are read."""
+    convs = [(name, m) for name, m in model.named_modules() if type(m).__name__ == _CONVNET]
+    if isinstance(layer, str):
+        modules = dict(model.named_modules())
+        if layer not in modules:
+            raise NequIPAdapterError(f"the model has no module named {layer!r}; its interaction "
+                                     f"layers are {[n for n, _ in convs]}")
+        module = modules[layer]
+        irreps = _node_field(module)
+        if irreps is None:
+            raise NequIPAdapterError(f"module {layer!r} ({type(module).__name__}) does not "
+                                     "output per-atom node_features")
+        return layer, module, irreps
+    if not convs:
+        raise NequIPAdapterError("the model has no ConvNetLayer: the adapter reads the per-atom "
+                                 "features of a NequIP GNN's interaction layers (models without "
+                                 "per-atom l > 0 node features, such as Allegro, are not supported)")
+    if layer is not None:
+        try:
+            name, module = convs[int(layer)]
+        except (IndexError, ValueError, TypeError):
+            raise NequIPAdapterError(f"layer {layer!r}: the model has {len(convs)} interaction "
+                                     f"layers ({[n for n, _ in convs]})") from None
+        return name, module, _node_field(module)
+    for name, module in reversed(convs):
+        irreps = _node_field(module)
+        if irreps is not None and _max_l(irreps) > 0:
+            return name, module, irreps
+    raise NequIPAdapterError("no interaction layer of the model carries l > 0 node features: "
+                             "nothing to probe")
+
+
+class NequIPBackbone:
+    """A nequip model as a backbone (protocol of :mod:`empirical.backbone`).
+
+    Build it with :func:`load` or :func:`from_model`. Attributes: ``model`` (the nequip
+    ``GraphModel``), ``irreps_out``, ``L``, ``origin``, ``layer`` (name of the hooked
+    module), ``type_names``, ``species_map`` (chemical symbol -> type name), ``r_max``,
+    ``model_dtype``, ``nequip_version``, ``sha256`` (of the loaded file, or ``None``).
+    """
+
+    def __init__(self, model, *, layer=None, chemical_species_to_atom_type_map=None,
+                 type_names: Optional[Sequence[str]] = None, r_max: Optional[float] = None,
+                 neighborlist_backend: Optional[str] = None, origin: Optional[str] = None,
+                 sha256: Optional[str] = None):
+        self.nequip_version = _nequip_version()
+        from nequip.data import DEFAULT_NEIGHBORLIST_BACKEND
+        from nequip.data.transforms import (ChemicalSpeciesToAtomTypeMapper,
+                                            NeighborListTransform)
+
+        model = _graph_model(model)
+        metadata = dict(model.metadata)
+        if type_names is None:
+            if "type_names" not in metadata:
+                raise NequIPAdapterError("the model carries no type_names: give type_names")
+            type_names = str(metadata["type_names"]).split(" ")
+        type_names = [str(t) for t in type_names]
+        if r_max is None:
+            if "r_max" not in metadata:
+                raise NequIPAdapterError("the model carries no r_max: give r_max")
+            r_max = float(metadata["r_max"])
+        self.model = model
+        self.type_names = type_names
+        self.r_max = float(r_max)
+        self.species_map = _species_map(type_names, chemical_species_to_atom_type_map)
+        self.model_dtype = getattr(model, "model_dtype", None) or {
+            "float32": torch.float32, "float64": torch.float64}[metadata.get("model_dtype", "float64")]
+        self.layer, self._layer_module, irreps = _select_layer(model, layer)
+        self.irreps_out = o3.Irreps(irreps)
+        self.L = _max_l(self.irreps_out)
+        self.origin = origin or (f"nequip {self.nequip_version}: python object "
+                                 f"{type(model).__module__}.{type(model).__qualname__}")
+        self.sha256 = sha256
+        self._numbers_allowed = {CHEMICAL_SYMBOLS.index(s) for s in self.species_map}
+
+        per_edge = metadata.get("per_edge_type_cutoff")
+        neighbor_kwargs = {}
+        if per_edge is not None:
+            from nequip.nn.embedding.utils import cutoff_str_to_fulldict
+            if isinstance(per_edge, str):
+                per_edge = cutoff_str_to_fulldict(per_edge, type_names)
+            neighbor_kwargs = {"per_edge_type_cutoff": per_edge, "type_names": type_names}
+        self._type_mapper = ChemicalSpeciesToAtomTypeMapper(
+            model_type_names=type_names, chemical_species_to_atom_type_map=self.species_map)
+        self._neighbors = NeighborListTransform(
+            r_max=self.r_max, backend=neighborlist_backend or DEFAULT_NEIGHBORLIST_BACKEND,
+            **neighbor_kwargs)
+
+    # -- protocol -------------------------------------------------------------------------
+
+    def node_features(self, positions, numbers) -> torch.Tensor:
+        """Per-atom features ``(n_atoms, irreps_out.dim)`` of the hooked layer for one
+        configuration (positions ``(n_atoms, 3)`` in Angstrom, float32 or float64; numbers
+        ``(n_atoms,)`` atomic numbers), in the positions' dtype."""
+        pos, dtype = self._positions(positions)
+        captured = {}
+
+        def hook(module, inputs, output):
+            captured["h"] = output["node_features"]
+
+        handle = self._layer_module.register_forward_hook(hook)
+        try:
+            self._run(pos, numbers)
+        finally:
+            handle.remove()
+        if "h" not in captured:
+            raise NequIPAdapterError(f"layer {self.layer!r} did not run in the model's forward")
+        return captured["h"].to(dtype)
+
+    def energy(self, positions, numbers) -> torch.Tensor:
+        """nequip's total energy (eV, a 0-d tensor in the positions' dtype), differentiable
+        in ``positions``: ``-grad`` is nequip's force."""
+        pos, dtype = self._positions(positions)
+        out = self._run(pos, numbers)
+        return out["total_energy"].reshape(()).to(dtype)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def parameters(self):
+        """The nequip model's parameters (the diagnostic reads the model's dtype from them)."""
+        return self.model.parameters()
+
+    def eval(self) -> "NequIPBackbone":
+        return self
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model_dtype
+
+    def __repr__(self) -> str:
+        return (f"NequIPBackbone(irreps_out={self.irreps_out}, L={self.L}, layer={self.layer!r}, "
+                f"type_names={self.type_names}, r_max={self.r_max}, origin={self.origin!r})")
+
+    def _positions(self, positions):
+        pos = torch.as_tensor(positions)
+        dtype = pos.dtype if pos.is_floating_point() else torch.float64
+        if pos.ndim != 2 or pos.shape[-1] != 3:
+            raise NequIPAdapterError(f"positions must have shape (n_atoms, 3), got "
+                                     f"{tuple(pos.shape)}")
+        return pos, dtype
+
+    def graph(self, positions, numbers):
+        """nequip's input dict for one configuration (float64 positions, type indices from
+        the atomic numbers, neighbour list at ``r_max``), as the model receives it."""
+        from nequip.data import from_dict
+
+        pos, _ = self._positions(positions)
+        nums = torch.as_tensor(numbers).to(torch.long).reshape(-1)
+        if nums.shape[0] != pos.shape[0]:
+            raise NequIPAdapterError(f"{nums.shape[0]} atomic numbers for {pos.shape[0]} atoms")
+        unknown = sorted({int(z) for z in nums.tolist()} - self._numbers_allowed)
+        if unknown:
+            names = [CHEMICAL_SYMBOLS[z] if 0 < z < len(CHEMICAL_SYMBOLS) else str(z)
+                     for z in unknown]
+            raise NequIPAdapterError(f"atomic numbers {unknown} ({', '.join(names)}) are not "
+                                     f"types of the nequip model (type names {self.type_names}, "
+                                     f"species map {self.species_map})")
+        data = from_dict({"pos": pos.to(torch.float64), "atomic_numbers": nums})
+        data = self._type_mapper(data)
+        return self._neighbors(data)
+
+    @contextlib.contextmanager
+    def _energy_only(self):
+        """Eval mode, and the force module's ``do_derivatives`` off (nequip would otherwise
+        differentiate the energy itself and free its graph); both restored afterwards."""
+        flags = [(m, m.do_derivatives) for m in self.model.modules()
+                 if isinstance(getattr(m, "do_derivatives", None), bool)]
+        training = self.model.training
+        try:
+            for m, _ in flags:
+                m.do_derivatives = False
+            self.model.eval()
+            yield
+        finally:
+            for m, flag in flags:
+                m.do_derivatives = flag
+            self.model.train(training)
+
+    def _run(self, pos, numbers):
+        with _default_dtype(torch.float64):   # nequip's data dtype; its global state
+            data = self.graph(pos, numbers)
+            with self._energy_only():
+                return self.model(data)
+
+
+def from_model(model, *, type_names: Optional[Sequence[str]] = None,
+               chemical_species_to_atom_type_map: Optional[Dict[str, str]] = None,
+               r_max: Optional[float] = None, layer: Union[None, int, str] = None,
+               neighborlist_backend: Optional[str] = None,
+               origin: Optional[str] = None) -> NequIPBackbone:
+    """Wrap a nequip model already in memory (a ``GraphModel`` from a nequip builder such as
+    ``nequip.model.NequIPGNNModel``, or the ``ModuleDict`` a checkpoint holds).
+
+    ``type_names`` and ``r_max`` default to the model's metadata; atomic numbers are mapped
+    to types by ``chemical_species_to_atom_type_map`` (chemical symbol -> type name; default:
+    the identity, which needs type names that are chemical symbols). ``layer``: the hooked
+    interaction layer, an index into the model's ``ConvNetLayer`` modules or a module name
+    (default: the last one with l > 0 features). ``origin`` is recorded as given (default
+    ``"nequip <version>: python object <class>"``). The model itself is not changed
+    (hooks, eval mode and flags are set only while it runs).
+
+    Raises :class:`NequIPMissing` without nequip 0.19, :class:`NequIPAdapterError` (a
+    ``ValueError``) for a model or map the adapter cannot use.
+    """
+    return NequIPBackbone(model, layer=layer, type_names=type_names, r_max=r_max,
+                          chemical_species_to_atom_type_map=chemical_species_to_atom_type_map,
+                          neighborlist_backend=neighborlist_backend, origin=origin)
+
+
+def load(path, *, chemical_species_to_atom_type_map: Optional[Dict[str, str]] = None,
+         layer: Union[None, int, str] = None, model_key: str = "sole_model",
+         neighborlist_backend: Optional[str] = None) -> NequIPBackbone:
+    """Load a nequip 0.19 checkpoint (``.ckpt``) or packaged model (``.nequip.zip``) with
+    nequip's own loader (``load_saved_model``, eager mode) and wrap it (:func:`from_model`).
+
+    ``path`` is a local file (a ``nequip:`` prefix is accepted and dropped); nequip.net model
+    IDs are not fetched. ``model_key`` picks the model of a multi-model file. The wrapper's
+    ``origin`` is ``"nequip <version>: <path>"`` and ``sha256`` the file's hash.
+
+    Raises :class:`NequIPMissing` (an ``ImportError`` and ``ValueError``) with one message
+    when nequip 0.19 is not installed; :class:`NequIPAdapterError` (a ``ValueError``) for a
+    missing or unreadable file.
+    """
+    version = _nequip_version()
+    text = str(path)
+    if text.startswith("nequip:"):
+        text = text[len("nequip:"):]
+    if text.startswith("nequip.net:"):
+        raise NequIPAdapterError(f"{text!r}: nequip.net models are not fetched here; download "
+                                 "the package file and give its path")
+    file = Path(text)
+    if not file.is_file():
+        raise NequIPAdapterError(f"cannot read nequip model {text!r}: no such file")
+    from nequip.model.saved_models import load_saved_model
+    from nequip.utils.global_state import set_global_state
+
+    try:
+        with _preserved_global_state():
+            set_global_state()
+            model = load_saved_model(str(file), compile_mode="eager", model_key=model_key)
+    except NequIPAdapterError:
+        raise
+    except Exception as exc:  # nequip raises assertion, key and runtime errors
+        raise NequIPAdapterError(f"nequip {version} could not load {text!r}: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    return NequIPBackbone(model, layer=layer,
+                          chemical_species_to_atom_type_map=chemical_species_to_atom_type_map,
+                          neighborlist_backend=neighborlist_backend,
+                          origin=f"nequip {version}: {file}", sha256=digest)
