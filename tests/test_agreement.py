@@ -9,7 +9,7 @@ from spanthm import (exact_spectrum, gaunt_spectrum, multiplicities, numeric_spe
                      rotation_overlap, spectrum, weights_spectrum)
 from spanthm._projection import legendre_expansion, zonal_product
 from spanthm._rules import multisets
-from strategies import feature_sets, probe_degrees
+from spanthm.testing import feature_sets, probe_degrees
 
 
 @given(feature_sets(max_degree=6), probe_degrees(4), st.booleans())

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import spanthm
 from spanthm import certificate, certificate_filename, verify_certificate, write_certificate
 from spanthm.verify import CertificateError
-from strategies import feature_sets
+from spanthm.testing import feature_sets
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "proofs" / "certificates"

@@ -1,0 +1,74 @@
+"""spanthm.testing and empirical.testing: the helpers pass where they should and fail,
+with a message naming the instance, where they should not."""
+
+import pytest
+from hypothesis import given, settings
+
+from spanthm.testing import (assert_methods_agree, assert_spectrum, assert_theorem_instance,
+                             feature_sets, instances, probe_degrees)
+
+
+@pytest.mark.parametrize("L,d", [(1, 1), (1, 3), (2, 2), (3, 2), (4, 1)])
+def test_theorem_instances_pass(L, d):
+    assert_theorem_instance(L, d)
+
+
+@given(instances(max_degree=4, max_d=3, max_size=3))
+@settings(max_examples=15)
+def test_methods_agree_through_the_helper(instance):
+    features, d, exactly = instance
+    assert isinstance(features, tuple) and list(features) == sorted(set(features))
+    assert 1 <= d <= 3 and isinstance(exactly, bool)
+    assert_methods_agree(features, d, exactly=exactly)
+
+
+@given(feature_sets(max_degree=3, max_size=2), probe_degrees(2))
+@settings(max_examples=10)
+def test_strategies_draw_valid_instances(features, d):
+    assert 1 <= len(features) <= 2 and all(0 <= f <= 3 for f in features)
+    assert_methods_agree(features, d, methods=["exact", "rules"])
+
+
+def test_assert_spectrum_passes_and_fails_with_the_difference():
+    assert_spectrum({2}, 2, [0, 2, 4], exactly=True)
+    with pytest.raises(AssertionError) as err:
+        assert_spectrum({2}, 2, [0, 1, 2, 3, 4], exactly=True)
+    msg = str(err.value)
+    assert "S = {2}" in msg and "missing [1, 3]" in msg
+
+
+def test_assert_theorem_instance_fails_when_the_claim_is_wrong(monkeypatch):
+    """A spectrum function that drops the boundary degree (a broken method) is caught."""
+    import spanthm.testing as testing
+
+    real = testing.spectrum
+
+    def broken(features, d, **kw):
+        r = real(features, d, **kw)
+        r.dims[max(r.degrees)] = 0
+        return r
+
+    monkeypatch.setattr(testing, "spectrum", broken)
+    with pytest.raises(AssertionError, match=r"L = 2, d = 2 .*degrees \[0, 1, 2, 3\]"):
+        assert_theorem_instance(2, 2)
+
+
+def test_assert_methods_agree_fails_on_a_disagreement(monkeypatch):
+    """A method that loses a degree (simulated by wrapping spectrum) is reported by name."""
+    import spanthm.testing as testing
+
+    real = testing.spectrum
+
+    def broken(features, d, **kw):
+        r = real(features, d, **kw)
+        if kw.get("method") == "rules":
+            r.dims[max(r.degrees)] = 0
+        if kw.get("method") == "all":
+            r.methods["rules"] = "disagree"
+        return r
+
+    monkeypatch.setattr(testing, "spectrum", broken)
+    with pytest.raises(AssertionError, match=r"S = \{0, 1\}.*methods disagree.*rules"):
+        assert_methods_agree((0, 1), 2)
+    with pytest.raises(AssertionError, match="methods disagree"):
+        assert_methods_agree((0, 1), 2, methods=["exact", "rules"])
