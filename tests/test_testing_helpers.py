@@ -72,3 +72,82 @@ def test_assert_methods_agree_fails_on_a_disagreement(monkeypatch):
         assert_methods_agree((0, 1), 2)
     with pytest.raises(AssertionError, match="methods disagree"):
         assert_methods_agree((0, 1), 2, methods=["exact", "rules"])
+
+
+# -- empirical.testing ------------------------------------------------------------------------
+
+import torch  # noqa: E402
+from e3nn import o3  # noqa: E402
+
+from empirical.testing import (assert_equivariant_features, assert_spectral_ceiling,  # noqa: E402
+                               spectral_ceiling)
+
+pytest_plugins = ["pytester"]
+
+
+def test_spectral_ceiling_of_a_shipped_backbone():
+    m = assert_spectral_ceiling("aspirin_L2_seed2", d=2)
+    assert m.ceiling == m.predicted == 4 and m.config["budget"] == "fast"
+    assert m.rho[0] is None and m.rho[4] >= 0.5 and abs(m.rho[5]) < 0.3
+
+
+def test_assert_spectral_ceiling_fails_on_a_ceiling_claimed_too_high():
+    with pytest.raises(AssertionError) as err:
+        assert_spectral_ceiling("aspirin_L2_seed2", d=1, expected=3)
+    msg = str(err.value)
+    assert "measured 2, expected 3" in msg and "l = 3:" in msg and "predicted ceiling" in msg
+
+
+class _SwappedAxes:
+    """Features claimed to be a vector (1o) but built from (y, x, z): not equivariant."""
+
+    irreps_out = o3.Irreps("1x1o")
+
+    def node_features(self, positions, numbers):
+        return positions[:, [1, 0, 2]] - positions.mean(0)
+
+
+class _Centred:
+    """Positions about the centroid: a true 1o vector field."""
+
+    irreps_out = o3.Irreps("1x1o")
+
+    def node_features(self, positions, numbers):
+        p = positions - positions.mean(0)
+        return p                         # e3nn 0.6: D(R) of 1o is R itself
+
+
+def test_assert_equivariant_features_passes_and_fails():
+    errors = assert_equivariant_features(_Centred())
+    assert len(errors) == 6 and max(errors.values()) < 1e-12
+    with pytest.raises(AssertionError, match="not equivariant"):
+        assert_equivariant_features(_SwappedAxes())
+    with pytest.raises(AssertionError, match="irreps_out"):
+        assert_equivariant_features(object())
+
+
+def test_assert_equivariant_features_on_our_backbone():
+    from empirical.backbone import Backbone, BackboneConfig
+
+    model = Backbone(BackboneConfig(L=2, channels=4, avg_num_neighbors=16.0), seed=0,
+                     dtype=torch.float64)
+    assert max(assert_equivariant_features(model).values()) < 1e-9
+
+
+def test_pytest_plugin_needs_one_conftest_line(pytester):
+    pytester.makeconftest('pytest_plugins = ["empirical.testing.plugin"]\n')
+    pytester.makepyfile('''
+from e3nn import o3
+
+class Centred:
+    irreps_out = o3.Irreps("1x1o")
+    def node_features(self, positions, numbers):
+        p = positions - positions.mean(0)
+        return p
+
+def test_mine(assert_equivariant_features, spectral_ceiling, assert_spectral_ceiling, aspirin):
+    assert aspirin.n_atoms == 21 and callable(spectral_ceiling) and callable(assert_spectral_ceiling)
+    assert_equivariant_features(Centred())
+''')
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
