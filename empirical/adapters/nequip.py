@@ -3,10 +3,10 @@ r"""nequip 0.19 models as backbones of the diagnostic (issue 7).
 ::
 
     from empirical.adapters import nequip as nequip_adapter
-    bb = nequip_adapter.load("outputs/.../best.ckpt")       # or a .nequip.zip package
-    bb.irreps_out, bb.L, bb.origin                          # e.g. 32x0e+32x1o+32x2e, 2, "nequip 0.19.1: ..."
-    h = bb.node_features(positions, numbers)                # (n_atoms, irreps_out.dim)
-    e = bb.energy(positions, numbers)                       # nequip's total energy, eV
+    bb = nequip_adapter.load("runs/.../best.ckpt")   # or a .nequip.zip package
+    bb.irreps_out, bb.L, bb.origin       # 32x0e+...+32x2o, 2, "nequip 0.19.1: runs/..."
+    h = bb.node_features(positions, numbers)         # (n_atoms, irreps_out.dim)
+    e = bb.energy(positions, numbers)                # nequip's total energy, eV
     empirical.diagnose(backbones=[bb], dataset="aspirin")
 
 What the wrapper does, on nequip's own machinery only (nothing of nequip is re-implemented):
@@ -17,7 +17,9 @@ What the wrapper does, on nequip's own machinery only (nothing of nequip is re-i
   ``nequip.utils.global_state.set_global_state()``, which nequip requires before it builds a
   model. That call sets process-wide state (torch's default dtype to float64, a global seed);
   :func:`load` restores the default dtype and the torch, numpy and ``random`` generator
-  states afterwards. :func:`from_model` wraps a nequip ``GraphModel`` already in memory.
+  states afterwards (nequip's other one-time settings stay: e3nn optimization defaults, the
+  TorchScript fusion strategy, torch.multiprocessing's sharing strategy).
+  :func:`from_model` wraps a nequip ``GraphModel`` already in memory.
 * The input graph of one configuration is built as nequip builds it for its ASE calculator:
   ``nequip.data.from_dict`` with positions (float64, nequip's data dtype; float32 positions
   are accepted and cast, differentiably) and atomic numbers, then nequip's
@@ -38,7 +40,10 @@ What the wrapper does, on nequip's own machinery only (nothing of nequip is re-i
 
 Outputs take the dtype of the positions given (so that ``irreps_out.D_from_matrix`` in the
 same dtype applies to them); :meth:`NequIPBackbone.parameters` exposes the model's weights,
-from which the diagnostic takes the model's dtype for its inputs.
+from which the diagnostic takes the model's dtype for its inputs. Outputs carry autograd
+history only when the positions require grad (and grad is enabled): then with respect to the
+positions, and for a model from :func:`from_model` also to its trainable weights; :func:`load`
+freezes the weights it loads.
 """
 
 from __future__ import annotations
@@ -194,7 +199,8 @@ def _select_layer(model, layer):
     if not convs:
         raise NequIPAdapterError("the model has no ConvNetLayer: the adapter reads the per-atom "
                                  "features of a NequIP GNN's interaction layers (models without "
-                                 "per-atom l > 0 node features, such as Allegro, are not supported)")
+                                 "per-atom l > 0 node features, such as Allegro, are not "
+                                 "supported)")
     if layer is not None:
         try:
             name, module = convs[int(layer)]
@@ -235,6 +241,9 @@ class NequIPBackbone:
                 raise NequIPAdapterError("the model carries no type_names: give type_names")
             type_names = str(metadata["type_names"]).split(" ")
         type_names = [str(t) for t in type_names]
+        if "num_types" in metadata and len(type_names) != int(metadata["num_types"]):
+            raise NequIPAdapterError(f"{len(type_names)} type names {type_names} for a model "
+                                     f"of {metadata['num_types']} types")
         if r_max is None:
             if "r_max" not in metadata:
                 raise NequIPAdapterError("the model carries no r_max: give r_max")
@@ -244,7 +253,8 @@ class NequIPBackbone:
         self.r_max = float(r_max)
         self.species_map = _species_map(type_names, chemical_species_to_atom_type_map)
         self.model_dtype = getattr(model, "model_dtype", None) or {
-            "float32": torch.float32, "float64": torch.float64}[metadata.get("model_dtype", "float64")]
+            "float32": torch.float32, "float64": torch.float64,
+        }[metadata.get("model_dtype", "float64")]
         self.layer, self._layer_module, irreps = _select_layer(model, layer)
         self.irreps_out = o3.Irreps(irreps)
         self.L = _max_l(self.irreps_out)
@@ -343,9 +353,10 @@ class NequIPBackbone:
     def _energy_only(self):
         """Eval mode, and the force module's ``do_derivatives`` off (nequip would otherwise
         differentiate the energy itself and free its graph); both restored afterwards."""
-        flags = [(m, m.do_derivatives) for m in self.model.modules()
+        modules = list(self.model.modules())
+        flags = [(m, m.do_derivatives) for m in modules
                  if isinstance(getattr(m, "do_derivatives", None), bool)]
-        training = self.model.training
+        modes = [(m, m.training) for m in modules]
         try:
             for m, _ in flags:
                 m.do_derivatives = False
@@ -354,11 +365,15 @@ class NequIPBackbone:
         finally:
             for m, flag in flags:
                 m.do_derivatives = flag
-            self.model.train(training)
+            for m, mode in modes:
+                m.training = mode
 
     def _run(self, pos, numbers):
-        with _default_dtype(torch.float64):   # nequip's data dtype; its global state
-            data = self.graph(pos, numbers)
+        # autograd history only where the positions ask for it (the weights of a frozen
+        # backbone need none): cheaper, and the outputs convert to floats without warnings
+        track = torch.is_grad_enabled() and pos.requires_grad
+        with _default_dtype(torch.float64), torch.set_grad_enabled(track):
+            data = self.graph(pos, numbers)   # float64 positions: nequip's data dtype
             with self._energy_only():
                 return self.model(data)
 
@@ -423,6 +438,8 @@ def load(path, *, chemical_species_to_atom_type_map: Optional[Dict[str, str]] = 
     except Exception as exc:  # nequip raises assertion, key and runtime errors
         raise NequIPAdapterError(f"nequip {version} could not load {text!r}: "
                                  f"{type(exc).__name__}: {exc}") from exc
+    for p in model.parameters():   # a frozen backbone, as empirical.backbone.load gives
+        p.requires_grad_(False)
     digest = hashlib.sha256(file.read_bytes()).hexdigest()
     return NequIPBackbone(model, layer=layer,
                           chemical_species_to_atom_type_map=chemical_species_to_atom_type_map,

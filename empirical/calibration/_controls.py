@@ -1,7 +1,7 @@
 r"""Controls (DESIGN §4): each must leave the ceiling where the theorem puts it.
 
-Every control is one :func:`empirical.diagnose` measurement (same protocol, fewer frames and
-resamples to fit the CPU budget; features of a backbone are computed once and shared by its
+Every control is one :func:`empirical.diagnose` measurement (same protocol, every frame by
+default, fewer resamples to fit the CPU budget; features of a backbone are computed once and shared by its
 controls) and reports its measured ceiling (the highest ``l`` with mean held-out rho at or
 above the recoverable threshold, 0.5) beside the predicted one (``spanthm.ceiling``):
 
@@ -104,7 +104,8 @@ def _plan(available: set, frames: int, spn_widths=(16, 32, 64),
 KINDS = ("capacity", "parameters", "activation", "architecture", "untrained")
 
 
-def run_controls(dataset="aspirin", frames: int = 2000, n_boot: int = 500, seed: int = 0,
+def run_controls(dataset="aspirin", frames: Optional[int] = None, n_boot: int = 500,
+                 seed: int = 0,
                  lmax: int = 7, kinds=KINDS, spn_widths=(16, 32, 64), parameter_widths=(9, 63),
                  backbone_paths: Optional[Dict[str, str]] = None,
                  progress=None) -> ControlsResult:
@@ -117,7 +118,7 @@ def run_controls(dataset="aspirin", frames: int = 2000, n_boot: int = 500, seed:
     for kind in kinds:
         if kind not in KINDS:
             raise ValueError(f"control kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if frames < 20:
+    if frames is not None and frames < 20:
         raise ValueError(f"controls need at least 20 frames, got {frames}")
     k3, k2 = parameter_widths
     if n_monomials(k3, 3) >= n_monomials(k2, 2):
@@ -126,6 +127,7 @@ def run_controls(dataset="aspirin", frames: int = 2000, n_boot: int = 500, seed:
                          f"{n_monomials(k2, 2)})")
     start = time.perf_counter()
     data = load_dataset(dataset) if not hasattr(dataset, "positions") else dataset
+    frames = data.n_frames if frames is None else min(frames, data.n_frames)
     paths = {b["name"]: b["path"] for b in shipped()}
     paths.update(backbone_paths or {})
     available = set(paths)
@@ -161,7 +163,7 @@ def run_controls(dataset="aspirin", frames: int = 2000, n_boot: int = 500, seed:
             obj = objects[p["backbone"]]
             res = diagnose(backbones=[obj], names=[p["backbone"]], dataset=data,
                            degrees=p["degrees"], lmax=lmax, seed=seed, k=p.get("k"),
-                           n_boot=n_boot, frames=min(frames, data.n_frames), k_sweep=(),
+                           n_boot=n_boot, frames=frames, k_sweep=(),
                            rotations_per_config=p.get("rotations", 1), progress=False)
             pay = res.payload
             L = pay["backbones"][0]["L"]
