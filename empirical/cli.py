@@ -114,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "aspirin, four shipped L=2 backbones, d = 1, 2, 3, l = 0..7)")
     p.add_argument("--data", default="aspirin", help='dataset source (default "aspirin")')
     p.add_argument("--backbones", nargs="+", default=None, metavar="CKPT",
-                   help="checkpoint paths or shipped names (default: the shipped ones)")
+                   help="checkpoint paths, shipped names, or nequip:PATH (a nequip 0.19 "
+                   ".ckpt or .nequip.zip; needs pip install 'spectral-ceilings[nequip]') "
+                   "(default: the shipped ones)")
     p.add_argument("--marked", nargs=2, type=_nonneg_int("--marked"), default=None,
                    metavar=("A", "B"), help="marked atom pair, 0-based (default: the "
                    "dataset's marked bond; aspirin: 6 7 = C7=O8)")

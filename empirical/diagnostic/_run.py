@@ -134,6 +134,31 @@ def _float(x) -> Optional[float]:
     return x if np.isfinite(x) else None
 
 
+#: Prefix of a nequip model in ``backbones`` (CLI ``--backbones nequip:PATH``).
+NEQUIP_PREFIX = "nequip:"
+
+
+def _nequip_backbone(item: str):
+    """``(object, name, info)`` for ``nequip:PATH``: a nequip 0.19 checkpoint (``.ckpt``) or
+    packaged model (``.nequip.zip``) through :mod:`empirical.adapters.nequip` (needs the
+    ``nequip`` extra; without it the adapter's ValueError says how to install it)."""
+    from ..adapters import nequip as nequip_adapter
+
+    obj = nequip_adapter.load(item)
+    path = Path(item[len(NEQUIP_PREFIX):])
+    base = path.name
+    for suffix in (".nequip.zip", ".ckpt"):
+        if base.endswith(suffix):
+            base = base[:-len(suffix)]
+            break
+    # nequip-train names its checkpoints best / last: the run directory tells them apart
+    name = f"{path.parent.name}-{base}" if base in ("best", "last") and path.parent.name else base
+    info = {"source": obj.origin, "sha256": obj.sha256, "seed": -1,
+            "test_energy_mae_meV": None, "test_force_mae_meV_per_A": None,
+            "nequip_layer": obj.layer}
+    return obj, name, info
+
+
 def _resolve_backbones(backbones, names):
     """``[(name, object, info)]`` from names, paths or protocol objects."""
     if backbones is None:
@@ -150,7 +175,9 @@ def _resolve_backbones(backbones, names):
     out = []
     for i, item in enumerate(backbones):
         info: Dict = {}
-        if isinstance(item, (str, Path)):
+        if isinstance(item, (str, Path)) and str(item).startswith(NEQUIP_PREFIX):
+            obj, name, info = _nequip_backbone(str(item))
+        elif isinstance(item, (str, Path)):
             obj = load_backbone(item)
             if Path(str(item)).is_file():
                 path, name = Path(str(item)), Path(str(item)).stem
@@ -166,7 +193,11 @@ def _resolve_backbones(backbones, names):
         else:
             obj = item
             name = f"{type(obj).__name__}_{i}"
-            info["source"] = f"python object {type(obj).__module__}.{type(obj).__qualname__}"
+            origin = getattr(obj, "origin", None)   # adapters record where a model came from
+            info["source"] = (str(origin) if origin else
+                              f"python object {type(obj).__module__}.{type(obj).__qualname__}")
+            if isinstance(getattr(obj, "sha256", None), str):
+                info["sha256"] = obj.sha256
         try:
             check_protocol(obj)
         except TypeError as exc:
