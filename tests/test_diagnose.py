@@ -374,3 +374,18 @@ def test_several_rotations_per_configuration_keep_configurations_together():
     with pytest.raises(ValueError, match="rotations per configuration"):
         diagnose(backbones=[IdealBackbone(1)], dataset=data, rotations_per_config=0,
                  progress=False)
+
+
+def test_channel_allocation_fills_the_width_from_the_top_degree():
+    from empirical.diagnostic._probe import channel_allocation
+
+    irreps = o3.Irreps("8x0e+8x1o+8x2e")
+    assert channel_allocation(irreps, 9) == {0: 1, 1: 1, 2: 1}
+    assert channel_allocation(irreps, 16) == {0: 2, 1: 1, 2: 2}
+    assert channel_allocation(irreps, 18) == {0: 2, 1: 2, 2: 2}
+    for k in range(9, 80):
+        alloc = channel_allocation(irreps, k)
+        used = sum(m * (2 * l + 1) for l, m in alloc.items())
+        assert used <= k and k - used < 5           # less than one l = 2 block is left
+    red = fit_reduction(np.random.default_rng(0).normal(size=(50, irreps.dim)), irreps, k=16)
+    assert red.k == 15

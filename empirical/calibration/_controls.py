@@ -9,7 +9,7 @@ above the recoverable threshold, 0.5) beside the predicted one (``spanthm.ceilin
   ``aspirin_L2_c128_seed0``) at ``d = 2``; SPN width ``k = 16, 32, 64`` (per-irrep
   reduction: ``k // 9`` channels per degree) at ``d = 2``, with enough rotations per
   configuration for two training samples per monomial.
-* ``parameters``: a ``d = 3`` SPN of width 9 (220 coefficients) against the widest
+* ``parameters``: a ``d = 3`` SPN of width 18 (1330 coefficients) against the widest
   ``d = 2`` SPN (width 63, 2080 coefficients): fewer parameters, higher ceiling.
 * ``activation``: gate nonlinearity SiLU (``aspirin_L2_seed0``), tanh
   (``aspirin_L2_tanh_seed0``), GELU (``aspirin_L2_gelu_seed0``) at ``d = 2``.
@@ -65,7 +65,7 @@ class ControlsResult(RunResult):
 
 
 def _plan(available: set, frames: int, spn_widths=(16, 32, 64),
-          parameter_widths=(9, 63)) -> List[Dict]:
+          parameter_widths=(18, 63)) -> List[Dict]:
     """The controls: name, kind, backbone (name or "random"), d, k, rotations."""
     plan = []
     for name, mult in ((BASE, 1), ("aspirin_L2_c64_seed0", 2), ("aspirin_L2_c128_seed0", 4)):
@@ -73,7 +73,7 @@ def _plan(available: set, frames: int, spn_widths=(16, 32, 64),
                      "degrees": [2]})
     n_train = int(round(0.8 * frames))
     for k in spn_widths:
-        k_eff = (k // 9) * 9
+        k_eff = k
         rot = max(1, math.ceil(2 * n_monomials(k_eff, 2) / n_train))
         plan.append({"name": f"SPN width k={k}", "kind": "capacity", "backbone": BASE,
                      "degrees": [2], "k": k, "rotations": rot})
@@ -106,7 +106,7 @@ KINDS = ("capacity", "parameters", "activation", "architecture", "untrained")
 
 def run_controls(dataset="aspirin", frames: Optional[int] = None, n_boot: int = 500,
                  seed: int = 0,
-                 lmax: int = 7, kinds=KINDS, spn_widths=(16, 32, 64), parameter_widths=(9, 63),
+                 lmax: int = 7, kinds=KINDS, spn_widths=(16, 32, 64), parameter_widths=(18, 63),
                  backbone_paths: Optional[Dict[str, str]] = None,
                  progress=None) -> ControlsResult:
     """Run the controls of ``kinds`` (see the module docstring). ``parameter_widths``:

@@ -8,12 +8,14 @@ Reductions (fitted on the training split only)
 ----------------------------------------------
 * ``"irrep"`` (default): equivariance-respecting. For every degree ``l`` present, the
   ``(mul, 2l + 1)`` blocks of that degree (both atoms, both parities) are mixed over
-  channels only, by the top ``m`` eigenvectors of the rotation-invariant second-moment
+  channels only, by the top eigenvectors of the rotation-invariant second-moment
   matrix :math:`C_l = E[X_l X_l^T]` (summed over the ``2l + 1`` components), so every
   reduced channel is again a whole degree-``l`` block; scalars (``l = 0``) are centred
-  first. ``m = k // sum_l (2l + 1)`` channels per degree (at least 1), so the effective
-  width is ``k_eff = m * sum_l (2l + 1)`` (``m (L + 1)^2`` for degrees ``0..L``): the
-  default ``k = 2 (L + 1)^2`` keeps two channels of every degree.
+  first. Width ``k``: ``m = k // sum_l (2l + 1)`` channels of every degree (at least 1),
+  then the rest of ``k`` as one more channel per degree from the highest degree down while
+  a whole block fits (:func:`channel_allocation`); the effective width ``k_eff <= k`` is
+  recorded. The automatic width of the diagnostic is always a multiple of
+  ``sum_l (2l + 1)`` (``m`` channels of every degree).
 * ``"pca"``: plain PCA of the centred features, top ``k`` components. It splits the
   ``(2l + 1)``-blocks and ranks the high-variance scalars first; offered for comparison.
 
@@ -44,6 +46,7 @@ from e3nn import o3
 
 __all__ = ["Reduction", "fit_reduction", "n_monomials", "monomial_exponents", "monomials",
            "RidgeFit", "fit_ridge", "fit_trained", "default_k", "channels_per_degree",
+           "channel_allocation",
            "LAMBDA_GRID"]
 
 #: Ridge penalties, as multiples of the number of training samples (columns standardized).
@@ -66,6 +69,22 @@ def channels_per_degree(irreps: o3.Irreps, k: int) -> int:
     """``m = max(1, k // sum_l (2l + 1))`` over the degrees present in ``irreps``."""
     width = sum(2 * l + 1 for l in {ir.l for _, ir in o3.Irreps(irreps)})
     return max(1, int(k) // width)
+
+
+def channel_allocation(irreps: o3.Irreps, k: int) -> Dict[int, int]:
+    """Channels per degree for width ``k``: :func:`channels_per_degree` of every degree,
+    then the rest of the width, one more channel per degree from the highest degree down,
+    as long as a whole ``(2l + 1)``-block still fits (``k = 16`` over degrees 0, 1, 2: two
+    channels of l = 2 and of l = 0, one of l = 1, 15 dimensions)."""
+    degrees = sorted({ir.l for _, ir in o3.Irreps(irreps)})
+    m = channels_per_degree(irreps, k)
+    alloc = {l: m for l in degrees}
+    budget = int(k) - m * sum(2 * l + 1 for l in degrees)
+    for l in reversed(degrees):
+        if budget >= 2 * l + 1:
+            alloc[l] += 1
+            budget -= 2 * l + 1
+    return alloc
 
 
 def default_k(irreps: o3.Irreps) -> int:
@@ -116,7 +135,7 @@ def fit_reduction(x: np.ndarray, irreps: o3.Irreps, k: int, method: str = "irrep
         return Reduction("pca", k, centre=centre, components=vt[:k], pca_scale=scale)
     if method != "irrep":
         raise ValueError(f"reduction must be 'irrep' or 'pca', got {method!r}")
-    m = channels_per_degree(irreps, k)
+    alloc = channel_allocation(irreps, k)
     blocks, centre, width = [], None, 0
     for l, idx in _degree_indices(irreps).items():
         xl = x[:, idx]
@@ -125,7 +144,7 @@ def fit_reduction(x: np.ndarray, irreps: o3.Irreps, k: int, method: str = "irrep
             xl = xl - centre[None, :, None]
         cov = np.einsum("nim,njm->ij", xl, xl) / len(x)
         vals, vecs = np.linalg.eigh(cov)
-        order = np.argsort(vals)[::-1][:min(m, len(vals))]
+        order = np.argsort(vals)[::-1][:min(alloc[l], len(vals))]
         W = vecs[:, order].T
         scale = np.sqrt(np.maximum(vals[order], 0.0) / (2 * l + 1))
         scale = np.where(scale > 1e-300, scale, 1.0)
