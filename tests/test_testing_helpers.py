@@ -85,8 +85,9 @@ from empirical.testing import (assert_equivariant_features, assert_spectral_ceil
 pytest_plugins = ["pytester"]
 
 
-def test_spectral_ceiling_of_a_shipped_backbone():
-    m = assert_spectral_ceiling("aspirin_L2_seed2", d=2)
+@pytest.mark.parametrize("name", [f"aspirin_L2_seed{s}" for s in range(4)])
+def test_spectral_ceiling_of_the_shipped_backbones(name):
+    m = assert_spectral_ceiling(name, d=2)
     assert m.ceiling == m.predicted == 4 and m.config["budget"] == "fast"
     assert m.rho[0] is None and m.rho[4] >= 0.5 and abs(m.rho[5]) < 0.3
 
