@@ -389,3 +389,19 @@ def test_channel_allocation_fills_the_width_from_the_top_degree():
         assert used <= k and k - used < 5           # less than one l = 2 block is left
     red = fit_reduction(np.random.default_rng(0).normal(size=(50, irreps.dim)), irreps, k=16)
     assert red.k == 15
+
+
+def test_cli_nequip_backbone_without_nequip_exits_2(monkeypatch, tmp_path, capsys):
+    """Without nequip installed (simulated), --backbones nequip:PATH gives one clear line."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "nequip", None)
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"not really a checkpoint")
+    out = tmp_path / "run"
+    code = cli.main(["diagnose", "--backbones", f"nequip:{ckpt}", "--out", str(out),
+                     "--no-progress", "--n-boot", "10"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "needs nequip 0.19" in err and err.count("\n") == 1
+    assert not out.exists()
