@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spanthm import multiplicities, o3_multiplicities, weights_spectrum
-from strategies import feature_sets
+from spanthm.testing import feature_sets
 
 
 @pytest.mark.parametrize("d,expected", [

@@ -12,7 +12,7 @@ from sympy.physics.wigner import wigner_3j
 from spanthm import _harmonics
 from spanthm._projection import (brute_force_spectrum, exact_spectrum, legendre_expansion,
                                  zonal_product)
-from strategies import feature_sets
+from spanthm.testing import feature_sets
 
 
 @given(st.lists(st.fractions(min_value=-5, max_value=5, max_denominator=20), min_size=1,
