@@ -231,23 +231,33 @@ def _cmd_train(args) -> int:
     return EXIT_OK
 
 
-def _cmd_diagnose(args) -> int:
+def _run_setup(args, default_out: Path) -> Path:
+    """Shared start of the run commands: torch threads (``--threads``, default all cores)
+    and the output directory (``--out`` or ``default_out``), which must not be a file."""
     import torch
 
-    from .diagnostic import diagnose
-
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    out = args.out
-    if out is None:
-        stem = Path(str(args.data)).stem if str(args.data) != "aspirin" else "aspirin"
-        out = Path("runs") / f"diagnose-{stem}-seed{args.seed}"
+    out = args.out or default_out
     if out.exists() and not out.is_dir():
         raise BadInput(f"--out {out} exists and is not a directory")
+    return out
+
+
+def _progress(args):
+    """``None`` (a bar when stderr is a terminal) unless ``--no-progress``."""
+    return False if args.no_progress else None
+
+
+def _cmd_diagnose(args) -> int:
+    from .diagnostic import diagnose
+
+    stem = Path(str(args.data)).stem if str(args.data) != "aspirin" else "aspirin"
+    out = _run_setup(args, Path("runs") / f"diagnose-{stem}-seed{args.seed}")
     result = diagnose(backbones=args.backbones, dataset=args.data, marked=args.marked,
                       degrees=args.degrees, lmax=args.lmax, seed=args.seed, k=args.k,
                       reduction=args.reduction, spn=args.spn, n_boot=args.n_boot,
                       frames=args.frames, test_fraction=args.test_fraction, eps=args.eps,
-                      k_sweep=args.k_sweep, rotations_per_config=args.rotations, progress=None if not args.no_progress else False)
+                      k_sweep=args.k_sweep, rotations_per_config=args.rotations, progress=_progress(args))
     result.save(out, plots=not args.no_plots)
     payload = result.payload
     print(f"{len(payload['backbones'])} backbone(s), {payload['config']['n_test']} held-out "
@@ -261,18 +271,13 @@ def _cmd_diagnose(args) -> int:
 
 
 def _cmd_c5(args) -> int:
-    import torch
-
     from .calibration import run_c5
 
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    out = args.out or Path("runs") / f"c5-seed{args.seed}"
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {out} exists and is not a directory")
+    out = _run_setup(args, Path("runs") / f"c5-seed{args.seed}")
     result = run_c5(Ls=args.Ls, degrees=args.degrees, lmax=args.lmax, n=args.structures,
                     seed=args.seed, sources=args.sources, channels=args.channels,
                     train_epochs=args.train_epochs,
-                    progress=None if not args.no_progress else False)
+                    progress=_progress(args))
     result.save(out, plots=not args.no_plots)
     for source, s in result.payload["summary"].items():
         print(f"{source:8s} {s['agree']}/{s['cells']} cells agree with spanthm, "
@@ -283,18 +288,13 @@ def _cmd_c5(args) -> int:
 
 
 def _cmd_controls(args) -> int:
-    import torch
-
     from .calibration import run_controls
     from .calibration._controls import KINDS
 
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    out = args.out or Path("runs") / f"controls-seed{args.seed}"
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {out} exists and is not a directory")
+    out = _run_setup(args, Path("runs") / f"controls-seed{args.seed}")
     result = run_controls(dataset=args.data, frames=args.frames, n_boot=args.n_boot,
                           seed=args.seed, kinds=tuple(args.kinds or KINDS),
-                          progress=None if not args.no_progress else False)
+                          progress=_progress(args))
     result.save(out)
     for c in result.payload["controls"]:
         if c["status"] == "missing":
@@ -332,16 +332,11 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
-    import torch
-
     from .calibration import reproduce
 
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    out = args.out or Path("runs") / f"reproduce-{args.preset}"
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {out} exists and is not a directory")
+    out = _run_setup(args, Path("runs") / f"reproduce-{args.preset}")
     index = reproduce(args.preset, out, seed=args.seed,
-                      progress=None if not args.no_progress else False,
+                      progress=_progress(args),
                       log=lambda s: print(s, file=sys.stderr, flush=True))
     print(index["paragraph"])
     print(f"{index['seconds']:.0f} s; wrote {out}/README.md")

@@ -169,6 +169,12 @@ class _EdgeTensorProduct(torch.nn.Module):
         self.irreps_out = o3.Irreps([out[k] for k in self.order]).simplify()
         self.weight_sizes = [self.irreps_in[i].mul for i, _, _ in paths]
         self.weight_numel = sum(self.weight_sizes)
+        # columns of the radial weight matrix read by each group (paths are contiguous)
+        starts = [0]
+        for size in self.weight_sizes:
+            starts.append(starts[-1] + size)
+        self.group_columns = [(starts[first], starts[first + n])
+                              for _, first, n, _, _ in groups]
 
     def _constants(self, dtype: torch.dtype, device: torch.device) -> list:
         key = (dtype, device)
@@ -205,17 +211,14 @@ class _EdgeTensorProduct(torch.nn.Module):
         n_nodes, n_edges = x.shape[0], edge_src.shape[0]
         slices = self.irreps_in.slices()
         blocks: list = [None] * len(self.paths)
-        col = 0
-        starts = [0]
-        for size in self.weight_sizes:
-            starts.append(starts[-1] + size)
         consts = self._constants(x.dtype, x.device)
         for g, (i, first, n_paths, k_total, cols) in enumerate(self.groups):
             mul, ir = self.irreps_in[i]
             coupling, expand = consts[g]
             xi = x[:, slices[i]].reshape(n_nodes, mul, ir.dim)[edge_src]        # (E, mul, d1)
             t = (sh @ coupling).reshape(n_edges, ir.dim, k_total)                # (E, d1, K)
-            wmap = weight_map[:, starts[first]:starts[first + n_paths]]
+            start, stop = self.group_columns[g]
+            wmap = weight_map[:, start:stop]
             wmap = wmap.reshape(-1, n_paths, mul).transpose(1, 2) @ expand        # (H, mul, K)
             w = (hidden @ wmap.reshape(wmap.shape[0], -1)).reshape(n_edges, mul, k_total)
             msg = torch.bmm(xi, t) * w                                           # (E, mul, K)

@@ -41,7 +41,7 @@ from .._result import RunResult
 from ..backbone import Backbone, BackboneConfig, TrainSettings, dataset_statistics, train
 from ..backbone import load as load_backbone
 from ..diagnostic import _statistics as st
-from ..diagnostic._features import atom_features
+from ..diagnostic._features import atom_features, rotate
 from ..diagnostic._injection import haar_rotations, signal, signal_coefficients
 from ..diagnostic._probe import fit_reduction, fit_ridge, monomials
 from ..diagnostic._run import THRESHOLDS, _float, _stream, _versions, auto_k
@@ -162,7 +162,7 @@ def run_c5(Ls: Sequence[int] = (1, 2, 3), degrees: Sequence[int] = (1, 2, 3), lm
                                      log=lambda s: None)
                 training.append({"features": label, "L": L, **obj.c5_training})
         rotations = haar_rotations(n, _stream(seed, _STREAM_ROT, ji))
-        rot_pos = np.einsum("nij,naj->nai", rotations, data.positions)
+        rot_pos = rotate(data.positions, rotations)
         feats, _ = atom_features(obj, data.positions, data.numbers, rotations, atoms,
                                  with_energy=False, progress=lambda m: bar.advance(m))
         irreps = o3.Irreps(obj.irreps_out)
@@ -178,7 +178,7 @@ def run_c5(Ls: Sequence[int] = (1, 2, 3), degrees: Sequence[int] = (1, 2, 3), lm
         x_axis = feats[:, :2].reshape(n, -1)
         x_ring = feats[:, 2:]
         for d in degrees:
-            k = auto_k(width, d, len(train_idx), "irrep", irreps)
+            k = auto_k(width, d, len(train_idx))
             rec = set(spanthm.recoverable_degrees(d, features=set(feature_degrees)))
             # axis probe
             red = fit_reduction(x_axis[train_idx], irreps + irreps, k)

@@ -20,7 +20,7 @@ from e3nn import o3
 
 from ..backbone import Backbone, check_protocol
 
-__all__ = ["MarkedFeatures", "marked_features", "atom_features"]
+__all__ = ["MarkedFeatures", "marked_features", "atom_features", "rotate"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class MarkedFeatures:
     energies: Optional[np.ndarray]   # (n,) eV, or None
 
 
-def _input_dtype(backbone) -> torch.dtype:
+def input_dtype(backbone) -> torch.dtype:
     """The dtype of a torch module's first floating parameter, else float64."""
     params = getattr(backbone, "parameters", None)
     if callable(params):
@@ -40,8 +40,9 @@ def _input_dtype(backbone) -> torch.dtype:
     return torch.float64
 
 
-def _rotated(positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
-    return np.einsum("nij,naj->nai", rotations, positions)
+def rotate(positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+    """``positions[i] @ rotations[i].T`` for every configuration: ``(n, atoms, 3)``."""
+    return np.einsum("nij,naj->nai", rotations, np.asarray(positions, dtype=np.float64))
 
 
 def atom_features(backbone, positions: np.ndarray, numbers: np.ndarray,
@@ -59,7 +60,7 @@ def atom_features(backbone, positions: np.ndarray, numbers: np.ndarray,
     irreps = o3.Irreps(backbone.irreps_out)
     atoms = list(atoms)
     has_energy = with_energy and callable(getattr(backbone, "energy", None))
-    rotated = _rotated(np.asarray(positions, dtype=np.float64), rotations)
+    rotated = rotate(positions, rotations)
     n, n_atoms, _ = rotated.shape
     feats = np.empty((n, len(atoms), irreps.dim))
     energies = np.empty(n) if has_energy else None
@@ -80,7 +81,7 @@ def atom_features(backbone, positions: np.ndarray, numbers: np.ndarray,
                 progress(m)
     else:
         nums = torch.tensor(np.asarray(numbers), dtype=torch.long)
-        dtype = _input_dtype(backbone)
+        dtype = input_dtype(backbone)
         for i in range(n):
             pos = torch.as_tensor(rotated[i], dtype=dtype)
             with torch.no_grad():

@@ -45,7 +45,7 @@ import torch
 from e3nn import o3
 
 __all__ = ["Reduction", "fit_reduction", "n_monomials", "monomial_exponents", "monomials",
-           "RidgeFit", "fit_ridge", "fit_trained", "default_k", "channels_per_degree",
+           "RidgeFit", "fit_ridge", "fit_trained", "channels_per_degree",
            "channel_allocation",
            "LAMBDA_GRID"]
 
@@ -85,11 +85,6 @@ def channel_allocation(irreps: o3.Irreps, k: int) -> Dict[int, int]:
             alloc[l] += 1
             budget -= 2 * l + 1
     return alloc
-
-
-def default_k(irreps: o3.Irreps) -> int:
-    """Two channels of every degree present: ``2 * sum_l (2l + 1)``."""
-    return 2 * sum(2 * l + 1 for l in {ir.l for _, ir in o3.Irreps(irreps)})
 
 
 @dataclass
@@ -214,13 +209,21 @@ class RidgeFit:
         return a @ self.coef + self.intercept
 
 
-def _solve_path(a: np.ndarray, y: np.ndarray, lambdas: Sequence[float]):
-    """Eigendecomposition of ``a^T a`` once; returns a function ``lam -> coef``."""
-    gram = a.T @ a
-    s, v = np.linalg.eigh(gram)
-    s = np.maximum(s, 0.0)
-    b = v.T @ (a.T @ y)
-    return s, v, b
+def _standardize(phi: np.ndarray):
+    """Column means and scales of the non-constant monomials (column 0 is the constant);
+    columns without spread keep scale 1."""
+    mean = phi[:, 1:].mean(axis=0)
+    std = phi[:, 1:].std(axis=0)
+    std = np.where(std > 1e-12 * max(1.0, float(np.abs(mean).max(initial=0))), std, 1.0)
+    return mean, std
+
+
+def _eigen_solve(a: np.ndarray, y: np.ndarray):
+    """``(s, v, b)``: eigenpairs of ``a^T a`` and ``b = v^T a^T y``, so that the ridge
+    coefficients for penalty ``lam`` are ``v @ (b / (s + lam))`` (one factorization for
+    every penalty and every target)."""
+    s, v = np.linalg.eigh(a.T @ a)
+    return np.maximum(s, 0.0), v, v.T @ (a.T @ y)
 
 
 def fit_ridge(phi: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 3,
@@ -240,12 +243,10 @@ def fit_ridge(phi: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 3
     cv = np.zeros((len(lambdas), y.shape[1]))
     for f in range(folds):
         tr, va = fold != f, fold == f
-        mean = phi[tr, 1:].mean(axis=0)
-        std = phi[tr, 1:].std(axis=0)
-        std = np.where(std > 1e-12 * max(1.0, float(np.abs(mean).max(initial=0))), std, 1.0)
+        mean, std = _standardize(phi[tr])
         a = (phi[tr, 1:] - mean) / std
         ym = y[tr].mean(axis=0)
-        s, v, b = _solve_path(a, y[tr] - ym, lambdas)
+        s, v, b = _eigen_solve(a, y[tr] - ym)
         p = ((phi[va, 1:] - mean) / std) @ v
         ntr = int(tr.sum())
         for i, lam in enumerate(lambdas):
@@ -253,12 +254,10 @@ def fit_ridge(phi: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 3
             cv[i] += ((pred - y[va]) ** 2).sum(axis=0)
     cv /= n
     best = np.argmin(cv, axis=0)
-    mean = phi[:, 1:].mean(axis=0)
-    std = phi[:, 1:].std(axis=0)
-    std = np.where(std > 1e-12 * max(1.0, float(np.abs(mean).max(initial=0))), std, 1.0)
+    mean, std = _standardize(phi)
     a = (phi[:, 1:] - mean) / std
     ym = y.mean(axis=0)
-    s, v, b = _solve_path(a, y - ym, lambdas)
+    s, v, b = _eigen_solve(a, y - ym)
     lam = np.array([lambdas[i] for i in best])
     coef = v @ (b / (s[:, None] + lam[None, :] * n))
     return RidgeFit(mean=mean, std=std, intercept=ym, coef=coef, lambdas=lam, cv_mse=cv)

@@ -26,7 +26,7 @@ import io
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .._io import atomic_path
+from .._io import write_files
 
 __all__ = ["write_outputs", "render_report", "render_plots", "plot_names",
            "frequency_response_figure", "k_sweep_figure"]
@@ -631,21 +631,9 @@ def write_outputs(result, out_dir: Path, plots: bool = True) -> List[Path]:
     All content is computed before the directory is created or any file written, so an
     error in it writes nothing; each file is then written atomically (plots first,
     ``results.json`` last)."""
-    out_dir = Path(out_dir)
     results_text = result.to_json()
     pngs = render_plots(result.payload) if plots else {}
     report_text = render_report(result, list(pngs))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: Dict[str, Path] = {}
-    for name, data in pngs.items():
-        path = out_dir / name
-        with atomic_path(path, suffix=".png") as tmp:
-            tmp.write_bytes(data)
-        written[name] = path
-    for name, text in (("report.md", report_text), ("results.json", results_text)):
-        path = out_dir / name
-        with atomic_path(path, suffix=".tmp") as tmp:
-            with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(text)
-        written[name] = path
-    return [written["results.json"], written["report.md"]] + [written[n] for n in pngs]
+    written = write_files(out_dir, {**pngs, "report.md": report_text.encode("utf-8"),
+                                    "results.json": results_text.encode("utf-8")})
+    return written[-1:] + written[-2:-1] + written[:-2]

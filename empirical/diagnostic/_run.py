@@ -57,7 +57,7 @@ from ..data import load as load_dataset
 from .._progress import Progress
 from .._result import RunResult
 from . import _statistics as st
-from ._features import marked_features
+from ._features import input_dtype, marked_features, rotate
 from ._injection import haar_rotations, marked_atoms, marked_direction, signal, signal_coefficients
 from ._probe import (fit_reduction, fit_ridge, fit_trained, monomials, n_monomials)
 
@@ -77,7 +77,7 @@ _STREAM_FRAMES, _STREAM_SPLIT, _STREAM_ROTATIONS, _STREAM_CV, _STREAM_BOOT = 11,
 MAX_AUTO_CHANNELS = 4
 
 
-def auto_k(width: int, d: int, n_train: int, reduction: str, irreps) -> int:
+def auto_k(width: int, d: int, n_train: int) -> int:
     """Default SPN width for degree ``d``: ``m * width`` with the largest ``m <=``
     :data:`MAX_AUTO_CHANNELS` (channels per feature degree, ``width = sum_l (2l + 1)``)
     whose ``C(k + d, d)`` monomials are at most half of ``n_train`` (the probe then has at
@@ -353,7 +353,7 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     if k is not None:
         k_by_d = {d: int(k) for d in degrees}
     else:
-        k_by_d = {d: auto_k(width, d, n_train, reduction, o3.Irreps(entries[0][1].irreps_out))
+        k_by_d = {d: auto_k(width, d, n_train)
                   for d in degrees}
     predicted = {}
     for d in degrees:
@@ -373,7 +373,7 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
         bar.set_label(f"features: {name} ({bi + 1}/{len(entries)})")
         # every backbone its own Haar rotations (independent clusters for the bootstrap)
         rotations = haar_rotations(len(groups), _stream(seed, _STREAM_ROTATIONS, bi))
-        u = marked_direction(np.einsum("nij,naj->nai", rotations, positions), a, b)
+        u = marked_direction(rotate(positions, rotations), a, b)
         S = np.stack([signal(l, u, coeffs[l]) for l in ls], axis=1)      # (samples, lmax+1)
         info["equivariance_error"] = _equivariance(obj, positions[0], data.numbers,
                                                    rotations[0])
@@ -598,10 +598,7 @@ def _equivariance(backbone, positions: np.ndarray, numbers: np.ndarray,
     reader can see that the probe's premise (equivariant features) holds."""
     import torch
 
-    dtype = torch.float64
-    params = getattr(backbone, "parameters", None)
-    if callable(params):
-        dtype = next((p.dtype for p in params() if p.is_floating_point()), torch.float64)
+    dtype = input_dtype(backbone)
     pos = torch.tensor(np.asarray(positions), dtype=dtype)
     num = torch.tensor(np.asarray(numbers), dtype=torch.long)
     R = torch.tensor(rotation, dtype=dtype)

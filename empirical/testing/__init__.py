@@ -60,14 +60,6 @@ class CeilingMeasurement:
         return "\n".join(rows)
 
 
-def _feature_L(backbone) -> int:
-    from ..backbone import load
-
-    if not hasattr(backbone, "irreps_out"):
-        backbone = load(backbone)
-    return max(ir.l for _, ir in o3.Irreps(backbone.irreps_out))
-
-
 def spectral_ceiling(backbone, *, d: int = 2, dataset="aspirin",
                      marked: Optional[Sequence[int]] = None, seed: int = 0,
                      budget: str = "fast") -> CeilingMeasurement:
@@ -77,20 +69,18 @@ def spectral_ceiling(backbone, *, d: int = 2, dataset="aspirin",
 
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
+    from ..backbone import load
+    from ..data import Dataset
+    from ..data import load as load_data
+
     start = time.perf_counter()
     if not hasattr(backbone, "irreps_out"):
-        from ..backbone import load
         backbone = load(backbone)
-    L = _feature_L(backbone)
-    b = BUDGETS[budget]
-    if b["frames"] is not None and not isinstance(dataset, str):
-        frames = min(b["frames"], dataset.n_frames)
-    else:
-        frames = b["frames"]
-    if isinstance(dataset, str) and frames is not None:
-        from ..data import load as load_data
+    L = max(ir.l for _, ir in o3.Irreps(backbone.irreps_out))
+    if not isinstance(dataset, Dataset):
         dataset = load_data(dataset)
-        frames = min(frames, dataset.n_frames)
+    b = BUDGETS[budget]
+    frames = None if b["frames"] is None else min(b["frames"], dataset.n_frames)
     res = diagnose(backbones=[backbone], dataset=dataset, marked=marked, degrees=(d,),
                    lmax=d * L + 2, seed=seed, n_boot=b["n_boot"], frames=frames, k_sweep=(),
                    progress=False)
@@ -109,8 +99,7 @@ def assert_spectral_ceiling(backbone, d: int = 2, expected: Optional[int] = None
     m = spectral_ceiling(backbone, d=d, **kwargs)
     want = m.predicted if expected is None else int(expected)
     if m.ceiling != want:
-        name = getattr(backbone, "__class__", type(backbone)).__name__ \
-            if hasattr(backbone, "irreps_out") else str(backbone)
+        name = type(backbone).__name__ if hasattr(backbone, "irreps_out") else str(backbone)
         raise AssertionError(
             f"spectral ceiling of {name} at d = {d}: measured {m.ceiling}, expected {want} "
             f"({'theorem: d * L' if expected is None else 'given'}); held-out rho "
