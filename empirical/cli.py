@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sources", nargs="+", choices=["ideal", "random", "trained"],
                    default=["ideal", "random", "trained"])
     p.add_argument("--channels", type=_positive(int, "--channels"), default=32)
-    p.add_argument("--train-epochs", type=_positive(int, "--train-epochs"), default=8)
+    p.add_argument("--train-epochs", type=_positive(int, "--train-epochs"), default=20)
     p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
     p.add_argument("--out", type=Path, default=None, help="default runs/c5-seed<seed>")
     p.add_argument("--no-plots", action="store_true")
@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("backbones", help="list the shipped backbones")
+    p.add_argument("--role", choices=["diagnostic", "control"], default=None,
+                   help="only the four diagnose backbones, or only the controls' (default all)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", type=Path, default=None,
                    help="also write their learning curves to this PNG")
@@ -346,7 +348,7 @@ def _cmd_reproduce(args) -> int:
 def _cmd_backbones(args) -> int:
     from .backbone import shipped
 
-    rows = shipped()
+    rows = shipped(role=args.role)
     if args.plot is not None:
         from .backbone._report import plot_learning_curves
 
@@ -357,10 +359,11 @@ def _cmd_backbones(args) -> int:
     if not rows:
         print("no shipped backbones")
         return EXIT_OK
-    print(f"{'name':<22} {'L':>2} {'seed':>4} {'train':>6} {'E MAE [meV]':>12} "
-          f"{'F MAE [meV/A]':>14} {'epochs':>6}  path")
+    print(f"{'name':<22} {'role':<10} {'L':>2} {'ch':>4} {'act':>5} {'seed':>4} {'train':>6} "
+          f"{'E MAE [meV]':>12} {'F MAE [meV/A]':>14} {'epochs':>6}  path")
     for r in rows:
-        print(f"{r['name']:<22} {r['L']:>2} {r['seed']:>4} {r['training_frames']!s:>6} "
+        print(f"{r['name']:<22} {r['role']:<10} {r['L']:>2} {r['channels']!s:>4} "
+              f"{r['activation']!s:>5} {r['seed']:>4} {r['training_frames']!s:>6} "
               f"{r['energy_mae_meV'] or float('nan'):>12.2f} "
               f"{r['force_mae_meV_per_A'] or float('nan'):>14.2f} {r['epochs']!s:>6}  {r['path']}")
     return EXIT_OK

@@ -1,6 +1,7 @@
 """empirical.backbone: equivariance, gradients, training, checkpoints, resume, bad input."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -248,15 +249,41 @@ def test_cli_train_tiny(capsys, tmp_path, aspirin):
 
 
 def test_shipped_backbones(capsys, aspirin):
-    """Four L=2 aspirin backbones, seeds 0-3, 1000 training frames, MAEs recorded; each
-    loads, is equivariant, and `empirical backbones --json` lists them."""
-    rows = shipped()
+    """Four diagnostic L=2 aspirin backbones, seeds 0-3, 1000 training frames, MAEs recorded;
+    each loads, is equivariant, and `empirical backbones --json` lists them with their role."""
+    rows = shipped(role="diagnostic")
     assert sorted(r["seed"] for r in rows) == [0, 1, 2, 3]
     for r in rows:
-        assert r["L"] == 2 and r["training_frames"] == 1000
+        assert r["L"] == 2 and r["training_frames"] == 1000 and r["role"] == "diagnostic"
         assert r["force_mae_meV_per_A"] > 0 and r["energy_mae_meV"] > 0
+        assert os.path.getsize(r["path"]) <= 2 * 1024 * 1024
         model = load(r["path"])
         pos, num = frame(aspirin, 11, dtype=torch.float32)
         assert equivariance_error(model, pos, num) < 1e-3
+    code, out, _ = run(capsys, "backbones", "--json", "--role", "diagnostic")
+    assert code == 0 and [r["name"] for r in json.loads(out)] == [r["name"] for r in rows]
     code, out, _ = run(capsys, "backbones", "--json")
-    assert code == 0 and len(json.loads(out)) == 4
+    assert code == 0 and len(json.loads(out)) == len(shipped())
+
+
+def test_shipped_control_backbones(aspirin):
+    """Every backbone `empirical controls` reads is shipped with the role "control", with
+    the L, width and gate its name promises, trained on 1000 aspirin frames, equivariant."""
+    from empirical.calibration import CONTROL_BACKBONES
+
+    rows = {r["name"]: r for r in shipped(role="control")}
+    assert set(rows) == set(CONTROL_BACKBONES)
+    expect = {"aspirin_L2_c64_seed0": (2, 64, "silu"), "aspirin_L2_c128_seed0": (2, 128, "silu"),
+              "aspirin_L2_tanh_seed0": (2, 32, "tanh"), "aspirin_L2_gelu_seed0": (2, 32, "gelu"),
+              "aspirin_L1_seed0": (1, 32, "silu"), "aspirin_L3_seed0": (3, 32, "silu")}
+    for name, r in rows.items():
+        assert (r["L"], r["channels"], r["activation"]) == expect[name]
+        assert r["training_frames"] == 1000 and r["force_mae_meV_per_A"] > 0
+        model = load(name)
+        pos, num = frame(aspirin, 3, dtype=torch.float32)
+        assert equivariance_error(model, pos, num) < 1e-3
+
+
+def test_shipped_role_rejected():
+    with pytest.raises(ValueError, match="role must be one of"):
+        shipped(role="main")

@@ -149,13 +149,27 @@ def test_controls_contract(small_controls, tmp_path):
     params = [c for c in p["controls"] if c["kind"] == "parameters"]
     assert params[0]["d"] == 3 and params[1]["d"] == 2
     assert params[0]["spn_coefficients"] < params[1]["spn_coefficients"]
-    # the tanh / GELU backbones are not shipped yet: listed as missing, run incomplete
-    missing = {c["backbone"] for c in p["controls"] if c["status"] == "missing"}
-    assert missing <= {"aspirin_L2_tanh_seed0", "aspirin_L2_gelu_seed0"}
-    assert p["complete"] == (not missing)
+    # every control backbone is shipped: nothing missing, the run is complete
+    assert all(c["status"] == "measured" for c in p["controls"]) and p["complete"]
+    acts = {c["backbone"] for c in p["controls"] if c["kind"] == "activation"}
+    assert acts == {"aspirin_L2_seed0", "aspirin_L2_tanh_seed0", "aspirin_L2_gelu_seed0"}
     written = small_controls.save(tmp_path / "controls")
     assert sorted(x.name for x in written) == ["report.md", "results.json"]
     assert "| control | kind |" in (tmp_path / "controls" / "report.md").read_text()
+
+
+def test_controls_without_their_backbone_are_listed_as_missing():
+    """A control whose backbone is neither shipped nor given is planned as unavailable (the
+    run then lists it as missing and reports complete: false), the random ones never."""
+    from empirical.calibration._controls import _plan
+
+    plan = _plan(available={"aspirin_L2_seed0"}, frames=1000)
+    unavailable = {p["backbone"] for p in plan if not p["available"]}
+    assert unavailable == {"aspirin_L2_c64_seed0", "aspirin_L2_c128_seed0",
+                           "aspirin_L2_tanh_seed0", "aspirin_L2_gelu_seed0",
+                           "aspirin_L1_seed0", "aspirin_L3_seed0"}
+    assert all(p["available"] for p in _plan(available=set(), frames=1000)
+               if p["backbone"] in ("random", "gate-points"))
 
 
 def test_controls_bad_options():

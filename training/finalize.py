@@ -1,8 +1,11 @@
-"""Ship the four L=2 aspirin backbones from their training runs (maintainers' script).
+"""Ship the trained backbones from their training runs (maintainers' script).
 
-Copies ``training/aspirin_L2_seed{S}/backbone.pt`` to ``empirical/backbone/shipped/``,
-redraws ``docs/learning_curves_aspirin_L2.png`` and rewrites the README table between the
-"Shipped (`empirical/backbone/shipped/`" paragraph and "## Layout".
+Copies ``training/aspirin_L2_seed{S}/backbone.pt`` to ``empirical/backbone/shipped/`` and
+``training/controls/<name>/backbone.pt`` (the control backbones of
+``empirical.calibration.CONTROL_BACKBONES``, where trained) to
+``empirical/backbone/shipped/controls/``, redraws ``docs/learning_curves_aspirin_L2.png``
+and ``docs/learning_curves_controls.png`` and rewrites the README's backbone table (the
+table that starts with "| name | role |").
 
     python training/finalize.py
 """
@@ -12,6 +15,7 @@ from pathlib import Path
 
 from empirical.backbone import shipped
 from empirical.backbone._report import plot_learning_curves
+from empirical.calibration import CONTROL_BACKBONES
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "empirical" / "backbone" / "shipped"
@@ -21,21 +25,34 @@ def main() -> None:
     for s in range(4):
         src = ROOT / "training" / f"aspirin_L2_seed{s}" / "backbone.pt"
         shutil.copyfile(src, SHIPPED / f"aspirin_L2_seed{s}.pt")
+    (SHIPPED / "controls").mkdir(exist_ok=True)
+    for name in CONTROL_BACKBONES:
+        src = ROOT / "training" / "controls" / name / "backbone.pt"
+        if src.is_file():
+            shutil.copyfile(src, SHIPPED / "controls" / f"{name}.pt")
     rows = shipped()
-    plot_learning_curves([r["path"] for r in rows], ROOT / "docs" / "learning_curves_aspirin_L2.png")
-    table = ["| name | L | seed | training frames | epochs | held-out energy MAE [meV] | "
-             "held-out force MAE [meV/A] | status |", "|---|---|---|---|---|---|---|---|"]
+    for role, png in (("diagnostic", "learning_curves_aspirin_L2.png"),
+                      ("control", "learning_curves_controls.png")):
+        paths = [r["path"] for r in rows if r["role"] == role]
+        if paths:
+            plot_learning_curves(paths, ROOT / "docs" / png)
+    table = ["| name | role | L | channels | gate | seed | training frames | epochs | "
+             "held-out energy MAE [meV] | held-out force MAE [meV/A] | size [MB] | status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        table.append(f"| {r['name']} | {r['L']} | {r['seed']} | {r['training_frames']} | "
-                     f"{r['epochs']} | {r['energy_mae_meV']:.1f} | {r['force_mae_meV_per_A']:.1f} "
-                     f"| {r['status']} |")
+        size = Path(r["path"]).stat().st_size / 1e6
+        table.append(f"| {r['name']} | {r['role']} | {r['L']} | {r['channels']} | "
+                     f"{r['activation']} | {r['seed']} | {r['training_frames']} | "
+                     f"{r['epochs']} | {r['energy_mae_meV']:.1f} | "
+                     f"{r['force_mae_meV_per_A']:.1f} | {size:.2f} | {r['status']} |")
     readme = (ROOT / "README.md").read_text()
-    start = readme.index("| name | L | seed | training frames")
+    start = readme.index("| name | ")
     end = readme.index("\n\n", start)
     readme = readme[:start] + "\n".join(table) + readme[end:]
     (ROOT / "README.md").write_text(readme)
     for r in rows:
-        print(r["name"], r["epochs"], f"{r['energy_mae_meV']:.1f}", f"{r['force_mae_meV_per_A']:.1f}")
+        print(r["name"], r["epochs"], f"{r['energy_mae_meV']:.1f}",
+              f"{r['force_mae_meV_per_A']:.1f}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 
@@ -26,10 +26,14 @@ from .._io import atomic_path
 from ._model import Backbone, BackboneConfig
 
 __all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "read_checkpoint", "load",
-           "shipped", "SHIPPED_DIR"]
+           "shipped", "SHIPPED_DIR", "ROLES"]
 
 FORMAT = "empirical-backbone/1"
 SHIPPED_DIR = "shipped"
+#: Roles of the shipped backbones -> their folder under :data:`SHIPPED_DIR`: the four L = 2
+#: aspirin backbones that ``empirical diagnose`` pools by default, and the backbones that
+#: only ``empirical controls`` reads (other widths, gates and L).
+ROLES = {"diagnostic": "", "control": "controls"}
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -93,19 +97,31 @@ def load(path, device: str = "cpu") -> Backbone:
     return model.to(device)
 
 
-def shipped() -> List[Dict]:
-    """The backbones shipped in the package: name, path, L, seed, training frames, MAEs."""
-    root = Path(str(resources.files("empirical.backbone").joinpath(SHIPPED_DIR)))
+def shipped(role: Optional[str] = None) -> List[Dict]:
+    """The backbones shipped in the package: name, role, path, L, seed, channels,
+    activation, training frames, epochs, held-out MAEs; sorted by role then name.
+
+    ``role``: ``"diagnostic"`` (the four L = 2 aspirin backbones ``empirical diagnose``
+    pools by default), ``"control"`` (the backbones of ``empirical controls``) or None (all).
+    """
+    if role is not None and role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    base = Path(str(resources.files("empirical.backbone").joinpath(SHIPPED_DIR)))
     out = []
-    for path in sorted(root.glob("*.pt")):
-        blob = read_checkpoint(path)
-        meta = blob["metadata"]
-        test = meta.get("test", {})
-        out.append({"name": path.stem, "path": str(path), "L": blob["config"]["L"],
-                    "seed": blob["seed"], "training_frames": meta.get("splits", {})
-                    .get("sizes", {}).get("train"),
-                    "energy_mae_meV": test.get("energy_mae_meV"),
-                    "energy_mae_meV_per_atom": test.get("energy_mae_meV_per_atom"),
-                    "force_mae_meV_per_A": test.get("force_mae_meV_per_A"),
-                    "epochs": meta.get("epochs_run"), "status": meta.get("status")})
+    for name, folder in ROLES.items():
+        if role is not None and name != role:
+            continue
+        for path in sorted((base / folder).glob("*.pt")):
+            blob = read_checkpoint(path)
+            meta = blob["metadata"]
+            test = meta.get("test", {})
+            out.append({"name": path.stem, "role": name, "path": str(path),
+                        "L": blob["config"]["L"], "seed": blob["seed"],
+                        "channels": blob["config"].get("channels"),
+                        "activation": blob["config"].get("activation"),
+                        "training_frames": meta.get("splits", {}).get("sizes", {}).get("train"),
+                        "energy_mae_meV": test.get("energy_mae_meV"),
+                        "energy_mae_meV_per_atom": test.get("energy_mae_meV_per_atom"),
+                        "force_mae_meV_per_A": test.get("force_mae_meV_per_A"),
+                        "epochs": meta.get("epochs_run"), "status": meta.get("status")})
     return out

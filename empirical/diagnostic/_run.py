@@ -162,7 +162,7 @@ def _nequip_backbone(item: str):
 def _resolve_backbones(backbones, names):
     """``[(name, object, info)]`` from names, paths or protocol objects."""
     if backbones is None:
-        backbones = [entry["name"] for entry in shipped()]
+        backbones = [entry["name"] for entry in shipped(role="diagnostic")]
         if not backbones:
             raise ValueError("no shipped backbones found: give backbones explicitly")
     if isinstance(backbones, (str, Path)) or not isinstance(backbones, Sequence):
