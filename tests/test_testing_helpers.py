@@ -92,6 +92,14 @@ def test_spectral_ceiling_of_the_shipped_backbones(name):
     assert m.rho[0] is None and m.rho[4] >= 0.5 and abs(m.rho[5]) < 0.3
 
 
+@pytest.mark.parametrize("name,d,ceiling", [("aspirin_L1_seed0", 2, 2),
+                                             ("aspirin_L3_seed0", 1, 3)])
+def test_spectral_ceiling_of_the_L1_and_L3_control_backbones(name, d, ceiling):
+    """The shipped L = 1 and L = 3 control backbones put the ceiling at d * L, not at 2d."""
+    m = assert_spectral_ceiling(name, d=d)
+    assert m.ceiling == m.predicted == ceiling
+
+
 def test_assert_spectral_ceiling_fails_on_a_ceiling_claimed_too_high():
     with pytest.raises(AssertionError) as err:
         assert_spectral_ceiling("aspirin_L2_seed2", d=1, expected=3)
