@@ -179,6 +179,25 @@ def test_checkpoint_round_trip(aspirin, tmp_path):
     assert back.metadata["note"] == "x" and back.irreps_out == model.irreps_out
 
 
+def test_compressed_checkpoint_loads_identically(aspirin, tmp_path):
+    """An xz-compressed copy (how the control backbones ship) is smaller, loads to the same
+    outputs, and keeps its name without .pt.xz; a corrupt .xz file is one clear error."""
+    from empirical.backbone._checkpoint import checkpoint_name, compress_checkpoint
+
+    model = small(seed=4)
+    plain = save_checkpoint(tmp_path / "m.pt", model, {"note": "y"})
+    packed = compress_checkpoint(plain, tmp_path / "m.pt.xz")
+    assert packed.stat().st_size < plain.stat().st_size
+    back = load(packed)
+    pos, num = frame(aspirin, 2)
+    assert torch.equal(back.node_features(pos, num), model.node_features(pos, num))
+    assert back.metadata["note"] == "y"
+    assert checkpoint_name(packed) == checkpoint_name(plain) == "m"
+    (tmp_path / "bad.pt.xz").write_bytes(b"not xz")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load(tmp_path / "bad.pt.xz")
+
+
 def test_resume_continues_where_it_stopped(aspirin, tmp_path):
     """2 epochs + resume to 4 gives exactly the weights and history of 4 epochs at once."""
     ds = _tiny_dataset(aspirin)

@@ -2,8 +2,8 @@
 
 Copies ``training/aspirin_L2_seed{S}/backbone.pt`` to ``empirical/backbone/shipped/`` and
 ``training/controls/<name>/backbone.pt`` (the control backbones of
-``empirical.calibration.CONTROL_BACKBONES``, where trained) to
-``empirical/backbone/shipped/controls/``, redraws ``docs/learning_curves_aspirin_L2.png``
+``empirical.calibration.CONTROL_BACKBONES``, where trained) xz-compressed to
+``empirical/backbone/shipped/controls/<name>.pt.xz``, redraws ``docs/learning_curves_aspirin_L2.png``
 and ``docs/learning_curves_controls.png`` and rewrites the README's backbone table (the
 table that starts with "| name | role |").
 
@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from empirical.backbone import shipped
+from empirical.backbone._checkpoint import compress_checkpoint
 from empirical.backbone._report import plot_learning_curves
 from empirical.calibration import CONTROL_BACKBONES
 
@@ -29,7 +30,7 @@ def main() -> None:
     for name in CONTROL_BACKBONES:
         src = ROOT / "training" / "controls" / name / "backbone.pt"
         if src.is_file():
-            shutil.copyfile(src, SHIPPED / "controls" / f"{name}.pt")
+            compress_checkpoint(src, SHIPPED / "controls" / f"{name}.pt.xz")
     rows = shipped()
     for role, png in (("diagnostic", "learning_curves_aspirin_L2.png"),
                       ("control", "learning_curves_controls.png")):

@@ -11,11 +11,17 @@ numbers, strings, lists and dicts only):
                 epoch, best epoch, validation and held-out test MAE, versions, hardware
 ``training``    only in resumable checkpoints (``last.pt``): optimizer, scheduler and RNG
                 states, epoch counter
+
+A file whose name ends in ``.xz`` is the same dict, xz-compressed (``lzma``, standard
+library); :func:`read_checkpoint` decompresses it transparently. The shipped control
+backbones are stored that way (:func:`compress_checkpoint`).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import lzma
 from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -26,7 +32,7 @@ from .._io import atomic_path
 from ._model import Backbone, BackboneConfig
 
 __all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "read_checkpoint", "load",
-           "shipped", "SHIPPED_DIR", "ROLES"]
+           "shipped", "SHIPPED_DIR", "ROLES", "checkpoint_name", "compress_checkpoint"]
 
 FORMAT = "empirical-backbone/1"
 SHIPPED_DIR = "shipped"
@@ -55,13 +61,33 @@ def save_checkpoint(path, model: Backbone, metadata: dict, training: dict = None
     return path
 
 
+def checkpoint_name(path) -> str:
+    """A checkpoint file's name without ``.pt`` / ``.pt.xz``."""
+    name = Path(path).name
+    for suffix in (".xz", ".pt"):
+        name = name[:-len(suffix)] if name.endswith(suffix) else name
+    return name
+
+
+def compress_checkpoint(src, dst) -> Path:
+    """Write checkpoint ``src`` xz-compressed to ``dst`` (atomically), unchanged otherwise."""
+    data = lzma.compress(Path(src).read_bytes(), preset=9)
+    with atomic_path(Path(dst)) as tmp:
+        Path(tmp).write_bytes(data)
+    return Path(dst)
+
+
 def read_checkpoint(path) -> dict:
     """The raw checkpoint dict, validated. Raises :class:`CheckpointError`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"cannot read checkpoint {str(path)!r}: no such file")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".xz":
+            with lzma.open(path) as fh:
+                blob = torch.load(io.BytesIO(fh.read()), map_location="cpu", weights_only=True)
+        else:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files
         raise CheckpointError(f"cannot read checkpoint {str(path)!r}: it is corrupt or not a "
                               f"torch file ({type(exc).__name__})") from None
@@ -111,11 +137,12 @@ def shipped(role: Optional[str] = None) -> List[Dict]:
     for name, folder in ROLES.items():
         if role is not None and name != role:
             continue
-        for path in sorted((base / folder).glob("*.pt")):
+        files = [*(base / folder).glob("*.pt"), *(base / folder).glob("*.pt.xz")]
+        for path in sorted(files):
             blob = read_checkpoint(path)
             meta = blob["metadata"]
             test = meta.get("test", {})
-            out.append({"name": path.stem, "role": name, "path": str(path),
+            out.append({"name": checkpoint_name(path), "role": name, "path": str(path),
                         "L": blob["config"]["L"], "seed": blob["seed"],
                         "channels": blob["config"].get("channels"),
                         "activation": blob["config"].get("activation"),

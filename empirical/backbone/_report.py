@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .._io import atomic_path
-from ._checkpoint import read_checkpoint
+from ._checkpoint import checkpoint_name, read_checkpoint
 
 __all__ = ["plot_learning_curves"]
 
@@ -25,7 +25,8 @@ def plot_learning_curves(checkpoints: Iterable, out_png) -> Path:
         hist = blob["metadata"].get("history", [])
         if not hist:
             continue
-        label = f"{Path(path).parent.name if Path(path).stem in ('backbone', 'last', 'best') else Path(path).stem} (seed {blob['seed']})"
+        stem = checkpoint_name(path)
+        label = f"{Path(path).parent.name if stem in ('backbone', 'last', 'best') else stem} (seed {blob['seed']})"
         epochs = [h["epoch"] for h in hist]
         axes[0].plot(epochs, [h["val_force_mae_meV_per_A"] for h in hist], label=label)
         axes[1].plot(epochs, [h["val_energy_mae_meV"] for h in hist], label=label)

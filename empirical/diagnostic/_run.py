@@ -52,6 +52,7 @@ import spanthm
 from ..backbone import Backbone, check_protocol, equivariance_error
 from ..backbone import load as load_backbone
 from ..backbone import shipped
+from ..backbone._checkpoint import checkpoint_name
 from ..data import Dataset
 from ..data import load as load_dataset
 from .._progress import Progress
@@ -180,7 +181,7 @@ def _resolve_backbones(backbones, names):
         elif isinstance(item, (str, Path)):
             obj = load_backbone(item)
             if Path(str(item)).is_file():
-                path, name = Path(str(item)), Path(str(item)).stem
+                path, name = Path(str(item)), checkpoint_name(item)
             else:
                 path, name = Path(listed[str(item)]["path"]), str(item)
             info["source"] = (f"shipped backbone {name}" if str(item) in listed
