@@ -3,12 +3,13 @@ r"""Controls (DESIGN §4): each must leave the ceiling where the theorem puts it
 Every control is one :func:`empirical.diagnose` measurement (same protocol on a seeded
 subset of :data:`DEFAULT_FRAMES` = 2500 of the 5000 aspirin frames by default, so that all
 of them, the 128-channel backbone's features included, run in under 10 minutes on a 2-core
-CPU; features of a backbone are computed once and shared by its controls) and reports its measured ceiling (the highest ``l`` with mean held-out rho at or
-above the recoverable threshold, 0.5) beside the predicted one (``spanthm.ceiling``):
+CPU; features of a backbone are computed once and shared by its controls) and reports its
+measured ceiling (the highest ``l`` with mean held-out rho at or above the recoverable
+threshold, 0.5) beside the predicted one (``spanthm.ceiling``):
 
 * ``capacity``: backbone channels x1, x2, x4 (``aspirin_L2_seed0``, ``aspirin_L2_c64_seed0``,
   ``aspirin_L2_c128_seed0``) at ``d = 2``; SPN width ``k = 16, 32, 64`` (per-irrep
-  reduction: ``k // 9`` channels per degree) at ``d = 2``, with enough rotations per
+  reduction filling ``k`` from the top degree down) at ``d = 2``, with enough rotations per
   configuration for two training samples per monomial.
 * ``parameters``: a ``d = 3`` SPN of width 18 (1330 coefficients) against the widest
   ``d = 2`` SPN (width 63, 2080 coefficients): fewer parameters, higher ceiling.
@@ -80,18 +81,19 @@ def _plan(available: set, frames: int, spn_widths=(16, 32, 64),
         plan.append({"name": f"channels x{mult}", "kind": "capacity", "backbone": name,
                      "degrees": [2]})
     n_train = int(round(0.8 * frames))
+
+    def rotations(k: int, d: int) -> int:
+        """Rotations per configuration for two training samples per monomial."""
+        return max(1, math.ceil(2 * n_monomials(k, d) / n_train))
+
     for k in spn_widths:
-        k_eff = k
-        rot = max(1, math.ceil(2 * n_monomials(k_eff, 2) / n_train))
         plan.append({"name": f"SPN width k={k}", "kind": "capacity", "backbone": BASE,
-                     "degrees": [2], "k": k, "rotations": rot})
+                     "degrees": [2], "k": k, "rotations": rotations(k, 2)})
     k3, k2 = parameter_widths
     plan.append({"name": f"d=3 SPN, width {k3}", "kind": "parameters", "backbone": BASE,
-                 "degrees": [3], "k": k3,
-                 "rotations": max(1, math.ceil(2 * n_monomials(k3, 3) / n_train))})
+                 "degrees": [3], "k": k3, "rotations": rotations(k3, 3)})
     plan.append({"name": f"d=2 SPN, width {k2}", "kind": "parameters", "backbone": BASE,
-                 "degrees": [2], "k": k2,
-                 "rotations": max(1, math.ceil(2 * n_monomials(k2, 2) / n_train))})
+                 "degrees": [2], "k": k2, "rotations": rotations(k2, 2)})
     for name, act in ((BASE, "silu"), ("aspirin_L2_tanh_seed0", "tanh"),
                       ("aspirin_L2_gelu_seed0", "gelu")):
         plan.append({"name": f"activation {act}", "kind": "activation", "backbone": name,
@@ -107,11 +109,10 @@ def _plan(available: set, frames: int, spn_widths=(16, 32, 64),
     # a control probed at d = 3 gets the d = 3 parameters control's sample budget, so that
     # its d = 3 SPN is as wide as the trained one's (k = 18 for L = 2): the untrained
     # control's weaker recovery is then the backbone's, not a narrower probe's
-    rot3 = max(1, math.ceil(2 * n_monomials(k3, 3) / n_train))
     for p in plan:
         p["available"] = p["backbone"] in ("random", "gate-points") or p["backbone"] in available
         if 3 in p["degrees"] and "rotations" not in p:
-            p["rotations"] = rot3
+            p["rotations"] = rotations(k3, 3)
     return plan
 
 
