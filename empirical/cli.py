@@ -54,7 +54,7 @@ def _nonneg_int(name: str):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="empirical", description="Spectral-injection diagnostic of "
-                     "equivariant force fields (DESIGN.md §2-§5).")
+                     "equivariant force fields (docs/method.md §2-§5).")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
     sub.required = True
     data = sub.add_parser("data", help="generate or inspect datasets")
@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
     p.add_argument("--no-progress", action="store_true")
 
-    p = sub.add_parser("controls", help="the controls of DESIGN §4 (capacity, parameters, "
+    p = sub.add_parser("controls", help="the controls of docs/method.md §4 (capacity, parameters, "
                        "activation, architecture, untrained) on the shipped aspirin")
     p.add_argument("--data", default="aspirin")
     p.add_argument("--frames", type=_positive(int, "--frames"), default=2500,
@@ -262,13 +262,12 @@ def _cmd_diagnose(args) -> int:
                       frames=args.frames, test_fraction=args.test_fraction, eps=args.eps,
                       k_sweep=args.k_sweep, rotations_per_config=args.rotations, progress=_progress(args))
     result.save(out, plots=not args.no_plots)
-    payload = result.payload
-    print(f"{len(payload['backbones'])} backbone(s), {payload['config']['n_test']} held-out "
+    print(f"{len(result.backbones)} backbone(s), {result.config['n_test']} held-out "
           f"rotated configurations, {result.seconds:.0f} s")
-    for d, s in payload["summary"].items():
-        rho = "  ".join(f"{l}:{'  -  ' if v is None else f'{v:+.2f}'}" for l, v in s["rho"].items())
-        print(f"d={d}  ceiling {s['ceiling']} (measured {s['measured_ceiling']})  rho  {rho}  "
-              f"{'agrees' if s['agreement'] else 'DISAGREES'}")
+    for d, s in sorted(result.summaries.items()):
+        rho = "  ".join(f"{l}:{'  -  ' if v is None else f'{v:+.2f}'}" for l, v in sorted(s.rho.items()))
+        print(f"d={d}  ceiling {s.ceiling} (measured {s.measured_ceiling})  rho  {rho}  "
+              f"{'agrees' if s.agreement else 'DISAGREES'}")
     print(f"wrote {out}/results.json, report.md" + ("" if args.no_plots else ", plots"))
     return EXIT_OK
 
@@ -325,8 +324,11 @@ def _cmd_compare(args) -> int:
     c5, aspirin = _read_results(args.c5, "c5"), _read_results(args.aspirin, "aspirin")
     if "cells" not in c5 or "probes" in c5:
         raise BadInput(f"--c5 {args.c5}: not the results of empirical c5")
-    if "summary" not in aspirin or "probes" not in aspirin:
-        raise BadInput(f"--aspirin {args.aspirin}: not the results of empirical diagnose")
+    from .diagnostic import DiagnoseResult
+    try:
+        aspirin = DiagnoseResult.from_dict(aspirin)
+    except ValueError:
+        raise BadInput(f"--aspirin {args.aspirin}: not the results of empirical diagnose") from None
     cmp = compare(c5, aspirin)
     write_compare_outputs(cmp, args.out)
     print(cmp["paragraph"])

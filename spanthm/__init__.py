@@ -1,6 +1,6 @@
 r"""spanthm: exact, certified checks of the finite-degree span theorem.
 
-The theorem (DESIGN.md §1; proofs in ``proofs/span_theorem.md``)
+The theorem (docs/method.md §1; proofs in ``proofs/span_theorem.md``)
 ----------------------------------------------------------------
 Let :math:`H_l` be the spherical harmonics of degree ``l`` on :math:`S^2`, ``S`` a set of
 degrees, and :math:`P_d(S)` the span of all products of at most ``d`` of the features

@@ -1,4 +1,4 @@
-r"""Cyclic rings (:math:`C_n`): which ring targets a ring-summed probe can see (DESIGN §3).
+r"""Cyclic rings (:math:`C_n`): which ring targets a ring-summed probe can see (docs/method.md §3).
 
 Setting
 -------

@@ -18,7 +18,7 @@ r"""Floating-point cross-checks: a sanity check of the exact methods, never a pr
     ``P``; ``K = 2 (max(S) d + 2) + 5`` exceeds every :math:`2l+1` checked.
 
 :func:`rotation_overlap`
-    The rotation corollary (DESIGN §1.3) measured: the fraction of a degree-``l`` target's
+    The rotation corollary (docs/method.md §1.3) measured: the fraction of a degree-``l`` target's
     Haar norm that degree-``d`` polynomials of SO(3)-equivariant features of degree ``<= L``
     can explain, by exact quadrature over SO(3) with e3nn's Wigner matrices.
 """

@@ -76,7 +76,7 @@ def _features(args) -> tuple:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="spanthm", description="Exact, certified checks of the finite-degree "
-                     "span theorem (DESIGN.md §1).")
+                     "span theorem (docs/method.md §1).")
     from . import __version__
     parser.add_argument("--version", action="version", version=f"spanthm {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")

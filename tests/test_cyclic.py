@@ -1,4 +1,4 @@
-"""Cyclic rings C_n (spanthm/_cyclic.py; DESIGN §3; proofs/span_theorem.md §9).
+"""Cyclic rings C_n (spanthm/_cyclic.py; docs/method.md §3; proofs/span_theorem.md §9).
 
 Notation: ring points v_k = (theta0, phi0 + 2 pi k / n), x = cos(theta0); the ring sum of
 Y_l^m depends on phi0 iff n | m, 0 < m <= l and P_l^m(x) != 0 (the "orientation modes").
@@ -121,7 +121,7 @@ def test_lowest_orientation_degree_is_n(n, x):
 @pytest.mark.parametrize("L, d, seen", [(2, 2, False), (2, 3, True), (3, 2, True),
                                         (1, 4, False), (1, 5, True)])
 def test_design_predictions_for_the_pentagon(L, d, seen):
-    """DESIGN §3: the planar C5 ring target of degree 5 is seen iff dL >= 5."""
+    """docs/method.md §3: the planar C5 ring target of degree 5 is seen iff dL >= 5."""
     assert spanthm.ring_recoverable(5, d, L=L) is seen
     assert spanthm.ring_recoverable(5, d, L=L, target_degree=5, cos_theta=0) is seen
     assert spanthm.ring_recoverable(5, d, features=range(L + 1)) is seen

@@ -12,7 +12,7 @@ from hypothesis import strategies as hst
 from empirical import cli
 from empirical.backbone import Backbone, BackboneConfig, save_checkpoint
 from empirical.data import Dataset, save_npz
-from empirical.diagnostic import (diagnose, haar_rotations, inject, marked_direction, signal,
+from empirical.diagnostic import (SCHEMA_VERSION, DiagnoseResult, diagnose, haar_rotations, inject, marked_direction, signal,
                                 signal_coefficients, signal_gradient)
 from empirical.diagnostic._probe import (fit_reduction, fit_ridge, fit_trained, group_folds,
                                        monomial_exponents, monomials, n_monomials)
@@ -228,9 +228,11 @@ def test_ideal_backbone_recovers_exactly_up_to_dL(ideal_result):
 def test_results_json_contract(ideal_result):
     p = json.loads(ideal_result.to_json())
     assert p == ideal_result.to_dict()
-    assert p["schema_version"] == 1
+    assert p["schema_version"] == SCHEMA_VERSION == 2
     for key in ("config", "predicted", "probes", "summary"):
         assert key in p
+    # the typed records round-trip through results.json
+    assert DiagnoseResult.from_dict(p).to_dict() == p
     assert p["predicted"]["2"]["ceiling"] == 2
     probe = p["probes"][0]
     assert set(probe) >= {"backbone", "d", "l", "rho", "r2_inj", "gain"}
@@ -242,6 +244,8 @@ def test_results_json_contract(ideal_result):
     cfg = p["config"]
     assert cfg["seed"] == 0 and cfg["n_boot"] == 200 and "versions" in cfg
     assert cfg["versions"]["torch"] and cfg["versions"]["e3nn"]
+    assert "eps_definition" in cfg and "probe-training" in cfg["eps_definition"]
+    assert all(b["dtype"] in ("float32", "float64") for b in p["backbones"])
 
 
 def test_injected_residual_metric(ideal_result):
@@ -344,7 +348,7 @@ def test_cli_diagnose_bad_input_exit_2_writes_nothing(tiny_files, tmp_path, caps
 
 
 def test_trained_spn_pipeline_agrees_with_ridge_on_the_cliff():
-    """DESIGN §2.6: the gradient-trained SPN and the ridge SPN put the cliff in one place."""
+    """docs/method.md §2.6: the gradient-trained SPN and the ridge SPN put the cliff in one place."""
     data = toy_dataset(n=400, seed=9)
     kw = dict(backbones=[IdealBackbone(1)], dataset=data, degrees=(2,), lmax=3, n_boot=20,
               k_sweep=(), progress=False)

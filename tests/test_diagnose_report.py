@@ -1,11 +1,15 @@
 """Tests of empirical.diagnostic._report: the files of DiagnoseResult.save (results.json,
 report.md, PNG plots), their content, determinism, and all-or-nothing writing.
 
-The payload comes from a real (tiny) diagnose run: two fake backbones whose features are
+The result comes from a real (tiny) diagnose run: two fake backbones whose features are
 the spherical harmonics (l <= 2) of the marked direction plus noise, on 300 random frames.
+Variants are built as typed records (``dataclasses.replace``) or from an edited
+``results.json`` dictionary through ``DiagnoseResult.from_dict``; the report reads the
+records only, never ``result.payload``.
 """
 
 import copy
+import dataclasses
 import json
 import os
 
@@ -62,9 +66,26 @@ def _headline_row(report, l):
     return [line for line in report.splitlines() if line.startswith(f"| {l} | ")]
 
 
+def _edited(result, seconds=0.0):
+    """A deep copy of ``result.to_dict()`` to edit, and the rebuilder of a result from it."""
+    payload = copy.deepcopy(result.to_dict())
+
+    def rebuild(p=payload):
+        out = DiagnoseResult.from_dict(p)
+        out.seconds = seconds
+        return out
+    return payload, rebuild
+
+
+def _line(report, prefix):
+    found = [line for line in report.splitlines() if line.startswith(prefix)]
+    assert len(found) == 1, (prefix, found)
+    return found[0]
+
+
 def test_files_exist_with_expected_names(result, written):
     out, paths = written
-    degrees = sorted(int(d) for d in result.payload["summary"])
+    degrees = result.degrees
     expected = (["results.json", "report.md"] + [f"frequency_response_d{d}.png" for d in degrees]
                 + ["frequency_response.png", "k_sweep.png"])
     assert [p.name for p in paths] == expected
@@ -76,7 +97,7 @@ def test_results_json_is_to_json(result, written):
     out, _ = written
     text = (out / "results.json").read_text(encoding="utf-8")
     assert text == result.to_json()
-    assert json.loads(text) == result.payload
+    assert json.loads(text) == result.to_dict()
 
 
 def test_pngs_are_valid_and_nontrivial(written):
@@ -91,16 +112,15 @@ def test_pngs_are_valid_and_nontrivial(written):
 def test_report_headline_rows(result, written):
     out, _ = written
     report = (out / "report.md").read_text(encoding="utf-8")
-    s = result.payload["summary"]
-    lmax = result.payload["config"]["lmax"]
+    s = result.summaries
     for d in s:
-        assert f"### d = {d} (L = 2, predicted ceiling dL = {s[d]['ceiling']}" in report
-    for l in range(lmax + 1):
+        assert f"### d = {d} (L = 2, predicted ceiling dL = {s[d].ceiling}" in report
+    for l in range(result.lmax + 1):
         rows = _headline_row(report, l)
         assert len(rows) == len(s), (l, rows)  # one row per d
     for d, sd in s.items():
-        for l in range(1, lmax + 1):
-            rho = f"{sd['rho'][str(l)]:.3f}"
+        for l in range(1, result.lmax + 1):
+            rho = f"{sd.rho[l]:.3f}"
             assert any(rho in row for row in _headline_row(report, l)), (d, l)
     for row in _headline_row(report, 0):
         cols = [c.strip() for c in row.strip("|").split("|")]
@@ -111,7 +131,7 @@ def test_report_headline_rows(result, written):
 def test_report_sections(result, written):
     out, _ = written
     report = (out / "report.md").read_text(encoding="utf-8")
-    paper = result.payload["paper"]
+    paper = result.paper
     assert "## Paper vs this run" in report
     assert f"| rho(4) | {paper['rho']['4']:.3f} |" in report
     assert f"| rho(5) | {paper['rho']['5']:.3f} |" in report
@@ -139,7 +159,8 @@ def test_report_sections(result, written):
 
 def test_rewrite_is_identical_up_to_timing(result, written, tmp_path):
     out, _ = written
-    other = DiagnoseResult(payload=copy.deepcopy(result.payload), seconds=result.seconds + 12.3)
+    _, rebuild = _edited(result, seconds=result.seconds + 12.3)
+    other = rebuild()
     paths = other.save(tmp_path / "again")
     first = (out / "report.md").read_text(encoding="utf-8").splitlines()
     second = (tmp_path / "again" / "report.md").read_text(encoding="utf-8").splitlines()
@@ -191,8 +212,8 @@ def test_no_plots(result, tmp_path):
     assert "No plots were written." in (tmp_path / "np" / "report.md").read_text()
 
 
-def _strip_energy(payload):
-    p = copy.deepcopy(payload)
+def _strip_energy(result):
+    p, rebuild = _edited(result, seconds=1.0)
     for s in p["summary"].values():
         s["r2_inj"] = {k: None for k in s["r2_inj"]}
         s["r2_inj_ci"] = {k: None for k in s["r2_inj_ci"]}
@@ -202,27 +223,27 @@ def _strip_energy(payload):
         c["r2_inj"] = None
     for b in p["backbones"]:
         b["eps_eV"] = None
-    return p
+    return rebuild()
 
 
 def test_no_energy_panel_and_report(result):
     import matplotlib.pyplot as plt
 
-    payload = _strip_energy(result.payload)
-    fig = _report.frequency_response_figure(payload, [2])
+    stripped = _strip_energy(result)
+    fig = _report.frequency_response_figure(stripped, [2])
     try:
         texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     finally:
         plt.close(fig)
     assert "no energy: R2_inj undefined" in texts
-    report = _report.render_report(DiagnoseResult(payload=payload, seconds=1.0))
+    report = _report.render_report(stripped)
     assert "| R2_inj(4) | 0.374 | undefined |" in report
     assert "none (no energy)" in report
 
 
 def test_lmax_below_boundary_plus_one(result):
     """lmax = 4: rho(5) absent; the paper table says undefined, the boundary says why."""
-    p = copy.deepcopy(result.payload)
+    p, rebuild = _edited(result)
     p["config"]["lmax"] = 4
     for s in p["summary"].values():
         for key in ("rho", "rho_ci", "r2_inj", "r2_inj_ci", "gain", "gain_ci"):
@@ -233,7 +254,7 @@ def test_lmax_below_boundary_plus_one(result):
     p["cells"] = [c for c in p["cells"] if c["l"] <= 4]
     p["probes"] = [r for r in p["probes"] if r["l"] <= 4]
     p["k_sweep"] = [r for r in p["k_sweep"] if r["l"] <= 4]
-    report = _report.render_report(DiagnoseResult(payload=p, seconds=0.0))
+    report = _report.render_report(rebuild())
     assert "| rho(5) | 0.078 | undefined |" in report
     assert "rho(5) = not measured (lmax = 4)" in report
     assert "rho(5) was not measured" in report
@@ -241,24 +262,33 @@ def test_lmax_below_boundary_plus_one(result):
 
 
 def test_no_d2_and_no_sweep(result):
-    p = copy.deepcopy(result.payload)
-    del p["summary"]["2"]
-    p["cells"] = [c for c in p["cells"] if c["d"] != 2]
-    p["probes"] = [r for r in p["probes"] if r["d"] != 2]
-    p["k_sweep"] = []
-    report = _report.render_report(DiagnoseResult(payload=p, seconds=0.0))
+    typed = DiagnoseResult(
+        config=result.config, backbones=result.backbones,
+        predicted={d: p for d, p in result.predicted.items() if d != 2},
+        probes=[r for r in result.probes if r.d != 2],
+        summaries={d: s for d, s in result.summaries.items() if d != 2},
+        cells=[c for c in result.cells if c.d != 2], k_sweep=[], paper=result.paper,
+        warnings=result.warnings)
+    report = _report.render_report(typed)
     assert "this run has no such cell, so there is no comparison" in report
     assert "No capacity sweep was run." in report
-    assert _report.plot_names(p) == ["frequency_response_d1.png", "frequency_response.png"]
+    assert _report.plot_names(typed) == ["frequency_response_d1.png", "frequency_response.png"]
+
+
+def _typed_variant(result, **changes):
+    fields = dict(config=result.config, backbones=result.backbones, predicted=result.predicted,
+                  probes=result.probes, summaries=result.summaries, cells=result.cells,
+                  k_sweep=result.k_sweep, paper=result.paper, warnings=result.warnings)
+    fields.update(changes)
+    return DiagnoseResult(**fields)
 
 
 def test_disagreement_verdict(result):
-    p = copy.deepcopy(result.payload)
-    for c in p["cells"]:
-        if c["d"] == 1 and c["l"] == 3:
-            c.update(measured="ambiguous", agrees=False)
-    p["summary"]["1"]["agreement"] = False
-    report = _report.render_report(DiagnoseResult(payload=p, seconds=0.0))
+    cells = [dataclasses.replace(c, measured="ambiguous", agrees=False)
+             if (c.d, c.l) == (1, 3) else c for c in result.cells]
+    summaries = {**result.summaries,
+                 1: dataclasses.replace(result.summaries[1], agreement=False)}
+    report = _report.render_report(_typed_variant(result, cells=cells, summaries=summaries))
     assert "- d = 1: 1 of 5 defined cells disagree" in report
     assert "l = 3 predicted blind, measured ambiguous" in report
     assert "Overall: the measurement disagrees with spanthm's prediction at d = 1" in report
@@ -275,14 +305,154 @@ def test_number_format():
 
 
 def test_capacity_interpretation_from_numbers(result):
-    p = copy.deepcopy(result.payload)
-    for row in p["k_sweep"]:
-        if row["d"] == 1 and row["l"] == 2:
-            row["rho"] = 0.6 if row["channels_per_degree"] == 1 else 0.8
-        if row["d"] == 1 and row["l"] == 3 and row["channels_per_degree"] == 2:
-            row["rho"] = 0.3
-    report = _report.render_report(DiagnoseResult(payload=p, seconds=0.0))
+    rows = []
+    for row in result.k_sweep:
+        if row.d == 1 and row.l == 2:
+            row = dataclasses.replace(row, rho=0.6 if row.channels_per_degree == 1 else 0.8)
+        if row.d == 1 and row.l == 3 and row.channels_per_degree == 2:
+            row = dataclasses.replace(row, rho=0.3)
+        rows.append(row)
+    report = _report.render_report(_typed_variant(result, k_sweep=rows))
     assert ("d = 1: rho(2) changes by +0.200 between the two largest widths (k = 9 and 18): "
             "not saturated") in report
     assert "rho(3) leaves the blind threshold (|rho| <= 0.2) at k = 18." in report
     assert "| 2 (18) | 0.800 | 0.300 | not fitted | not fitted |" in report
+
+
+# ------------------------------------------------------------------ typed records, round trip
+
+def test_report_of_json_round_trip_is_identical(result):
+    back = DiagnoseResult.from_dict(json.loads(result.to_json()))
+    back.seconds = result.seconds
+    names = _report.plot_names(result)
+    assert _report.plot_names(back) == names
+    assert _report.render_report(back, names) == _report.render_report(result, names)
+
+
+def test_report_from_results_json_on_disk(result, written):
+    """results.json read back from disk renders exactly the report.md written beside it."""
+    out, paths = written
+    back = DiagnoseResult.from_dict(json.loads((out / "results.json").read_text("utf-8")))
+    back.seconds = result.seconds
+    pngs = [p.name for p in paths if p.suffix == ".png"]
+    assert _report.render_report(back, pngs) == (out / "report.md").read_text("utf-8")
+
+
+def test_round_trip_plots_identical(result):
+    back = DiagnoseResult.from_dict(json.loads(result.to_json()))
+    assert _report.render_plots(back) == _report.render_plots(result)
+
+
+class _NoDict(DiagnoseResult):
+    """A result whose results.json dictionary may not be read."""
+
+    @property
+    def payload(self):
+        raise AssertionError("the report read result.payload")
+
+    def to_dict(self):
+        raise AssertionError("the report read result.to_dict()")
+
+
+def test_report_and_plots_read_only_the_records(result):
+    typed = _NoDict(config=result.config, backbones=result.backbones,
+                    predicted=result.predicted, probes=result.probes,
+                    summaries=result.summaries, cells=result.cells, k_sweep=result.k_sweep,
+                    paper=result.paper, warnings=result.warnings, seconds=result.seconds)
+    assert _report.render_report(typed) == _report.render_report(result)
+    assert sorted(_report.render_plots(typed)) == sorted(_report.plot_names(result))
+
+
+def test_L_comes_from_the_backbone_records(result):
+    """L is the backbones' feature degree, not re-derived as ceiling // d."""
+    backbones = [dataclasses.replace(b, L=7) for b in result.backbones]
+    report = _report.render_report(_typed_variant(result, backbones=backbones))
+    assert "### d = 2 (L = 7, predicted ceiling dL = 4" in report
+    assert "### d = 1 (L = 7, predicted ceiling dL = 2" in report
+
+
+def test_thresholds_come_from_the_config(result):
+    config = {**result.config, "thresholds": {"recoverable": 0.6, "blind": 0.1}}
+    report = _report.render_report(_typed_variant(result, config=config))
+    assert "Recoverable: mean rho >= 0.6; blind: |mean rho| <= 0.1" in report
+    assert "blind threshold (|rho| <= 0.1)" in report
+
+
+# ------------------------------------------------------------------ the cliff ratio line
+
+def _with_cliff(result, ratio, ci):
+    """``result`` with summary[2]'s cliff ratio and its set replaced (via results.json)."""
+    p, rebuild = _edited(result)
+    p["summary"]["2"].update(cliff_ratio=ratio, cliff_ratio_ci=ci)
+    return _report.render_report(rebuild())
+
+
+def _cliff_line(report):
+    return _line(report, "- Cliff ratio rho(4) / rho(5) = ")
+
+
+def _paper_cliff(report):
+    return _line(report, "| cliff ratio rho(4)/rho(5) | 11.7 | ")
+
+
+READ_WITH = ("Read it together with rho(5) and its interval, which is the figure to read: the "
+             "ratio of a large number to one at the noise floor is unstable (its size and sign "
+             "follow the noise).")
+
+
+def test_cliff_ratio_bounded_set(result):
+    ci = {"kind": "interval", "pieces": [[6.1, 40.2]], "abs_lower_bound": 6.1, "level": 0.95,
+          "method": "Fieller (bootstrap covariance)"}
+    report = _with_cliff(result, 11.3, ci)
+    assert _cliff_line(report) == ("- Cliff ratio rho(4) / rho(5) = 11.3, 95 % confidence set "
+                                   "[6.1, 40.2]. " + READ_WITH)
+    assert _paper_cliff(report) == "| cliff ratio rho(4)/rho(5) | 11.7 | 11.3 [6.1, 40.2] |"
+    assert "unbounded;" not in report.split("**d = 2")[1].split("**d =")[0]
+
+
+def test_cliff_ratio_two_rays(result):
+    ci = {"kind": "two_rays", "pieces": [[None, -583.0], [20.4, None]],
+          "abs_lower_bound": 20.4, "level": 0.95, "method": "Fieller (bootstrap covariance)"}
+    report = _with_cliff(result, 1207.0, ci)
+    assert _cliff_line(report) == (
+        "- Cliff ratio rho(4) / rho(5) = 1207.0 (95 % confidence set (-inf, -583] U "
+        "[20.4, inf): unbounded; |ratio| >= 20.4 is supported). " + READ_WITH)
+    assert _paper_cliff(report) == ("| cliff ratio rho(4)/rho(5) | 11.7 | 1207.0 (-inf, -583] U "
+                                    "[20.4, inf) (unbounded) |")
+
+
+def test_cliff_ratio_unbounded(result):
+    ci = {"kind": "unbounded", "pieces": [[None, None]], "abs_lower_bound": 0.0, "level": 0.95,
+          "method": "Fieller (bootstrap covariance)"}
+    report = _with_cliff(result, -3.24, ci)
+    assert _cliff_line(report) == (
+        "- Cliff ratio rho(4) / rho(5) = -3.2 (95 % confidence set (-inf, inf): unbounded; "
+        "no lower bound on |ratio| is supported). " + READ_WITH)
+    assert _paper_cliff(report) == ("| cliff ratio rho(4)/rho(5) | 11.7 | -3.2 (-inf, inf) "
+                                    "(unbounded) |")
+
+
+def test_cliff_ratio_one_ray_and_older_files(result):
+    ci = {"kind": "ray", "pieces": [[2.5, None]], "abs_lower_bound": 2.5, "level": 0.9,
+          "method": "Fieller (bootstrap covariance)"}
+    assert _cliff_line(_with_cliff(result, 8.0, ci)).startswith(
+        "- Cliff ratio rho(4) / rho(5) = 8.0 (90 % confidence set [2.5, inf): unbounded; "
+        "|ratio| >= 2.5 is supported). ")
+    # schema 1: a percentile [low, high] list, labelled as such
+    line = _cliff_line(_with_cliff(result, 11.66, [8.04, 15.2]))
+    assert line.startswith("- Cliff ratio rho(4) / rho(5) = 11.7, 95 % percentile interval "
+                           "[8.0, 15.2] (a schema 1 file")
+    # undefined ratio
+    assert _cliff_line(_with_cliff(result, None, None)).startswith(
+        "- Cliff ratio rho(4) / rho(5) = undefined. ")
+
+
+def test_cliff_ratio_of_the_run_is_a_fieller_set(result, written):
+    """The run's own set, as written, with the note on how to read the ratio."""
+    out, _ = written
+    report = (out / "report.md").read_text(encoding="utf-8")
+    s = result.summaries[2]
+    text = str(_report.ratio_set(s.cliff_ratio_ci))
+    assert f"= {s.cliff_ratio:.1f}" in _cliff_line(report) and text in _cliff_line(report)
+    assert "Fieller-type confidence set from the bootstrap covariance" in report
+    assert "read it with rho(5) and its interval" in report

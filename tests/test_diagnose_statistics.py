@@ -1,5 +1,6 @@
-"""Tests of empirical.diagnostic._statistics: point statistics, row-wise twins, and the
-hierarchical cluster bootstrap (plan structure, determinism, hierarchy, coverage)."""
+"""Tests of empirical.diagnostic.statistics: point statistics, row-wise twins, Statistic
+objects, and the hierarchical cluster bootstrap (plan structure, determinism, hierarchy,
+coverage). The Fieller set of a ratio is tested in test_statistics_ratio.py."""
 
 import numpy as np
 import pytest
@@ -8,10 +9,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import stats
 
-from empirical.diagnostic._statistics import (
-    BootstrapPlan, ClusterBootstrap, Interval, cliff_ratio, cluster_bootstrap_indices,
-    pearson, pearson_rows, percentile_interval, r2_injected, r2_injected_rows, ratio_rows,
-    raw_gain, raw_gain_rows)
+from empirical.diagnostic import statistics as stats_pkg
+from empirical.diagnostic.statistics import (
+    PEARSON, R2_INJECTED, RAW_GAIN, BootstrapPlan, ClusterBootstrap, Interval, Statistic,
+    cliff_ratio, cluster_bootstrap_indices, pearson, pearson_rows, percentile_interval,
+    r2_injected, r2_injected_rows, ratio_rows, raw_gain, raw_gain_rows)
 
 FLOATS = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 
@@ -223,9 +225,9 @@ def test_same_seed_same_plan_and_intervals():
     for x, y in zip(a.plan.sample_draws, b.plan.sample_draws):
         np.testing.assert_array_equal(x, y)
     assert not np.array_equal(a.plan.cluster_draws, c.plan.cluster_draws)
-    ia = a.interval(a.mean_of_cluster_stat(pearson_rows, p, t))
-    ib = b.interval(b.mean_of_cluster_stat(pearson_rows, p, t))
-    ic = c.interval(c.mean_of_cluster_stat(pearson_rows, p, t))
+    ia = a.interval(a.mean_of_cluster_stat(PEARSON, p, t))
+    ib = b.interval(b.mean_of_cluster_stat(PEARSON, p, t))
+    ic = c.interval(c.mean_of_cluster_stat(PEARSON, p, t))
     assert ia == ib
     assert ia != ic
 
@@ -256,28 +258,79 @@ def test_plan_is_hierarchical_within_clusters():
     assert all(not np.array_equal(idx[k], idx[k + 1]) for k in first)
 
 
-def test_weighted_path_matches_gathered_path():
-    # pearson_rows / raw_gain_rows / r2_injected_rows run from sample counts (their
-    # .weighted form); wrapping them in a lambda forces the generic gather path.
+def _weighted_inputs():
     sizes = [40, 2, 3, 25, 30]
     rng = np.random.default_rng(4)
     p = [rng.normal(size=n) for n in sizes]
     t = [x + rng.normal(size=x.size) + 100.0 for x in p]       # large offset
     t[2] = np.array([1.0, 1.0, 2.0])                            # constant resamples likely
     p[4] = np.full(30, 3.0)                                     # constant cluster
-    bs = ClusterBootstrap(sizes, n_boot=500, seed=9)
-    fast = bs.mean_of_cluster_stat(pearson_rows, p, t)
-    slow = bs.mean_of_cluster_stat(lambda a, b: pearson_rows(a, b), p, t)
-    np.testing.assert_array_equal(np.isnan(fast), np.isnan(slow))
-    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)
     means = [{"train_mean": float(m)} for m in rng.normal(size=5)]
-    fast = bs.mean_of_cluster_stat(raw_gain_rows, p, t, cluster_kwargs=means)
-    slow = bs.mean_of_cluster_stat(lambda a, b, train_mean: raw_gain_rows(a, b, train_mean),
-                                   p, t, cluster_kwargs=means)
-    np.testing.assert_allclose(fast, slow, rtol=1e-10)
-    fast = bs.mean_of_cluster_stat(r2_injected_rows, p, t, cluster_kwargs={"eps": 0.3})
-    slow = bs.mean_of_cluster_stat(lambda a, b: r2_injected_rows(a, b, 0.3), p, t)
-    np.testing.assert_allclose(fast, slow, rtol=1e-10)
+    return sizes, p, t, means
+
+
+def test_weighted_path_matches_gathered_path():
+    # A Statistic with a weighted form runs from sample counts; the same Statistic without
+    # it (or the plain row-wise function) gathers the resampled values.
+    sizes, p, t, means = _weighted_inputs()
+    bs = ClusterBootstrap(sizes, n_boot=500, seed=9)
+    cases = [(PEARSON, {}, 0.0), (RAW_GAIN, means, 1e-10), (R2_INJECTED, {"eps": 0.3}, 1e-10)]
+    for stat, kw, rtol in cases:
+        fast = bs.mean_of_cluster_stat(stat, p, t, cluster_kwargs=kw)
+        gather = Statistic(stat.name, stat.rows)                 # weighted=None
+        slow = bs.mean_of_cluster_stat(gather, p, t, cluster_kwargs=kw)
+        plain = bs.mean_of_cluster_stat(stat.rows, p, t, cluster_kwargs=kw)
+        np.testing.assert_array_equal(np.isnan(fast), np.isnan(slow))
+        np.testing.assert_allclose(fast, slow, rtol=rtol, atol=1e-12)
+        np.testing.assert_array_equal(slow, plain)               # the same gather path
+        assert np.isfinite(fast).any()
+
+
+def test_statistic_object_uses_its_weighted_form():
+    sizes, p, t, _ = _weighted_inputs()
+    bs = ClusterBootstrap(sizes, n_boot=50, seed=9)
+    seen = []
+
+    def weighted(counts, a, b):
+        seen.append(counts.shape)
+        return PEARSON.weighted(counts, a, b)
+
+    def rows(a, b):
+        raise AssertionError("the gather path ran although a weighted form is given")
+
+    bs.mean_of_cluster_stat(Statistic("spy", rows, weighted), p, t)
+    assert [s[1] for s in seen] == sizes                        # one call per cluster
+    assert sum(s[0] for s in seen) == 50 * len(sizes)
+    # the row-wise form is what point_estimate and a call use
+    assert bs.point_estimate(PEARSON, p, t) == bs.point_estimate(pearson_rows, p, t)
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(PEARSON(x, x ** 2), pearson_rows(x, x ** 2))
+
+
+def test_statistic_objects_are_explicit():
+    assert (PEARSON.rows, RAW_GAIN.rows, R2_INJECTED.rows) == (
+        pearson_rows, raw_gain_rows, r2_injected_rows)
+    assert all(s.weighted is not None for s in (PEARSON, RAW_GAIN, R2_INJECTED))
+    # no fast path hangs off the functions themselves any more
+    assert not any(hasattr(f, "weighted") for f in (pearson_rows, raw_gain_rows,
+                                                     r2_injected_rows))
+    with pytest.raises(Exception):
+        PEARSON.weighted = None                                 # frozen
+    with pytest.raises(ValueError, match="rows of statistic 'x'"):
+        Statistic("x", 3)
+    with pytest.raises(ValueError, match="weighted of statistic 'x'"):
+        Statistic("x", pearson_rows, "fast")
+    with pytest.raises(ValueError, match="name"):
+        Statistic("", pearson_rows)
+    bs = ClusterBootstrap([3], n_boot=5, seed=0)
+    with pytest.raises(ValueError, match="stat must be a Statistic"):
+        bs.mean_of_cluster_stat(None, [np.arange(3.0)])
+
+
+def test_public_api():
+    for name in stats_pkg.__all__:
+        assert hasattr(stats_pkg, name), name
+    assert len(set(stats_pkg.__all__)) == len(stats_pkg.__all__)
 
 
 def test_point_estimate_is_mean_of_cluster_values():
@@ -293,13 +346,17 @@ def test_point_estimate_is_mean_of_cluster_values():
     # undefined everywhere (l = 0 target): None, and the interval is undefined too
     const = [np.full(n, 0.28) for n in sizes]
     assert bs.point_estimate(pearson_rows, p, const) is None
-    dist = bs.mean_of_cluster_stat(pearson_rows, p, const)
+    dist = bs.mean_of_cluster_stat(PEARSON, p, const)
     assert np.all(np.isnan(dist))
     assert bs.interval(dist) == Interval(None, None)
     # undefined on one cluster: the others are averaged
     t2 = [t[0], t[1], const[2]]
     assert bs.point_estimate(pearson_rows, p, t2) == pytest.approx(
         np.mean([pearson(p[0], t[0]), pearson(p[1], t[1])]))
+    # the same rule for the Statistic objects (their row-wise form)
+    assert bs.point_estimate(PEARSON, p, t2) == bs.point_estimate(pearson_rows, p, t2)
+    assert bs.point_estimate(R2_INJECTED, p, t, cluster_kwargs={"eps": 0.7}) == \
+        pytest.approx(np.mean([r2_injected(a, b, 0.7) for a, b in zip(p, t)]))
 
 
 def test_contrasts_between_cells_are_aligned():
@@ -309,8 +366,8 @@ def test_contrasts_between_cells_are_aligned():
     t = [x + rng.normal(size=x.size) for x in p]
     bs = ClusterBootstrap(sizes, n_boot=400, seed=1)
     # Pearson is affine invariant: the same resamples give the same values
-    a = bs.mean_of_cluster_stat(pearson_rows, p, t)
-    b = bs.mean_of_cluster_stat(pearson_rows, [2 * x + 3 for x in p], t)
+    a = bs.mean_of_cluster_stat(PEARSON, p, t)
+    b = bs.mean_of_cluster_stat(PEARSON, [2 * x + 3 for x in p], t)
     np.testing.assert_allclose(a - b, 0.0, atol=1e-12)
     np.testing.assert_allclose(ratio_rows(a, b), 1.0, rtol=1e-12)
     # shifted cell: the contrast is the shift on every resample
@@ -344,7 +401,7 @@ def test_coverage_hierarchical_vs_sample_only():
         bs = ClusterBootstrap([n] * n_clusters, n_boot=n_boot, seed=i)
         iv = bs.interval(bs.mean_of_cluster_stat(row_mean, x))
         hits += iv.low <= 0.0 <= iv.high
-        g = bs.mean_of_cluster_stat(raw_gain_rows, [np.ones(n)] * n_clusters, x,
+        g = bs.mean_of_cluster_stat(RAW_GAIN, [np.ones(n)] * n_clusters, x,
                                     cluster_kwargs={"train_mean": 0.0})
         iv = bs.interval(g)
         hits_gain += iv.low <= -1.0 <= iv.high
@@ -395,7 +452,7 @@ def test_bad_bootstrap_inputs():
     with pytest.raises(ValueError, match="one value per resampled row"):
         bs.mean_of_cluster_stat(lambda v: v.mean(), good)
     with pytest.raises(ValueError, match="cluster_kwargs"):
-        bs.mean_of_cluster_stat(raw_gain_rows, good, good,
+        bs.mean_of_cluster_stat(RAW_GAIN, good, good,
                                 cluster_kwargs=[{"train_mean": 0.0}])
     with pytest.raises(ValueError, match=r"shape \(20,\)"):
         bs.interval(np.zeros(19))

@@ -117,9 +117,11 @@ class _SwappedAxes:
 
 
 class _Centred:
-    """Positions about the centroid: a true 1o vector field."""
+    """Positions about the centroid: a true 1o vector field. It holds no parameters, so it
+    says which dtype it wants (else it would run in torch's default dtype)."""
 
     irreps_out = o3.Irreps("1x1o")
+    dtype = torch.float64
 
     def node_features(self, positions, numbers):
         p = positions - positions.mean(0)
@@ -129,6 +131,9 @@ class _Centred:
 def test_assert_equivariant_features_passes_and_fails():
     errors = assert_equivariant_features(_Centred())
     assert len(errors) == 6 and max(errors.values()) < 1e-12
+    single = _Centred()
+    single.dtype = torch.float32       # measured in float32, within float32's tolerance
+    assert 1e-9 < max(assert_equivariant_features(single).values()) < 1e-5
     with pytest.raises(AssertionError, match="not equivariant"):
         assert_equivariant_features(_SwappedAxes())
     with pytest.raises(AssertionError, match="irreps_out"):

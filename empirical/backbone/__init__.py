@@ -1,4 +1,4 @@
-"""Backbones (DESIGN §2.2): a NequIP-style e3nn model, its training, and the protocol.
+"""Backbones (docs/method.md §2.2): a NequIP-style e3nn model, its training, and the protocol.
 
 The backbone protocol: any object with
 

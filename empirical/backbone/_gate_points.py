@@ -1,5 +1,5 @@
 """A second architecture family: e3nn's gate-points network (``gate_points_2101.Network``)
-behind the backbone protocol, for the architecture control (DESIGN §4).
+behind the backbone protocol, for the architecture control (docs/method.md §4).
 
 Per-atom outputs ``channels x (0e + 1o + ... + Lp)`` (natural parity), node attributes the
 species one-hot, ``layers`` gated convolutions with e3nn's own radial MLP, Gaussian radial

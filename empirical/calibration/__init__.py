@@ -1,5 +1,5 @@
-"""The synthetic C5 calibration (DESIGN §3): structures with exact ground truth, probed
-like aspirin (:func:`run_c5`, ``empirical c5``), and the controls of DESIGN §4
+"""The synthetic C5 calibration (docs/method.md §3): structures with exact ground truth, probed
+like aspirin (:func:`run_c5`, ``empirical c5``), and the controls of docs/method.md §4
 (:func:`run_controls`, ``empirical controls``)."""
 
 from ._c5 import CALIBRATION_BAR, C5Result, IdealFeatures, run_c5

@@ -1,4 +1,4 @@
-r"""The synthetic C5 calibration (DESIGN §3): axis and ring probes with known ground truth.
+r"""The synthetic C5 calibration (docs/method.md §3): axis and ring probes with known ground truth.
 
 For every feature source (``ideal``: the spherical harmonics themselves; ``random``: a
 random-initialized backbone of the aspirin class; ``trained``: the same, trained briefly on
@@ -45,11 +45,15 @@ from .._progress import Progress
 from .._result import RunResult
 from ..backbone import Backbone, BackboneConfig, TrainSettings, dataset_statistics, train
 from ..backbone import load as load_backbone
-from ..diagnostic import _statistics as st
+from ..diagnostic._cells import as_float
 from ..diagnostic._features import atom_features, rotate
 from ..diagnostic._injection import haar_rotations, signal, signal_coefficients
-from ..diagnostic._probe import fit_reduction, fit_ridge, monomials
-from ..diagnostic._run import THRESHOLDS, _float, _stream, _versions, auto_k
+from ..diagnostic._pipeline import _versions
+from ..diagnostic._plan import auto_k
+from ..diagnostic._plan import stream as _stream
+from ..diagnostic._probe import SpectralProbe
+from ..diagnostic._verdict import THRESHOLDS, agrees
+from ..diagnostic.statistics import pearson
 from ._structures import APEX, CENTRE, RING, c5_structures
 
 __all__ = ["run_c5", "C5Result", "IdealFeatures", "CALIBRATION_BAR", "SCHEMA_VERSION"]
@@ -66,6 +70,9 @@ class IdealFeatures:
     """Protocol object whose per-atom features are :math:`Y_0..Y_L` (e3nn, component
     normalization) of the atom's direction from the centre; the centre (and the apex) carry
     the axis direction."""
+
+    #: exact harmonics: positions reach it in float64 (docs/method.md §2.2)
+    dtype = torch.float64
 
     def __init__(self, L: int):
         self.L = int(L)
@@ -85,11 +92,6 @@ class C5Result(RunResult):
     def save(self, out_dir: Union[str, Path], plots: bool = True) -> List[Path]:
         from ._report import write_c5_outputs
         return write_c5_outputs(self, Path(out_dir), plots=plots)
-
-
-def _ring_summed_monomials(z: np.ndarray, d: int) -> np.ndarray:
-    """``sum_k monomials(z[:, k], d)`` for ``z`` ``(n, ring, k)``."""
-    return sum(monomials(z[:, j], d) for j in range(z.shape[1]))
 
 
 def _train_briefly(L: int, channels: int, seed: int, epochs: int, frames: int,
@@ -185,29 +187,25 @@ def run_c5(Ls: Sequence[int] = (1, 2, 3), degrees: Sequence[int] = (1, 2, 3), lm
         for d in degrees:
             k = auto_k(width, d, len(train_idx))
             rec = set(spanthm.recoverable_degrees(d, features=set(feature_degrees)))
-            # axis probe
-            red = fit_reduction(x_axis[train_idx], irreps + irreps, k)
-            z = red.transform(x_axis)
-            phi = monomials(z, d)
-            fit = fit_ridge(phi[train_idx], S[train_idx][:, 1:], groups[train_idx], folds=folds,
-                            seed=_stream(seed, _STREAM_CV))
-            pred = fit.predict(phi[test_idx])
+            # axis probe: the features of centre and apex, all s_l at once
+            probe = SpectralProbe(d=d, k=k, irreps=irreps + irreps, folds=folds,
+                                  seed=_stream(seed, _STREAM_CV))
+            probe.fit(x_axis[train_idx], S[train_idx][:, 1:], groups[train_idx])
+            pred = probe.predict(x_axis[test_idx])
             for l in ls:
-                rho = None if l == 0 else st.pearson(pred[:, l - 1], S[test_idx][:, l])
+                rho = None if l == 0 else pearson(pred[:, l - 1], S[test_idx][:, l])
                 cells.append(_cell(label, source, L, d, "axis", l, rho,
-                                   "recoverable" if l in rec else "blind", red.k))
-            # ring probe: one reduction for all ring atoms, polynomial per atom, summed
-            pooled = x_ring[train_idx].reshape(-1, x_ring.shape[-1])
-            red = fit_reduction(pooled, irreps, k)
-            z = red.transform(x_ring.reshape(-1, x_ring.shape[-1])).reshape(n, len(RING), -1)
-            phi = _ring_summed_monomials(z, d)
-            fit = fit_ridge(phi[train_idx], t[train_idx], groups[train_idx], folds=folds,
-                            seed=_stream(seed, _STREAM_CV))
-            rho = st.pearson(fit.predict(phi[test_idx])[:, 0], t[test_idx])
+                                   "recoverable" if l in rec else "blind", probe.k_))
+            # ring probe: (n, ring, D) input: one reduction for all ring atoms, the
+            # polynomial per atom, summed over the ring
+            probe = SpectralProbe(d=d, k=k, irreps=irreps, folds=folds,
+                                  seed=_stream(seed, _STREAM_CV))
+            probe.fit(x_ring[train_idx], t[train_idx], groups[train_idx])
+            rho = pearson(probe.predict(x_ring[test_idx]), t[test_idx])
             seen = spanthm.ring_recoverable(5, d, features=set(feature_degrees),
                                             target_degree=RING_DEGREE)
             cells.append(_cell(label, source, L, d, "ring", RING_DEGREE, rho,
-                               "recoverable" if seen else "blind", red.k))
+                               "recoverable" if seen else "blind", probe.k_))
             bar.advance(30)
     bar.close()
 
@@ -235,16 +233,10 @@ def run_c5(Ls: Sequence[int] = (1, 2, 3), degrees: Sequence[int] = (1, 2, 3), lm
 
 
 def _cell(label, source, L, d, probe, l, rho, predicted, k) -> Dict:
-    rho = _float(rho)
-    if rho is None:
-        agrees = meets = None
-    elif predicted == "recoverable":
-        agrees = rho >= THRESHOLDS["recoverable"]
-        meets = rho >= CALIBRATION_BAR["recoverable"]
-    else:
-        agrees = abs(rho) <= THRESHOLDS["blind"]
-        meets = abs(rho) <= CALIBRATION_BAR["blind"]
+    """One C5 cell: the diagnostic's verdict rule, and the same rule at the stricter
+    calibration bar."""
+    rho = as_float(rho)
     return {"features": label, "source": source, "L": int(L), "d": int(d), "probe": probe,
             "l": int(l), "rho": rho, "predicted": predicted,
-            "agrees": None if agrees is None else bool(agrees),
-            "meets_bar": None if meets is None else bool(meets), "k": int(k)}
+            "agrees": agrees(rho, predicted),
+            "meets_bar": agrees(rho, predicted, CALIBRATION_BAR), "k": int(k)}

@@ -1,4 +1,4 @@
-"""Calibration versus aspirin (DESIGN §5): one overlay per probe degree, a table, a paragraph.
+"""Calibration versus aspirin (docs/method.md §5): one overlay per probe degree, a table, a paragraph.
 
 :func:`compare` reads the payloads of a C5 run (:func:`run_c5`) and an aspirin diagnostic
 (:func:`empirical.diagnose`) and sets, for the aspirin backbones' ``L`` and every ``d`` of
@@ -12,24 +12,23 @@ import io
 from pathlib import Path
 from typing import Dict, List
 
+from typing import Union
+
 from .._io import write_files
-from ..diagnostic._run import THRESHOLDS
+from ..diagnostic import DiagnoseResult
+from ..diagnostic._verdict import agrees
 
 __all__ = ["compare", "write_compare_outputs"]
 
 
-def _verdict(rho, predicted: str):
-    if rho is None:
-        return None
-    if predicted == "recoverable":
-        return rho >= THRESHOLDS["recoverable"]
-    return abs(rho) <= THRESHOLDS["blind"]
-
-
-def compare(c5: Dict, aspirin: Dict) -> Dict:
+def compare(c5: Dict, aspirin: Union[DiagnoseResult, Dict]) -> Dict:
     """The comparison as a JSON-ready dict: ``rows`` (d, l, predicted, C5 rho per source,
-    aspirin rho and interval, agreement flags) and ``paragraph``."""
-    Ls = {b["L"] for b in aspirin["backbones"]}
+    aspirin rho and interval, agreement flags) and ``paragraph``. ``aspirin`` is a
+    :class:`DiagnoseResult` or its ``results.json`` dictionary (``ValueError`` if it is
+    neither)."""
+    if not isinstance(aspirin, DiagnoseResult):
+        aspirin = DiagnoseResult.from_dict(aspirin)
+    Ls = {b.L for b in aspirin.backbones}
     if len(Ls) != 1:
         raise ValueError(f"the aspirin run mixes backbone degrees {sorted(Ls)}")
     L = Ls.pop()
@@ -39,20 +38,18 @@ def compare(c5: Dict, aspirin: Dict) -> Dict:
     sources = c5["config"]["sources"]
     rows: List[Dict] = []
     sentences: List[str] = []
-    for d_key, s in aspirin["summary"].items():
-        d = int(d_key)
+    for d, s in sorted(aspirin.summaries.items()):
         if d not in c5["config"]["degrees"]:
             continue
-        dl = s["ceiling"]
+        dl = s.ceiling
         bad = []
-        for l_key, rho in s["rho"].items():
-            l = int(l_key)
+        for l, rho in sorted(s.rho.items()):
             if l == 0:
                 continue
             predicted = "recoverable" if l <= dl else "blind"
             row = {"d": d, "l": l, "predicted": predicted, "aspirin_rho": rho,
-                   "aspirin_rho_ci": s["rho_ci"][l_key],
-                   "aspirin_agrees": _verdict(rho, predicted)}
+                   "aspirin_rho_ci": s.rho_ci[l],
+                   "aspirin_agrees": agrees(rho, predicted)}
             for src in sources:
                 cell = next((c for c in c5["cells"] if c["source"] == src and c["L"] == L
                              and c["d"] == d and c["probe"] == "axis" and c["l"] == l), None)

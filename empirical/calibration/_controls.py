@@ -1,9 +1,10 @@
-r"""Controls (DESIGN §4): each must leave the ceiling where the theorem puts it.
+r"""Controls (docs/method.md §4): each must leave the ceiling where the theorem puts it.
 
 Every control is one :func:`empirical.diagnose` measurement (same protocol on a seeded
 subset of :data:`DEFAULT_FRAMES` = 2500 of the 5000 aspirin frames by default, so that all
 of them, the 128-channel backbone's features included, run in under 10 minutes on a 2-core
-CPU; features of a backbone are computed once and shared by its controls) and reports its
+CPU; the :class:`~empirical.diagnostic.FeatureSet` of a backbone is extracted once per
+sample layout and handed to every control that probes it) and reports its
 measured ceiling (the highest ``l`` with mean held-out rho at or above the recoverable
 threshold, 0.5) beside the predicted one (``spanthm.ceiling``):
 
@@ -38,15 +39,18 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
+from e3nn import o3
+
 from .._progress import Progress
 from .._result import RunResult
 from ..backbone import (Backbone, BackboneConfig, GatePointsBackbone, dataset_statistics,
                         shipped)
 from ..backbone import load as load_backbone
 from ..data import load as load_dataset
-from ..diagnostic import diagnose
+from ..diagnostic import diagnose, extract_features, make_plan
+from ..diagnostic._pipeline import _versions
 from ..diagnostic._probe import n_monomials
-from ..diagnostic._run import THRESHOLDS, _versions, feature_cache
+from ..diagnostic._verdict import THRESHOLDS
 
 __all__ = ["run_controls", "ControlsResult", "CONTROL_BACKBONES"]
 
@@ -153,53 +157,58 @@ def run_controls(dataset="aspirin", frames: Optional[int] = DEFAULT_FRAMES, n_bo
     bar = Progress(sum(len(p["degrees"]) for p in plan), enabled=progress)
     controls: List[Dict] = []
     runs: List[Dict] = []
-    with feature_cache():
-        for p in plan:
-            bar.set_label(p["name"])
-            if not p["available"]:
-                for d in p["degrees"]:
-                    controls.append({"name": p["name"], "kind": p["kind"], "backbone": p["backbone"],
-                                     "L": None, "d": d, "measured_ceiling": None,
-                                     "predicted_ceiling": None, "agrees": None,
-                                     "status": "missing"})
-                    bar.advance(1)
-                continue
-            if p["backbone"] not in objects:
-                if p["backbone"] == "gate-points":
-                    objects["gate-points"] = GatePointsBackbone(
-                        L=2, species=sorted(set(int(z) for z in data.numbers)), seed=seed)
-                elif p["backbone"] == "random":
-                    stats = dataset_statistics(data, range(min(1000, data.n_frames)), 5.0)
-                    config = BackboneConfig(L=2, channels=32, layers=3,
-                                            species=sorted(set(int(z) for z in data.numbers)),
-                                            **stats)
-                    objects["random"] = Backbone(config, seed=seed).eval()
-                else:
-                    objects[p["backbone"]] = load_backbone(paths[p["backbone"]]).eval()
-            obj = objects[p["backbone"]]
-            res = diagnose(backbones=[obj], names=[p["backbone"]], dataset=data,
-                           degrees=p["degrees"], lmax=lmax, seed=seed, k=p.get("k"),
-                           n_boot=n_boot, frames=frames, k_sweep=(),
-                           rotations_per_config=p.get("rotations", 1), progress=False)
-            pay = res.payload
-            L = pay["backbones"][0]["L"]
+    features: Dict[tuple, object] = {}
+    for p in plan:
+        bar.set_label(p["name"])
+        if not p["available"]:
             for d in p["degrees"]:
-                s = pay["summary"][str(d)]
-                measured, predicted = s["measured_ceiling"], s["ceiling"]
-                verifiable = predicted + 1 <= lmax
-                controls.append({
-                    "name": p["name"], "kind": p["kind"], "backbone": p["backbone"], "L": L,
-                    "d": d, "k": pay["config"]["k"][str(d)],
-                    "spn_coefficients": n_monomials(pay["config"]["k"][str(d)], d),
-                    "measured_ceiling": measured, "predicted_ceiling": predicted,
-                    "agrees": bool(measured == predicted),
-                    "all_cells_agree": bool(s["agreement"]),
-                    "rho": s["rho"], "rho_boundary": s["rho_boundary"],
-                    "rho_above": s["rho_above"] if verifiable else None,
-                    "status": "measured"})
+                controls.append({"name": p["name"], "kind": p["kind"], "backbone": p["backbone"],
+                                 "L": None, "d": d, "measured_ceiling": None,
+                                 "predicted_ceiling": None, "agrees": None,
+                                 "status": "missing"})
                 bar.advance(1)
-            runs.append({"control": p["name"], "config": pay["config"],
-                         "warnings": pay["warnings"]})
+            continue
+        if p["backbone"] not in objects:
+            if p["backbone"] == "gate-points":
+                objects["gate-points"] = GatePointsBackbone(
+                    L=2, species=sorted(set(int(z) for z in data.numbers)), seed=seed)
+            elif p["backbone"] == "random":
+                stats = dataset_statistics(data, range(min(1000, data.n_frames)), 5.0)
+                config = BackboneConfig(L=2, channels=32, layers=3,
+                                        species=sorted(set(int(z) for z in data.numbers)),
+                                        **stats)
+                objects["random"] = Backbone(config, seed=seed).eval()
+            else:
+                objects[p["backbone"]] = load_backbone(paths[p["backbone"]]).eval()
+        obj = objects[p["backbone"]]
+        rotations = p.get("rotations", 1)
+        key = (p["backbone"], rotations)
+        if key not in features:   # one FeatureSet per backbone and sample layout
+            layout = make_plan(data, sorted({ir.l for _, ir in o3.Irreps(obj.irreps_out)}),
+                               degrees=p["degrees"], lmax=lmax, seed=seed, frames=frames,
+                               n_boot=n_boot, k_sweep=(), rotations_per_config=rotations)
+            features[key] = extract_features(obj, data, layout, 0)
+        res = diagnose(backbones=[obj], names=[p["backbone"]], dataset=data,
+                       degrees=p["degrees"], lmax=lmax, seed=seed, k=p.get("k"),
+                       n_boot=n_boot, frames=frames, k_sweep=(),
+                       rotations_per_config=rotations, features=[features[key]],
+                       progress=False)
+        for d in p["degrees"]:
+            s = res.summaries[d]
+            k_d = int(res.config["k"][str(d)])
+            verifiable = s.ceiling + 1 <= lmax
+            controls.append({
+                "name": p["name"], "kind": p["kind"], "backbone": p["backbone"], "L": res.L,
+                "d": d, "k": k_d, "spn_coefficients": n_monomials(k_d, d),
+                "measured_ceiling": s.measured_ceiling, "predicted_ceiling": s.ceiling,
+                "agrees": bool(s.measured_ceiling == s.ceiling),
+                "all_cells_agree": bool(s.agreement),
+                "rho": {str(l): r for l, r in sorted(s.rho.items())},
+                "rho_boundary": s.rho_boundary,
+                "rho_above": s.rho_above if verifiable else None,
+                "status": "measured"})
+            bar.advance(1)
+        runs.append({"control": p["name"], "config": res.config, "warnings": res.warnings})
     bar.close()
     measured = [c for c in controls if c["status"] == "measured"]
     payload = {"schema_version": SCHEMA_VERSION,

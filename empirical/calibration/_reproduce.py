@@ -1,5 +1,5 @@
 """``empirical reproduce``: C5, the aspirin diagnostic, the controls and the comparison in
-one report folder (DESIGN §5).
+one report folder (docs/method.md §5).
 
 Presets
 -------
@@ -81,13 +81,13 @@ def reproduce(preset: str, out_dir, seed: int = 0, progress=None, log=print) -> 
                     names=names if paths else None)
     diag.save(out / "diagnose")
     steps["diagnose"] = {"seconds": diag.seconds,
-                         "agreement": all(s["agreement"] for s in diag.payload["summary"].values())}
+                         "agreement": diag.agreement}
     log("controls ...")
     controls = run_controls(seed=seed, progress=progress, backbone_paths=paths)
     controls.save(out / "controls")
     steps["controls"] = {"seconds": controls.seconds, "complete": controls.payload["complete"],
                          "agreement": controls.payload["agreement"]}
-    cmp = compare(c5.payload, diag.payload)
+    cmp = compare(c5.payload, diag)
     write_compare_outputs(cmp, out)
     steps["compare"] = {"agreement": cmp["agreement"]}
     index = {"preset": preset, "seed": seed, "steps": steps,

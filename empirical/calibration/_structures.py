@@ -1,4 +1,4 @@
-r"""Seven-atom C5 structures and their synthetic energy (DESIGN §3).
+r"""Seven-atom C5 structures and their synthetic energy (docs/method.md §3).
 
 Geometry (Angstrom), before jitter and rotation: atom 0 the centre at the origin (carbon),
 atoms 1..5 five identical ring atoms (carbon) on a regular pentagon of radius

@@ -1,4 +1,4 @@
-"""Datasets for the diagnostic (DESIGN §2.1): one type, many formats, seeded splits.
+"""Datasets for the diagnostic (docs/method.md §2.1): one type, many formats, seeded splits.
 
 * :func:`load` reads ``"aspirin"`` (shipped GFN2-xTB data), MD17 / rMD17 npz files, this
   package's npz files and ASE-readable trajectories into a :class:`Dataset` (eV, Angstrom;

@@ -27,7 +27,7 @@ idx   label  role
 18-20 H13    methyl H on C13
 ====  =====  ===========================================
 
-The marked bond of the diagnostic (DESIGN §2.3) is the carboxylic-acid C=O: atoms
+The marked bond of the diagnostic (docs/method.md §2.3) is the carboxylic-acid C=O: atoms
 (6, 7), C7 -> O8.
 """
 

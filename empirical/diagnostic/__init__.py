@@ -1,17 +1,37 @@
-"""The spectral-injection diagnostic (DESIGN §2.3-§2.8, §5); ``empirical.diagnose`` is
+"""The spectral-injection diagnostic (docs/method.md §2, §5); ``empirical.diagnose`` is
 :func:`diagnose`.
 
-* :func:`diagnose` runs it: marked direction, Haar-random orientations, injected targets
-  :math:`s_l`, SPN probes of the frozen backbone features, metrics with hierarchical
-  cluster-bootstrap intervals, and spanthm's prediction cell by cell;
-  :meth:`DiagnoseResult.save` writes ``results.json``, ``report.md`` and the plots.
-* :func:`inject` gives a dataset with the injected energies and forces.
+The data flow, one module per stage::
+
+    _plan       options + dataset          -> DiagnosePlan
+    _features   backbone + dataset + plan  -> FeatureSet
+    _cells      FeatureSet + plan          -> BackboneProbes   (SpectralProbe of _probe)
+    _summary    [BackboneProbes] + plan    -> DegreeSummary, Cell (statistics, _verdict)
+    _result     typed records              -> results.json     (DiagnoseResult.to_dict)
+    _report     DiagnoseResult             -> report.md, PNG plots
+
+:func:`diagnose` (``_pipeline``) runs the stages in order; each is usable on its own
+(issue a plan, keep a :class:`FeatureSet`, fit a :class:`SpectralProbe`). :func:`inject`
+gives a dataset with the injected energies and forces.
 """
 
+from ._cells import BackboneProbes, DegreeFit, probe_backbone
+from ._features import FeatureSet, extract_features, model_dtype
 from ._injection import (haar_rotations, inject, marked_atoms, marked_direction, signal,
                          signal_coefficients, signal_gradient)
-from ._run import PAPER, SCHEMA_VERSION, THRESHOLDS, DiagnoseResult, diagnose
+from ._pipeline import PAPER, diagnose, resolve_backbones
+from ._plan import DiagnosePlan, auto_k, make_plan
+from ._probe import IrrepReduction, PCAReduction, SpectralProbe, make_reduction
+from ._result import (SCHEMA_VERSION, BackboneRecord, Cell, DegreeSummary, DiagnoseResult,
+                      Prediction, ProbeRecord, SweepRow)
+from ._summary import summarize
+from ._verdict import THRESHOLDS, measured_ceiling, verdict
 
 __all__ = ["diagnose", "DiagnoseResult", "inject", "marked_atoms", "marked_direction",
            "haar_rotations", "signal", "signal_coefficients", "signal_gradient",
-           "SCHEMA_VERSION", "THRESHOLDS", "PAPER"]
+           "SCHEMA_VERSION", "THRESHOLDS", "PAPER", "verdict", "measured_ceiling",
+           "DiagnosePlan", "make_plan", "auto_k", "FeatureSet", "extract_features",
+           "model_dtype", "BackboneProbes", "DegreeFit", "probe_backbone", "summarize",
+           "SpectralProbe", "IrrepReduction", "PCAReduction", "make_reduction",
+           "BackboneRecord", "Cell", "DegreeSummary", "Prediction", "ProbeRecord",
+           "SweepRow", "resolve_backbones"]

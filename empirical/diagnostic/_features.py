@@ -1,43 +1,114 @@
-"""Frozen-backbone features of the marked atoms on rotated configurations (DESIGN §2.2, §2.4).
+"""Stage 2 of the diagnostic: frozen-backbone features of the marked atoms (docs/method.md
+§2.2, §2.4).
 
-The backbone is run on every rotated configuration itself (``positions @ R.T``): the
-measurement does not assume equivariance, so a backbone that is not equivariant shows it
-instead of being silently corrected by ``D(R)``.
+:func:`extract_features` is ``backbone + dataset + plan -> FeatureSet``: a pure function
+of its inputs (a caller that probes one backbone many times keeps the :class:`FeatureSet`;
+nothing is cached behind its back). The backbone is run on every rotated configuration
+itself (``positions @ R.T``): the measurement does not assume equivariance, so a backbone
+that is not equivariant shows it instead of being silently corrected by ``D(R)``.
 
-Output layout: ``features`` ``(n, 2 * irreps_out.dim)`` = ``[h_a, h_b]`` (the features of
-marked atom ``a``, then of ``b``), with irreps ``irreps_out + irreps_out``; energies in eV
-(``None`` for a backbone without ``energy``), all float64 numpy arrays.
+Dtype: positions reach a model in its own dtype (:func:`model_dtype`): the object's
+``dtype`` attribute when it is a ``torch.dtype``, else the dtype of the first floating
+parameter of the object (when it is a torch module) or of any torch module it holds as an
+attribute, else torch's default dtype. Features and energies come back as float64 numpy.
+
+Layout: ``features`` ``(samples, 2 * irreps_out.dim)`` = ``[h_a, h_b]`` (marked atom
+``a``, then ``b``), irreps ``irreps_out + irreps_out``; energies in eV (``None`` for a
+backbone without ``energy``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import torch
 from e3nn import o3
 
-from ..backbone import Backbone, check_protocol
+from ..backbone import Backbone, check_protocol, equivariance_error
+from ._injection import marked_direction, signal
 
-__all__ = ["MarkedFeatures", "marked_features", "atom_features", "rotate"]
+__all__ = ["FeatureSet", "MarkedFeatures", "extract_features", "marked_features",
+           "atom_features", "rotate", "model_dtype", "input_dtype", "signals",
+           "DEFAULT_CHUNK"]
+
+#: Configurations per batch for this package's :class:`~empirical.backbone.Backbone`.
+DEFAULT_CHUNK = 32
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MarkedFeatures:
+    """Features ``[h_a, h_b]`` of a set of configurations and their energies."""
+
     features: np.ndarray             # (n, 2 * irreps.dim), [h_a, h_b]
     irreps: o3.Irreps                # irreps_out + irreps_out
     energies: Optional[np.ndarray]   # (n,) eV, or None
 
 
-def input_dtype(backbone) -> torch.dtype:
-    """The dtype of a torch module's first floating parameter, else float64."""
-    params = getattr(backbone, "parameters", None)
-    if callable(params):
-        for p in params():
-            if p.is_floating_point():
-                return p.dtype
-    return torch.float64
+@dataclass(frozen=True, eq=False)
+class FeatureSet:
+    """What the probe stage needs of one backbone on the plan's samples.
+
+    Attributes
+    ----------
+    features : (samples, 2 * irreps_out.dim) float64, ``[h_a, h_b]`` per sample
+    irreps : e3nn Irreps of ``features`` (``irreps_out + irreps_out``)
+    energies : (samples,) float64 eV, or None (no ``energy`` method)
+    directions : (samples, 3) the marked direction ``u`` of each rotated sample
+    dtype : the dtype the positions reached the model in (e.g. ``"float32"``)
+    equivariance_error : ``{"rotation": float, "reflection": float}`` (max abs, one frame)
+    rotation_seed : the seed of the samples' Haar rotations
+    """
+
+    features: np.ndarray
+    irreps: o3.Irreps
+    energies: Optional[np.ndarray]
+    directions: np.ndarray
+    dtype: str
+    equivariance_error: Dict[str, float]
+    rotation_seed: int
+
+    @property
+    def feature_degrees(self):
+        return sorted({ir.l for _, ir in self.irreps})
+
+
+def _module_dtype(module) -> Optional[torch.dtype]:
+    for p in module.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    for b in module.buffers():
+        if b.is_floating_point():
+            return b.dtype
+    return None
+
+
+def model_dtype(backbone) -> torch.dtype:
+    """The dtype positions must have to reach ``backbone`` (see the module docstring).
+
+    >>> class Wrapper:
+    ...     def __init__(self): self.net = torch.nn.Linear(3, 3).double()
+    >>> model_dtype(Wrapper())
+    torch.float64
+    """
+    own = getattr(backbone, "dtype", None)
+    if isinstance(own, torch.dtype):
+        return own
+    if isinstance(backbone, torch.nn.Module):
+        found = _module_dtype(backbone)
+        if found is not None:
+            return found
+    for value in vars(backbone).values() if hasattr(backbone, "__dict__") else ():
+        if isinstance(value, torch.nn.Module):
+            found = _module_dtype(value)
+            if found is not None:
+                return found
+    return torch.get_default_dtype()
+
+
+#: Former name of :func:`model_dtype`.
+input_dtype = model_dtype
 
 
 def rotate(positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
@@ -47,15 +118,17 @@ def rotate(positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
 
 def atom_features(backbone, positions: np.ndarray, numbers: np.ndarray,
                   rotations: np.ndarray, atoms: Sequence[int], with_energy: bool = True,
-                  chunk: int = 16, progress: Optional[Callable[[int], None]] = None):
+                  chunk: int = DEFAULT_CHUNK,
+                  progress: Optional[Callable[[int], None]] = None):
     """Features ``(n, len(atoms), irreps_out.dim)`` of the given atoms of every configuration
     ``positions[i] @ rotations[i].T``, and the energies ``(n,)`` (eV) or ``None``.
 
     ``backbone`` follows the protocol; this package's :class:`Backbone` is run in batches
-    of ``chunk`` configurations (features and energy in one pass), any other object one
-    configuration at a time. ``progress(k)`` is called after every ``k`` configurations.
-    Raises ``ValueError`` if the backbone returns features of the wrong shape or non-finite
-    values."""
+    of ``chunk`` configurations (features and energy in one pass, under
+    ``torch.inference_mode``), any other object one configuration at a time (energies with
+    autograd enabled, since a model may compute them through forces). ``progress(k)`` is
+    called after every ``k`` configurations. Raises ``ValueError`` if the backbone returns
+    features of the wrong shape or non-finite values."""
     check_protocol(backbone)
     irreps = o3.Irreps(backbone.irreps_out)
     atoms = list(atoms)
@@ -64,15 +137,15 @@ def atom_features(backbone, positions: np.ndarray, numbers: np.ndarray,
     n, n_atoms, _ = rotated.shape
     feats = np.empty((n, len(atoms), irreps.dim))
     energies = np.empty(n) if has_energy else None
+    dtype = model_dtype(backbone)
     if isinstance(backbone, Backbone):
-        dtype = backbone.dtype
         nums = torch.tensor(np.tile(numbers, chunk), dtype=torch.long)
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             m = stop - start
             pos = torch.as_tensor(rotated[start:stop].reshape(-1, 3), dtype=dtype)
             batch = torch.arange(m).repeat_interleave(n_atoms)
-            with torch.no_grad():
+            with torch.inference_mode():
                 h, e = backbone.features_and_energy(pos, nums[:m * n_atoms], batch)
             feats[start:stop] = h.reshape(m, n_atoms, -1)[:, atoms].double().numpy()
             if has_energy:
@@ -81,7 +154,6 @@ def atom_features(backbone, positions: np.ndarray, numbers: np.ndarray,
                 progress(m)
     else:
         nums = torch.tensor(np.asarray(numbers), dtype=torch.long)
-        dtype = input_dtype(backbone)
         for i in range(n):
             pos = torch.as_tensor(rotated[i], dtype=dtype)
             with torch.no_grad():
@@ -105,8 +177,8 @@ def atom_features(backbone, positions: np.ndarray, numbers: np.ndarray,
 
 def marked_features(backbone, positions: np.ndarray, numbers: np.ndarray,
                     rotations: np.ndarray, a: int, b: int, with_energy: bool = True,
-                    chunk: int = 16, progress: Optional[Callable[[int], None]] = None
-                    ) -> MarkedFeatures:
+                    chunk: int = DEFAULT_CHUNK,
+                    progress: Optional[Callable[[int], None]] = None) -> MarkedFeatures:
     """Features of atoms ``a``, ``b`` (and energies) of every configuration
     ``positions[i] @ rotations[i].T`` (see :func:`atom_features`), as
     :class:`MarkedFeatures` ``[h_a, h_b]``."""
@@ -114,3 +186,54 @@ def marked_features(backbone, positions: np.ndarray, numbers: np.ndarray,
                                     with_energy=with_energy, chunk=chunk, progress=progress)
     irreps = o3.Irreps(backbone.irreps_out)
     return MarkedFeatures(feats.reshape(len(feats), -1), irreps + irreps, energies)
+
+
+def _equivariance(backbone, positions: np.ndarray, numbers: np.ndarray,
+                  rotation: np.ndarray, dtype: torch.dtype) -> Dict[str, float]:
+    """Max abs equivariance error of the features for one rotation and one roto-reflection
+    (:func:`empirical.backbone.equivariance_error`) on one configuration: recorded so that
+    a reader sees the probe's premise (equivariant features) hold."""
+    pos = torch.tensor(np.asarray(positions), dtype=dtype)
+    num = torch.tensor(np.asarray(numbers), dtype=torch.long)
+    R = torch.tensor(rotation, dtype=dtype)
+    return {"rotation": equivariance_error(backbone, pos, num, R),
+            "reflection": equivariance_error(backbone, pos, num, -R)}
+
+
+def extract_features(backbone, dataset, plan, index: int = 0, *,
+                     chunk: int = DEFAULT_CHUNK,
+                     progress: Optional[Callable[[int], None]] = None) -> FeatureSet:
+    """Run ``backbone`` on the plan's samples under the rotations of backbone ``index``
+    (:meth:`DiagnosePlan.rotations`) and keep what the probe stage needs.
+
+    Parameters
+    ----------
+    backbone : protocol object (``irreps_out``, ``node_features``; ``energy`` optional)
+    dataset : :class:`empirical.data.Dataset` the plan was made for
+    plan : :class:`empirical.diagnostic.DiagnosePlan`
+    index : backbone index in the run (selects the independent rotation stream)
+    chunk : configurations per batch (this package's backbones)
+    progress : called with the number of configurations done since the last call
+    """
+    check_protocol(backbone)
+    ls = sorted({ir.l for _, ir in o3.Irreps(backbone.irreps_out)})
+    if tuple(ls) != tuple(plan.feature_degrees):
+        raise ValueError(f"the backbone has feature degrees {ls}, the plan was made for "
+                         f"{list(plan.feature_degrees)}")
+    a, b = plan.marked
+    positions = plan.positions(dataset)
+    rotations = plan.rotations(index)
+    dtype = model_dtype(backbone)
+    equi = _equivariance(backbone, positions[0], dataset.numbers, rotations[0], dtype)
+    mf = marked_features(backbone, positions, dataset.numbers, rotations, a, b, chunk=chunk,
+                         progress=progress)
+    u = marked_direction(rotate(positions, rotations), a, b)
+    return FeatureSet(features=mf.features, irreps=mf.irreps, energies=mf.energies,
+                      directions=u, dtype=str(dtype).replace("torch.", ""),
+                      equivariance_error=equi, rotation_seed=plan.rotation_seed(index))
+
+
+def signals(directions: np.ndarray, coefficients: Dict[int, np.ndarray]) -> np.ndarray:
+    """The targets ``s_l(u)`` of every sample, ``(samples, lmax + 1)``, ``l = 0..lmax``."""
+    return np.stack([signal(l, directions, coefficients[l]) for l in sorted(coefficients)],
+                    axis=1)

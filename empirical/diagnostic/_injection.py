@@ -1,4 +1,4 @@
-r"""Marked direction, Haar-random orientations and the injected signal (DESIGN §2.3-§2.5).
+r"""Marked direction, Haar-random orientations and the injected signal (docs/method.md §2.3-§2.5).
 
 Conventions
 -----------

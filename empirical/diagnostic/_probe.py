@@ -1,36 +1,79 @@
-r"""The Spectral Prediction Network (SPN, DESIGN §2.6): reduction, monomials, fit.
+r"""The Spectral Prediction Network (SPN, ``docs/method.md`` §2.6) as a scikit-learn estimator.
 
 An SPN of degree ``d`` reads the frozen features ``x`` of the marked atoms, reduces them
 to ``k`` numbers ``z = W x`` and predicts :math:`\sum_{|\alpha| \le d} w_\alpha z^\alpha`
-(every monomial of degree ``<= d``, the constant included).
+(every monomial of degree ``<= d``, the constant included). The way to fit one is
+:class:`SpectralProbe`::
 
-Reductions (fitted on the training split only)
-----------------------------------------------
-* ``"irrep"`` (default): equivariance-respecting. For every degree ``l`` present, the
-  ``(mul, 2l + 1)`` blocks of that degree (both atoms, both parities) are mixed over
-  channels only, by the top eigenvectors of the rotation-invariant second-moment
-  matrix :math:`C_l = E[X_l X_l^T]` (summed over the ``2l + 1`` components), so every
-  reduced channel is again a whole degree-``l`` block; scalars (``l = 0``) are centred
-  first. Width ``k``: ``m = k // sum_l (2l + 1)`` channels of every degree (at least 1),
-  then the rest of ``k`` as one more channel per degree from the highest degree down while
-  a whole block fits (:func:`channel_allocation`); the effective width ``k_eff <= k`` is
-  recorded. The automatic width of the diagnostic is always a multiple of
-  ``sum_l (2l + 1)`` (``m`` channels of every degree).
-* ``"pca"``: plain PCA of the centred features, top ``k`` components. It splits the
-  ``(2l + 1)``-blocks and ranks the high-variance scalars first; offered for comparison.
+    probe = SpectralProbe(d=2, k=36, irreps=irreps).fit(X_train, y_train, groups_train)
+    probe.predict(X_test)              # (n,) for a 1-D y, else (n, T)
+    probe.correlation(X_test, y_test)  # held-out Pearson rho per target
+    probe.score(X_test, y_test)        # R^2 (scikit-learn's, averaged over targets)
+
+``X`` is ``(n, D)``, one feature vector per sample, or ``(n, m, D)``, the *ring form*: m
+atoms per sample that share one reduction (fitted on the pooled ``(n * m, D)`` rows) and
+whose polynomial values are summed, i.e. the ridge runs on the monomials of every atom's
+``z`` summed over the m atoms (the C5 ring probe; the C5 axis probe is the one-atom ring
+``X[:, None, :]``, see :class:`SpectralProbe`). ``y`` is ``(n,)`` or ``(n, T)``, every
+target from the same factorization; ``groups`` ``(n,)`` are the configuration ids that
+cross-validation never splits.
+
+Reductions (fitted on the training split only; transformers of their own)
+-------------------------------------------------------------------------
+* :class:`IrrepReduction` (``reduction="irrep"``, default): equivariance-respecting. For
+  every degree ``l`` present, the ``(mul, 2l + 1)`` blocks of that degree (both atoms, both
+  parities) are mixed over channels only, by the top eigenvectors of the
+  rotation-invariant second-moment matrix :math:`C_l = E[X_l X_l^T]` (summed over the
+  ``2l + 1`` components), so every reduced channel is again a whole degree-``l`` block;
+  scalars (``l = 0``) are centred first. Width ``k``: ``m = k // sum_l (2l + 1)`` channels
+  of every degree (at least 1), then the rest of ``k`` as one more channel per degree from
+  the highest degree down while a whole block fits (:func:`channel_allocation`); the
+  effective width ``k_ <= k`` is recorded. The automatic width of the diagnostic is always
+  a multiple of ``sum_l (2l + 1)`` (``m`` channels of every degree).
+* :class:`PCAReduction` (``reduction="pca"``): plain PCA of the centred features, top
+  ``k`` components. It splits the ``(2l + 1)``-blocks and ranks the high-variance scalars
+  first; offered for comparison.
 
 Each reduced channel is scaled to unit mean square per component.
 
-Fits
-----
-* :func:`fit_ridge` (default): closed-form ridge regression on the standardized monomials
-  (the constant is the unpenalized intercept), all targets at once from one
-  eigendecomposition per fold. The penalty of each target is chosen by K-fold
-  cross-validation with folds grouped by configuration (no configuration in two folds),
-  from a grid relative to the number of samples, then refitted on all training samples.
-* :func:`fit_trained`: the gradient-trained variant: the reduction ``W`` (per degree,
+Solvers
+-------
+* ``solver="ridge"`` (default, :func:`fit_ridge`): closed-form ridge regression on the
+  standardized monomials (the constant is the unpenalized intercept), all targets at once
+  from one eigendecomposition per fold. The penalty of each target is chosen by K-fold
+  cross-validation with folds grouped by configuration (:func:`group_folds`: no
+  configuration in two folds, the assignment shuffled by ``seed``), from
+  :data:`LAMBDA_GRID` (multiples of the number of samples), then refitted on all training
+  samples.
+* ``solver="trained"``: the gradient-trained variant: the reduction ``W`` (per degree,
   initialized from the ``"irrep"`` reduction) and the coefficients are learned together by
   Adam on the mean squared error, with early stopping on a grouped validation part.
+
+Why not scikit-learn's ``Ridge``/``RidgeCV``/``GroupKFold``/``Pipeline``
+-----------------------------------------------------------------------
+The estimators follow scikit-learn's conventions (``BaseEstimator``, ``clone``,
+``get_params``, fitted attributes ending in ``_``, ``NotFittedError``), but the numerics
+are this module's own, on purpose:
+
+* ``RidgeCV`` with grouped folds (``cv=`` an iterable) refits every fold for every alpha;
+  with per-target alphas (``alpha_per_target``) it needs its efficient leave-one-out mode,
+  which cannot group. Here one eigendecomposition of the standardized Gram matrix per fold
+  serves all 19 penalties and all targets (14 in the diagnostic), which is the cost of
+  the probe; the columns are standardized with each fold's own training statistics.
+* ``GroupKFold`` assigns groups to folds by size, unseeded (and ``GroupKFold(shuffle=True)``
+  draws differently); it would change which penalty is chosen and so the published
+  numbers. :func:`group_folds` is the seeded assignment all results were produced with.
+* ``Pipeline.fit`` does not route ``groups`` to a step without metadata routing, and the
+  ring form (reduce per atom, sum the monomials over atoms) is not a chain of
+  ``(n, D) -> (n, D')`` steps. :class:`SpectralProbe` composes reduction -> monomials ->
+  ridge itself, with exactly the arithmetic of the hand-assembled functions, so a result
+  is bit-for-bit the same either way.
+
+The low-level building blocks (:func:`monomials`, :func:`n_monomials`,
+:func:`monomial_exponents`, :func:`fit_ridge`, :func:`group_folds`,
+:func:`channel_allocation`, :func:`channels_per_degree`, :data:`LAMBDA_GRID`) stay public;
+:func:`fit_reduction`/:class:`Reduction` and :func:`fit_trained` are thin wrappers kept for
+existing callers.
 """
 
 from __future__ import annotations
@@ -38,20 +81,58 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import combinations_with_replacement
 from math import comb
-from typing import Dict, List, Optional, Sequence, Tuple
+from numbers import Integral, Real
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from e3nn import o3
+from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["Reduction", "fit_reduction", "n_monomials", "monomial_exponents", "monomials",
-           "RidgeFit", "fit_ridge", "fit_trained", "channels_per_degree",
-           "channel_allocation",
-           "LAMBDA_GRID"]
+from .statistics import pearson
+
+__all__ = ["SpectralProbe", "IrrepReduction", "PCAReduction", "make_reduction",
+           "n_monomials", "monomial_exponents", "monomials", "RidgeFit", "fit_ridge",
+           "group_folds", "channels_per_degree", "channel_allocation", "LAMBDA_GRID",
+           "Reduction", "fit_reduction", "fit_trained"]
 
 #: Ridge penalties, as multiples of the number of training samples (columns standardized).
 LAMBDA_GRID = tuple(float(x) for x in np.logspace(-7, 2, 19))
 
+#: Reductions and solvers by name.
+REDUCTIONS = ("irrep", "pca")
+SOLVERS = ("ridge", "trained")
+
+
+# -- validation helpers ---------------------------------------------------------------------
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_width(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, Integral):
+        raise ValueError(f"SPN width k must be an integer >= 1, got {k!r}")
+    if k < 1:
+        raise ValueError(f"SPN width k must be >= 1, got {k}")
+    return int(k)
+
+
+def _as_float_array(name: str, a, ndims: Tuple[int, ...], shape_text: str) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim not in ndims:
+        raise ValueError(f"{name} must have shape {shape_text}, got shape {a.shape}")
+    if a.size and not np.isfinite(a).all():
+        raise ValueError(f"{name} holds NaN or inf")
+    return a
+
+
+# -- reductions -------------------------------------------------------------------------------
 
 def _degree_indices(irreps: o3.Irreps) -> Dict[int, np.ndarray]:
     """For every degree ``l``: column indices ``(mul_total, 2l + 1)`` of its blocks."""
@@ -87,9 +168,131 @@ def channel_allocation(irreps: o3.Irreps, k: int) -> Dict[int, int]:
     return alloc
 
 
+def _irrep_transform(x: np.ndarray, blocks, centre) -> np.ndarray:
+    parts = []
+    for l, idx, W, scale in blocks:
+        xl = x[:, idx]                                   # (n, mul, 2l+1)
+        if l == 0:
+            xl = xl - centre[None, :, None]
+        z = np.einsum("ji,nim->njm", W, xl) / scale[None, :, None]
+        parts.append(z.reshape(len(x), -1))
+    return np.concatenate(parts, axis=1)
+
+
+def _pca_transform(x: np.ndarray, centre, components, scale) -> np.ndarray:
+    return ((x - centre) @ components.T) / scale
+
+
+def _check_rows(est, X) -> np.ndarray:
+    """``X`` as a float ``(n, D)`` array with the ``D`` seen in ``fit``."""
+    X = _as_float_array("X", X, (2,), f"(n, {est.n_features_in_})")
+    if X.shape[1] != est.n_features_in_:
+        raise ValueError(f"X must have shape (n, {est.n_features_in_}) (the features seen in "
+                         f"fit), got shape {X.shape}")
+    return X
+
+
+class IrrepReduction(TransformerMixin, BaseEstimator):
+    """Per-degree (equivariance-respecting) reduction of features with layout ``irreps``
+    to width ``k`` (see the module docstring).
+
+    Parameters
+    ----------
+    irreps : the feature layout (``o3.Irreps`` or its string), ``D = irreps.dim`` columns.
+    k : requested width (``>= 1``); whole ``(2l + 1)``-blocks only, so the effective width
+        ``k_`` may be smaller (:func:`channel_allocation`).
+
+    Fitted attributes
+    -----------------
+    k_ : effective width (columns of the output).
+    allocation_ : ``{l: channels}`` kept per degree.
+    blocks_ : ``[(l, indices (mul, 2l+1), W (m, mul), scale (m,))]`` per degree.
+    centre_ : mean of the scalar channels ``(mul_0,)`` (``None`` without scalars).
+    n_features_in_ : ``D``.
+    """
+
+    def __init__(self, irreps, k):
+        self.irreps = irreps
+        self.k = k
+
+    def fit(self, X, y=None):
+        if self.irreps is None:
+            raise ValueError("the irrep reduction needs irreps (the feature layout)")
+        irreps = o3.Irreps(self.irreps)
+        x = np.asarray(X, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != irreps.dim:
+            raise ValueError(f"features must have shape (n, {irreps.dim}), got {x.shape}")
+        k = _check_width(self.k)
+        alloc = channel_allocation(irreps, k)
+        blocks, centre, width, kept = [], None, 0, {}
+        for l, idx in _degree_indices(irreps).items():
+            xl = x[:, idx]
+            if l == 0:
+                centre = xl[:, :, 0].mean(axis=0)
+                xl = xl - centre[None, :, None]
+            cov = np.einsum("nim,njm->ij", xl, xl) / len(x)
+            vals, vecs = np.linalg.eigh(cov)
+            order = np.argsort(vals)[::-1][:min(alloc[l], len(vals))]
+            W = vecs[:, order].T
+            scale = np.sqrt(np.maximum(vals[order], 0.0) / (2 * l + 1))
+            scale = np.where(scale > 1e-300, scale, 1.0)
+            blocks.append((l, idx, W, scale))
+            kept[l] = len(order)
+            width += len(order) * (2 * l + 1)
+        self.blocks_, self.centre_, self.k_, self.allocation_ = blocks, centre, width, kept
+        self.n_features_in_ = irreps.dim
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        return _irrep_transform(_check_rows(self, X), self.blocks_, self.centre_)
+
+
+class PCAReduction(TransformerMixin, BaseEstimator):
+    """PCA of the centred features to width ``k`` (``min(k, D, n)`` components), each
+    scaled to unit mean square.
+
+    Fitted attributes
+    -----------------
+    k_ : effective width. centre_ : ``(D,)`` feature means. components_ : ``(k_, D)``.
+    scale_ : ``(k_,)`` root mean square of each component. n_features_in_ : ``D``.
+    """
+
+    def __init__(self, k):
+        self.k = k
+
+    def fit(self, X, y=None):
+        x = np.asarray(X, dtype=np.float64)
+        if x.ndim != 2 or len(x) == 0:
+            raise ValueError(f"features must have shape (n, D) with n >= 1, got {x.shape}")
+        k = min(_check_width(self.k), x.shape[1], x.shape[0])
+        centre = x.mean(axis=0)
+        _, s, vt = np.linalg.svd(x - centre, full_matrices=False)
+        scale = s[:k] / np.sqrt(len(x))
+        scale = np.where(scale > 0, scale, 1.0)
+        self.k_, self.centre_, self.components_, self.scale_ = k, centre, vt[:k], scale
+        self.n_features_in_ = x.shape[1]
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        return _pca_transform(_check_rows(self, X), self.centre_, self.components_, self.scale_)
+
+
+def make_reduction(method: str, irreps, k: int) -> Union[IrrepReduction, PCAReduction]:
+    """An unfitted reduction by name: ``"irrep"`` -> :class:`IrrepReduction` ``(irreps, k)``,
+    ``"pca"`` -> :class:`PCAReduction` ``(k)``."""
+    if method == "irrep":
+        return IrrepReduction(irreps, k)
+    if method == "pca":
+        return PCAReduction(k)
+    raise ValueError(f"reduction must be 'irrep' or 'pca', got {method!r}")
+
+
 @dataclass
 class Reduction:
-    """A fitted linear reduction ``x -> z`` (see the module docstring)."""
+    """A fitted linear reduction ``x -> z`` (the record :func:`fit_reduction` returns; a
+    view of a fitted :class:`IrrepReduction` or :class:`PCAReduction`)."""
 
     method: str
     k: int                                   # effective width (columns of z)
@@ -102,51 +305,25 @@ class Reduction:
     def transform(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         if self.method == "pca":
-            return ((x - self.centre) @ self.components.T) / self.pca_scale
-        parts = []
-        for l, idx, W, scale in self.blocks:
-            xl = x[:, idx]                                   # (n, mul, 2l+1)
-            if l == 0:
-                xl = xl - self.centre[None, :, None]
-            z = np.einsum("ji,nim->njm", W, xl) / scale[None, :, None]
-            parts.append(z.reshape(len(x), -1))
-        return np.concatenate(parts, axis=1)
+            return _pca_transform(x, self.centre, self.components, self.pca_scale)
+        return _irrep_transform(x, self.blocks, self.centre)
 
 
 def fit_reduction(x: np.ndarray, irreps: o3.Irreps, k: int, method: str = "irrep") -> Reduction:
-    """Fit the ``"irrep"`` or ``"pca"`` reduction on training features ``x`` ``(n, D)``."""
+    """Fit the ``"irrep"`` or ``"pca"`` reduction on training features ``x`` ``(n, D)``
+    (a thin wrapper of :func:`make_reduction`; :class:`SpectralProbe` fits its own)."""
     x = np.asarray(x, dtype=np.float64)
     irreps = o3.Irreps(irreps)
     if x.ndim != 2 or x.shape[1] != irreps.dim:
         raise ValueError(f"features must have shape (n, {irreps.dim}), got {x.shape}")
-    if k < 1:
-        raise ValueError(f"SPN width k must be >= 1, got {k}")
+    red = make_reduction(method, irreps, k).fit(x)
     if method == "pca":
-        k = min(int(k), x.shape[1], x.shape[0])
-        centre = x.mean(axis=0)
-        _, s, vt = np.linalg.svd(x - centre, full_matrices=False)
-        scale = s[:k] / np.sqrt(len(x))
-        scale = np.where(scale > 0, scale, 1.0)
-        return Reduction("pca", k, centre=centre, components=vt[:k], pca_scale=scale)
-    if method != "irrep":
-        raise ValueError(f"reduction must be 'irrep' or 'pca', got {method!r}")
-    alloc = channel_allocation(irreps, k)
-    blocks, centre, width = [], None, 0
-    for l, idx in _degree_indices(irreps).items():
-        xl = x[:, idx]
-        if l == 0:
-            centre = xl[:, :, 0].mean(axis=0)
-            xl = xl - centre[None, :, None]
-        cov = np.einsum("nim,njm->ij", xl, xl) / len(x)
-        vals, vecs = np.linalg.eigh(cov)
-        order = np.argsort(vals)[::-1][:min(alloc[l], len(vals))]
-        W = vecs[:, order].T
-        scale = np.sqrt(np.maximum(vals[order], 0.0) / (2 * l + 1))
-        scale = np.where(scale > 1e-300, scale, 1.0)
-        blocks.append((l, idx, W, scale))
-        width += len(order) * (2 * l + 1)
-    return Reduction("irrep", width, blocks=blocks, centre=centre)
+        return Reduction("pca", red.k_, centre=red.centre_, components=red.components_,
+                         pca_scale=red.scale_)
+    return Reduction("irrep", red.k_, blocks=red.blocks_, centre=red.centre_)
 
+
+# -- monomials and the ridge ------------------------------------------------------------------
 
 def n_monomials(k: int, d: int) -> int:
     """Number of monomials of degree ``<= d`` in ``k`` variables: ``C(k + d, d)``."""
@@ -183,7 +360,8 @@ def monomials(z: np.ndarray, d: int) -> np.ndarray:
 
 
 def group_folds(groups: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Fold number of every sample; all samples of one group share a fold."""
+    """Fold number of every sample; all samples of one group share a fold (the groups are
+    dealt round-robin to the folds in an order shuffled by ``seed``)."""
     uniq = np.unique(groups)
     if len(uniq) < folds:
         raise ValueError(f"cross-validation needs at least {folds} configurations, got {len(uniq)}")
@@ -263,18 +441,19 @@ def fit_ridge(phi: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 3
     return RidgeFit(mean=mean, std=std, intercept=ym, coef=coef, lambdas=lam, cv_mse=cv)
 
 
+# -- the gradient-trained variant -------------------------------------------------------------
+
 class _TrainedSPN(torch.nn.Module):
     """Learned per-degree channel mixing (equivariant) and monomial coefficients."""
 
-    def __init__(self, reduction: Reduction, d: int, n_targets: int = 1):
+    def __init__(self, blocks, centre, k: int, d: int, n_targets: int = 1):
         super().__init__()
-        self.ls = [l for l, *_ in reduction.blocks]
-        self.idx = [torch.as_tensor(idx) for _, idx, _, _ in reduction.blocks]
+        self.ls = [l for l, *_ in blocks]
+        self.idx = [torch.as_tensor(idx) for _, idx, _, _ in blocks]
         self.W = torch.nn.ParameterList(
-            [torch.nn.Parameter(torch.as_tensor(W / s[:, None])) for _, _, W, s in reduction.blocks])
-        self.register_buffer("centre", torch.as_tensor(reduction.centre if reduction.centre is not None
+            [torch.nn.Parameter(torch.as_tensor(W / s[:, None])) for _, _, W, s in blocks])
+        self.register_buffer("centre", torch.as_tensor(centre if centre is not None
                                                        else np.zeros(1)))
-        k = reduction.k
         self.terms = monomial_exponents(k, d)
         self.coef = torch.nn.Parameter(torch.zeros(len(self.terms), n_targets,
                                                    dtype=torch.float64))
@@ -300,32 +479,35 @@ class _TrainedSPN(torch.nn.Module):
         return phi @ self.coef
 
 
-def fit_trained(x_train: np.ndarray, y_train: np.ndarray, groups: np.ndarray,
-                reduction: Reduction, d: int, seed: int = 0, epochs: int = 400,
-                lr: float = 1e-2, weight_decay: float = 1e-4, patience: int = 40,
-                val_fraction: float = 0.2):
-    """Gradient-trained SPN; returns a function ``x -> prediction`` (same shape as ``y``).
+@dataclass
+class _TrainedFit:
+    """The trained SPN and the target standardization it was trained on."""
 
-    ``y_train`` is ``(n,)`` or ``(n, T)``: several targets share the learned reduction and
-    each has its own coefficients (one training for all ``l``, as the ridge shares one
-    factorization). Full-batch Adam on the mean squared error of the standardized targets;
-    the reduction starts from ``reduction`` (``"irrep"`` only) and the coefficients from
-    zero; the weights of the epoch with the lowest validation error (a grouped
-    ``val_fraction`` of the configurations) are kept. Deterministic for a given ``seed``."""
-    if reduction.method != "irrep":
-        raise ValueError("the trained SPN learns a per-degree (irrep) reduction")
+    model: _TrainedSPN
+    y_mean: np.ndarray
+    y_std: np.ndarray
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """``(n, T)`` predictions for features ``x`` ``(n, D)``."""
+        with torch.no_grad():
+            out = self.model(torch.as_tensor(np.asarray(x, dtype=np.float64)))
+        return out.numpy() * self.y_std + self.y_mean
+
+
+def _train_spn(x_train: np.ndarray, y_train: np.ndarray, groups: np.ndarray, blocks, centre,
+               k: int, d: int, seed: int, epochs: int, lr: float, weight_decay: float,
+               patience: int, val_fraction: float) -> _TrainedFit:
+    """Train the SPN on ``y_train`` ``(n, T)`` (see :func:`fit_trained`)."""
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
         fold = group_folds(np.asarray(groups), max(2, int(round(1 / val_fraction))), seed)
         tr, va = fold != 0, fold == 0
         y_arr = np.asarray(y_train, dtype=np.float64)
-        single = y_arr.ndim == 1
-        y_arr = y_arr[:, None] if single else y_arr
         y_mean = y_arr[tr].mean(axis=0)
         y_std = y_arr[tr].std(axis=0)
         y_std = np.where(y_std > 0, y_std, 1.0)
-        model = _TrainedSPN(reduction, d, n_targets=y_arr.shape[1])
+        model = _TrainedSPN(blocks, centre, k, d, n_targets=y_arr.shape[1])
         x = torch.as_tensor(np.asarray(x_train, dtype=np.float64))
         y = torch.as_tensor((y_arr - y_mean) / y_std)
         tr_t, va_t = torch.as_tensor(tr), torch.as_tensor(va)
@@ -349,11 +531,228 @@ def fit_trained(x_train: np.ndarray, y_train: np.ndarray, groups: np.ndarray,
         model.load_state_dict(best_state)
     finally:
         torch.random.set_rng_state(gen_state)
+    return _TrainedFit(model=model, y_mean=y_mean, y_std=y_std)
+
+
+def fit_trained(x_train: np.ndarray, y_train: np.ndarray, groups: np.ndarray,
+                reduction: Reduction, d: int, seed: int = 0, epochs: int = 400,
+                lr: float = 1e-2, weight_decay: float = 1e-4, patience: int = 40,
+                val_fraction: float = 0.2):
+    """Gradient-trained SPN; returns a function ``x -> prediction`` (same shape as ``y``).
+    (A thin wrapper; ``SpectralProbe(solver="trained")`` is the estimator form.)
+
+    ``y_train`` is ``(n,)`` or ``(n, T)``: several targets share the learned reduction and
+    each has its own coefficients (one training for all ``l``, as the ridge shares one
+    factorization). Full-batch Adam on the mean squared error of the standardized targets;
+    the reduction starts from ``reduction`` (``"irrep"`` only) and the coefficients from
+    zero; the weights of the epoch with the lowest validation error (a grouped
+    ``val_fraction`` of the configurations) are kept. Deterministic for a given ``seed``."""
+    if reduction.method != "irrep":
+        raise ValueError("the trained SPN learns a per-degree (irrep) reduction")
+    y_arr = np.asarray(y_train, dtype=np.float64)
+    single = y_arr.ndim == 1
+    fit = _train_spn(x_train, y_arr[:, None] if single else y_arr, groups, reduction.blocks,
+                     reduction.centre, reduction.k, d, seed, epochs, lr, weight_decay,
+                     patience, val_fraction)
 
     def predict(x_new: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            out = model(torch.as_tensor(np.asarray(x_new, dtype=np.float64)))
-        out = out.numpy() * y_std + y_mean
+        out = fit.predict(x_new)
         return out[:, 0] if single else out
 
     return predict
+
+
+# -- the estimator ----------------------------------------------------------------------------
+
+class SpectralProbe(RegressorMixin, BaseEstimator):
+    """The Spectral Prediction Network of degree ``d`` and width ``k`` (module docstring).
+
+    Parameters
+    ----------
+    d : polynomial degree (``>= 1``): all monomials of degree ``<= d`` of the reduced
+        features, the constant included.
+    k : requested reduction width (``>= 1``); ``None``: two channels of every degree of
+        ``irreps`` (``2 * sum_l (2l + 1)``). The effective width is ``k_``.
+    irreps : feature layout of one atom's (or one sample's) ``D`` columns; required by the
+        ``"irrep"`` reduction (and by ``k=None``).
+    reduction : ``"irrep"`` (:class:`IrrepReduction`) or ``"pca"`` (:class:`PCAReduction`).
+    solver : ``"ridge"`` (closed form, :func:`fit_ridge`) or ``"trained"`` (Adam, irrep
+        reduction and 2-D ``X`` only).
+    folds : grouped cross-validation folds of the ridge (``>= 2``).
+    seed : all randomness: the fold assignment and, for ``"trained"``, torch's seed and the
+        validation split.
+    lambdas : the ridge's penalty grid, multiples of the number of samples.
+    epochs, lr, weight_decay, patience, val_fraction : the ``"trained"`` solver's settings.
+
+    Fitted attributes
+    -----------------
+    reduction_ : the fitted :class:`IrrepReduction` or :class:`PCAReduction`.
+    k_ : effective width. n_monomials_ : ``C(k_ + d, d)``.
+    n_features_in_ : ``D`` (the last axis of ``X``). n_targets_ : ``T`` (1 for 1-D ``y``).
+    x_ndim_, y_ndim_ : 2 or 3 (ring form), 1 or 2: the forms ``predict`` accepts/returns.
+    ridge_ : the :class:`RidgeFit` (``solver="ridge"``), with
+    lambdas_ : ``(T,)`` chosen penalty per target (multiple of ``n``) and
+    cv_mse_ : ``(len(lambdas), T)`` cross-validated MSE of every penalty (``"ridge"`` only).
+    trained_ : the trained network and its target scaling (``solver="trained"`` only).
+
+    Notes
+    -----
+    ``fit(X, y, groups)`` with ``X`` ``(n, D)`` is, bit for bit,
+    ``fit_ridge(monomials(fit_reduction(X, irreps, k, reduction).transform(X), d), y, groups,
+    folds, seed, lambdas)``; with ``X`` ``(n, m, D)`` (the ring form) the reduction is
+    fitted on ``X.reshape(n * m, D)``, ``z = transform(...).reshape(n, m, k_)`` and the
+    ridge runs on ``sum(monomials(z[:, j], d) for j in range(m))``, made C-contiguous.
+
+    Memory layout is part of "bit for bit": the final refit's column means (numpy sums a
+    contiguous axis pairwise, a strided one row by row) and its Gram matrix differ in the
+    last bits between a C- and an F-ordered monomial matrix. The 2-D form keeps the layout
+    :func:`monomials` gives (F-ordered for the irrep reduction), as the diagnostic's
+    ``monomials(z_tr, d)`` did; the ring form is C-ordered, as the C5 probes' monomials of
+    all samples sliced to ``phi[train_idx]`` were. The C5 axis probe (a 2-D recipe that
+    also sliced ``phi[train_idx]``) is therefore reproduced as the one-atom ring:
+    ``fit(X[:, None, :], ...)``, ``predict(X_test[:, None, :])``.
+    """
+
+    def __init__(self, d=2, k=None, irreps=None, reduction="irrep", solver="ridge", folds=3,
+                 seed=0, lambdas=LAMBDA_GRID, epochs=400, lr=1e-2, weight_decay=1e-4,
+                 patience=40, val_fraction=0.2):
+        self.d = d
+        self.k = k
+        self.irreps = irreps
+        self.reduction = reduction
+        self.solver = solver
+        self.folds = folds
+        self.seed = seed
+        self.lambdas = lambdas
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.val_fraction = val_fraction
+
+    # -- helpers --
+    def _width(self) -> int:
+        if self.k is not None:
+            return _check_width(self.k)
+        if self.irreps is None:
+            raise ValueError("k=None (two channels of every degree) needs irreps; give k")
+        return 2 * sum(2 * l + 1 for l in {ir.l for _, ir in o3.Irreps(self.irreps)})
+
+    def _check_params(self) -> int:
+        _check_int("degree d", self.d, 1)
+        if self.reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be 'irrep' or 'pca', got {self.reduction!r}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be 'ridge' or 'trained', got {self.solver!r}")
+        if self.solver == "trained" and self.reduction != "irrep":
+            raise ValueError("solver='trained' learns a per-degree (irrep) reduction; "
+                             "reduction='pca' is not supported with it")
+        if self.reduction == "irrep" and self.irreps is None:
+            raise ValueError("reduction='irrep' needs irreps (the feature layout)")
+        if self.solver == "ridge":
+            _check_int("folds", self.folds, 2)
+            lam = np.asarray(self.lambdas, dtype=np.float64)
+            if lam.ndim != 1 or len(lam) == 0 or not np.isfinite(lam).all() or (lam < 0).any():
+                raise ValueError("lambdas must be a non-empty sequence of finite penalties >= 0")
+        else:
+            _check_int("epochs", self.epochs, 1)
+            _check_int("patience", self.patience, 1)
+            if not (isinstance(self.val_fraction, Real) and 0 < self.val_fraction < 1):
+                raise ValueError(f"val_fraction must lie in (0, 1), got {self.val_fraction!r}")
+        return self._width()
+
+    def _check_X(self, X, fitting: bool) -> np.ndarray:
+        X = _as_float_array("X", X, (2, 3), "(n, D) or (n, m, D) (ring form)")
+        if fitting:
+            return X
+        if X.ndim != self.x_ndim_:
+            form = "(n, D)" if self.x_ndim_ == 2 else "(n, m, D) (ring form)"
+            raise ValueError(f"X must have shape {form} as in fit, got shape {X.shape}")
+        if X.shape[-1] != self.n_features_in_:
+            raise ValueError(f"X must have {self.n_features_in_} features on its last axis "
+                             f"(as in fit), got shape {X.shape}")
+        return X
+
+    def _features(self, X: np.ndarray) -> np.ndarray:
+        """The monomials of ``X`` (ring form: summed over the atoms, C-ordered)."""
+        if X.ndim == 2:
+            return monomials(self.reduction_.transform(X), self.d)
+        n, m, D = X.shape
+        z = self.reduction_.transform(X.reshape(-1, D)).reshape(n, m, -1)
+        return np.ascontiguousarray(sum(monomials(z[:, j], self.d) for j in range(m)))
+
+    # -- the estimator API --
+    def fit(self, X, y, groups=None):
+        """Fit on features ``X`` ``(n, D)`` or ``(n, m, D)``, targets ``y`` ``(n,)`` or
+        ``(n, T)`` and configuration ids ``groups`` ``(n,)`` (default: every sample its own
+        configuration). Returns ``self``."""
+        k = self._check_params()
+        X = self._check_X(X, fitting=True)
+        n = len(X)
+        y = _as_float_array("y", y, (1, 2), "(n,) or (n, T)")
+        if len(y) != n:
+            raise ValueError(f"y has {len(y)} rows but X has {n} samples")
+        if y.ndim == 2 and y.shape[1] == 0:
+            raise ValueError("y has no targets (shape (n, 0))")
+        groups = np.arange(n) if groups is None else np.asarray(groups)
+        if groups.ndim != 1 or len(groups) != n:
+            raise ValueError(f"groups must have shape ({n},) (one configuration id per "
+                             f"sample), got shape {groups.shape}")
+        n_groups = len(np.unique(groups))
+        if self.solver == "ridge":
+            need, what = int(self.folds), f"folds={self.folds}"
+        else:
+            need = max(2, int(round(1 / self.val_fraction)))
+            what = f"val_fraction={self.val_fraction} ({need} validation folds)"
+        if n_groups < need:
+            raise ValueError(f"groups: {n_groups} configurations are fewer than the {need} "
+                             f"folds of {what}; cross-validation needs at least {need}")
+        if X.ndim == 3 and self.solver == "trained":
+            raise ValueError("the ring form (3-D X) is fitted by solver='ridge' only")
+        rows = X.reshape(-1, X.shape[-1]) if X.ndim == 3 else X
+        if self.reduction == "irrep" and rows.shape[1] != o3.Irreps(self.irreps).dim:
+            raise ValueError(f"X has {rows.shape[1]} features on its last axis but irreps "
+                             f"{o3.Irreps(self.irreps)} has {o3.Irreps(self.irreps).dim}")
+        for name in ("ridge_", "lambdas_", "cv_mse_", "trained_"):
+            self.__dict__.pop(name, None)
+        self.reduction_ = make_reduction(self.reduction, self.irreps, k).fit(rows)
+        self.k_ = int(self.reduction_.k_)
+        self.n_monomials_ = n_monomials(self.k_, int(self.d))
+        self.n_features_in_ = rows.shape[1]
+        self.x_ndim_ = X.ndim
+        self.n_targets_ = 1 if y.ndim == 1 else y.shape[1]
+        self.y_ndim_ = y.ndim
+        if self.solver == "ridge":
+            fit = fit_ridge(self._features(X), y, groups, folds=self.folds, seed=self.seed,
+                            lambdas=self.lambdas)
+            self.ridge_, self.lambdas_, self.cv_mse_ = fit, fit.lambdas, fit.cv_mse
+        else:
+            red = self.reduction_
+            self.trained_ = _train_spn(X, y[:, None] if y.ndim == 1 else y, groups,
+                                       red.blocks_, red.centre_, red.k_, int(self.d),
+                                       self.seed, self.epochs, self.lr, self.weight_decay,
+                                       self.patience, self.val_fraction)
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions ``(n,)`` (fitted on a 1-D ``y``) or ``(n, T)``."""
+        check_is_fitted(self)
+        X = self._check_X(X, fitting=False)
+        if hasattr(self, "ridge_"):
+            pred = self.ridge_.predict(self._features(X))
+        else:
+            pred = self.trained_.predict(X)
+        return pred[:, 0] if self.y_ndim_ == 1 else pred
+
+    def correlation(self, X, y) -> Union[Optional[float], List[Optional[float]]]:
+        """Held-out Pearson rho of the predictions with ``y``: one value for a probe fitted
+        on a 1-D ``y``, else a list with one per target; ``None`` where undefined (a
+        constant prediction or target, see :func:`.statistics.pearson`)."""
+        pred = self.predict(X)
+        y = _as_float_array("y", y, (pred.ndim,), str(pred.shape))
+        if y.shape != pred.shape:
+            raise ValueError(f"y must have shape {pred.shape} (as the predictions), "
+                             f"got shape {y.shape}")
+        if pred.ndim == 1:
+            return pearson(pred, y)
+        return [pearson(pred[:, t], y[:, t]) for t in range(pred.shape[1])]

@@ -1,5 +1,10 @@
-"""Outputs of the spectral-injection diagnostic (DESIGN §5): ``results.json``, ``report.md``
-and the PNG plots of one :class:`~empirical.diagnostic.DiagnoseResult`.
+"""Outputs of the spectral-injection diagnostic (docs/method.md §5): ``results.json``,
+``report.md`` and the PNG plots of one :class:`~empirical.diagnostic.DiagnoseResult`.
+
+Every function here reads the result's typed records (:mod:`empirical.diagnostic._result`:
+``config``, ``backbones``, ``predicted``, ``probes``, ``summaries``, ``cells``,
+``k_sweep``, ``paper``, ``warnings``), never the ``results.json`` dictionary; a result read
+back from disk (``DiagnoseResult.from_dict(json.loads(text))``) renders the same report.
 
 :func:`write_outputs` computes everything first (the report text and every PNG, rendered
 into memory) and only then creates the directory and writes the files, each atomically
@@ -8,14 +13,16 @@ interrupted write leaves no half-written file.
 
 Files
 -----
-* ``results.json``: exactly :meth:`DiagnoseResult.to_json`.
+* ``results.json``: exactly :meth:`DiagnoseResult.to_json` (its :meth:`to_dict`).
 * ``report.md``: what was run, the headline table per probe degree ``d``, the boundary
   figures, the paper comparison (``d = 2`` with ceiling 4), the capacity sweep, the
   per-backbone numbers, the agreement verdicts, warnings, bootstrap caveat, thresholds,
-  versions and the plots. Deterministic given the payload, except its last line (the run
-  time, from ``result.seconds``).
+  versions and the plots. Deterministic given the records, except its last line (the run
+  time, from ``result.seconds``). The cliff ratio is printed with its Fieller-type
+  confidence set (docs/method.md §2.7), which may be unbounded, and is to be read with
+  ``rho(dL + 1)`` and its interval.
 * ``frequency_response_d{d}.png`` for every ``d``, ``frequency_response.png`` (all ``d``,
-  one row each) and ``k_sweep.png`` (when the payload has capacity-sweep rows); written
+  one row each) and ``k_sweep.png`` (when the result has capacity-sweep rows); written
   only with ``plots=True``. ``l = 0`` is left out of every plot: its target is constant
   and ``rho`` undefined.
 """
@@ -27,9 +34,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .._io import write_files
+from ._verdict import BLIND, THRESHOLDS, verdict
+from .statistics import RatioConfidenceSet
 
 __all__ = ["write_outputs", "render_report", "render_plots", "plot_names",
-           "frequency_response_figure", "k_sweep_figure"]
+           "frequency_response_figure", "k_sweep_figure", "ratio_set", "cliff_ratio_text"]
 
 #: Resolution of the PNG plots.
 DPI = 110
@@ -81,49 +90,112 @@ def _mean_defined(values: Sequence) -> Optional[float]:
     return float(sum(values) / len(values))
 
 
-# --------------------------------------------------------------------------- payload views
-
-def _degrees(payload: Dict) -> List[int]:
-    return sorted(int(d) for d in payload["summary"])
-
-
-def _lmax(payload: Dict) -> int:
-    config = payload.get("config", {})
-    if "lmax" in config:
-        return int(config["lmax"])
-    return max(int(l) for s in payload["summary"].values() for l in s["rho"])
+def _sig(x: float) -> str:
+    """``x`` to 4 significant digits, as the ends of a :class:`RatioConfidenceSet`."""
+    return f"{float(x):.4g}"
 
 
-def _feature_L(payload: Dict, d: int) -> int:
-    Ls = sorted({int(b["L"]) for b in payload.get("backbones", []) if b.get("L") is not None})
-    if Ls:
-        return Ls[-1]
-    return int(payload["summary"][str(d)]["ceiling"]) // d
+# --------------------------------------------------------------------------- cliff ratio
+
+def ratio_set(ci) -> Optional[RatioConfidenceSet]:
+    """The :class:`~empirical.diagnostic.statistics.RatioConfidenceSet` of a
+    ``summary[d].cliff_ratio_ci`` entry (schema 2); ``None`` for ``None`` or a schema 1
+    ``[low, high]`` list.
+
+    >>> s = ratio_set({"kind": "two_rays", "pieces": [[None, -583.0], [20.4, None]],
+    ...                "abs_lower_bound": 20.4, "level": 0.95, "method": "Fieller"})
+    >>> s.kind, str(s)
+    ('two_rays', '(-inf, -583] U [20.4, inf)')
+    >>> ratio_set([1.0, 2.0]) is None
+    True
+    """
+    if not isinstance(ci, dict):
+        return None
+    return RatioConfidenceSet(kind=ci["kind"], pieces=tuple(tuple(p) for p in ci["pieces"]),
+                              level=float(ci.get("level", 0.95)),
+                              abs_lower_bound=float(ci["abs_lower_bound"]))
 
 
-def _backbone_names(payload: Dict) -> List[str]:
-    names = [b["name"] for b in payload.get("backbones", [])]
-    for p in payload.get("probes", []):
-        if p["backbone"] not in names:
-            names.append(p["backbone"])
+def _level(s: RatioConfidenceSet) -> str:
+    return f"{100 * s.level:g} %"
+
+
+def _pieces(s: RatioConfidenceSet) -> str:
+    """The pieces of ``s`` as text (``str(s)``; the whole line as ``(-inf, inf)``)."""
+    return "(-inf, inf)" if s.kind == "unbounded" else str(s)
+
+
+def cliff_ratio_text(x: Optional[float], ci) -> str:
+    """The cliff ratio ``x`` with its confidence set ``ci`` (a ``cliff_ratio_ci`` entry:
+    the schema 2 dictionary, a schema 1 ``[low, high]`` list, or ``None``), for running
+    text: the point estimate to 1 decimal, the set's ends to 4 significant digits; an
+    unbounded set (two rays, one ray or the whole line) says so, with the lower bound on
+    ``|ratio|`` that it supports.
+
+    >>> cliff_ratio_text(11.3, {"kind": "interval", "pieces": [[6.1, 40.2]],
+    ...                         "abs_lower_bound": 6.1, "level": 0.95})
+    '11.3, 95 % confidence set [6.1, 40.2]'
+    >>> cliff_ratio_text(120.7, {"kind": "two_rays", "pieces": [[None, -58.0], [2.4, None]],
+    ...                          "abs_lower_bound": 2.4, "level": 0.95})
+    '120.7 (95 % confidence set (-inf, -58] U [2.4, inf): unbounded; |ratio| >= 2.4 is supported)'
+    >>> cliff_ratio_text(3.0, {"kind": "unbounded", "pieces": [[None, None]],
+    ...                        "abs_lower_bound": 0.0, "level": 0.95})
+    '3.0 (95 % confidence set (-inf, inf): unbounded; no lower bound on |ratio| is supported)'
+    >>> cliff_ratio_text(None, None)
+    'undefined'
+    """
+    if x is None:
+        return UNDEFINED
+    if ci is None:
+        return f"{_num(x, 1)}, confidence set {UNDEFINED}"
+    if not isinstance(ci, dict):   # schema 1: percentile interval of per-resample ratios
+        return (f"{_num(x, 1)}, 95 % percentile interval {_ci(ci, 1)} (a schema 1 file: "
+                "not a valid interval when rho(dL + 1)'s interval contains 0)")
+    s = ratio_set(ci)
+    if s.kind == "interval":
+        return f"{_num(x, 1)}, {_level(s)} confidence set {_pieces(s)}"
+    if s.abs_lower_bound > 0:
+        bound = f"|ratio| >= {_sig(s.abs_lower_bound)} is supported"
+    else:
+        bound = "no lower bound on |ratio| is supported"
+    return f"{_num(x, 1)} ({_level(s)} confidence set {_pieces(s)}: unbounded; {bound})"
+
+
+def _cliff_cell(x: Optional[float], ci) -> str:
+    """The cliff ratio with its set for a Markdown table cell (no ``|``)."""
+    if x is None:
+        return UNDEFINED
+    s = ratio_set(ci)
+    if s is None:
+        return _with_ci(x, ci, 1)
+    return f"{_num(x, 1)} {_pieces(s)}" + ("" if s.kind == "interval" else " (unbounded)")
+
+
+# --------------------------------------------------------------------------- result views
+
+def _backbone_names(result) -> List[str]:
+    names = [b.name for b in result.backbones]
+    for p in result.probes:
+        if p.backbone not in names:
+            names.append(p.backbone)
     return names
 
 
-def _thresholds(payload: Dict) -> Dict[str, float]:
-    th = payload.get("config", {}).get("thresholds") or {"recoverable": 0.5, "blind": 0.2}
+def _thresholds(result) -> Dict[str, float]:
+    th = result.config.get("thresholds") or THRESHOLDS
     return {"recoverable": float(th["recoverable"]), "blind": float(th["blind"])}
 
 
-def _sweep_table(payload: Dict):
+def _sweep_table(result):
     """Capacity sweep: ``(widths, cols, mean, per)`` with ``widths`` the sorted
     ``(channels_per_degree, k)``, ``cols`` the sorted ``(d, l)``, ``mean[(m, d, l)]`` the
     mean rho over backbones and ``per[(m, d, l)]`` the per-backbone ``(name, rho)``."""
     per: Dict[Tuple[int, int, int], List] = {}
     k_of: Dict[int, int] = {}
-    for row in payload.get("k_sweep", []) or []:
-        m, d, l = int(row["channels_per_degree"]), int(row["d"]), int(row["l"])
-        k_of.setdefault(m, int(row["k"]))
-        per.setdefault((m, d, l), []).append((row["backbone"], row["rho"]))
+    for row in result.k_sweep:
+        m, d, l = int(row.channels_per_degree), int(row.d), int(row.l)
+        k_of.setdefault(m, int(row.k))
+        per.setdefault((m, d, l), []).append((row.backbone, row.rho))
     widths = sorted(k_of.items())
     cols = sorted({(d, l) for (_, d, l) in per})
     mean = {key: _mean_defined([r for _, r in rows]) for key, rows in per.items()}
@@ -132,8 +204,8 @@ def _sweep_table(payload: Dict):
 
 # --------------------------------------------------------------------------- report.md
 
-def _run_paragraph(payload: Dict) -> str:
-    c = payload.get("config", {})
+def _run_paragraph(result) -> str:
+    c = result.config
     ds = c.get("dataset", {})
     parts = []
     parts.append(f"Dataset: {ds.get('source', UNDEFINED)}, {ds.get('frames_used', '?')} of "
@@ -146,9 +218,9 @@ def _run_paragraph(payload: Dict) -> str:
         parts.append(f"Marked atoms {atoms[0]}, {atoms[1]} (0-based){lab}; the marked "
                      "direction points from the first to the second.")
     bbs = []
-    for b in payload.get("backbones", []):
-        desc = f"{b['name']} (L = {b.get('L', '?')}"
-        e_mae, f_mae = b.get("test_energy_mae_meV"), b.get("test_force_mae_meV_per_A")
+    for b in result.backbones:
+        desc = f"{b.name} (L = {b.L}"
+        e_mae, f_mae = b.test_energy_mae_meV, b.test_force_mae_meV_per_A
         if e_mae is not None or f_mae is not None:
             desc += (f"; held-out energy MAE {_num(e_mae, 2)} meV, force MAE "
                      f"{_num(f_mae, 2)} meV/A")
@@ -156,10 +228,10 @@ def _run_paragraph(payload: Dict) -> str:
         bbs.append(desc)
     parts.append(f"{len(bbs)} backbone(s): {', '.join(bbs)}.")
     k = c.get("k", {}) or {}
-    k_txt = ", ".join(f"k = {k[str(d)]} for d = {d}" for d in _degrees(payload) if str(d) in k)
-    degs = ", ".join(str(d) for d in c.get("degrees", _degrees(payload)))
+    k_txt = ", ".join(f"k = {k[str(d)]} for d = {d}" for d in result.degrees if str(d) in k)
+    degs = ", ".join(str(d) for d in c.get("degrees", result.degrees))
     parts.append(f"Probe degrees d = {degs}; "
-                 f"target degrees l = 0..{_lmax(payload)}; SPN width {k_txt or UNDEFINED} "
+                 f"target degrees l = 0..{result.lmax}; SPN width {k_txt or UNDEFINED} "
                  f"({c.get('k_rule', 'rule not recorded')}).")
     if c.get("spn", "ridge") == "ridge":
         fit = (f"closed-form ridge, penalty chosen by {c.get('folds', '?')}-fold grouped "
@@ -174,101 +246,107 @@ def _run_paragraph(payload: Dict) -> str:
                  f"({c.get('bootstrap', 'hierarchical')}, {c.get('interval', '95% percentile')}"
                  f" intervals); seed {c.get('seed', '?')}.")
     eps = []
-    for b in payload.get("backbones", []):
-        e = b.get("eps_eV")
-        eps.append(f"{b['name']} {_num(None if e is None else 1e3 * e, 1)} meV"
-                   if e is not None else f"{b['name']} none (no energy)")
+    for b in result.backbones:
+        e = b.eps_eV
+        eps.append(f"{b.name} {_num(1e3 * e, 1)} meV" if e is not None
+                   else f"{b.name} none (no energy)")
     parts.append(f"Injection amplitude eps: {c.get('eps_rule', UNDEFINED)}; "
                  f"{'; '.join(eps) if eps else UNDEFINED}.")
     return " ".join(parts)
 
 
-def _headline(payload: Dict, d: int) -> List[str]:
-    s = payload["summary"][str(d)]
-    cells = {int(c["l"]): c for c in payload.get("cells", []) if int(c["d"]) == d}
-    rec = set(payload.get("predicted", {}).get(str(d), {}).get("recoverable", []))
-    lines = [f"### d = {d} (L = {_feature_L(payload, d)}, predicted ceiling dL = "
-             f"{s['ceiling']}, measured ceiling {_num(s.get('measured_ceiling'), 0)})", "",
+def _headline(result, d: int) -> List[str]:
+    s = result.summaries[d]
+    cells = {c.l: c for c in result.cells_of(d)}
+    prediction = result.predicted.get(d)
+    lines = [f"### d = {d} (L = {result.L}, predicted ceiling dL = "
+             f"{s.ceiling}, measured ceiling {_num(s.measured_ceiling, 0)})", "",
              "| l | predicted | mean rho [95 % CI] | R2_inj [95 % CI] | gain [95 % CI] | "
              "measured | agrees |",
              "|---|---|---|---|---|---|---|"]
-    for key in sorted(s["rho"], key=int):
-        l = int(key)
-        cell = cells.get(l, {})
-        predicted = cell.get("predicted", "recoverable" if l in rec else "blind")
-        agrees = cell.get("agrees")
+    for l in sorted(s.rho):
+        cell = cells.get(l)
+        if cell is not None:
+            predicted, measured, agrees = cell.predicted, cell.measured, cell.agrees
+        else:
+            predicted = prediction.label(l) if prediction is not None else "blind"
+            measured, agrees = UNDEFINED, None
         agrees_txt = UNDEFINED if agrees is None else ("yes" if agrees else "no")
         lines.append(
-            f"| {l} | {predicted} | {_with_ci(s['rho'][key], s['rho_ci'].get(key))} | "
-            f"{_with_ci(s['r2_inj'].get(key), s['r2_inj_ci'].get(key))} | "
-            f"{_with_ci(s['gain'].get(key), s['gain_ci'].get(key))} | "
-            f"{cell.get('measured', UNDEFINED)} | {agrees_txt} |")
+            f"| {l} | {predicted} | {_with_ci(s.rho[l], s.rho_ci.get(l))} | "
+            f"{_with_ci(s.r2_inj.get(l), s.r2_inj_ci.get(l))} | "
+            f"{_with_ci(s.gain.get(l), s.gain_ci.get(l))} | "
+            f"{measured} | {agrees_txt} |")
     lines.append("")
     lines.append("l = 0: the target is constant, so rho, R2_inj and the gain are undefined "
                  "and the cell takes no part in the agreement.")
     return lines
 
 
-def _boundary(payload: Dict, d: int) -> List[str]:
-    s = payload["summary"][str(d)]
-    dl = int(s["ceiling"])
-    lmax = _lmax(payload)
+def _boundary(result, d: int) -> List[str]:
+    s = result.summaries[d]
+    dl = int(s.ceiling)
+    lmax = result.lmax
     lines = [f"**d = {d}, boundary dL = {dl}.**", ""]
     if not 1 <= dl <= lmax:
         lines.append(f"The boundary degree {dl} lies outside the measured range l = 1..{lmax}: "
                      "no boundary figures.")
         return lines
-    b_key, a_key = str(dl), str(dl + 1)
-    lines.append(f"- rho({dl}) = {_with_ci(s['rho'].get(b_key), s['rho_ci'].get(b_key))}; "
-                 f"rho({dl + 1}) = "
-                 + (_with_ci(s["rho"].get(a_key), s["rho_ci"].get(a_key))
-                    if a_key in s["rho"] else f"not measured (lmax = {lmax})") + ".")
-    if a_key not in s["rho"]:
+    above = dl + 1
+    lines.append(f"- rho({dl}) = {_with_ci(s.rho.get(dl), s.rho_ci.get(dl))}; "
+                 f"rho({above}) = "
+                 + (_with_ci(s.rho.get(above), s.rho_ci.get(above))
+                    if above in s.rho else f"not measured (lmax = {lmax})") + ".")
+    if above not in s.rho:
         return lines
-    lines.append(f"- Cliff ratio rho({dl}) / rho({dl + 1}) = "
-                 f"{_with_ci(s.get('cliff_ratio'), s.get('cliff_ratio_ci'), 1)}. The ratio of a "
-                 f"large number to one at the noise floor is unstable (its size and sign follow "
-                 f"the noise): rho({dl + 1}) with its interval is the figure to read.")
-    ci = s.get("delta_contrast_ci")
+    lines.append(f"- Cliff ratio rho({dl}) / rho({above}) = "
+                 f"{cliff_ratio_text(s.cliff_ratio, s.cliff_ratio_ci)}. Read it together "
+                 f"with rho({above}) and its interval, which is the figure to read: the ratio "
+                 f"of a large number to one at the noise floor is unstable (its size and sign "
+                 f"follow the noise).")
+    ci = s.delta_contrast_ci
     if _ci_defined(ci):
         excl = ("excludes 0" if ci[0] > 0 or ci[1] < 0 else "does not exclude 0")
     else:
         excl = "is undefined"
-    lines.append(f"- Raw-gain delta contrast G({dl}) - G({dl + 1}) = "
-                 f"{_with_ci(s.get('delta_contrast'), ci)}; the interval {excl}.")
+    lines.append(f"- Raw-gain delta contrast G({dl}) - G({above}) = "
+                 f"{_with_ci(s.delta_contrast, ci)}; the interval {excl}.")
     return lines
 
 
-def _paper(payload: Dict) -> List[str]:
+def _paper(result) -> List[str]:
     lines = ["## Paper vs this run", ""]
-    s = payload["summary"].get("2")
-    paper = payload.get("paper") or {}
-    if s is None or int(s["ceiling"]) != 4:
+    s = result.summaries.get(2)
+    paper = result.paper or {}
+    if s is None or int(s.ceiling) != 4:
         lines.append("The paper's headline figures are for d = 2 with ceiling dL = 4 (L = 2); "
                      "this run has no such cell, so there is no comparison.")
         return lines
     p_rho, p_r2 = paper.get("rho", {}) or {}, paper.get("r2_inj", {}) or {}
-    rows = [("rho(4)", p_rho.get("4"), s["rho"].get("4"), s["rho_ci"].get("4"), 3),
-            ("rho(5)", p_rho.get("5"), s["rho"].get("5"), s["rho_ci"].get("5"), 3),
-            ("cliff ratio rho(4)/rho(5)", paper.get("cliff_ratio"), s.get("cliff_ratio"),
-             s.get("cliff_ratio_ci"), 1),
-            ("R2_inj(4)", p_r2.get("4"), s["r2_inj"].get("4"), s["r2_inj_ci"].get("4"), 3),
-            ("R2_inj(5)", p_r2.get("5"), s["r2_inj"].get("5"), s["r2_inj_ci"].get("5"), 3)]
+    rows = [("rho(4)", _num(p_rho.get("4")), _with_ci(s.rho.get(4), s.rho_ci.get(4))),
+            ("rho(5)", _num(p_rho.get("5")), _with_ci(s.rho.get(5), s.rho_ci.get(5))),
+            ("cliff ratio rho(4)/rho(5)", _num(paper.get("cliff_ratio"), 1),
+             _cliff_cell(s.cliff_ratio, s.cliff_ratio_ci)),
+            ("R2_inj(4)", _num(p_r2.get("4")), _with_ci(s.r2_inj.get(4), s.r2_inj_ci.get(4))),
+            ("R2_inj(5)", _num(p_r2.get("5")), _with_ci(s.r2_inj.get(5), s.r2_inj_ci.get(5)))]
     lines += ["The paper's figures: d = 2 probes of L = 2 NequIP backbones on aspirin.", "",
               "| quantity | paper | this run: mean [95 % CI] |", "|---|---|---|"]
-    for name, p, x, ci, dec in rows:
-        lines.append(f"| {name} | {_num(p, dec)} | {_with_ci(x, ci, dec)} |")
+    for name, p, x in rows:
+        lines.append(f"| {name} | {p} | {x} |")
+    lines += ["", "The cliff ratio's set is its 95 % Fieller-type confidence set (unbounded "
+              "when rho(5) is not significantly non-zero); read it with rho(5) and its "
+              "interval."]
     return lines
 
 
-def _capacity(payload: Dict) -> List[str]:
-    widths, cols, mean, per = _sweep_table(payload)
+def _capacity(result) -> List[str]:
+    widths, cols, mean, per = _sweep_table(result)
     lines = ["## Capacity (k sweep)", ""]
     if not widths:
         lines.append("No capacity sweep was run.")
         return lines
-    th = _thresholds(payload)
-    ceilings = {d: int(payload["summary"][str(d)]["ceiling"]) for d in _degrees(payload)}
+    th = _thresholds(result)
+    ceilings = {d: int(s.ceiling) for d, s in result.summaries.items()}
     head = "| channels per degree (k) | " + " | ".join(
         f"d = {d}, l = {l}" + (" (dL)" if l == ceilings.get(d) else " (dL+1)") for d, l in cols)
     lines += [head + " |", "|---|" + "---|" * len(cols)]
@@ -300,7 +378,7 @@ def _capacity(payload: Dict) -> List[str]:
         if not above:
             blind = f"rho({dl + 1}) was not measured"
         else:
-            out = [k for m, k, r in above if r is None or abs(r) > th["blind"]]
+            out = [k for m, k, r in above if verdict(r, th) != BLIND]
             if out:
                 blind = (f"rho({dl + 1}) leaves the blind threshold (|rho| <= {th['blind']}) "
                          f"at k = {', '.join(str(k) for k in out)}")
@@ -311,38 +389,37 @@ def _capacity(payload: Dict) -> List[str]:
     return lines
 
 
-def _per_backbone(payload: Dict) -> List[str]:
+def _per_backbone(result) -> List[str]:
     lines = ["<details>", "<summary>Per-backbone numbers (held-out rho, R2_inj, raw gain)"
              "</summary>", "",
              "| backbone | d | l | rho | R2_inj | gain |", "|---|---|---|---|---|---|"]
-    for p in payload.get("probes", []):
-        lines.append(f"| {p['backbone']} | {p['d']} | {p['l']} | {_num(p.get('rho'))} | "
-                     f"{_num(p.get('r2_inj'))} | {_num(p.get('gain'))} |")
+    for p in result.probes:
+        lines.append(f"| {p.backbone} | {p.d} | {p.l} | {_num(p.rho)} | "
+                     f"{_num(p.r2_inj)} | {_num(p.gain)} |")
     lines += ["", "</details>"]
     return lines
 
 
-def _verdicts(payload: Dict) -> List[str]:
-    th = _thresholds(payload)
+def _verdicts(result) -> List[str]:
+    th = _thresholds(result)
     lines = ["## Agreement with the prediction", ""]
     bad_d = []
-    for d in _degrees(payload):
-        s = payload["summary"][str(d)]
-        cells = [c for c in payload.get("cells", []) if int(c["d"]) == d]
-        defined = [c for c in cells if c.get("agrees") is not None]
-        wrong = [c for c in defined if not c["agrees"]]
-        ok = bool(s.get("agreement", not wrong)) and not wrong
+    for d in result.degrees:
+        s = result.summaries[d]
+        defined = [c for c in result.cells_of(d) if c.agrees is not None]
+        wrong = [c for c in defined if not c.agrees]
+        ok = bool(s.agreement) and not wrong
         if ok:
             lines.append(f"- d = {d}: all {len(defined)} defined cells agree with the prediction "
-                         f"(predicted ceiling {s['ceiling']}, measured ceiling "
-                         f"{_num(s.get('measured_ceiling'), 0)}).")
+                         f"(predicted ceiling {s.ceiling}, measured ceiling "
+                         f"{_num(s.measured_ceiling, 0)}).")
         else:
             bad_d.append(d)
-            detail = "; ".join(f"l = {c['l']} predicted {c['predicted']}, measured "
-                               f"{c['measured']} (rho {_num(c.get('rho'))})" for c in wrong)
+            detail = "; ".join(f"l = {c.l} predicted {c.predicted}, measured "
+                               f"{c.measured} (rho {_num(c.rho)})" for c in wrong)
             lines.append(f"- d = {d}: {len(wrong)} of {len(defined)} defined cells disagree with "
-                         f"the prediction (predicted ceiling {s['ceiling']}, measured ceiling "
-                         f"{_num(s.get('measured_ceiling'), 0)}): {detail}.")
+                         f"the prediction (predicted ceiling {s.ceiling}, measured ceiling "
+                         f"{_num(s.measured_ceiling, 0)}): {detail}.")
     lines.append("")
     if not bad_d:
         lines.append(f"Overall: the measurement agrees with spanthm's prediction at every probe "
@@ -355,9 +432,9 @@ def _verdicts(payload: Dict) -> List[str]:
     return lines
 
 
-def _bootstrap_note(payload: Dict) -> List[str]:
-    n = len(_backbone_names(payload))
-    n_boot = payload.get("config", {}).get("n_boot", "?")
+def _bootstrap_note(result) -> List[str]:
+    n = len(_backbone_names(result))
+    n_boot = result.config.get("n_boot", "?")
     text = (f"The intervals are 95 % percentile intervals of a hierarchical cluster bootstrap "
             f"({n_boot} resamples; backbones are the clusters, then held-out samples within "
             f"each; one resampling plan for every cell, so contrasts and ratios are paired). "
@@ -367,41 +444,45 @@ def _bootstrap_note(payload: Dict) -> List[str]:
     if n == 1:
         text += (" With a single backbone the interval reflects only the held-out sampling, "
                  "not the variation between independently trained backbones.")
+    text += (" The cliff ratio rho(dL) / rho(dL + 1) has no percentile interval: its set is a "
+             "Fieller-type confidence set from the bootstrap covariance of rho(dL) and "
+             "rho(dL + 1), a bounded interval when rho(dL + 1) is significantly non-zero and "
+             "otherwise unbounded (two rays or the whole line).")
     return ["## Bootstrap", "", text]
 
 
 def render_report(result, plot_files: Sequence[str] = ()) -> str:
-    """The text of ``report.md`` for ``result`` (a :class:`DiagnoseResult`); ``plot_files``
-    are the PNG names to embed. Deterministic given the payload except the last line (the
-    run time)."""
-    payload = result.payload
-    degrees = _degrees(payload)
-    th = _thresholds(payload)
+    """The text of ``report.md`` for ``result`` (a :class:`DiagnoseResult`, read through
+    its typed records); ``plot_files`` are the PNG names to embed. Deterministic given the
+    records except the last line (the run time); a result and its ``results.json`` read
+    back (:meth:`DiagnoseResult.from_dict`) give the same text."""
+    degrees = result.degrees
+    th = _thresholds(result)
     out: List[str] = ["# Spectral-injection diagnostic", ""]
-    out += ["## What was run", "", _run_paragraph(payload), ""]
+    out += ["## What was run", "", _run_paragraph(result), ""]
     out += ["## Headline: predicted vs measured, per probe degree", "",
             f"Predicted from spanthm's recoverable degrees; measured: recoverable when the mean "
             f"held-out rho >= {th['recoverable']}, blind when |mean rho| <= {th['blind']}, "
             f"ambiguous in between. Gain: raw gain G = mean(e0 - e1), in units of the "
             f"(unit-power) target. Intervals: 95 % cluster-bootstrap percentile.", ""]
     for d in degrees:
-        out += _headline(payload, d) + [""]
+        out += _headline(result, d) + [""]
     out += ["## Boundary figures", ""]
     for d in degrees:
-        out += _boundary(payload, d) + [""]
-    out += _paper(payload) + [""]
-    out += _capacity(payload) + [""]
-    out += ["## Per backbone", ""] + _per_backbone(payload) + [""]
-    out += _verdicts(payload) + [""]
-    warnings = payload.get("warnings") or []
+        out += _boundary(result, d) + [""]
+    out += _paper(result) + [""]
+    out += _capacity(result) + [""]
+    out += ["## Per backbone", ""] + _per_backbone(result) + [""]
+    out += _verdicts(result) + [""]
+    warnings = result.warnings
     out += ["## Warnings", ""]
     out += [f"- {w}" for w in warnings] if warnings else ["None."]
     out += [""]
-    out += _bootstrap_note(payload) + [""]
+    out += _bootstrap_note(result) + [""]
     out += ["## Thresholds", "",
             f"Recoverable: mean rho >= {th['recoverable']}; blind: |mean rho| <= "
             f"{th['blind']}; between them: ambiguous (counts as disagreement).", ""]
-    versions = payload.get("config", {}).get("versions") or {}
+    versions = result.config.get("versions") or {}
     out += ["## Versions", "",
             (", ".join(f"{k} {v}" for k, v in versions.items()) or "not recorded") + "", ""]
     out += ["## Plots", ""]
@@ -424,14 +505,14 @@ def _pyplot():
     return plt
 
 
-def _draw_response(ax, payload: Dict, d: int, metric: str) -> None:
+def _draw_response(ax, result, d: int, metric: str) -> None:
     """One frequency-response panel: ``metric`` (``"rho"`` or ``"r2_inj"``) vs ``l >= 1``
     for probe degree ``d``: per-backbone values faint, the mean over backbones with its
     95 % interval, the predicted ceiling (dashed) and recoverable region (shaded)."""
-    s = payload["summary"][str(d)]
-    lmax = _lmax(payload)
-    dl = int(s["ceiling"])
-    th = _thresholds(payload)
+    s = result.summaries[d]
+    lmax = result.lmax
+    dl = int(s.ceiling)
+    th = _thresholds(result)
     xmin, xmax = 0.5, lmax + 0.5
     ax.axvspan(xmin, min(dl + 0.5, xmax), color="tab:green", alpha=0.08, lw=0,
                label="predicted recoverable")
@@ -445,9 +526,9 @@ def _draw_response(ax, payload: Dict, d: int, metric: str) -> None:
     ax.set_xlabel("target degree l (l = 0 undefined, not shown)")
     ax.grid(True, alpha=0.25)
 
-    names = _backbone_names(payload)
-    means = s["rho"] if metric == "rho" else s["r2_inj"]
-    cis = s["rho_ci"] if metric == "rho" else s["r2_inj_ci"]
+    names = _backbone_names(result)
+    means = s.rho if metric == "rho" else s.r2_inj
+    cis = s.rho_ci if metric == "rho" else s.r2_inj_ci
     if metric == "rho":
         ax.set_ylabel("rho(l), held-out Pearson")
         ax.axhline(th["recoverable"], color="tab:green", ls=":", lw=1.0,
@@ -458,7 +539,7 @@ def _draw_response(ax, payload: Dict, d: int, metric: str) -> None:
     else:
         ax.set_ylabel("R2_inj(l)")
         ax.axhline(0.0, color="0.5", ls=":", lw=1.0)
-        defined = [v for k, v in means.items() if int(k) >= 1 and v is not None]
+        defined = [v for l, v in means.items() if l >= 1 and v is not None]
         if not defined:
             ax.set_ylim(-0.1, 1.05)
             ax.text(0.5, 0.5, "no energy: R2_inj undefined", transform=ax.transAxes,
@@ -469,30 +550,29 @@ def _draw_response(ax, payload: Dict, d: int, metric: str) -> None:
     nb = max(len(names), 1)
     offsets = {name: (i - (nb - 1) / 2) * (0.25 / nb) for i, name in enumerate(names)}
     xs, ys = [], []
-    for p in payload.get("probes", []):
-        v = p.get(metric)
-        if int(p["d"]) == d and int(p["l"]) >= 1 and v is not None:
-            xs.append(int(p["l"]) + offsets.get(p["backbone"], 0.0))
+    for p in result.probes:
+        v = getattr(p, metric)
+        if p.d == d and p.l >= 1 and v is not None:
+            xs.append(p.l + offsets.get(p.backbone, 0.0))
             ys.append(float(v))
     if xs:
         ax.plot(xs, ys, ls="none", marker="o", ms=3, color="0.35", alpha=0.35,
                 label="per backbone")
     mx, my = [], []
-    for key in sorted(means, key=int):
-        l, v = int(key), means[key]
+    for l in sorted(means):
+        v = means[l]
         if l < 1 or v is None:
             continue
         mx.append(l)
         my.append(float(v))
-        ci = cis.get(key)
+        ci = cis.get(l)
         if _ci_defined(ci):
             ax.vlines(l, ci[0], ci[1], color="tab:blue", lw=1.6)
             ax.plot([l, l], [ci[0], ci[1]], ls="none", marker="_", ms=8, color="tab:blue")
     if mx:
         ax.plot(mx, my, ls="none", marker="o", ms=6, color="tab:blue",
                 label=f"mean over {len(names)} backbone(s), 95 % CI")
-    values = ys + my + [c for key in cis if int(key) >= 1 and _ci_defined(cis[key])
-                        for c in cis[key]]
+    values = ys + my + [c for l in cis if l >= 1 and _ci_defined(cis[l]) for c in cis[l]]
     low = min(values + [0.0])
     if metric == "rho":
         ax.set_ylim(min(-0.3, low - 0.05), 1.05)
@@ -519,24 +599,25 @@ def _bottom_legend(fig, axes, height_in: float, ncol: int = 3) -> None:
     fig.tight_layout(rect=(0, min(0.4, (0.15 + 0.2 * rows) / height_in), 1, 1))
 
 
-def _panel_title(payload: Dict, d: int) -> str:
-    s = payload["summary"][str(d)]
-    return (f"d = {d}, L = {_feature_L(payload, d)}, predicted ceiling dL = {s['ceiling']}, "
-            f"n = {len(_backbone_names(payload))} backbones")
+def _panel_title(result, d: int) -> str:
+    s = result.summaries[d]
+    return (f"d = {d}, L = {result.L}, predicted ceiling dL = {s.ceiling}, "
+            f"n = {len(_backbone_names(result))} backbones")
 
 
-def frequency_response_figure(payload: Dict, degrees: Optional[Sequence[int]] = None):
-    """Matplotlib figure of the frequency response: one row per ``d`` (all of the summary
-    by default), rho(l) left and R2_inj(l) right."""
+def frequency_response_figure(result, degrees: Optional[Sequence[int]] = None):
+    """Matplotlib figure of the frequency response of ``result`` (a
+    :class:`DiagnoseResult`): one row per ``d`` (every summarized ``d`` by default),
+    rho(l) left and R2_inj(l) right."""
     plt = _pyplot()
-    degrees = list(degrees) if degrees is not None else _degrees(payload)
+    degrees = list(degrees) if degrees is not None else result.degrees
     fig, axes = plt.subplots(len(degrees), 2, figsize=(11, 4.0 * len(degrees) + 0.7),
                              squeeze=False)
     try:
         for row, d in enumerate(degrees):
-            _draw_response(axes[row][0], payload, d, "rho")
-            _draw_response(axes[row][1], payload, d, "r2_inj")
-            axes[row][0].set_title(f"rho(l): {_panel_title(payload, d)}", fontsize=9)
+            _draw_response(axes[row][0], result, d, "rho")
+            _draw_response(axes[row][1], result, d, "r2_inj")
+            axes[row][0].set_title(f"rho(l): {_panel_title(result, d)}", fontsize=9)
             axes[row][1].set_title(f"R2_inj(l): d = {d}", fontsize=9)
         fig.suptitle("Frequency response (l = 0: constant target, undefined, not shown)",
                      fontsize=10)
@@ -547,17 +628,18 @@ def frequency_response_figure(payload: Dict, degrees: Optional[Sequence[int]] = 
     return fig
 
 
-def k_sweep_figure(payload: Dict):
-    """Matplotlib figure of the capacity sweep (one panel per ``d``): mean rho over
-    backbones at ``l = dL`` and ``l = dL + 1`` vs the SPN width ``k``, per-backbone faint."""
+def k_sweep_figure(result):
+    """Matplotlib figure of the capacity sweep of ``result`` (one panel per ``d``): mean
+    rho over backbones at ``l = dL`` and ``l = dL + 1`` vs the SPN width ``k``,
+    per-backbone faint."""
     plt = _pyplot()
-    widths, cols, mean, per = _sweep_table(payload)
+    widths, cols, mean, per = _sweep_table(result)
     ds = sorted({d for d, _ in cols})
-    th = _thresholds(payload)
+    th = _thresholds(result)
     fig, axes = plt.subplots(1, len(ds), figsize=(4.8 * len(ds), 4.4), squeeze=False)
     try:
         for ax, d in zip(axes[0], ds):
-            dl = int(payload["summary"][str(d)]["ceiling"])
+            dl = int(result.summaries[d].ceiling)
             for l, color in ((dl, "tab:blue"), (dl + 1, "tab:orange")):
                 pts = [(k, mean[(m, d, l)]) for m, k in widths
                        if (m, d, l) in mean and mean[(m, d, l)] is not None]
@@ -591,11 +673,11 @@ def k_sweep_figure(payload: Dict):
     return fig
 
 
-def plot_names(payload: Dict) -> List[str]:
-    """File names of the plots :func:`render_plots` makes for ``payload``, in order."""
-    names = [f"frequency_response_d{d}.png" for d in _degrees(payload)]
+def plot_names(result) -> List[str]:
+    """File names of the plots :func:`render_plots` makes for ``result``, in order."""
+    names = [f"frequency_response_d{d}.png" for d in result.degrees]
     names.append("frequency_response.png")
-    if payload.get("k_sweep"):
+    if result.k_sweep:
         names.append("k_sweep.png")
     return names
 
@@ -610,14 +692,14 @@ def _png_bytes(fig) -> bytes:
         plt.close(fig)
 
 
-def render_plots(payload: Dict) -> Dict[str, bytes]:
-    """Every plot of ``payload`` rendered to PNG bytes, by file name (see :func:`plot_names`)."""
+def render_plots(result) -> Dict[str, bytes]:
+    """Every plot of ``result`` rendered to PNG bytes, by file name (see :func:`plot_names`)."""
     out: Dict[str, bytes] = {}
-    for d in _degrees(payload):
-        out[f"frequency_response_d{d}.png"] = _png_bytes(frequency_response_figure(payload, [d]))
-    out["frequency_response.png"] = _png_bytes(frequency_response_figure(payload))
-    if payload.get("k_sweep"):
-        out["k_sweep.png"] = _png_bytes(k_sweep_figure(payload))
+    for d in result.degrees:
+        out[f"frequency_response_d{d}.png"] = _png_bytes(frequency_response_figure(result, [d]))
+    out["frequency_response.png"] = _png_bytes(frequency_response_figure(result))
+    if result.k_sweep:
+        out["k_sweep.png"] = _png_bytes(k_sweep_figure(result))
     return out
 
 
@@ -625,14 +707,14 @@ def render_plots(payload: Dict) -> Dict[str, bytes]:
 
 def write_outputs(result, out_dir: Path, plots: bool = True) -> List[Path]:
     """Write ``results.json``, ``report.md`` and (with ``plots``) the PNGs of ``result``
-    into ``out_dir`` (created) and return their paths (``results.json``, ``report.md``,
-    then the PNGs in :func:`plot_names` order).
+    (a :class:`DiagnoseResult`) into ``out_dir`` (created) and return their paths
+    (``results.json``, ``report.md``, then the PNGs in :func:`plot_names` order).
 
     All content is computed before the directory is created or any file written, so an
     error in it writes nothing; each file is then written atomically (plots first,
     ``results.json`` last)."""
     results_text = result.to_json()
-    pngs = render_plots(result.payload) if plots else {}
+    pngs = render_plots(result) if plots else {}
     report_text = render_report(result, list(pngs))
     written = write_files(out_dir, {**pngs, "report.md": report_text.encode("utf-8"),
                                     "results.json": results_text.encode("utf-8")})

@@ -64,7 +64,8 @@ def spectral_ceiling(backbone, *, d: int = 2, dataset="aspirin",
                      marked: Optional[Sequence[int]] = None, seed: int = 0,
                      budget: str = "fast") -> CeilingMeasurement:
     """Measure the ceiling of one backbone (protocol object, checkpoint path or shipped
-    name) for probe degree ``d`` (see the module docstring for the budgets)."""
+    name) for probe degree ``d`` (see the module docstring for the budgets). The verdict
+    rule is :func:`empirical.diagnostic.verdict`'s."""
     from ..diagnostic import diagnose
 
     if budget not in BUDGETS:
@@ -84,9 +85,9 @@ def spectral_ceiling(backbone, *, d: int = 2, dataset="aspirin",
     res = diagnose(backbones=[backbone], dataset=dataset, marked=marked, degrees=(d,),
                    lmax=d * L + 2, seed=seed, n_boot=b["n_boot"], frames=frames, k_sweep=(),
                    progress=False)
-    s = res.payload["summary"][str(d)]
-    return CeilingMeasurement(d=d, ceiling=s["measured_ceiling"], predicted=s["ceiling"],
-                              rho={int(l): r for l, r in s["rho"].items()},
+    s = res.summaries[d]
+    return CeilingMeasurement(d=d, ceiling=s.measured_ceiling, predicted=s.ceiling,
+                              rho=dict(sorted(s.rho.items())),
                               seconds=time.perf_counter() - start,
                               config={"budget": budget, "frames": frames, "seed": seed})
 
@@ -116,7 +117,7 @@ def assert_equivariant_features(backbone, positions=None, numbers=None, n_rotati
     ``max(1, max |features|)``). ``positions``/``numbers`` default to the first shipped
     aspirin frame. Returns the measured errors."""
     from ..backbone import check_protocol, equivariance_error
-    from ..diagnostic import haar_rotations
+    from ..diagnostic import haar_rotations, model_dtype
 
     try:
         check_protocol(backbone)
@@ -126,13 +127,14 @@ def assert_equivariant_features(backbone, positions=None, numbers=None, n_rotati
         from ..data import load as load_data
         data = load_data("aspirin")
         positions, numbers = data.positions[0], data.numbers
-    pos = torch.tensor(np.asarray(positions), dtype=torch.float64)
+    dtype = model_dtype(backbone)   # positions reach the model in its own dtype
+    pos = torch.tensor(np.asarray(positions), dtype=dtype)
     num = torch.tensor(np.asarray(numbers), dtype=torch.long)
     with torch.no_grad():
         f = torch.as_tensor(backbone.node_features(pos, num))
     errors = {}
     for i, R in enumerate(haar_rotations(n_rotations, seed)):
-        R = torch.as_tensor(R)
+        R = torch.as_tensor(R, dtype=dtype)
         errors[f"rotation {i}"] = equivariance_error(backbone, pos, num, R)
         errors[f"reflection {i}"] = equivariance_error(backbone, pos, num, -R)
     scale = max(1.0, float(f.abs().max()))

@@ -1,0 +1,357 @@
+r"""The spectral-injection diagnostic end to end (docs/method.md §2, §5).
+
+:func:`diagnose` measures, for every backbone, probe degree ``d`` and target degree ``l``,
+how well a degree-``d`` SPN of the frozen marked-atom features recovers :math:`s_l` on
+held-out rotated configurations, and sets every cell beside :mod:`spanthm`'s prediction.
+It is the stages in order, each a function of its inputs with a typed object between them:
+
+1. :func:`~._plan.make_plan` (options, dataset, feature degrees -> :class:`DiagnosePlan`):
+   frame subset, split by configuration, samples, SPN width per ``d``, seeds, predictions;
+2. :func:`~._features.extract_features` (backbone, dataset, plan -> :class:`FeatureSet`):
+   marked-atom features and energies of every rotated sample, dtype, equivariance error;
+3. :func:`~._cells.probe_backbone` (FeatureSet, plan -> :class:`BackboneProbes`): one
+   :class:`SpectralProbe` per ``d``, held-out predictions, per-backbone numbers, k sweep;
+4. :func:`~._summary.summarize` (probes, plan -> summaries, cells): point estimates,
+   hierarchical bootstrap, the cliff-ratio confidence set, verdicts;
+5. :class:`DiagnoseResult` (typed records; JSON only at the file boundary).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from e3nn import o3
+
+from .._progress import Progress
+from ..backbone import Backbone, check_protocol
+from ..backbone import load as load_backbone
+from ..backbone import shipped
+from ..backbone._checkpoint import checkpoint_name
+from ..data import Dataset
+from ..data import load as load_dataset
+from ._cells import EPS_DEFINITION, probe_backbone
+from ._features import extract_features
+from ._plan import MAX_AUTO_CHANNELS, STREAMS, DiagnosePlan, make_plan, validate_options
+from ._result import SCHEMA_VERSION, BackboneRecord, DiagnoseResult
+from ._summary import summarize
+from ._verdict import THRESHOLDS
+
+__all__ = ["diagnose", "resolve_backbones", "run_config", "PAPER", "NEQUIP_PREFIX"]
+
+#: The paper's headline figures (d = 2, L = 2 NequIP on aspirin), for the report.
+PAPER = {"rho": {"4": 0.913, "5": 0.078}, "cliff_ratio": 11.7, "r2_inj": {"4": 0.374, "5": 0.006}}
+
+#: Progress units of one fit, relative to one configuration's features.
+_FIT_UNITS = 50
+
+
+def _versions() -> Dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"python": platform.python_version()}
+    for name in ("numpy", "scipy", "sympy", "torch", "e3nn", "spectral-ceilings"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _fingerprint(dataset: Dataset) -> str:
+    h = hashlib.sha256()
+    for arr in (dataset.positions, dataset.numbers, dataset.energies, dataset.forces):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+#: Prefix of a nequip model in ``backbones`` (CLI ``--backbones nequip:PATH``).
+NEQUIP_PREFIX = "nequip:"
+
+
+def _nequip_backbone(item: str):
+    """``(object, name, info)`` for ``nequip:PATH``: a nequip 0.19 checkpoint (``.ckpt``) or
+    packaged model (``.nequip.zip``) through :mod:`empirical.adapters.nequip` (needs the
+    ``nequip`` extra; without it the adapter's ValueError says how to install it)."""
+    from ..adapters import nequip as nequip_adapter
+
+    obj = nequip_adapter.load(item)
+    path = Path(item[len(NEQUIP_PREFIX):])
+    base = path.name
+    for suffix in (".nequip.zip", ".ckpt"):
+        if base.endswith(suffix):
+            base = base[:-len(suffix)]
+            break
+    # nequip-train names its checkpoints best / last: the run directory tells them apart
+    name = f"{path.parent.name}-{base}" if base in ("best", "last") and path.parent.name else base
+    info = {"source": obj.origin, "sha256": obj.sha256, "seed": -1,
+            "test_energy_mae_meV": None, "test_force_mae_meV_per_A": None,
+            "nequip_layer": obj.layer}
+    return obj, name, info
+
+
+def resolve_backbones(backbones, names=None):
+    """``[(name, object, info)]`` from names, paths or protocol objects."""
+    if backbones is None:
+        backbones = [entry["name"] for entry in shipped(role="diagnostic")]
+        if not backbones:
+            raise ValueError("no shipped backbones found: give backbones explicitly")
+    if isinstance(backbones, (str, Path)) or not isinstance(backbones, Sequence):
+        backbones = [backbones]
+    if len(backbones) == 0:
+        raise ValueError("no backbones given")
+    if names is not None and len(names) != len(backbones):
+        raise ValueError(f"{len(names)} names for {len(backbones)} backbones")
+    listed = {e["name"]: e for e in shipped()}
+    out = []
+    for i, item in enumerate(backbones):
+        info: Dict = {}
+        if isinstance(item, (str, Path)) and str(item).startswith(NEQUIP_PREFIX):
+            obj, name, info = _nequip_backbone(str(item))
+        elif isinstance(item, (str, Path)):
+            obj = load_backbone(item)
+            if Path(str(item)).is_file():
+                path, name = Path(str(item)), checkpoint_name(item)
+            else:
+                path, name = Path(listed[str(item)]["path"]), str(item)
+            info["source"] = (f"shipped backbone {name}" if str(item) in listed
+                              and not Path(str(item)).is_file() else str(path))
+            info["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            test = (getattr(obj, "metadata", {}) or {}).get("test", {})
+            info["seed"] = int(getattr(obj, "seed", -1))
+            info["test_energy_mae_meV"] = test.get("energy_mae_meV")
+            info["test_force_mae_meV_per_A"] = test.get("force_mae_meV_per_A")
+        else:
+            obj = item
+            name = f"{type(obj).__name__}_{i}"
+            origin = getattr(obj, "origin", None)   # adapters record where a model came from
+            info["source"] = (str(origin) if origin else
+                              f"python object {type(obj).__module__}.{type(obj).__qualname__}")
+            if isinstance(getattr(obj, "sha256", None), str):
+                info["sha256"] = obj.sha256
+        try:
+            check_protocol(obj)
+        except TypeError as exc:
+            raise ValueError(f"backbone {i} cannot be diagnosed: {exc}") from None
+        if names is not None:
+            name = str(names[i])
+        if isinstance(obj, Backbone):
+            obj.eval()
+        out.append((name, obj, info))
+    seen = set()
+    for name, _, _ in out:
+        if name in seen:
+            raise ValueError(f"two backbones are named {name!r}: give distinct names")
+        seen.add(name)
+    return out
+
+
+
+
+def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
+             marked: Optional[Sequence[int]] = None, degrees: Sequence[int] = (1, 2, 3),
+             lmax: int = 7, seed: int = 0, k: Optional[int] = None, reduction: str = "irrep",
+             spn: str = "ridge", n_boot: int = 2000, frames: Optional[int] = None,
+             test_fraction: float = 0.2, eps: Optional[float] = None, folds: int = 3,
+             k_sweep: Sequence[int] = (1, 2, 3, 4), rotations_per_config: int = 1,
+             names: Optional[Sequence[str]] = None, features=None,
+             workers: Optional[int] = None, progress=None) -> DiagnoseResult:
+    """Run the diagnostic (see the module docstring and docs/method.md §2).
+
+    Parameters
+    ----------
+    backbones : list of checkpoint names / paths / protocol objects, optional
+        Default: the four shipped aspirin backbones. Objects need ``irreps_out`` and
+        ``node_features(positions, numbers)``; ``energy`` enables ``r2_inj``; an optional
+        ``dtype`` says what dtype positions must have. All must carry the same feature
+        degrees (they are pooled).
+    dataset : ``"aspirin"``, a path, or a :class:`~empirical.data.Dataset`
+    marked : (a, b), optional
+        Marked atom pair (0-based); default the dataset's ``marked_bond``.
+    degrees : probe degrees ``d >= 1``;  lmax : highest target degree.
+    k : SPN width (default :func:`~._plan.auto_k` per ``d``).
+    reduction : ``"irrep"`` or ``"pca"``;  spn : ``"ridge"`` or ``"trained"``.
+    n_boot : bootstrap resamples;  frames : use a seeded subset of this many frames.
+    eps : injection amplitude in eV (default: per backbone, its energy-error SD on the
+        probe-training configurations, docs/method.md §2.5).
+    rotations_per_config : samples per configuration, each under its own rotation (the
+        train/test split and the cross-validation folds keep a configuration's samples
+        together).
+    k_sweep : channels per degree for the capacity sweep (ridge point estimates; empty to
+        skip); widths whose monomial count exceeds half the training samples are skipped.
+    features : list of :class:`FeatureSet`, optional
+        Features already extracted for these backbones with an identical plan (for
+        example by an earlier call on the same backbones, dataset, frames, seed and
+        rotations); entry ``i`` replaces stage 2 for backbone ``i`` (``None`` entries are
+        extracted).
+    workers : int, optional
+        Backbones whose features are extracted at the same time, each in its own thread
+        with ``torch.get_num_threads() // workers`` intra-op threads (default: as many as
+        there are backbones, at most the torch thread count). Small batched networks use
+        several cores better side by side than through intra-op parallelism. Results do
+        not depend on it (tested).
+    progress : bool or None (None: a bar when stderr is a terminal).
+
+    Raises
+    ------
+    ValueError
+        For bad input (named in the message), before any backbone runs.
+    """
+    start = time.perf_counter()
+    validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k, reduction, spn,
+                     eps, rotations_per_config, k_sweep)
+    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    entries = resolve_backbones(backbones, names)
+    plan = make_plan(data, _common_degrees(entries), marked=marked, degrees=degrees,
+                     lmax=lmax, seed=seed, k=k, reduction=reduction, spn=spn, n_boot=n_boot,
+                     frames=frames, test_fraction=test_fraction, eps=eps, folds=folds,
+                     k_sweep=k_sweep, rotations_per_config=rotations_per_config)
+    given = list(features) if features is not None else [None] * len(entries)
+    if len(given) != len(entries):
+        raise ValueError(f"{len(given)} feature sets for {len(entries)} backbones")
+    for i, fs in enumerate(given):
+        if fs is not None and (len(fs.features) != plan.n_samples
+                               or fs.rotation_seed != plan.rotation_seed(i)):
+            raise ValueError(f"the feature set given for backbone {entries[i][0]!r} was "
+                             "extracted for another plan (frames, seed, rotations or position)")
+    fits = len(plan.degrees) * (1 + len(plan.k_sweep))
+    bar = Progress(len(entries) * (plan.n_samples + _FIT_UNITS * fits) + _FIT_UNITS,
+                   enabled=progress)
+    feature_sets = _extract_all(entries, data, plan, given, workers, bar)
+    reference = plan.energies(data)
+    probes = []
+    for (name, _, _), fs in zip(entries, feature_sets):
+        bar.set_label(f"probes: {name}")
+        probes.append(probe_backbone(name, fs, plan, reference,
+                                     progress=lambda m: bar.advance(_FIT_UNITS * m)))
+    bar.set_label("bootstrap")
+    summaries, cells = summarize(probes, plan)
+    bar.advance(_FIT_UNITS)
+    bar.close()
+    records = [_backbone_record(name, obj, info, fs, p)
+               for (name, obj, info), fs, p in zip(entries, feature_sets, probes)]
+    warnings: List[str] = []
+    for p in probes:
+        warnings += [w for w in p.warnings if w not in warnings]
+    return DiagnoseResult(
+        config=run_config(plan, data, dataset, {d: p.k for d, p in probes[0].fits.items()}),
+        backbones=records, predicted=dict(plan.predicted),
+        probes=[r for p in probes for r in p.records], summaries=summaries, cells=cells,
+        k_sweep=[r for p in probes for r in p.sweep], paper=PAPER, warnings=warnings,
+        seconds=time.perf_counter() - start)
+
+
+def _extract_all(entries, data, plan, given, workers, bar) -> List:
+    """Stage 2 for every backbone without a given feature set (see ``workers``)."""
+    out = list(given)
+    todo = [i for i, fs in enumerate(given) if fs is None]
+    threads = torch.get_num_threads()
+    if workers is None:
+        workers = min(len(todo), threads)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    for i, fs in enumerate(given):
+        if fs is not None:
+            bar.advance(plan.n_samples)
+    distinct = len({id(entries[i][1]) for i in todo}) == len(todo)
+    if workers == 1 or len(todo) <= 1 or not distinct:
+        for i in todo:
+            bar.set_label(f"features: {entries[i][0]} ({i + 1}/{len(entries)})")
+            out[i] = extract_features(entries[i][1], data, plan, i, progress=bar.advance)
+        return out
+    lock = threading.Lock()
+
+    def advance(m):
+        with lock:
+            bar.advance(m)
+
+    def extract(i):
+        # OpenMP's thread count is per calling thread: set it in the worker itself
+        torch.set_num_threads(max(1, threads // workers))
+        return extract_features(entries[i][1], data, plan, i, progress=advance)
+
+    bar.set_label(f"features: {len(todo)} backbones, {workers} at a time")
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {i: pool.submit(extract, i) for i in todo}
+            for i, future in futures.items():
+                out[i] = future.result()
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def _common_degrees(entries) -> List[int]:
+    """The feature degrees shared by every backbone (``ValueError`` when they differ)."""
+    first = None
+    for name, obj, _ in entries:
+        ls = sorted({ir.l for _, ir in o3.Irreps(obj.irreps_out)})
+        if first is None:
+            first = ls
+        elif ls != first:
+            raise ValueError(f"backbone {name!r} has feature degrees {ls}, the first one "
+                             f"{first}: backbones of different L cannot be pooled")
+    if max(first) < 1:
+        raise ValueError("the backbones' features carry no l > 0 component: nothing to probe")
+    return first
+
+
+def _backbone_record(name, obj, info, fs, probes) -> BackboneRecord:
+    known = ("source", "sha256", "seed", "test_energy_mae_meV", "test_force_mae_meV_per_A")
+    irreps = o3.Irreps(obj.irreps_out)
+    return BackboneRecord(
+        name=name, source=info.get("source", ""), sha256=info.get("sha256"),
+        seed=int(info.get("seed", -1)), test_energy_mae_meV=info.get("test_energy_mae_meV"),
+        test_force_mae_meV_per_A=info.get("test_force_mae_meV_per_A"),
+        irreps_out=str(irreps), L=max(ir.l for _, ir in irreps), dtype=fs.dtype,
+        equivariance_error=fs.equivariance_error, eps_eV=probes.eps,
+        energy_error_rmse_meV=probes.energy_error_rmse_meV,
+        extra={k: v for k, v in info.items() if k not in known})
+
+
+def run_config(plan: DiagnosePlan, data: Dataset, dataset, k_eff: Dict[int, int]) -> Dict:
+    """``results.json["config"]``: every option, seed and version of the run."""
+    a, b = plan.marked
+    labels = data.metadata.get("atom_labels")
+    return {
+        "dataset": {"source": data.metadata.get("source", str(dataset)),
+                    "frames_total": int(plan.frames_total), "frames_used": len(plan.frames),
+                    "sha256": _fingerprint(data)},
+        "marked_atoms": [a, b],
+        "marked_labels": [labels[x] for x in (a, b)] if labels else None,
+        "degrees": list(plan.degrees), "lmax": plan.lmax, "seed": plan.seed,
+        "seed_streams": {**STREAMS, "signal_coefficients": "[seed, 1, l]"},
+        "test_fraction": plan.test_fraction, "n_train": int(len(plan.train_idx)),
+        "n_test": int(len(plan.test_idx)),
+        "configurations_train": int((~plan.test_configurations).sum()),
+        "configurations_test": int(plan.test_configurations.sum()),
+        "rotations_per_configuration": plan.rotations_per_config,
+        "rotations": "Haar (scipy), independent per backbone (seed stream [seed, rotations, "
+                     "backbone index])",
+        "k_requested": plan.k_requested, "k": {str(d): int(k) for d, k in sorted(k_eff.items())},
+        "k_rule": ("given" if plan.k_requested is not None else
+                   f"per d: the most channels per degree (<= {MAX_AUTO_CHANNELS}) whose "
+                   "monomial count is at most half the training samples"),
+        "reduction": plan.reduction, "spn": plan.spn, "folds": plan.folds,
+        "ridge_lambda_grid": "logspace(-7, 2, 19) x n_train",
+        "n_boot": plan.n_boot, "bootstrap": "hierarchical: backbones, then held-out samples",
+        "interval": "95% percentile",
+        "interval_cliff_ratio": "95% Fieller-type confidence set from the bootstrap "
+                                "covariance of rho(dL) and rho(dL + 1)",
+        "eps": plan.eps,
+        "eps_rule": ("given" if plan.eps is not None else
+                     "per backbone: SD of E_ref - E_backbone on the probe-training "
+                     "configurations"),
+        "eps_definition": EPS_DEFINITION,
+        "thresholds": dict(THRESHOLDS),
+        "k_sweep_channels_per_degree": list(plan.k_sweep),
+        "signal": "s_l = c . Y_l(u), e3nn real harmonics, component normalization, |c| = 1",
+        "coefficients": {str(l): c.tolist() for l, c in sorted(plan.coefficients.items())},
+        "versions": _versions(),
+    }

@@ -1,0 +1,230 @@
+"""Stage 1 of the diagnostic: a validated plan (docs/method.md §2.1, §2.4-§2.6).
+
+:func:`make_plan` checks every option and draws every random choice that does not depend
+on a backbone: the frame subset, the split by configuration, the sample-to-configuration
+map, the signal coefficients, the SPN width per ``d`` and spanthm's predictions. The
+rotations of backbone ``i`` come from :meth:`DiagnosePlan.rotations` (seed stream
+``[seed, 13, i]``). A plan is a frozen value: the features, probe and summary stages are
+functions of it and their other inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+import spanthm
+
+from ..data import Dataset
+from ._injection import haar_rotations, marked_atoms, signal_coefficients
+from ._probe import n_monomials
+from ._result import Prediction
+
+__all__ = ["DiagnosePlan", "make_plan", "validate_options", "auto_k", "stream",
+           "MAX_AUTO_CHANNELS", "STREAMS"]
+
+#: numpy SeedSequence keys under the run seed, one per random stream.
+STREAMS = {"frames": 11, "split": 12, "rotations": 13, "cv": 14, "bootstrap": 15}
+#: Upper bound of the automatic width, in channels per feature degree.
+MAX_AUTO_CHANNELS = 4
+
+
+def stream(seed: int, *keys: int) -> int:
+    """An integer seed for the random stream ``[seed, *keys]`` (numpy SeedSequence)."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
+
+
+def auto_k(width: int, d: int, n_train: int) -> int:
+    """Default SPN width for degree ``d``: ``m * width`` with the largest ``m <=``
+    :data:`MAX_AUTO_CHANNELS` (channels per feature degree, ``width = sum_l (2l + 1)``)
+    whose ``C(k + d, d)`` monomials are at most half of ``n_train`` (the probe then has at
+    least two samples per coefficient); at least one channel per degree.
+
+    >>> auto_k(9, 2, 4000), auto_k(9, 3, 4000)
+    (36, 18)
+    """
+    best = 1
+    for m in range(1, MAX_AUTO_CHANNELS + 1):
+        if 2 * n_monomials(m * width, d) <= n_train:
+            best = m
+    return best * width
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k, reduction, spn,
+                     eps, rotations_per_config=1, k_sweep=()) -> Tuple[int, ...]:
+    """Check the options of :func:`empirical.diagnose`; ``ValueError`` naming the first bad
+    one. Returns the sorted probe degrees."""
+    degrees = list(degrees)
+    if not degrees:
+        raise ValueError("give at least one probe degree d")
+    for d in degrees:
+        if not _is_int(d) or d < 1:
+            raise ValueError(f"probe degree d must be an integer >= 1, got {d!r}")
+    if len(set(degrees)) != len(degrees):
+        raise ValueError(f"probe degrees repeat: {degrees}")
+    if not _is_int(lmax) or lmax < 0:
+        raise ValueError(f"lmax (the highest target degree l) must be an integer >= 0, got {lmax!r}")
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not _is_int(n_boot) or n_boot < 1:
+        raise ValueError(f"bootstrap size must be an integer >= 1, got {n_boot!r}")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    if not _is_int(folds) or folds < 2:
+        raise ValueError(f"cross-validation needs an integer >= 2 folds, got {folds!r}")
+    if k is not None and (not _is_int(k) or k < 1):
+        raise ValueError(f"SPN width k must be an integer >= 1, got {k!r}")
+    if reduction not in ("irrep", "pca"):
+        raise ValueError(f"reduction must be 'irrep' or 'pca', got {reduction!r}")
+    if spn not in ("ridge", "trained"):
+        raise ValueError(f"spn must be 'ridge' or 'trained', got {spn!r}")
+    if spn == "trained" and reduction != "irrep":
+        raise ValueError("the trained SPN learns a per-degree reduction: use reduction='irrep'")
+    if eps is not None and not (np.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a positive number of eV, got {eps}")
+    if not _is_int(rotations_per_config) or rotations_per_config < 1:
+        raise ValueError(f"rotations per configuration must be an integer >= 1, "
+                         f"got {rotations_per_config!r}")
+    for m in k_sweep:
+        if not _is_int(m) or m < 1:
+            raise ValueError(f"k sweep widths are channels per degree >= 1, got {m!r}")
+    return tuple(sorted(int(d) for d in degrees))
+
+
+@dataclass(frozen=True, eq=False)
+class DiagnosePlan:
+    """Everything decided before a backbone runs.
+
+    Samples are configurations ``frames[groups[i]]``, each under its own rotation;
+    ``train_idx``/``test_idx`` index samples, and no configuration has samples on both
+    sides (``configurations_overlap()`` is empty by construction, and tested).
+    """
+
+    degrees: Tuple[int, ...]
+    lmax: int
+    seed: int
+    marked: Tuple[int, int]
+    feature_degrees: Tuple[int, ...]
+    frames: np.ndarray            # (n,) dataset frame of each configuration, sorted
+    frames_total: int
+    test_configurations: np.ndarray   # (n,) bool
+    groups: np.ndarray            # (samples,) configuration of each sample
+    train_idx: np.ndarray         # (n_train,) sample indices
+    test_idx: np.ndarray          # (n_test,) sample indices
+    rotations_per_config: int
+    k: Dict[int, int]             # requested SPN width per d
+    k_requested: Optional[int]
+    reduction: str
+    spn: str
+    folds: int
+    n_boot: int
+    test_fraction: float
+    eps: Optional[float]
+    k_sweep: Tuple[int, ...]
+    coefficients: Dict[int, np.ndarray]
+    predicted: Dict[int, Prediction]
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.groups)
+
+    @property
+    def ls(self) -> range:
+        return range(self.lmax + 1)
+
+    @property
+    def width(self) -> int:
+        """``sum_l (2l + 1)`` over the feature degrees: one channel of every degree."""
+        return sum(2 * l + 1 for l in self.feature_degrees)
+
+    @property
+    def cv_seed(self) -> int:
+        return stream(self.seed, STREAMS["cv"])
+
+    @property
+    def bootstrap_seed(self) -> int:
+        return stream(self.seed, STREAMS["bootstrap"])
+
+    def rotation_seed(self, index: int) -> int:
+        """Seed of the rotations of backbone ``index`` (independent clusters)."""
+        return stream(self.seed, STREAMS["rotations"], index)
+
+    def rotations(self, index: int) -> np.ndarray:
+        """``(samples, 3, 3)`` Haar rotations of backbone ``index``."""
+        return haar_rotations(self.n_samples, self.rotation_seed(index))
+
+    def positions(self, dataset: Dataset) -> np.ndarray:
+        """``(samples, atoms, 3)`` unrotated positions of every sample."""
+        return dataset.positions[self.frames][self.groups]
+
+    def energies(self, dataset: Dataset) -> np.ndarray:
+        return dataset.energies[self.frames][self.groups]
+
+    def configurations_overlap(self) -> np.ndarray:
+        """Configurations with samples on both sides of the split (empty)."""
+        return np.intersect1d(self.groups[self.train_idx], self.groups[self.test_idx])
+
+
+def make_plan(dataset: Dataset, feature_degrees: Sequence[int], *,
+              marked: Optional[Sequence[int]] = None, degrees: Sequence[int] = (1, 2, 3),
+              lmax: int = 7, seed: int = 0, k: Optional[int] = None,
+              reduction: str = "irrep", spn: str = "ridge", n_boot: int = 2000,
+              frames: Optional[int] = None, test_fraction: float = 0.2,
+              eps: Optional[float] = None, folds: int = 3,
+              k_sweep: Sequence[int] = (1, 2, 3, 4),
+              rotations_per_config: int = 1) -> DiagnosePlan:
+    """Validate the options against ``dataset`` and the backbones' ``feature_degrees`` and
+    draw the plan (see :class:`DiagnosePlan`). ``ValueError`` for bad input."""
+    degrees = validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k,
+                               reduction, spn, eps, rotations_per_config, k_sweep)
+    feature_degrees = tuple(sorted(set(int(l) for l in feature_degrees)))
+    if not feature_degrees or max(feature_degrees) < 1:
+        raise ValueError("the backbones' features carry no l > 0 component: nothing to probe")
+    if dataset.n_frames < 2:
+        raise ValueError(f"the dataset has {dataset.n_frames} frame(s): the probe needs "
+                         "training and held-out configurations")
+    a, b = marked_atoms(dataset, marked)
+    n_all = dataset.n_frames
+    if frames is not None:
+        if not _is_int(frames) or frames < 2 or frames > n_all:
+            raise ValueError(f"frames must lie in 2..{n_all}, got {frames}")
+        chosen = np.sort(np.random.default_rng(stream(seed, STREAMS["frames"])).choice(
+            n_all, frames, replace=False))
+    else:
+        chosen = np.arange(n_all)
+    n = len(chosen)
+    n_test = int(round(test_fraction * n))
+    if n_test < 2 or n - n_test < folds:
+        raise ValueError(f"{n} configurations are too few for a {test_fraction:.0%} held-out "
+                         f"part and {folds}-fold cross-validation")
+    perm = np.random.default_rng(stream(seed, STREAMS["split"])).permutation(n)
+    test_cfg = np.zeros(n, dtype=bool)
+    test_cfg[perm[:n_test]] = True
+    R = int(rotations_per_config)
+    groups = np.repeat(np.arange(n), R)
+    test_idx = np.flatnonzero(test_cfg[groups])
+    train_idx = np.flatnonzero(~test_cfg[groups])
+    width = sum(2 * l + 1 for l in feature_degrees)
+    k_by_d = ({d: int(k) for d in degrees} if k is not None else
+              {d: auto_k(width, d, len(train_idx)) for d in degrees})
+    predicted = {}
+    for d in degrees:
+        rec = spanthm.recoverable_degrees(d, features=set(feature_degrees))
+        predicted[d] = Prediction(d, int(spanthm.ceiling(d, features=set(feature_degrees))),
+                                  tuple(int(x) for x in rec if x <= lmax))
+    return DiagnosePlan(
+        degrees=degrees, lmax=int(lmax), seed=int(seed), marked=(a, b),
+        feature_degrees=feature_degrees, frames=chosen, frames_total=n_all,
+        test_configurations=test_cfg, groups=groups, train_idx=train_idx, test_idx=test_idx,
+        rotations_per_config=R, k=k_by_d, k_requested=None if k is None else int(k),
+        reduction=reduction, spn=spn, folds=int(folds), n_boot=int(n_boot),
+        test_fraction=float(test_fraction), eps=None if eps is None else float(eps),
+        k_sweep=tuple(int(m) for m in k_sweep),
+        coefficients={l: signal_coefficients(l, seed) for l in range(lmax + 1)},
+        predicted=predicted)

@@ -1,0 +1,416 @@
+"""Typed records of a diagnostic run and the ``results.json`` schema (docs/method.md §5).
+
+The pipeline hands these records from stage to stage; they become JSON only at the file
+boundary (:meth:`DiagnoseResult.to_dict`) and are rebuilt from a file by
+:meth:`DiagnoseResult.from_dict`. The report, the controls, the calibration comparison and
+:mod:`empirical.testing` read the records, never the raw dictionary.
+
+:data:`SCHEMA` names every key of ``results.json`` once, with its type and unit;
+``docs/results_schema.md`` is generated from it (:func:`schema_markdown`, checked by a
+test).
+
+Schema versions
+---------------
+* 1: first version.
+* 2: ``summary[d].cliff_ratio_ci`` is a Fieller-type confidence set (an object of kind
+  ``interval``, ``two_rays``, ``ray`` or ``unbounded``, see
+  :class:`~empirical.diagnostic.statistics.RatioConfidenceSet`) instead of a percentile
+  ``[low, high]`` list, which was invalid when the denominator's interval contained 0;
+  ``config.eps_definition`` and ``config.interval_cliff_ratio`` added; every backbone
+  record gains ``dtype``. Every other key is unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from .._result import RunResult
+
+__all__ = ["SCHEMA_VERSION", "SCHEMA", "ProbeRecord", "Cell", "DegreeSummary",
+           "BackboneRecord", "SweepRow", "Prediction", "DiagnoseResult", "schema_markdown"]
+
+SCHEMA_VERSION = 2
+
+Interval2 = Optional[List[Optional[float]]]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """spanthm's prediction for one probe degree: the ceiling ``dL`` and the recoverable
+    target degrees ``<= lmax``."""
+
+    d: int
+    ceiling: int
+    recoverable: Tuple[int, ...]
+
+    def label(self, l: int) -> str:
+        return "recoverable" if l in self.recoverable else "blind"
+
+    def to_dict(self) -> Dict:
+        return {"ceiling": int(self.ceiling), "recoverable": [int(x) for x in self.recoverable]}
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    """One backbone's held-out numbers for one ``(d, l)`` (``None`` where undefined)."""
+
+    backbone: str
+    d: int
+    l: int
+    rho: Optional[float]
+    r2_inj: Optional[float]
+    gain: Optional[float]
+
+    def to_dict(self) -> Dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One ``(d, l)`` cell pooled over backbones, beside spanthm's prediction."""
+
+    d: int
+    l: int
+    predicted: str
+    rho: Optional[float]
+    rho_ci: Interval2
+    r2_inj: Optional[float]
+    measured: str
+    agrees: Optional[bool]
+
+    def to_dict(self) -> Dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One capacity-sweep point estimate (one backbone, width, ``d`` and ``l``)."""
+
+    backbone: str
+    channels_per_degree: int
+    k: int
+    monomials: int
+    d: int
+    l: int
+    rho: Optional[float]
+
+    def to_dict(self) -> Dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DegreeSummary:
+    """Everything pooled for one probe degree ``d``; dictionaries are keyed by ``l``."""
+
+    d: int
+    ceiling: int
+    measured_ceiling: Optional[int]
+    rho: Dict[int, Optional[float]]
+    rho_ci: Dict[int, Interval2]
+    r2_inj: Dict[int, Optional[float]]
+    r2_inj_ci: Dict[int, Interval2]
+    gain: Dict[int, Optional[float]]
+    gain_ci: Dict[int, Interval2]
+    rho_boundary: Optional[float]
+    rho_above: Optional[float]
+    cliff_ratio: Optional[float]
+    cliff_ratio_ci: Optional[Dict]
+    delta_contrast: Optional[float]
+    delta_contrast_ci: Interval2
+    agreement: bool
+
+    @property
+    def L(self) -> int:
+        return self.ceiling // self.d
+
+    def to_dict(self) -> Dict:
+        def keyed(m):
+            return {str(l): v for l, v in sorted(m.items())}
+        return {"ceiling": self.ceiling, "measured_ceiling": self.measured_ceiling,
+                "rho": keyed(self.rho), "rho_ci": keyed(self.rho_ci),
+                "r2_inj": keyed(self.r2_inj), "r2_inj_ci": keyed(self.r2_inj_ci),
+                "gain": keyed(self.gain), "gain_ci": keyed(self.gain_ci),
+                "rho_boundary": self.rho_boundary, "rho_above": self.rho_above,
+                "cliff_ratio": self.cliff_ratio, "cliff_ratio_ci": self.cliff_ratio_ci,
+                "delta_contrast": self.delta_contrast,
+                "delta_contrast_ci": self.delta_contrast_ci, "agreement": self.agreement}
+
+    @classmethod
+    def from_dict(cls, d: int, s: Dict) -> "DegreeSummary":
+        def keyed(m):
+            return {int(l): v for l, v in (m or {}).items()}
+        return cls(d=int(d), ceiling=int(s["ceiling"]), measured_ceiling=s["measured_ceiling"],
+                   rho=keyed(s["rho"]), rho_ci=keyed(s["rho_ci"]), r2_inj=keyed(s["r2_inj"]),
+                   r2_inj_ci=keyed(s["r2_inj_ci"]), gain=keyed(s["gain"]),
+                   gain_ci=keyed(s["gain_ci"]), rho_boundary=s["rho_boundary"],
+                   rho_above=s["rho_above"], cliff_ratio=s["cliff_ratio"],
+                   cliff_ratio_ci=s["cliff_ratio_ci"], delta_contrast=s["delta_contrast"],
+                   delta_contrast_ci=s["delta_contrast_ci"], agreement=bool(s["agreement"]))
+
+
+@dataclass(frozen=True)
+class BackboneRecord:
+    """Where a backbone came from and what was measured about it besides the probes.
+    ``extra`` holds adapter-specific keys (e.g. ``nequip_layer``), written as they are."""
+
+    name: str
+    source: str
+    sha256: Optional[str]
+    seed: int
+    test_energy_mae_meV: Optional[float]
+    test_force_mae_meV_per_A: Optional[float]
+    irreps_out: str
+    L: int
+    dtype: str
+    equivariance_error: Dict[str, float]
+    eps_eV: Optional[float]
+    energy_error_rmse_meV: Optional[float]
+    extra: Dict = field(default_factory=dict)
+
+    _KEYS = ("name", "source", "sha256", "seed", "test_energy_mae_meV",
+             "test_force_mae_meV_per_A", "irreps_out", "L", "dtype", "equivariance_error",
+             "eps_eV", "energy_error_rmse_meV")
+
+    def to_dict(self) -> Dict:
+        out = {k: getattr(self, k) for k in self._KEYS}
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, b: Dict) -> "BackboneRecord":
+        extra = {k: v for k, v in b.items() if k not in cls._KEYS}
+        return cls(name=b["name"], source=b.get("source", ""), sha256=b.get("sha256"),
+                   seed=int(b.get("seed", -1)), test_energy_mae_meV=b.get("test_energy_mae_meV"),
+                   test_force_mae_meV_per_A=b.get("test_force_mae_meV_per_A"),
+                   irreps_out=b.get("irreps_out", ""), L=int(b["L"]),
+                   dtype=b.get("dtype", "unknown"),
+                   equivariance_error=b.get("equivariance_error", {}),
+                   eps_eV=b.get("eps_eV"), energy_error_rmse_meV=b.get("energy_error_rmse_meV"),
+                   extra=extra)
+
+
+class DiagnoseResult(RunResult):
+    """What :func:`empirical.diagnose` measured, as typed records.
+
+    Attributes
+    ----------
+    config : dict
+        The exact configuration (JSON-ready: options, seeds, dataset fingerprint, versions).
+    backbones : list of BackboneRecord
+    predicted : dict d -> Prediction
+    probes : list of ProbeRecord
+    summaries : dict d -> DegreeSummary
+    cells : list of Cell
+    k_sweep : list of SweepRow
+    paper : dict (the paper's headline figures)
+    warnings : list of str
+    seconds : float (wall time, kept out of ``results.json``)
+    """
+
+    def __init__(self, config: Dict, backbones: List[BackboneRecord],
+                 predicted: Dict[int, Prediction], probes: List[ProbeRecord],
+                 summaries: Dict[int, DegreeSummary], cells: List[Cell],
+                 k_sweep: List[SweepRow], paper: Dict, warnings: List[str],
+                 seconds: float = 0.0):
+        self.config = config
+        self.backbones = list(backbones)
+        self.predicted = dict(predicted)
+        self.probes = list(probes)
+        self.summaries = dict(summaries)
+        self.cells = list(cells)
+        self.k_sweep = list(k_sweep)
+        self.paper = paper
+        self.warnings = list(warnings)
+        self.seconds = seconds
+
+    def __repr__(self) -> str:
+        return (f"DiagnoseResult(backbones={[b.name for b in self.backbones]}, "
+                f"degrees={self.degrees}, agreement={self.agreement}, "
+                f"seconds={self.seconds:.1f})")
+
+    # -- views
+    @property
+    def degrees(self) -> List[int]:
+        return sorted(self.summaries)
+
+    @property
+    def L(self) -> int:
+        """The (common) highest feature degree of the pooled backbones."""
+        return int(self.backbones[0].L)
+
+    @property
+    def lmax(self) -> int:
+        return int(self.config["lmax"])
+
+    def cells_of(self, d: int) -> List[Cell]:
+        return [c for c in self.cells if c.d == d]
+
+    @property
+    def agreement(self) -> bool:
+        return all(s.agreement for s in self.summaries.values())
+
+    # -- the file boundary
+    def to_dict(self) -> Dict:
+        """``results.json`` as a new dictionary (editing it leaves the result unchanged)."""
+        return copy.deepcopy({
+            "schema_version": SCHEMA_VERSION,
+            "config": self.config,
+            "backbones": [b.to_dict() for b in self.backbones],
+            "predicted": {str(d): p.to_dict() for d, p in sorted(self.predicted.items())},
+            "probes": [p.to_dict() for p in self.probes],
+            "summary": {str(d): s.to_dict() for d, s in sorted(self.summaries.items())},
+            "cells": [c.to_dict() for c in self.cells],
+            "k_sweep": [r.to_dict() for r in self.k_sweep],
+            "paper": self.paper,
+            "warnings": list(self.warnings),
+        })
+
+    @property
+    def payload(self) -> Dict:
+        """``results.json`` as a dictionary (same as :meth:`to_dict`)."""
+        return self.to_dict()
+
+    @classmethod
+    def from_dict(cls, payload: Dict) -> "DiagnoseResult":
+        """Rebuild the records from a ``results.json`` dictionary; ``ValueError`` when it is
+        not one (schema 1 files are read too: their cliff interval is a list)."""
+        need = ("config", "backbones", "predicted", "summary", "cells")
+        if not isinstance(payload, dict) or any(k not in payload for k in need):
+            raise ValueError("not the results of empirical diagnose (missing "
+                             + ", ".join(k for k in need if not isinstance(payload, dict)
+                                         or k not in payload) + ")")
+        try:
+            return cls(
+                config=payload["config"],
+                backbones=[BackboneRecord.from_dict(b) for b in payload["backbones"]],
+                predicted={int(d): Prediction(int(d), int(p["ceiling"]),
+                                              tuple(int(x) for x in p["recoverable"]))
+                           for d, p in payload["predicted"].items()},
+                probes=[ProbeRecord(**p) for p in payload.get("probes", [])],
+                summaries={int(d): DegreeSummary.from_dict(int(d), s)
+                           for d, s in payload["summary"].items()},
+                cells=[Cell(**c) for c in payload["cells"]],
+                k_sweep=[SweepRow(**r) for r in payload.get("k_sweep", [])],
+                paper=payload.get("paper", {}), warnings=payload.get("warnings", []))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not the results of empirical diagnose ({exc})") from None
+
+    def save(self, out_dir, plots: bool = True):
+        """Write ``results.json``, ``report.md`` and the PNG plots into ``out_dir`` (each
+        file atomically; the directory is created). Returns the paths written."""
+        from pathlib import Path
+
+        from ._report import write_outputs
+        return write_outputs(self, Path(out_dir), plots=plots)
+
+
+# --------------------------------------------------------------------------------- schema
+
+#: Every key of ``results.json``: (JSON path, type, unit, meaning). ``<d>`` and ``<l>`` are
+#: probe and target degrees written as strings; ``[i]`` is a list element.
+SCHEMA: Tuple[Tuple[str, str, str, str], ...] = (
+    ("schema_version", "int", "", f"{SCHEMA_VERSION}"),
+    ("config.dataset.source", "str", "", "where the data came from"),
+    ("config.dataset.frames_total", "int", "frames", "frames in the dataset"),
+    ("config.dataset.frames_used", "int", "frames", "frames used (a seeded subset or all)"),
+    ("config.dataset.sha256", "str", "", "hash of positions, numbers, energies, forces"),
+    ("config.marked_atoms", "[int, int]", "", "marked pair (a, b), 0-based"),
+    ("config.marked_labels", "[str, str] | null", "", "their labels, when the data has them"),
+    ("config.degrees", "[int]", "", "probe degrees d"),
+    ("config.lmax", "int", "", "highest target degree l"),
+    ("config.seed", "int", "", "run seed"),
+    ("config.seed_streams", "{str: int | str}", "", "SeedSequence keys of every random stream"),
+    ("config.test_fraction", "float", "", "held-out fraction of the configurations"),
+    ("config.n_train", "int", "samples", "probe-training samples"),
+    ("config.n_test", "int", "samples", "held-out samples"),
+    ("config.configurations_train", "int", "configurations", "probe-training configurations"),
+    ("config.configurations_test", "int", "configurations", "held-out configurations"),
+    ("config.rotations_per_configuration", "int", "", "samples per configuration"),
+    ("config.rotations", "str", "", "how rotations are drawn"),
+    ("config.k_requested", "int | null", "", "SPN width asked for (null: automatic)"),
+    ("config.k", "{<d>: int}", "", "effective SPN width per d"),
+    ("config.k_rule", "str", "", "how k was chosen"),
+    ("config.reduction", "str", "", "'irrep' or 'pca'"),
+    ("config.spn", "str", "", "'ridge' or 'trained'"),
+    ("config.folds", "int", "", "cross-validation folds (grouped by configuration)"),
+    ("config.ridge_lambda_grid", "str", "", "ridge penalties"),
+    ("config.n_boot", "int", "", "bootstrap resamples"),
+    ("config.bootstrap", "str", "", "resampling scheme"),
+    ("config.interval", "str", "", "interval of rho, R2_inj, gain and delta"),
+    ("config.interval_cliff_ratio", "str", "", "confidence set of the cliff ratio"),
+    ("config.eps", "float | null", "eV", "injection amplitude given (null: per backbone)"),
+    ("config.eps_rule", "str", "", "how eps was chosen"),
+    ("config.eps_definition", "str", "", "the definition of the default eps, in words"),
+    ("config.thresholds", "{recoverable: float, blind: float}", "", "verdict thresholds on rho"),
+    ("config.k_sweep_channels_per_degree", "[int]", "", "capacity sweep widths"),
+    ("config.signal", "str", "", "the injected target"),
+    ("config.coefficients", "{<l>: [float]}", "", "unit coefficient vector c of s_l"),
+    ("config.versions", "{str: str}", "", "python and package versions"),
+    ("backbones[i].name", "str", "", "backbone name (unique in a run)"),
+    ("backbones[i].source", "str", "", "shipped name, path or python object"),
+    ("backbones[i].sha256", "str | null", "", "hash of the checkpoint file"),
+    ("backbones[i].seed", "int", "", "training seed (-1 unknown)"),
+    ("backbones[i].test_energy_mae_meV", "float | null", "meV", "its own held-out energy MAE"),
+    ("backbones[i].test_force_mae_meV_per_A", "float | null", "meV/A", "its held-out force MAE"),
+    ("backbones[i].irreps_out", "str", "", "e3nn irreps of the per-atom features"),
+    ("backbones[i].L", "int", "", "highest feature degree"),
+    ("backbones[i].dtype", "str", "", "dtype the positions reached the model in"),
+    ("backbones[i].equivariance_error", "{rotation: float, reflection: float}",
+     "feature units", "max abs equivariance error on one configuration"),
+    ("backbones[i].eps_eV", "float | null", "eV", "injection amplitude used"),
+    ("backbones[i].energy_error_rmse_meV", "float | null", "meV",
+     "RMSE of E_ref - E_backbone on the probe-training configurations"),
+    ("backbones[i].<adapter keys>", "any", "", "adapter-specific (e.g. nequip_layer)"),
+    ("predicted.<d>.ceiling", "int", "", "spanthm's ceiling dL"),
+    ("predicted.<d>.recoverable", "[int]", "", "predicted-recoverable l <= lmax"),
+    ("probes[i].{backbone, d, l}", "str, int, int", "", "the probe"),
+    ("probes[i].rho", "float | null", "", "held-out Pearson correlation with s_l"),
+    ("probes[i].r2_inj", "float | null", "", "R2 against the injected part eps*s_l"),
+    ("probes[i].gain", "float | null", "target^2", "raw gain over the training mean"),
+    ("summary.<d>.ceiling", "int", "", "predicted ceiling dL"),
+    ("summary.<d>.measured_ceiling", "int | null", "", "highest l with a recoverable verdict"),
+    ("summary.<d>.rho", "{<l>: float | null}", "", "mean over backbones"),
+    ("summary.<d>.rho_ci", "{<l>: [float, float] | null}", "", "95 % percentile interval"),
+    ("summary.<d>.r2_inj", "{<l>: float | null}", "", "mean over backbones"),
+    ("summary.<d>.r2_inj_ci", "{<l>: [float, float] | null}", "", "95 % percentile interval"),
+    ("summary.<d>.gain", "{<l>: float | null}", "target^2", "mean raw gain"),
+    ("summary.<d>.gain_ci", "{<l>: [float, float] | null}", "target^2", "interval"),
+    ("summary.<d>.rho_boundary", "float | null", "", "rho(dL)"),
+    ("summary.<d>.rho_above", "float | null", "", "rho(dL + 1)"),
+    ("summary.<d>.cliff_ratio", "float | null", "", "rho(dL) / rho(dL + 1)"),
+    ("summary.<d>.cliff_ratio_ci", "{kind, pieces, abs_lower_bound, level, method} | null",
+     "", "Fieller-type confidence set (kind: interval, two_rays, ray or unbounded; pieces: "
+         "[[low, high]], null = infinite)"),
+    ("summary.<d>.delta_contrast", "float | null", "target^2", "G(dL) - G(dL + 1)"),
+    ("summary.<d>.delta_contrast_ci", "[float, float] | null", "target^2", "interval"),
+    ("summary.<d>.agreement", "bool", "", "every defined cell of d agrees"),
+    ("cells[i].{d, l}", "int, int", "", "the cell"),
+    ("cells[i].predicted", "str", "", "'recoverable' or 'blind' (spanthm)"),
+    ("cells[i].rho", "float | null", "", "mean held-out rho"),
+    ("cells[i].rho_ci", "[float, float] | null", "", "its interval"),
+    ("cells[i].r2_inj", "float | null", "", "mean R2_inj"),
+    ("cells[i].measured", "str", "", "verdict: recoverable, blind, ambiguous, undefined"),
+    ("cells[i].agrees", "bool | null", "", "measured == predicted (null: undefined)"),
+    ("k_sweep[i].{backbone, channels_per_degree, k, monomials, d, l}", "str, int, ...", "",
+     "capacity sweep point"),
+    ("k_sweep[i].rho", "float | null", "", "held-out rho at that width"),
+    ("paper", "{rho, cliff_ratio, r2_inj}", "", "the paper's headline figures"),
+    ("warnings", "[str]", "", "probe capacity warnings"),
+)
+
+
+def schema_markdown() -> str:
+    """``docs/results_schema.md``: :data:`SCHEMA` as a Markdown table."""
+    lines = ["# results.json of `empirical diagnose`", "",
+             f"Schema version {SCHEMA_VERSION}; generated from "
+             "`empirical.diagnostic._result.SCHEMA` (a test keeps this file in step). "
+             "`<d>`, `<l>`: probe and target degrees as strings; `[i]`: list elements; "
+             "`null` where a quantity is undefined (never NaN).", "",
+             "| key | type | unit | meaning |", "|---|---|---|---|"]
+    for key, typ, unit, meaning in SCHEMA:
+        lines.append(f"| `{key}` | {typ} | {unit} | {meaning} |")
+    doc = (__doc__ or "").split("Schema versions")[1].strip("-\n ")
+    lines += ["", "## Versions", "", *[ln for ln in doc.splitlines()]]
+    return "\n".join(lines) + "\n"
