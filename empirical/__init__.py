@@ -2,7 +2,8 @@
 
 ``empirical.diagnose(...)`` runs the diagnostic (:func:`empirical.diagnostic.diagnose`,
 imported on first use so that ``import empirical`` stays light); the subpackages are
-``data``, ``backbone`` and ``diagnostic``.
+``data``, ``backbone``, ``diagnostic``, ``calibration`` (C5), ``controls``, ``adapters``
+and ``testing``; :mod:`empirical.reproduce` runs them all into one folder.
 """
 
 

@@ -290,8 +290,7 @@ def _cmd_c5(args) -> int:
 
 
 def _cmd_controls(args) -> int:
-    from .calibration import run_controls
-    from .calibration._controls import KINDS
+    from .controls import KINDS, run_controls
 
     out = _run_setup(args, Path("runs") / f"controls-seed{args.seed}")
     result = run_controls(dataset=args.data, frames=args.frames, n_boot=args.n_boot,
@@ -337,7 +336,7 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
-    from .calibration import reproduce
+    from .reproduce import reproduce
 
     out = _run_setup(args, Path("runs") / f"reproduce-{args.preset}")
     index = reproduce(args.preset, out, seed=args.seed,

@@ -285,10 +285,10 @@ def test_shipped_backbones(capsys, aspirin):
     assert code == 0 and len(json.loads(out)) == len(shipped())
 
 
-def test_shipped_control_backbones(aspirin):
+def test_shipped_control_backbones_are_listed():
     """Every backbone `empirical controls` reads is shipped with the role "control", with
-    the L, width and gate its name promises, trained on 1000 aspirin frames, equivariant."""
-    from empirical.calibration import CONTROL_BACKBONES
+    the L, width and gate its name promises, trained on 1000 aspirin frames."""
+    from empirical.controls import CONTROL_BACKBONES
 
     rows = {r["name"]: r for r in shipped(role="control")}
     assert set(rows) == set(CONTROL_BACKBONES)
@@ -298,6 +298,21 @@ def test_shipped_control_backbones(aspirin):
     for name, r in rows.items():
         assert (r["L"], r["channels"], r["activation"]) == expect[name]
         assert r["training_frames"] == 1000 and r["force_mae_meV_per_A"] > 0
+
+
+def test_a_shipped_control_backbone_is_equivariant(aspirin):
+    """Fast equivalent of the slow test below: the smallest control backbone loads and is
+    equivariant."""
+    model = load("aspirin_L1_seed0")
+    pos, num = frame(aspirin, 3, dtype=torch.float32)
+    assert equivariance_error(model, pos, num) < 1e-3
+
+
+@pytest.mark.slow
+def test_shipped_control_backbones_load_and_are_equivariant(aspirin):
+    from empirical.controls import CONTROL_BACKBONES
+
+    for name in CONTROL_BACKBONES:
         model = load(name)
         pos, num = frame(aspirin, 3, dtype=torch.float32)
         assert equivariance_error(model, pos, num) < 1e-3

@@ -128,12 +128,33 @@ def test_bad_input(kwargs, needle):
 
 @pytest.fixture(scope="module")
 def small_controls():
-    from empirical.calibration import run_controls
+    from empirical.controls import run_controls
 
     return run_controls(frames=160, n_boot=20, kinds=("untrained", "parameters", "activation"),
                         parameter_widths=(9, 27), progress=False)
 
 
+def test_controls_contract_fast(tmp_path):
+    """Fast equivalent of the contract test below: the untrained and parameters controls on
+    80 frames (narrow SPNs), the same record contract."""
+    from empirical.controls import run_controls
+
+    res = run_controls(frames=80, n_boot=10, kinds=("untrained", "parameters"),
+                       parameter_widths=(4, 9), progress=False)
+    p = res.payload
+    assert {c["kind"] for c in p["controls"]} == {"untrained", "parameters"}
+    for c in p["controls"]:
+        assert c["status"] == "measured"
+        assert c["agrees"] == (c["measured_ceiling"] == c["predicted_ceiling"])
+        assert c["predicted_ceiling"] == c["L"] * c["d"]
+    params = [c for c in p["controls"] if c["kind"] == "parameters"]
+    assert params[0]["d"] == 3 and params[1]["d"] == 2
+    assert params[0]["spn_coefficients"] < params[1]["spn_coefficients"]
+    res.save(tmp_path / "c")
+    assert (tmp_path / "c" / "report.md").read_text().startswith("# Controls")
+
+
+@pytest.mark.slow
 def test_controls_contract(small_controls, tmp_path):
     p = small_controls.payload
     kinds = {c["kind"] for c in p["controls"]}
@@ -161,7 +182,7 @@ def test_controls_contract(small_controls, tmp_path):
 def test_controls_without_their_backbone_are_listed_as_missing():
     """A control whose backbone is neither shipped nor given is planned as unavailable (the
     run then lists it as missing and reports complete: false), the random ones never."""
-    from empirical.calibration._controls import _plan
+    from empirical.controls._controls import _plan
 
     plan = _plan(available={"aspirin_L2_seed0"}, frames=1000)
     unavailable = {p["backbone"] for p in plan if not p["available"]}
@@ -173,7 +194,7 @@ def test_controls_without_their_backbone_are_listed_as_missing():
 
 
 def test_controls_bad_options():
-    from empirical.calibration import run_controls
+    from empirical.controls import run_controls
 
     with pytest.raises(ValueError, match="control kind"):
         run_controls(kinds=("luck",), progress=False)
@@ -213,7 +234,7 @@ def test_compare_calibration_with_a_diagnostic(ideal_c5, tmp_path, capsys):
 
 
 def test_reproduce_rejects_unknown_preset(tmp_path):
-    from empirical.calibration import reproduce
+    from empirical.reproduce import reproduce
 
     with pytest.raises(ValueError, match="preset"):
         reproduce("medium", tmp_path / "r")

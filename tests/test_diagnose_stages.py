@@ -329,3 +329,17 @@ def test_schema_document_is_generated_from_the_code():
     doc = (ROOT / "docs" / "results_schema.md").read_text()
     assert doc == schema_markdown(), "run: python -c 'from empirical.diagnostic._result " \
         "import schema_markdown; print(schema_markdown(), end=\"\")' > docs/results_schema.md"
+
+
+def test_features_side_by_side_equal_serial():
+    """``workers`` changes how the feature stage is scheduled, never the result."""
+    from empirical.backbone import Backbone, BackboneConfig
+
+    data = toy_dataset(n=80, seed=6)
+    config = BackboneConfig(L=1, channels=4, layers=2, species=[1, 6, 8])
+    nets = [Backbone(config, seed=s).eval() for s in (0, 1)]
+    kw = dict(dataset=data, degrees=(1,), lmax=3, n_boot=20, k_sweep=(), progress=False)
+    serial = diagnose(backbones=nets, workers=1, **kw).to_json()
+    assert diagnose(backbones=nets, workers=2, **kw).to_json() == serial
+    with pytest.raises(ValueError, match="workers"):
+        diagnose(backbones=nets, workers=0, **kw)

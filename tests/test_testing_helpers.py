@@ -85,6 +85,17 @@ from empirical.testing import (assert_equivariant_features, assert_spectral_ceil
 pytest_plugins = ["pytester"]
 
 
+@pytest.fixture(scope="module")
+def aspirin_400():
+    """The first 400 aspirin frames: the fast equivalents of the slow ceiling tests (a
+    d = 1 probe is already wide at this size; d = 2 needs the 1000 frames of the budget)."""
+    from empirical.data import load as load_data
+
+    data = load_data("aspirin")
+    return data.subset(range(400))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [f"aspirin_L2_seed{s}" for s in range(4)])
 def test_spectral_ceiling_of_the_shipped_backbones(name):
     m = assert_spectral_ceiling(name, d=2)
@@ -92,6 +103,14 @@ def test_spectral_ceiling_of_the_shipped_backbones(name):
     assert m.rho[0] is None and m.rho[4] >= 0.5 and abs(m.rho[5]) < 0.3
 
 
+def test_spectral_ceiling_of_a_shipped_backbone_fast(aspirin_400):
+    """Fast equivalent of the test above: one shipped backbone, d = 1, 400 frames."""
+    m = assert_spectral_ceiling("aspirin_L2_seed0", d=1, dataset=aspirin_400)
+    assert m.ceiling == m.predicted == 2
+    assert m.rho[0] is None and m.rho[2] >= 0.5 and abs(m.rho[3]) < 0.3
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name,d,ceiling", [("aspirin_L1_seed0", 2, 2),
                                              ("aspirin_L3_seed0", 1, 3)])
 def test_spectral_ceiling_of_the_L1_and_L3_control_backbones(name, d, ceiling):
@@ -100,9 +119,16 @@ def test_spectral_ceiling_of_the_L1_and_L3_control_backbones(name, d, ceiling):
     assert m.ceiling == m.predicted == ceiling
 
 
-def test_assert_spectral_ceiling_fails_on_a_ceiling_claimed_too_high():
+@pytest.mark.parametrize("name,ceiling", [("aspirin_L1_seed0", 1), ("aspirin_L3_seed0", 3)])
+def test_spectral_ceiling_of_the_L1_and_L3_control_backbones_fast(name, ceiling, aspirin_400):
+    """Fast equivalent: at d = 1 on 400 frames the ceiling is L itself, not 2."""
+    m = assert_spectral_ceiling(name, d=1, dataset=aspirin_400)
+    assert m.ceiling == m.predicted == ceiling
+
+
+def test_assert_spectral_ceiling_fails_on_a_ceiling_claimed_too_high(aspirin_400):
     with pytest.raises(AssertionError) as err:
-        assert_spectral_ceiling("aspirin_L2_seed2", d=1, expected=3)
+        assert_spectral_ceiling("aspirin_L2_seed2", d=1, expected=3, dataset=aspirin_400)
     msg = str(err.value)
     assert "measured 2, expected 3" in msg and "l = 3:" in msg and "predicted ceiling" in msg
 

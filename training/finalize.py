@@ -16,7 +16,7 @@ from pathlib import Path
 from empirical.backbone import shipped
 from empirical.backbone._checkpoint import compress_checkpoint
 from empirical.backbone._report import plot_learning_curves
-from empirical.calibration import CONTROL_BACKBONES
+from empirical.controls import CONTROL_BACKBONES
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "empirical" / "backbone" / "shipped"

@@ -34,7 +34,7 @@ __all__ = ["FeatureSet", "MarkedFeatures", "extract_features", "marked_features"
            "DEFAULT_CHUNK"]
 
 #: Configurations per batch for this package's :class:`~empirical.backbone.Backbone`.
-DEFAULT_CHUNK = 32
+DEFAULT_CHUNK = 8
 
 
 @dataclass(frozen=True, eq=False)

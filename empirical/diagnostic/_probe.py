@@ -174,7 +174,8 @@ def _irrep_transform(x: np.ndarray, blocks, centre) -> np.ndarray:
         xl = x[:, idx]                                   # (n, mul, 2l+1)
         if l == 0:
             xl = xl - centre[None, :, None]
-        z = np.einsum("ji,nim->njm", W, xl) / scale[None, :, None]
+        # z[n, j, m] = sum_i W[j, i] xl[n, i, m], as one BLAS product
+        z = np.tensordot(xl, W, axes=([1], [1])).transpose(0, 2, 1) / scale[None, :, None]
         parts.append(z.reshape(len(x), -1))
     return np.concatenate(parts, axis=1)
 
@@ -230,7 +231,9 @@ class IrrepReduction(TransformerMixin, BaseEstimator):
             if l == 0:
                 centre = xl[:, :, 0].mean(axis=0)
                 xl = xl - centre[None, :, None]
-            cov = np.einsum("nim,njm->ij", xl, xl) / len(x)
+            # C_l = sum over samples and the 2l+1 components, as one BLAS product
+            xt = xl.transpose(1, 0, 2).reshape(xl.shape[1], -1)
+            cov = (xt @ xt.T) / len(x)
             vals, vecs = np.linalg.eigh(cov)
             order = np.argsort(vals)[::-1][:min(alloc[l], len(vals))]
             W = vecs[:, order].T

@@ -18,13 +18,12 @@ import time
 from pathlib import Path
 from typing import Dict, Optional
 
-from .._io import atomic_path
-from ..backbone import BackboneConfig, TrainSettings, train
-from ..data import load as load_dataset
-from ..diagnostic import diagnose
-from ._c5 import run_c5
-from ._compare import compare, write_compare_outputs
-from ._controls import run_controls
+from ._io import atomic_path
+from .backbone import BackboneConfig, TrainSettings, train
+from .calibration import compare, run_c5, write_compare_outputs
+from .controls import run_controls
+from .data import load as load_dataset
+from .diagnostic import diagnose
 
 __all__ = ["reproduce", "PRESETS", "retrain_backbones"]
 
