@@ -8,8 +8,8 @@ minimum and median wall time, the speed-up (baseline / current, from the minima)
 largest absolute difference between the two ``results.json`` files in any number (the
 cliff-ratio interval, whose form changed in schema 2, and versions and run time excluded).
 
-Also, in the current tree only: the feature stage with ``workers=1`` against the default
-(all backbones side by side), as a ratio from one process.
+Also, in the current tree only: stages 2 and 3 (features and probes) with ``workers=1``
+against the default (backbones side by side), as a ratio from one process.
 
 Usage::
 
@@ -76,21 +76,23 @@ def _largest_difference(a, b, path=""):
 
 
 def _feature_workers(frames) -> dict:
-    """Feature stage of the four shipped backbones: workers=1 vs the default, one process."""
+    """Stages 2 and 3 (features, probes) of the four shipped backbones: workers=1 against
+    the default (side by side), in one process."""
     from empirical.backbone import load, shipped
     from empirical.data import load as load_data
     from empirical.diagnostic import make_plan
-    from empirical.diagnostic._pipeline import _extract_all
+    from empirical.diagnostic._pipeline import _features_and_probes
     from empirical._progress import Progress
 
     data = load_data("aspirin")
     names = [e["name"] for e in shipped(role="diagnostic")]
     entries = [(n, load(n).eval(), {}) for n in names]
-    plan = make_plan(data, [0, 1, 2], frames=frames, k_sweep=())
+    plan = make_plan(data, [0, 1, 2], frames=frames)
     times = {}
     for workers in (1, None):
         start = time.perf_counter()
-        _extract_all(entries, data, plan, [None] * len(entries), workers, Progress(1, False))
+        _features_and_probes(entries, data, plan, [None] * len(entries), workers,
+                             Progress(1, False))
         times["serial" if workers == 1 else "side_by_side"] = time.perf_counter() - start
     times["ratio_serial_over_side_by_side"] = times["serial"] / times["side_by_side"]
     return times

@@ -343,3 +343,17 @@ def test_features_side_by_side_equal_serial():
     assert diagnose(backbones=nets, workers=2, **kw).to_json() == serial
     with pytest.raises(ValueError, match="workers"):
         diagnose(backbones=nets, workers=0, **kw)
+
+
+def test_eps_is_the_energy_error_sd_on_probe_training_configurations(fingerprint_features):
+    """docs/method.md §2.5: eps is defined on the probe-training configurations only (a
+    definition that looked at held-out configurations would fail here)."""
+    data, plan, fs = fingerprint_features
+    probes = probe_backbone("a", fs, plan, plan.energies(data))
+    err = plan.energies(data) - fs.energies
+    assert probes.eps == float(np.std(err[plan.train_idx]))
+    assert probes.eps != float(np.std(err)) and probes.eps != float(np.std(err[plan.test_idx]))
+    assert probes.energy_error_rmse_meV == pytest.approx(
+        1e3 * np.sqrt(np.mean(err[plan.train_idx] ** 2)))
+    given = probe_backbone("a", fs, dataclasses.replace(plan, eps=0.5), plan.energies(data))
+    assert given.eps == 0.5

@@ -191,11 +191,11 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
         rotations); entry ``i`` replaces stage 2 for backbone ``i`` (``None`` entries are
         extracted).
     workers : int, optional
-        Backbones whose features are extracted at the same time, each in its own thread
-        with ``torch.get_num_threads() // workers`` intra-op threads (default: as many as
-        there are backbones, at most the torch thread count). Small batched networks use
-        several cores better side by side than through intra-op parallelism. Results do
-        not depend on it (tested).
+        Backbones taken through stages 2 and 3 (features, then probes) at the same time,
+        each in its own thread with ``torch.get_num_threads() // workers`` intra-op
+        threads (default: as many as there are backbones, at most the torch thread
+        count). Small batched networks use several cores better side by side than
+        through intra-op parallelism. Results do not depend on it (tested).
     progress : bool or None (None: a bar when stderr is a terminal).
 
     Raises
@@ -223,13 +223,7 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     fits = len(plan.degrees) * (1 + len(plan.k_sweep))
     bar = Progress(len(entries) * (plan.n_samples + _FIT_UNITS * fits) + _FIT_UNITS,
                    enabled=progress)
-    feature_sets = _extract_all(entries, data, plan, given, workers, bar)
-    reference = plan.energies(data)
-    probes = []
-    for (name, _, _), fs in zip(entries, feature_sets):
-        bar.set_label(f"probes: {name}")
-        probes.append(probe_backbone(name, fs, plan, reference,
-                                     progress=lambda m: bar.advance(_FIT_UNITS * m)))
+    feature_sets, probes = _features_and_probes(entries, data, plan, given, workers, bar)
     bar.set_label("bootstrap")
     summaries, cells = summarize(probes, plan)
     bar.advance(_FIT_UNITS)
@@ -247,44 +241,54 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
         seconds=time.perf_counter() - start)
 
 
-def _extract_all(entries, data, plan, given, workers, bar) -> List:
-    """Stage 2 for every backbone without a given feature set (see ``workers``)."""
-    out = list(given)
-    todo = [i for i, fs in enumerate(given) if fs is None]
+def _features_and_probes(entries, data, plan, given, workers, bar):
+    """Stages 2 and 3 for every backbone: ``(feature sets, probes)``, in backbone order.
+
+    Backbones are independent until the summary, so with ``workers > 1`` each worker
+    thread takes one backbone through both stages (its features, then its probes) while
+    another does the same for the next; a given feature set skips stage 2. The order of
+    the results, and every number in them, does not depend on ``workers``."""
+    n = len(entries)
     threads = torch.get_num_threads()
     if workers is None:
-        workers = min(len(todo), threads)
+        workers = min(sum(fs is None for fs in given) or 1, threads)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-    for i, fs in enumerate(given):
-        if fs is not None:
-            bar.advance(plan.n_samples)
-    distinct = len({id(entries[i][1]) for i in todo}) == len(todo)
-    if workers == 1 or len(todo) <= 1 or not distinct:
-        for i in todo:
-            bar.set_label(f"features: {entries[i][0]} ({i + 1}/{len(entries)})")
-            out[i] = extract_features(entries[i][1], data, plan, i, progress=bar.advance)
-        return out
+    reference = plan.energies(data)
     lock = threading.Lock()
 
     def advance(m):
         with lock:
             bar.advance(m)
 
-    def extract(i):
-        # OpenMP's thread count is per calling thread: set it in the worker itself
-        torch.set_num_threads(max(1, threads // workers))
-        return extract_features(entries[i][1], data, plan, i, progress=advance)
+    def run(i, intra_threads=None):
+        if intra_threads is not None:
+            # OpenMP's thread count is per calling thread: set it in the worker itself
+            torch.set_num_threads(intra_threads)
+        name, obj, _ = entries[i]
+        fs = given[i]
+        if fs is None:
+            fs = extract_features(obj, data, plan, i, progress=advance)
+        else:
+            advance(plan.n_samples)
+        return fs, probe_backbone(name, fs, plan, reference,
+                                  progress=lambda m: advance(_FIT_UNITS * m))
 
-    bar.set_label(f"features: {len(todo)} backbones, {workers} at a time")
-    try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {i: pool.submit(extract, i) for i in todo}
-            for i, future in futures.items():
-                out[i] = future.result()
-    finally:
-        torch.set_num_threads(threads)
-    return out
+    distinct = len({id(obj) for _, obj, _ in entries}) == n
+    if workers == 1 or n == 1 or not distinct:
+        out = []
+        for i in range(n):
+            bar.set_label(f"{entries[i][0]} ({i + 1}/{n})")
+            out.append(run(i))
+    else:
+        bar.set_label(f"{n} backbones, {workers} at a time")
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(run, i, max(1, threads // workers)) for i in range(n)]
+                out = [f.result() for f in futures]
+        finally:
+            torch.set_num_threads(threads)
+    return [fs for fs, _ in out], [p for _, p in out]
 
 
 def _common_degrees(entries) -> List[int]:
