@@ -136,11 +136,11 @@ def small_controls():
 
 def test_controls_contract_fast(tmp_path):
     """Fast equivalent of the contract test below: the untrained and parameters controls on
-    80 frames (narrow SPNs), the same record contract."""
+    80 frames, the same record contract."""
     from empirical.controls import run_controls
 
     res = run_controls(frames=80, n_boot=10, kinds=("untrained", "parameters"),
-                       parameter_widths=(4, 9), progress=False)
+                       parameter_widths=(9, 27), progress=False)
     p = res.payload
     assert {c["kind"] for c in p["controls"]} == {"untrained", "parameters"}
     for c in p["controls"]:

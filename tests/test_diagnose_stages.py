@@ -339,8 +339,11 @@ def test_features_side_by_side_equal_serial():
     config = BackboneConfig(L=1, channels=4, layers=2, species=[1, 6, 8])
     nets = [Backbone(config, seed=s).eval() for s in (0, 1)]
     kw = dict(dataset=data, degrees=(1,), lmax=3, n_boot=20, k_sweep=(), progress=False)
+    default = torch.get_default_dtype()
     serial = diagnose(backbones=nets, workers=1, **kw).to_json()
     assert diagnose(backbones=nets, workers=2, **kw).to_json() == serial
+    # no process-wide state left changed by the worker threads
+    assert torch.get_default_dtype() == default and torch.get_num_threads() >= 1
     with pytest.raises(ValueError, match="workers"):
         diagnose(backbones=nets, workers=0, **kw)
 

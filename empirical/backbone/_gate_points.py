@@ -40,10 +40,12 @@ class GatePointsBackbone:
                                layers=layers, max_radius=r_max, number_of_basis=8,
                                radial_layers=1, radial_neurons=32,
                                num_neighbors=num_neighbors, num_nodes=20.0,
-                               reduce_output=False).eval()
+                               reduce_output=False).to(torch.float32).eval()
         finally:
             torch.random.set_rng_state(state)
         self.irreps_out = self.net.irreps_out
+        #: float32 whatever torch's default dtype was at construction
+        self.dtype = torch.float32
 
     def node_features(self, positions: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
         pos = torch.as_tensor(positions).to(torch.float32)

@@ -29,7 +29,7 @@ from e3nn import o3
 from ..backbone import Backbone, check_protocol, equivariance_error
 from ._injection import marked_direction, signal
 
-__all__ = ["FeatureSet", "MarkedFeatures", "extract_features", "marked_features",
+__all__ = ["FeatureSet", "MarkedFeatures", "extract_features", "feature_equivariance", "marked_features",
            "atom_features", "rotate", "model_dtype", "input_dtype", "signals",
            "DEFAULT_CHUNK"]
 
@@ -200,9 +200,19 @@ def _equivariance(backbone, positions: np.ndarray, numbers: np.ndarray,
             "reflection": equivariance_error(backbone, pos, num, -R)}
 
 
+def feature_equivariance(backbone, dataset, plan, index: int = 0) -> Dict[str, float]:
+    """The equivariance error :func:`extract_features` records, on the first sample of the
+    plan under backbone ``index``'s first rotation. It sets torch's default dtype for a
+    moment (e3nn builds its Wigner matrices in it): call it from one thread at a time."""
+    rotation = plan.rotations(index)[0]
+    return _equivariance(backbone, plan.positions(dataset)[0], dataset.numbers, rotation,
+                         model_dtype(backbone))
+
+
 def extract_features(backbone, dataset, plan, index: int = 0, *,
                      chunk: int = DEFAULT_CHUNK,
-                     progress: Optional[Callable[[int], None]] = None) -> FeatureSet:
+                     progress: Optional[Callable[[int], None]] = None,
+                     equivariance: Optional[Dict[str, float]] = None) -> FeatureSet:
     """Run ``backbone`` on the plan's samples under the rotations of backbone ``index``
     (:meth:`DiagnosePlan.rotations`) and keep what the probe stage needs.
 
@@ -214,6 +224,8 @@ def extract_features(backbone, dataset, plan, index: int = 0, *,
     index : backbone index in the run (selects the independent rotation stream)
     chunk : configurations per batch (this package's backbones)
     progress : called with the number of configurations done since the last call
+    equivariance : the backbone's :func:`feature_equivariance`, when already measured
+        (the pipeline measures it before it starts worker threads)
     """
     check_protocol(backbone)
     ls = sorted({ir.l for _, ir in o3.Irreps(backbone.irreps_out)})
@@ -224,7 +236,8 @@ def extract_features(backbone, dataset, plan, index: int = 0, *,
     positions = plan.positions(dataset)
     rotations = plan.rotations(index)
     dtype = model_dtype(backbone)
-    equi = _equivariance(backbone, positions[0], dataset.numbers, rotations[0], dtype)
+    equi = (dict(equivariance) if equivariance is not None else
+            _equivariance(backbone, positions[0], dataset.numbers, rotations[0], dtype))
     mf = marked_features(backbone, positions, dataset.numbers, rotations, a, b, chunk=chunk,
                          progress=progress)
     u = marked_direction(rotate(positions, rotations), a, b)

@@ -38,7 +38,7 @@ from ..backbone._checkpoint import checkpoint_name
 from ..data import Dataset
 from ..data import load as load_dataset
 from ._cells import EPS_DEFINITION, probe_backbone
-from ._features import extract_features
+from ._features import extract_features, feature_equivariance
 from ._plan import MAX_AUTO_CHANNELS, STREAMS, DiagnosePlan, make_plan, validate_options
 from ._result import SCHEMA_VERSION, BackboneRecord, DiagnoseResult
 from ._summary import summarize
@@ -261,14 +261,15 @@ def _features_and_probes(entries, data, plan, given, workers, bar):
         with lock:
             bar.advance(m)
 
-    def run(i, intra_threads=None):
+    def run(i, intra_threads=None, equivariance=None):
         if intra_threads is not None:
             # OpenMP's thread count is per calling thread: set it in the worker itself
             torch.set_num_threads(intra_threads)
         name, obj, _ = entries[i]
         fs = given[i]
         if fs is None:
-            fs = extract_features(obj, data, plan, i, progress=advance)
+            fs = extract_features(obj, data, plan, i, progress=advance,
+                                  equivariance=equivariance)
         else:
             advance(plan.n_samples)
         return fs, probe_backbone(name, fs, plan, reference,
@@ -281,10 +282,15 @@ def _features_and_probes(entries, data, plan, given, workers, bar):
             bar.set_label(f"{entries[i][0]} ({i + 1}/{n})")
             out.append(run(i))
     else:
+        # the equivariance check sets torch's (process-wide) default dtype for a moment:
+        # measured here, one backbone at a time, before any worker starts
+        equi = [None if given[i] is not None else
+                feature_equivariance(entries[i][1], data, plan, i) for i in range(n)]
         bar.set_label(f"{n} backbones, {workers} at a time")
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(run, i, max(1, threads // workers)) for i in range(n)]
+                futures = [pool.submit(run, i, max(1, threads // workers), equi[i])
+                           for i in range(n)]
                 out = [f.result() for f in futures]
         finally:
             torch.set_num_threads(threads)
