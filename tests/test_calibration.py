@@ -135,21 +135,22 @@ def small_controls():
 
 
 def test_controls_contract_fast(tmp_path):
-    """Fast equivalent of the contract test below: the untrained and parameters controls on
-    80 frames, the same record contract."""
+    """Fast equivalent of the contract test below: the untrained control alone on 80
+    frames (d = 1, 2, 3 with the parameters control's sample budget), the same record
+    contract; the plan of the other controls is checked without running them below."""
     from empirical.controls import run_controls
 
-    res = run_controls(frames=80, n_boot=10, kinds=("untrained", "parameters"),
+    res = run_controls(frames=80, n_boot=10, kinds=("untrained",),
                        parameter_widths=(9, 27), progress=False)
     p = res.payload
-    assert {c["kind"] for c in p["controls"]} == {"untrained", "parameters"}
+    assert [(c["kind"], c["d"]) for c in p["controls"]] == [("untrained", d) for d in (1, 2, 3)]
     for c in p["controls"]:
+        assert set(c) >= {"name", "kind", "L", "d", "measured_ceiling", "predicted_ceiling",
+                          "agrees", "status", "k", "spn_coefficients"}
         assert c["status"] == "measured"
         assert c["agrees"] == (c["measured_ceiling"] == c["predicted_ceiling"])
         assert c["predicted_ceiling"] == c["L"] * c["d"]
-    params = [c for c in p["controls"] if c["kind"] == "parameters"]
-    assert params[0]["d"] == 3 and params[1]["d"] == 2
-    assert params[0]["spn_coefficients"] < params[1]["spn_coefficients"]
+    assert p["complete"] and len(p["runs"]) == 1 and "k" in p["runs"][0]["config"]
     res.save(tmp_path / "c")
     assert (tmp_path / "c" / "report.md").read_text().startswith("# Controls")
 
