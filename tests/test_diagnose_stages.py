@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as hst
 
 from empirical.data import Dataset
-from empirical.diagnostic import (DiagnoseResult, FeatureSet, SpectralProbe, diagnose,
+from empirical.diagnostic import (FeatureSet, SpectralProbe, diagnose,
                                   extract_features, make_plan, model_dtype, probe_backbone,
                                   summarize, verdict)
 from empirical.diagnostic import _cells

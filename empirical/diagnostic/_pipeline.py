@@ -40,7 +40,7 @@ from ..data import load as load_dataset
 from ._cells import EPS_DEFINITION, probe_backbone
 from ._features import extract_features, feature_equivariance
 from ._plan import MAX_AUTO_CHANNELS, STREAMS, DiagnosePlan, make_plan, validate_options
-from ._result import SCHEMA_VERSION, BackboneRecord, DiagnoseResult
+from ._result import BackboneRecord, DiagnoseResult
 from ._summary import summarize
 from ._verdict import THRESHOLDS
 

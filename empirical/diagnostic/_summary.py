@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Dict, List, Sequence, Tuple
 
-import numpy as np
 
 from ._cells import BackboneProbes, as_float
 from ._result import Cell, DegreeSummary
