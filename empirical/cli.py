@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="channels per degree of the capacity sweep (default 1 2 3 4; none: skip)")
     p.add_argument("--rotations", type=_positive(int, "--rotations"), default=1,
                    help="samples per configuration, each under its own Haar rotation (default 1)")
+    p.add_argument("--trust-checkpoints", action="store_true",
+                   help="load third-party checkpoints (nequip:PATH), which are pickled code "
+                   "that runs on loading: only for files from a source you trust")
     p.add_argument("--out", type=Path, default=None,
                    help="output directory (default runs/diagnose-<data>-seed<seed>)")
     p.add_argument("--no-plots", action="store_true")
@@ -260,7 +263,8 @@ def _cmd_diagnose(args) -> int:
                       degrees=args.degrees, lmax=args.lmax, seed=args.seed, k=args.k,
                       reduction=args.reduction, spn=args.spn, n_boot=args.n_boot,
                       frames=args.frames, test_fraction=args.test_fraction, eps=args.eps,
-                      k_sweep=args.k_sweep, rotations_per_config=args.rotations, progress=_progress(args))
+                      k_sweep=args.k_sweep, rotations_per_config=args.rotations,
+                      trust_checkpoints=args.trust_checkpoints, progress=_progress(args))
     result.save(out, plots=not args.no_plots)
     print(f"{len(result.backbones)} backbone(s), {result.config['n_test']} held-out "
           f"rotated configurations, {result.seconds:.0f} s")

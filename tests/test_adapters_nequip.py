@@ -188,7 +188,7 @@ def test_load_checkpoint_and_package(saved, kind):
 
     path = saved[kind]
     dtype, rng_state = torch.get_default_dtype(), torch.get_rng_state()
-    bb = adapter.load(path)
+    bb = adapter.load(path, trusted=True)         # a file this test wrote itself
     assert torch.get_default_dtype() == dtype                  # nequip's global state undone
     assert torch.equal(torch.get_rng_state(), rng_state)
     assert bb.origin == f"nequip {nequip.__version__}: {path}"
@@ -207,12 +207,13 @@ def test_load_checkpoint_and_package(saved, kind):
 
 
 def test_load_nequip_prefix_and_missing_file(saved, tmp_path):
-    assert adapter.load(f"nequip:{saved['ckpt']}").origin.endswith(str(saved["ckpt"]))
+    assert adapter.load(f"nequip:{saved['ckpt']}", trusted=True).origin.endswith(
+        str(saved["ckpt"]))
     with pytest.raises(adapter.NequIPAdapterError, match="no such file"):
         adapter.load(tmp_path / "absent.ckpt")
     (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(adapter.NequIPAdapterError, match="could not load"):
-        adapter.load(tmp_path / "bad.ckpt")
+        adapter.load(tmp_path / "bad.ckpt", trusted=True)
 
 
 # -- the protocol -----------------------------------------------------------------------------

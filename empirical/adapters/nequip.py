@@ -61,8 +61,10 @@ from e3nn import o3
 
 from ..data._dataset import CHEMICAL_SYMBOLS
 
+from ._trust import UntrustedCheckpoint, require_trust
+
 __all__ = ["load", "from_model", "NequIPBackbone", "NequIPAdapterError", "NequIPMissing",
-           "REQUIREMENT", "MISSING_MESSAGE"]
+           "REQUIREMENT", "MISSING_MESSAGE", "UntrustedCheckpoint"]
 
 #: The nequip versions this adapter is written against.
 REQUIREMENT = "nequip>=0.19,<0.20"
@@ -402,7 +404,8 @@ def from_model(model, *, type_names: Optional[Sequence[str]] = None,
                           neighborlist_backend=neighborlist_backend, origin=origin)
 
 
-def load(path, *, chemical_species_to_atom_type_map: Optional[Dict[str, str]] = None,
+def load(path, *, trusted: bool = False,
+         chemical_species_to_atom_type_map: Optional[Dict[str, str]] = None,
          layer: Union[None, int, str] = None, model_key: str = "sole_model",
          neighborlist_backend: Optional[str] = None) -> NequIPBackbone:
     """Load a nequip 0.19 checkpoint (``.ckpt``) or packaged model (``.nequip.zip``) with
@@ -411,6 +414,12 @@ def load(path, *, chemical_species_to_atom_type_map: Optional[Dict[str, str]] = 
     ``path`` is a local file (a ``nequip:`` prefix is accepted and dropped); nequip.net model
     IDs are not fetched. ``model_key`` picks the model of a multi-model file. The wrapper's
     ``origin`` is ``"nequip <version>: <path>"`` and ``sha256`` the file's hash.
+
+    Both formats are code: nequip unpickles a ``.ckpt`` (``weights_only=False``) and
+    imports a ``.nequip.zip`` through ``torch.package``. The file is loaded only when
+    ``trusted=True`` (CLI ``--trust-checkpoints``) or it is shipped inside an installed
+    package (:mod:`empirical.adapters._trust`); otherwise :class:`UntrustedCheckpoint` (a
+    ``ValueError``) is raised before the file is opened.
 
     Raises :class:`NequIPMissing` (an ``ImportError`` and ``ValueError``) with one message
     when nequip 0.19 is not installed; :class:`NequIPAdapterError` (a ``ValueError``) for a
@@ -426,6 +435,7 @@ def load(path, *, chemical_species_to_atom_type_map: Optional[Dict[str, str]] = 
     file = Path(text)
     if not file.is_file():
         raise NequIPAdapterError(f"cannot read nequip model {text!r}: no such file")
+    require_trust(file, trusted, f"nequip {version}")
     from nequip.model.saved_models import load_saved_model
     from nequip.utils.global_state import set_global_state
 

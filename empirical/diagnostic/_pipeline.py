@@ -75,13 +75,14 @@ def _fingerprint(dataset: Dataset) -> str:
 NEQUIP_PREFIX = "nequip:"
 
 
-def _nequip_backbone(item: str):
+def _nequip_backbone(item: str, trusted: bool = False):
     """``(object, name, info)`` for ``nequip:PATH``: a nequip 0.19 checkpoint (``.ckpt``) or
     packaged model (``.nequip.zip``) through :mod:`empirical.adapters.nequip` (needs the
-    ``nequip`` extra; without it the adapter's ValueError says how to install it)."""
+    ``nequip`` extra; without it the adapter's ValueError says how to install it). The file
+    is pickled code: it is loaded only when ``trusted`` (:mod:`empirical.adapters._trust`)."""
     from ..adapters import nequip as nequip_adapter
 
-    obj = nequip_adapter.load(item)
+    obj = nequip_adapter.load(item, trusted=trusted)
     path = Path(item[len(NEQUIP_PREFIX):])
     base = path.name
     for suffix in (".nequip.zip", ".ckpt"):
@@ -96,8 +97,9 @@ def _nequip_backbone(item: str):
     return obj, name, info
 
 
-def resolve_backbones(backbones, names=None):
-    """``[(name, object, info)]`` from names, paths or protocol objects."""
+def resolve_backbones(backbones, names=None, trust_checkpoints: bool = False):
+    """``[(name, object, info)]`` from names, paths or protocol objects; third-party
+    (pickled) checkpoints load only with ``trust_checkpoints``."""
     if backbones is None:
         backbones = [entry["name"] for entry in shipped(role="diagnostic")]
         if not backbones:
@@ -113,7 +115,7 @@ def resolve_backbones(backbones, names=None):
     for i, item in enumerate(backbones):
         info: Dict = {}
         if isinstance(item, (str, Path)) and str(item).startswith(NEQUIP_PREFIX):
-            obj, name, info = _nequip_backbone(str(item))
+            obj, name, info = _nequip_backbone(str(item), trust_checkpoints)
         elif isinstance(item, (str, Path)):
             obj = load_backbone(item)
             if Path(str(item)).is_file():
@@ -161,7 +163,8 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
              test_fraction: float = 0.2, eps: Optional[float] = None, folds: int = 3,
              k_sweep: Sequence[int] = (1, 2, 3, 4), rotations_per_config: int = 1,
              names: Optional[Sequence[str]] = None, features=None,
-             workers: Optional[int] = None, progress=None) -> DiagnoseResult:
+             workers: Optional[int] = None, trust_checkpoints: bool = False,
+             progress=None) -> DiagnoseResult:
     """Run the diagnostic (see the module docstring and docs/method.md §2).
 
     Parameters
@@ -196,6 +199,10 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
         threads (default: as many as there are backbones, at most the torch thread
         count). Small batched networks use several cores better side by side than
         through intra-op parallelism. Results do not depend on it (tested).
+    trust_checkpoints : bool
+        Load third-party checkpoints named in ``backbones`` (``nequip:PATH``), which are
+        pickled code, only when True (this package's own ``.pt`` files never need it: they
+        load with ``weights_only=True``).
     progress : bool or None (None: a bar when stderr is a terminal).
 
     Raises
@@ -207,7 +214,7 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k, reduction, spn,
                      eps, rotations_per_config, k_sweep)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-    entries = resolve_backbones(backbones, names)
+    entries = resolve_backbones(backbones, names, trust_checkpoints=trust_checkpoints)
     plan = make_plan(data, _common_degrees(entries), marked=marked, degrees=degrees,
                      lmax=lmax, seed=seed, k=k, reduction=reduction, spn=spn, n_boot=n_boot,
                      frames=frames, test_fraction=test_fraction, eps=eps, folds=folds,
