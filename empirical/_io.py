@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "write_files", "write_file_set", "check_output_dir", "OutputExists"]
+
+
+class OutputExists(ValueError):
+    """The output directory already holds files and ``overwrite`` was not given."""
 
 
 @contextmanager
@@ -43,3 +48,66 @@ def write_files(out_dir, files: "dict[str, bytes]") -> "list[Path]":
             Path(tmp).write_bytes(blob)
         written.append(path)
     return written
+
+
+def _listing(path: Path) -> str:
+    names = sorted(p.name for p in path.iterdir())
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+
+def check_output_dir(out_dir, overwrite: bool = False) -> Path:
+    """Refuse, before any work, an output directory that cannot receive a run: a path that
+    exists and is not a directory, a directory that already holds files (unless
+    ``overwrite``), or one whose nearest existing ancestor is not writable. Creates nothing.
+    Raises :class:`OutputExists` or ``ValueError`` naming the path."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputExists(f"{out} already holds files ({_listing(out)}): give another "
+                           "output directory, or --overwrite (overwrite=True) to replace it")
+    anchor = out.parent if not out.exists() else out
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
+    if not anchor.is_dir() or not os.access(anchor, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write into {out}: {anchor} is not a writable directory")
+    return out
+
+
+def write_file_set(out_dir, files: "dict[str, bytes]", overwrite: bool = False) -> "list[Path]":
+    """Write ``{name: content}`` as one set: into a temporary sibling directory first, then
+    renamed onto ``out_dir``, so a reader (or an interrupt) sees the whole set or none of
+    it, and never files of an earlier run beside the new ones. ``out_dir`` must not hold
+    files unless ``overwrite``, in which case the earlier directory is replaced as a whole
+    (:func:`check_output_dir`). Returns the paths written."""
+    out = check_output_dir(out_dir, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    old = None
+    try:
+        for name, blob in files.items():
+            if Path(name).name != name:
+                raise ValueError(f"output file names are plain names, got {name!r}")
+            (tmp / name).write_bytes(blob)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)      # mkdtemp creates 0700
+        for name in files:
+            os.chmod(tmp / name, 0o666 & ~umask)
+        if out.exists():
+            if any(out.iterdir()):
+                old = out.parent / f".{out.name}.{os.getpid()}.old"
+                os.replace(out, old)
+            else:
+                out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None and not out.exists():
+            os.replace(old, out)          # put the earlier run back
+            old = None
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return [out / name for name in files]

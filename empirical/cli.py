@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "that runs on loading: only for files from a source you trust")
     p.add_argument("--out", type=Path, default=None,
                    help="output directory (default runs/diagnose-<data>-seed<seed>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an output directory that already holds files")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--threads", type=_positive(int, "--threads"), default=None,
                    help="torch CPU threads (default: all cores)")
@@ -163,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-epochs", type=_positive(int, "--train-epochs"), default=20)
     p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
     p.add_argument("--out", type=Path, default=None, help="default runs/c5-seed<seed>")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an output directory that already holds files")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
     p.add_argument("--no-progress", action="store_true")
@@ -178,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kinds", nargs="+", default=None,
                    choices=["capacity", "parameters", "activation", "architecture", "untrained"])
     p.add_argument("--out", type=Path, default=None, help="default runs/controls-seed<seed>")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an output directory that already holds files")
     p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
     p.add_argument("--no-progress", action="store_true")
 
@@ -187,12 +193,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aspirin", type=Path, required=True,
                    help="diagnose run folder or its results.json")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an output directory that already holds files")
 
     p = sub.add_parser("reproduce", help="c5 + diagnose + controls + compare in one folder")
     p.add_argument("--preset", choices=["quick", "full"], default="quick",
                    help="quick: shipped backbones on CPU; full: retrain every backbone first (GPU)")
     p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
-    p.add_argument("--out", type=Path, default=None, help="default runs/reproduce-<preset>")
+    p.add_argument("--out", type=Path, default=None,
+                   help="default runs/reproduce-<preset>; a rerun into the same folder keeps "
+                   "the steps an earlier run finished")
+    p.add_argument("--overwrite", action="store_true",
+                   help="recompute every step, replacing an earlier run's folder")
     p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
     p.add_argument("--no-progress", action="store_true")
 
@@ -237,15 +249,20 @@ def _cmd_train(args) -> int:
     return EXIT_OK
 
 
-def _run_setup(args, default_out: Path) -> Path:
-    """Shared start of the run commands: torch threads (``--threads``, default all cores)
-    and the output directory (``--out`` or ``default_out``), which must not be a file."""
+def _run_setup(args, default_out: Path, resume: bool = False) -> Path:
+    """Shared start of the run commands, before any work: torch threads (``--threads``,
+    default all cores) and the output directory (``--out`` or ``default_out``), which must
+    be writable and, unless ``--overwrite`` (or ``resume``), hold no files."""
     import torch
+
+    from ._io import check_output_dir
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     out = args.out or default_out
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {out} exists and is not a directory")
+    try:
+        check_output_dir(out, overwrite=getattr(args, "overwrite", False) or resume)
+    except ValueError as exc:
+        raise BadInput(f"--out: {exc}") from None
     return out
 
 
@@ -265,7 +282,7 @@ def _cmd_diagnose(args) -> int:
                       frames=args.frames, test_fraction=args.test_fraction, eps=args.eps,
                       k_sweep=args.k_sweep, rotations_per_config=args.rotations,
                       trust_checkpoints=args.trust_checkpoints, progress=_progress(args))
-    result.save(out, plots=not args.no_plots)
+    result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
     print(f"{len(result.backbones)} backbone(s), {result.config['n_test']} held-out "
           f"rotated configurations, {result.seconds:.0f} s")
     for d, s in sorted(result.summaries.items()):
@@ -284,7 +301,7 @@ def _cmd_c5(args) -> int:
                     seed=args.seed, sources=args.sources, channels=args.channels,
                     train_epochs=args.train_epochs,
                     progress=_progress(args))
-    result.save(out, plots=not args.no_plots)
+    result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
     for source, s in result.payload["summary"].items():
         print(f"{source:8s} {s['agree']}/{s['cells']} cells agree with spanthm, "
               f"{s['meet_bar']} meet the calibration bar")
@@ -300,7 +317,7 @@ def _cmd_controls(args) -> int:
     result = run_controls(dataset=args.data, frames=args.frames, n_boot=args.n_boot,
                           seed=args.seed, kinds=tuple(args.kinds or KINDS),
                           progress=_progress(args))
-    result.save(out)
+    result.save(out, overwrite=args.overwrite)
     for c in result.payload["controls"]:
         if c["status"] == "missing":
             print(f"{c['name']:<22} d={c['d']}  missing backbone {c['backbone']}")
@@ -324,6 +341,12 @@ def _read_results(path: Path, what: str) -> dict:
 def _cmd_compare(args) -> int:
     from .calibration import compare, write_compare_outputs
 
+    from ._io import check_output_dir
+
+    try:
+        check_output_dir(args.out, overwrite=args.overwrite)
+    except ValueError as exc:
+        raise BadInput(f"--out: {exc}") from None
     c5, aspirin = _read_results(args.c5, "c5"), _read_results(args.aspirin, "aspirin")
     if "cells" not in c5 or "probes" in c5:
         raise BadInput(f"--c5 {args.c5}: not the results of empirical c5")
@@ -333,7 +356,7 @@ def _cmd_compare(args) -> int:
     except ValueError:
         raise BadInput(f"--aspirin {args.aspirin}: not the results of empirical diagnose") from None
     cmp = compare(c5, aspirin)
-    write_compare_outputs(cmp, args.out)
+    write_compare_outputs(cmp, args.out, overwrite=args.overwrite)
     print(cmp["paragraph"])
     print(f"wrote {args.out}/compare.md, compare.json, compare_d*.png")
     return EXIT_OK
@@ -342,10 +365,19 @@ def _cmd_compare(args) -> int:
 def _cmd_reproduce(args) -> int:
     from .reproduce import reproduce
 
-    out = _run_setup(args, Path("runs") / f"reproduce-{args.preset}")
-    index = reproduce(args.preset, out, seed=args.seed,
-                      progress=_progress(args),
-                      log=lambda s: print(s, file=sys.stderr, flush=True))
+    from .reproduce import STEPS
+
+    out = _run_setup(args, Path("runs") / f"reproduce-{args.preset}", resume=True)
+    try:
+        index = reproduce(args.preset, out, seed=args.seed, overwrite=args.overwrite,
+                          progress=_progress(args),
+                          log=lambda s: print(s, file=sys.stderr, flush=True))
+    except KeyboardInterrupt:
+        done = [f"{s}/" for s in STEPS if (out / s / "results.json").is_file()]
+        print("\nempirical: interrupted; " + (
+            f"finished steps kept in {out}: {', '.join(done)} (a rerun resumes after them)"
+            if done else "nothing was written"), file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(index["paragraph"])
     print(f"{index['seconds']:.0f} s; wrote {out}/README.md")
     return EXIT_OK
@@ -431,10 +463,19 @@ def _cmd_info(args) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point of the ``empirical`` console script; returns the exit code."""
+    """Entry point of the ``empirical`` console script; returns the exit code. An
+    interrupt anywhere, the first imports included, ends in one line and exit 130."""
     # One OpenMP thread unless told otherwise: tblite's threaded reductions would make the
     # MD differ in the last digits from run to run (set before tblite is imported).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("\nempirical: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Optional[List[str]]) -> int:
     from .backbone import CheckpointError
     from .data import DataError, GenerationError
 
@@ -463,9 +504,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (BadInput, DataError, CheckpointError, ValueError) as exc:
         print(f"empirical: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("\nempirical: interrupted; nothing was written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except OSError as exc:            # unwritable output, a full disk, a vanished file
+        print(f"empirical: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,7 +25,7 @@ from .controls import run_controls
 from .data import load as load_dataset
 from .diagnostic import diagnose
 
-__all__ = ["reproduce", "PRESETS", "retrain_backbones"]
+__all__ = ["reproduce", "PRESETS", "STEPS", "retrain_backbones"]
 
 PRESETS = ("quick", "full")
 
@@ -59,8 +59,38 @@ def retrain_backbones(out_dir: Path, log=print) -> Dict[str, str]:
     return paths
 
 
-def reproduce(preset: str, out_dir, seed: int = 0, progress=None, log=print) -> Dict:
-    """Run the preset into ``out_dir``; returns the index (also ``index.json``)."""
+#: The steps whose folders a rerun resumes from, in order.
+STEPS = ("c5", "diagnose", "controls")
+
+
+def _step(out: Path, name: str, seed: int, overwrite: bool, run, read, log):
+    """Run one step into ``out/name`` (one set of files), or, unless ``overwrite``, read
+    the results an earlier run left there (a folder holds a finished step or nothing)."""
+    folder = out / name
+    done = folder / "results.json"
+    if done.is_file() and not overwrite:
+        payload = json.loads(done.read_text())
+        if payload.get("config", {}).get("seed") != seed:
+            raise ValueError(f"{folder} holds a run with seed "
+                             f"{payload.get('config', {}).get('seed')}, not {seed}: use "
+                             "another folder or --overwrite")
+        log(f"{name}: finished by an earlier run, kept ({folder})")
+        return read(payload)
+    result = run()
+    result.save(folder, overwrite=overwrite)
+    return result
+
+
+def reproduce(preset: str, out_dir, seed: int = 0, progress=None, log=print,
+              overwrite: bool = False) -> Dict:
+    """Run the preset into ``out_dir``; returns the index (also ``index.json``).
+
+    Each step writes its folder as one set; a rerun into the same ``out_dir`` keeps the
+    steps an earlier (interrupted) run finished, unless ``overwrite``."""
+    from .calibration import C5Result
+    from .controls import ControlsResult
+    from .diagnostic import DiagnoseResult
+
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     out = Path(out_dir)
@@ -70,24 +100,26 @@ def reproduce(preset: str, out_dir, seed: int = 0, progress=None, log=print) -> 
         paths = retrain_backbones(out / "backbones", log=log)
     steps = {}
     log("C5 calibration ...")
-    c5 = run_c5(seed=seed, progress=progress)
-    c5.save(out / "c5")
+    c5 = _step(out, "c5", seed, overwrite, lambda: run_c5(seed=seed, progress=progress),
+               lambda p: C5Result(payload=p), log)
     steps["c5"] = {"seconds": c5.seconds, "agreement": c5.payload["agreement"]}
     log("aspirin diagnostic ...")
     names = [f"aspirin_L2_seed{s}" for s in range(4)]
     backbones = [paths[n] for n in names] if paths else None
-    diag = diagnose(backbones=backbones, seed=seed, progress=progress,
-                    names=names if paths else None)
-    diag.save(out / "diagnose")
+    diag = _step(out, "diagnose", seed, overwrite,
+                 lambda: diagnose(backbones=backbones, seed=seed, progress=progress,
+                                  names=names if paths else None),
+                 DiagnoseResult.from_dict, log)
     steps["diagnose"] = {"seconds": diag.seconds,
                          "agreement": diag.agreement}
     log("controls ...")
-    controls = run_controls(seed=seed, progress=progress, backbone_paths=paths)
-    controls.save(out / "controls")
+    controls = _step(out, "controls", seed, overwrite,
+                     lambda: run_controls(seed=seed, progress=progress, backbone_paths=paths),
+                     lambda p: ControlsResult(payload=p), log)
     steps["controls"] = {"seconds": controls.seconds, "complete": controls.payload["complete"],
                          "agreement": controls.payload["agreement"]}
     cmp = compare(c5.payload, diag)
-    write_compare_outputs(cmp, out)
+    write_compare_outputs(cmp, out, as_set=False)
     steps["compare"] = {"agreement": cmp["agreement"]}
     index = {"preset": preset, "seed": seed, "steps": steps,
              "seconds": time.perf_counter() - start, "paragraph": cmp["paragraph"]}

@@ -87,3 +87,178 @@ def test_trust_rule(tmp_path):
         require_trust(tmp_path / "model.ckpt", False, "nequip")
     with pytest.raises(ValueError, match="True or False"):
         require_trust(tmp_path / "model.ckpt", "yes", "nequip")
+
+
+# -- outputs: never mixed, never lost ----------------------------------------------------------
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from e3nn import o3  # noqa: E402
+
+from empirical._io import OutputExists, check_output_dir, write_file_set  # noqa: E402
+from empirical.data import Dataset, save_npz  # noqa: E402
+
+
+class _Ideal:
+    dtype = torch.float64
+
+    def __init__(self):
+        self.irreps_out = o3.Irreps.spherical_harmonics(1)
+
+    def node_features(self, positions, numbers):
+        v = positions[1] - positions[0]
+        return o3.spherical_harmonics(self.irreps_out, v[None], normalize=True,
+                                      normalization="component").repeat(len(positions), 1)
+
+
+def _toy(n=120):
+    rng = np.random.default_rng(0)
+    pos = rng.normal(scale=1.2, size=(n, 3, 3))
+    pos[:, 1] = pos[:, 0] + rng.normal(size=(n, 3))
+    return Dataset(positions=pos, numbers=np.array([6, 8, 1]), energies=rng.normal(size=n),
+                   forces=np.zeros_like(pos),
+                   metadata={"source": "toy", "marked_bond": {"atoms": [0, 1]}})
+
+
+def test_a_set_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    calls = {"n": 0}
+    real = Path.write_bytes
+
+    def interrupted(self, data):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_file_set(out, {"a.png": b"1", "results.json": b"{}"})
+    monkeypatch.undo()
+    assert not out.exists() and list(tmp_path.iterdir()) == []      # no half set, no temp
+    write_file_set(out, {"a.png": b"1", "results.json": b"{}"})
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "results.json"]
+    # an interrupted overwrite leaves the earlier set as it was
+    calls["n"] = 0
+    monkeypatch.setattr(Path, "write_bytes", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_file_set(out, {"b.png": b"2", "results.json": b"[]"}, overwrite=True)
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "results.json"]
+    assert (out / "results.json").read_bytes() == b"{}"
+    # an overwrite replaces the set: the earlier run's files do not stay beside the new ones
+    write_file_set(out, {"b.png": b"2", "results.json": b"[]"}, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["b.png", "results.json"]
+    with pytest.raises(OutputExists, match="already holds files"):
+        write_file_set(out, {"c": b""})
+
+
+def test_diagnose_refuses_a_used_output_directory_before_any_work(tmp_path, capsys,
+                                                                   monkeypatch):
+    data = tmp_path / "toy.npz"
+    save_npz(_toy(), data)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "frequency_response_d9.png").write_bytes(b"earlier run")
+    import empirical.diagnostic as diagnostic
+
+    def no_work(*a, **k):
+        raise AssertionError("diagnose ran although the output was refused")
+
+    monkeypatch.setattr(diagnostic, "diagnose", no_work)
+    code = cli.main(["diagnose", "--data", str(data), "--marked", "0", "1", "--out", str(out),
+                     "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "already holds files" in err and "--overwrite" in err
+    assert err.count("\n") == 1
+    assert [p.name for p in out.iterdir()] == ["frequency_response_d9.png"]
+
+
+def test_diagnose_overwrite_replaces_the_whole_set(tmp_path, capsys):
+    from empirical.backbone import Backbone, BackboneConfig, save_checkpoint
+
+    data = tmp_path / "toy.npz"
+    save_npz(_toy(), data)
+    ckpt = tmp_path / "bb.pt"
+    save_checkpoint(ckpt, Backbone(BackboneConfig(L=1, channels=4, layers=2,
+                                                  species=[1, 6, 8]), seed=0),
+                    {"note": "random init"})
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "frequency_response_d9.png").write_bytes(b"earlier run")
+    code = cli.main(["diagnose", "--data", str(data), "--backbones", str(ckpt), "--marked",
+                     "0", "1", "--degrees", "1", "--lmax", "2", "--n-boot", "10",
+                     "--k-sweep", "--no-plots", "--out", str(out), "--overwrite",
+                     "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["report.md", "results.json"]
+
+
+def test_unwritable_output_is_refused_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ValueError, match="not a writable directory"):
+        check_output_dir(blocker / "run")
+    code = cli.main(["compare", "--c5", str(tmp_path), "--aspirin", str(tmp_path),
+                     "--out", str(blocker / "cmp")])
+    err = capsys.readouterr().err
+    assert code == 2 and "not a writable directory" in err and err.count("\n") == 1
+
+
+def test_reproduce_keeps_finished_steps_and_says_so(tmp_path, capsys, monkeypatch):
+    from empirical import reproduce as rep
+
+    out = tmp_path / "repro"
+    ran = []
+
+    class Fake:
+        seconds = 1.0
+
+        def __init__(self, payload):
+            self.payload = payload
+
+        def save(self, folder, overwrite=False):
+            write_file_set(folder, {"results.json": json.dumps(self.payload).encode()},
+                           overwrite=overwrite)
+
+    def run():
+        ran.append(1)
+        return Fake({"config": {"seed": 0}, "x": 1})
+
+    first = rep._step(out, "c5", 0, False, run, Fake, log=lambda s: None)
+    again = rep._step(out, "c5", 0, False, run, Fake, log=lambda s: None)
+    assert len(ran) == 1 and again.payload == first.payload          # resumed, not rerun
+    with pytest.raises(ValueError, match="seed 0, not 1"):
+        rep._step(out, "c5", 1, False, run, Fake, log=lambda s: None)
+    rep._step(out, "c5", 0, True, run, Fake, log=lambda s: None)       # --overwrite reruns
+    assert len(ran) == 2
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rep, "reproduce", interrupted)
+    code = cli.main(["reproduce", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 130 and "finished steps kept" in err and "c5/" in err
+
+
+def test_interrupt_during_the_first_imports_is_one_line(monkeypatch, capsys):
+    """Ctrl-C while the command's modules are still being imported: exit 130, one line."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name in ("backbone", "empirical.backbone") or (args and args[2] and
+                                                           "CheckpointError" in args[2]):
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    code = cli.main(["backbones"])
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == 130 and err.strip() == "empirical: interrupted; nothing was written"

@@ -89,9 +89,12 @@ class IdealFeatures:
 class C5Result(RunResult):
     """What :func:`run_c5` measured; :meth:`to_dict` is exactly ``results.json``."""
 
-    def save(self, out_dir: Union[str, Path], plots: bool = True) -> List[Path]:
+    def save(self, out_dir: Union[str, Path], plots: bool = True,
+             overwrite: bool = False) -> List[Path]:
+        """Write the outputs into ``out_dir`` as one set (it must not hold files unless
+        ``overwrite``)."""
         from ._report import write_c5_outputs
-        return write_c5_outputs(self, Path(out_dir), plots=plots)
+        return write_c5_outputs(self, Path(out_dir), plots=plots, overwrite=overwrite)
 
 
 def _train_briefly(L: int, channels: int, seed: int, epochs: int, frames: int,

@@ -14,7 +14,7 @@ from typing import Dict, List
 
 from typing import Union
 
-from .._io import write_files
+from .._io import write_file_set, write_files
 from ..diagnostic import DiagnoseResult
 from ..diagnostic._verdict import agrees
 
@@ -126,12 +126,17 @@ def _report(cmp: Dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_compare_outputs(cmp: Dict, out_dir: Path) -> List[Path]:
-    """``compare.json``, ``compare.md`` and ``compare_d{d}.png``, each atomically."""
+def write_compare_outputs(cmp: Dict, out_dir: Path, overwrite: bool = False,
+                          as_set: bool = True) -> List[Path]:
+    """``compare.json``, ``compare.md`` and ``compare_d{d}.png``: as one set into
+    ``out_dir`` (which must not hold files unless ``overwrite``), or, with ``as_set=False``,
+    each file atomically beside others (the reproduction's index folder)."""
     import json
 
     ds = sorted({r["d"] for r in cmp["rows"]})
     files = {f"compare_d{d}.png": _figure(cmp, d) for d in ds}
     files["compare.md"] = _report(cmp).encode()
     files["compare.json"] = (json.dumps(cmp, indent=1) + "\n").encode()
+    if as_set:
+        return write_file_set(out_dir, files, overwrite=overwrite)
     return write_files(out_dir, files)

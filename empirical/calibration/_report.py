@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 from typing import Dict, List
 
-from .._io import write_files
+from .._io import write_file_set
 
 __all__ = ["write_c5_outputs", "render_c5_report", "c5_heatmap_png"]
 
@@ -148,11 +148,14 @@ def c5_heatmap_png(payload: Dict) -> bytes:
         plt.close(fig)
 
 
-def write_c5_outputs(result, out_dir: Path, plots: bool = True) -> List[Path]:
-    """Write ``results.json``, ``report.md`` and (with ``plots``) ``c5_heatmap.png``."""
+def write_c5_outputs(result, out_dir: Path, plots: bool = True,
+                     overwrite: bool = False) -> List[Path]:
+    """Write ``results.json``, ``report.md`` and (with ``plots``) ``c5_heatmap.png`` as one
+    set (:func:`empirical._io.write_file_set`)."""
     files = {"results.json": result.to_json().encode(),
              "report.md": render_c5_report(result).encode()}
     if plots:
         files["c5_heatmap.png"] = c5_heatmap_png(result.payload)
-    return write_files(out_dir, {name: files[name] for name in
-                                 sorted(files, key=lambda n: n == "results.json")})
+    return write_file_set(out_dir, {name: files[name] for name in
+                                    sorted(files, key=lambda n: n == "results.json")},
+                          overwrite=overwrite)

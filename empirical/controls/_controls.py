@@ -72,9 +72,11 @@ BASE = "aspirin_L2_seed0"
 class ControlsResult(RunResult):
     """What :func:`run_controls` measured; :meth:`to_dict` is exactly ``results.json``."""
 
-    def save(self, out_dir: Union[str, Path]) -> List[Path]:
+    def save(self, out_dir: Union[str, Path], overwrite: bool = False) -> List[Path]:
+        """Write the outputs into ``out_dir`` as one set (it must not hold files unless
+        ``overwrite``)."""
         from ._report import write_controls_outputs
-        return write_controls_outputs(self, Path(out_dir))
+        return write_controls_outputs(self, Path(out_dir), overwrite=overwrite)
 
 
 def _plan(available: set, frames: int, spn_widths=(16, 32, 64),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List
 
-from .._io import write_files
+from .._io import write_file_set
 
 __all__ = ["render_controls_report", "write_controls_outputs"]
 
@@ -46,7 +46,8 @@ def render_controls_report(result) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_controls_outputs(result, out_dir: Path) -> List[Path]:
-    """Write ``results.json`` and ``report.md`` of the controls, atomically."""
-    return write_files(out_dir, {"report.md": render_controls_report(result).encode(),
-                                 "results.json": result.to_json().encode()})
+def write_controls_outputs(result, out_dir: Path, overwrite: bool = False) -> List[Path]:
+    """Write ``results.json`` and ``report.md`` of the controls as one set."""
+    return write_file_set(out_dir, {"report.md": render_controls_report(result).encode(),
+                                    "results.json": result.to_json().encode()},
+                          overwrite=overwrite)

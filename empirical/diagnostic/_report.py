@@ -33,7 +33,7 @@ import io
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .._io import write_files
+from .._io import write_file_set
 from ._verdict import BLIND, THRESHOLDS, verdict
 from .statistics import RatioConfidenceSet
 
@@ -705,17 +705,20 @@ def render_plots(result) -> Dict[str, bytes]:
 
 # --------------------------------------------------------------------------- writing
 
-def write_outputs(result, out_dir: Path, plots: bool = True) -> List[Path]:
+def write_outputs(result, out_dir: Path, plots: bool = True,
+                  overwrite: bool = False) -> List[Path]:
     """Write ``results.json``, ``report.md`` and (with ``plots``) the PNGs of ``result``
     (a :class:`DiagnoseResult`) into ``out_dir`` (created) and return their paths
     (``results.json``, ``report.md``, then the PNGs in :func:`plot_names` order).
 
     All content is computed before the directory is created or any file written, so an
-    error in it writes nothing; each file is then written atomically (plots first,
-    ``results.json`` last)."""
+    error in it writes nothing; the files are then written as one set
+    (:func:`empirical._io.write_file_set`): ``out_dir`` must not hold files unless
+    ``overwrite``, which replaces the earlier directory as a whole."""
     results_text = result.to_json()
     pngs = render_plots(result) if plots else {}
     report_text = render_report(result, list(pngs))
-    written = write_files(out_dir, {**pngs, "report.md": report_text.encode("utf-8"),
-                                    "results.json": results_text.encode("utf-8")})
+    written = write_file_set(out_dir, {**pngs, "report.md": report_text.encode("utf-8"),
+                                       "results.json": results_text.encode("utf-8")},
+                             overwrite=overwrite)
     return written[-1:] + written[-2:-1] + written[:-2]

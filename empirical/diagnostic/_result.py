@@ -297,13 +297,14 @@ class DiagnoseResult(RunResult):
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not the results of empirical diagnose ({exc})") from None
 
-    def save(self, out_dir, plots: bool = True):
-        """Write ``results.json``, ``report.md`` and the PNG plots into ``out_dir`` (each
-        file atomically; the directory is created). Returns the paths written."""
+    def save(self, out_dir, plots: bool = True, overwrite: bool = False):
+        """Write ``results.json``, ``report.md`` and the PNG plots into ``out_dir`` as one
+        set (written beside it, then renamed into place). ``out_dir`` must not hold files
+        unless ``overwrite`` (:class:`empirical._io.OutputExists`). Returns the paths."""
         from pathlib import Path
 
         from ._report import write_outputs
-        return write_outputs(self, Path(out_dir), plots=plots)
+        return write_outputs(self, Path(out_dir), plots=plots, overwrite=overwrite)
 
 
 # --------------------------------------------------------------------------------- schema
