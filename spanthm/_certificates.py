@@ -37,7 +37,7 @@ from pathlib import Path
 
 import sympy
 
-from . import _io, _multiplicities, _projection, _spectrum, _validate
+from . import _limits, _io, _multiplicities, _projection, _spectrum, _validate
 
 __all__ = ["SCHEMA", "certificate", "certificate_filename", "write_certificate"]
 
@@ -61,6 +61,7 @@ def certificate(features, d: int, exactly: bool = False) -> dict:
 
     features = _validate.feature_set(features)
     d = _validate.probe_degree(d)
+    _limits.check_instance(max(features), d)       # bounded before any work
     exact = _projection.exact_spectrum(features, d, exactly)
     verdict = _spectrum.spectrum(features, d, exactly, method="exact")
     space = _multiplicities.abstract_features(features, exactly)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Tuple
 
-from . import _validate
+from . import _limits, _validate
 
 __all__ = [
     "weight_table",
@@ -56,6 +56,7 @@ def weight_table(features: tuple, d: int, power: str = "sym") -> WeightTable:
     if d < 0:
         raise ValueError(f"power d must be >= 0, got {d}")
     power = _validate.power(power)
+    _limits.check_instance(max(features), max(d, 1))   # bounded before any work
     offset = d * max(features)
     size = 2 * offset + 1
     basis = _basis(features)

@@ -48,7 +48,15 @@ def feature_set(features: Iterable[object]) -> tuple[int, ...]:
         raise TypeError(
             f"features must be a collection of non-negative integers, got {features!r}"
         )
+    if isinstance(features, range):      # refuse a huge range before building it
+        from ._limits import check_feature_count
+        n = max(0, -(-(features.stop - features.start) // features.step))   # len(), unbounded
+        check_feature_count(n, features.start + (n - 1) * features.step if n else 0)
     degrees = list(features)
+    if len(degrees) > 1:
+        from ._limits import check_feature_count
+        check_feature_count(len(degrees), max((k for k in degrees if _is_integer(k)),
+                                              default=0))
     if not degrees:
         raise ValueError("feature set is empty: give at least one degree, e.g. {0, 1, 2}")
     for k in degrees:

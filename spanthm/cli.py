@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from . import _validate
+from . import _limits, _validate
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -71,6 +71,7 @@ def _add_instance(p: argparse.ArgumentParser, required: bool = True) -> None:
 def _features(args) -> tuple:
     if args.features is not None:
         return args.features
+    _limits.check_instance(args.L, args.d)        # before {0..L} is built
     return tuple(range(args.L + 1))
 
 
@@ -176,11 +177,12 @@ def _cmd_table(args) -> int:
     from ._spectrum import table
 
     rows, failed = [], False
+    instances = table(args.Lmax, args.dmax, method=args.method)   # limits checked here
     if not args.json:
         print(f"{'L':>3} {'d':>3} {'ceiling':>8} {'theorem':>8} {'mult(V_dL)':>10} "
               f"{'methods':>9} {'time [s]':>9}")
     start = time.perf_counter()
-    for res in table(args.Lmax, args.dmax, method=args.method):
+    for res in instances:
         L, d = max(res.features), res.d
         row = {"L": L, "d": d, "ceiling": res.ceiling, "theorem": res.theorem,
                "boundary_multiplicity": res.boundary_multiplicity,
@@ -209,12 +211,23 @@ def _cmd_certify(args) -> int:
     if batch:
         if args.Lmax is None or args.dmax is None or args.out_dir is None:
             raise BadInput("batch certification needs --Lmax, --dmax and --out-dir")
+        _limits.check_instance(args.Lmax, args.dmax)
+        _limits.check_total((_limits.instance_cost(L, d) for L in range(1, args.Lmax + 1)
+                             for d in range(1, args.dmax + 1)), "the batch")
+        if args.out_dir.exists() and not args.out_dir.is_dir():
+            raise BadInput(f"--out-dir {args.out_dir} exists and is not a directory")
+        jobs = []
         for L in range(1, args.Lmax + 1):
             for d in range(1, args.dmax + 1):
                 feats = tuple(range(L + 1))
                 path = args.out_dir / certificate_filename(feats, d, args.exactly)
-                write_certificate(certificate(feats, d, args.exactly), path)
-                print(path)
+                if path.exists() and not path.is_file():
+                    raise BadInput(f"{path} exists and is not a file: nothing was written")
+                jobs.append((feats, d, path))
+        # every certificate is computed before the first is written: all or none
+        certs = [(certificate(feats, d, args.exactly), path) for feats, d, path in jobs]
+        for cert, path in certs:
+            print(write_certificate(cert, path))
         return EXIT_OK
     if args.d is None or (args.L is None and args.features is None):
         raise BadInput("certify needs --L or --features, and --d")
@@ -252,7 +265,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except (BadInput, ValueError, TypeError) as exc:
-        # CertificateError is a ValueError: unreadable or malformed certificates land here.
+        # CertificateError is a ValueError: unreadable or malformed certificates land here;
+        # CostLimitExceeded too: a request above a documented limit.
+        print(f"spanthm: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:            # an output path that is a directory, a full disk
         print(f"spanthm: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

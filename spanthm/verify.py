@@ -53,14 +53,82 @@ class Verification:
         return not self.problems
 
 
+#: Bounds on what the checker reads, before any work (they mirror spanthm._limits, which
+#: this module does not import: a certificate is untrusted input). A certificate of the
+#: largest instance the package certifies is a few hundred kB.
+MAX_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 32
+
+
+def _env_int(name: str, default: int) -> int:
+    import os
+
+    try:
+        return max(1, int(os.environ.get(name, default)))
+    except ValueError:
+        raise CertificateError(f"{name}={os.environ[name]!r} is not an integer") from None
+
+
+def _depth(text: str) -> int:
+    """Deepest nesting of ``[``/``{`` outside strings (a cheap pre-parse bound)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _check_cost(features: list, d: int) -> None:
+    """Refuse a certificate whose instance is above spanthm's cost limits (see
+    :mod:`spanthm._limits`: D = d * max(S), D^3 <= SPANTHM_MAX_COST, d <= SPANTHM_MAX_D,
+    at most SPANTHM_MAX_FEATURES degrees) before re-checking it."""
+    max_cost = _env_int("SPANTHM_MAX_COST", 300 ** 3)
+    max_d = _env_int("SPANTHM_MAX_D", 256)
+    max_features = _env_int("SPANTHM_MAX_FEATURES", 512)
+    if len(features) > max_features:
+        raise CertificateError(f"certificate instance has {len(features)} feature degrees, "
+                               f"above the limit of {max_features} (SPANTHM_MAX_FEATURES)")
+    if d > max_d:
+        raise CertificateError(f"certificate instance has d = {d}, above the limit of {max_d} "
+                               "(SPANTHM_MAX_D)")
+    if max(max(features) * d, 1) ** 3 > max_cost:
+        raise CertificateError(f"certificate instance has top degree d * max(S) = "
+                               f"{max(features) * d}, above the cost limit (D^3 <= "
+                               f"{max_cost:.3g}, SPANTHM_MAX_COST)")
+
+
 def _load(source) -> dict:
     if isinstance(source, dict):
         return source
     path = Path(source)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise CertificateError(f"cannot read certificate {str(path)!r}: {exc.strerror}") from None
+    if len(raw) > MAX_BYTES:
+        raise CertificateError(f"certificate {str(path)!r} is larger than {MAX_BYTES} bytes: "
+                               "not a spanthm certificate")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CertificateError(f"certificate {str(path)!r} is not UTF-8 text") from None
+    if _depth(text) > MAX_DEPTH:
+        raise CertificateError(f"certificate {str(path)!r} is nested deeper than {MAX_DEPTH} "
+                               "levels: not a spanthm certificate")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -106,6 +174,7 @@ def _structure(cert: dict) -> None:
     if len(set(feats)) != len(feats):
         raise CertificateError("certificate instance.features has repeated degrees")
     _int(inst.get("d"), "instance.d", 1)
+    _check_cost(feats, inst["d"])
     if not isinstance(inst.get("exactly"), bool):
         raise CertificateError("certificate instance.exactly must be true or false")
     for entry in cert["present"]:

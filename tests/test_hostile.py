@@ -262,3 +262,89 @@ def test_interrupt_during_the_first_imports_is_one_line(monkeypatch, capsys):
     monkeypatch.undo()
     err = capsys.readouterr().err
     assert code == 130 and err.strip() == "empirical: interrupted; nothing was written"
+
+
+# -- work bounded before it starts ---------------------------------------------------------------
+
+import spanthm  # noqa: E402
+from spanthm import cli as spanthm_cli  # noqa: E402
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["check", "--L", "1000", "--d", "50"], "SPANTHM_MAX_COST"),
+    (["check", "--L", "0", "--d", "1000000"], "SPANTHM_MAX_D"),
+    (["check", "--features", "100000", "--d", "1"], "SPANTHM_MAX_COST"),
+    (["multiplicities", "--L", "1000", "--d", "50"], "SPANTHM_MAX_COST"),
+    (["table", "--Lmax", "1000", "--dmax", "50"], "SPANTHM_MAX_COST"),
+    (["table", "--Lmax", "30", "--dmax", "10"], "in all"),
+    (["check", "--L", "99999999999999999999999", "--d", "2"], "SPANTHM_MAX_COST"),
+    (["certify", "--L", "400", "--d", "2"], "SPANTHM_MAX_COST"),
+])
+def test_spanthm_refuses_work_above_the_limits(argv, needle, capsys):
+    assert spanthm_cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert needle in captured.err and captured.err.count("\n") == 1 and captured.out == ""
+
+
+def test_spanthm_api_limits_and_the_knob(monkeypatch):
+    with pytest.raises(ValueError, match="SPANTHM_MAX_D"):
+        spanthm.spectrum([0], 10 ** 6)
+    with pytest.raises(ValueError, match="SPANTHM_MAX_FEATURES"):
+        spanthm.spectrum(range(10 ** 22), 2)
+    assert spanthm.spectrum(range(3), 2).ceiling == 4
+    monkeypatch.setenv("SPANTHM_MAX_COST", "10")          # the limit is the knob's
+    with pytest.raises(ValueError, match="above the limit of 10"):
+        spanthm.spectrum(range(3), 2)
+
+
+def test_verify_bounds_its_input(tmp_path, capsys):
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (8 * 1024 * 1024 + 10))
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    cert = json.loads(json.dumps(spanthm.certificate(range(2), 2)))
+    cert["instance"]["d"] = 10 ** 6
+    huge_d = tmp_path / "huge_d.json"
+    huge_d.write_text(json.dumps(cert))
+    for path, needle in [(big, "larger than"), (deep, "nested deeper"),
+                         (huge_d, "above the limit")]:
+        assert spanthm_cli.main(["verify", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1, err
+
+
+def test_batch_certify_writes_all_or_nothing(tmp_path, capsys):
+    out = tmp_path / "certs"
+    out.mkdir()
+    (out / "L2_d1.json").mkdir()              # one target path is a directory
+    assert spanthm_cli.main(["certify", "--Lmax", "2", "--dmax", "2", "--out-dir",
+                             str(out)]) == 2
+    assert "is not a file" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["L2_d1.json"]
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--degrees", "50"], "EMPIRICAL_MAX_BYTES"),
+    (["--n-boot", "1000000000"], "bootstrap"),
+    (["--rotations", "1000000"], "EMPIRICAL_MAX_BYTES"),
+    (["--lmax", "13"], "stop at l = 12"),
+])
+def test_diagnose_refuses_work_above_the_limits(extra, needle, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["diagnose", "--out", str(out), "--no-progress", *extra]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_a_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    import lzma
+
+    from empirical.backbone import CheckpointError, _checkpoint
+    from empirical.backbone import load
+
+    bomb = tmp_path / "bomb.pt.xz"
+    bomb.write_bytes(lzma.compress(b"\0" * (2 * 1024 * 1024)))
+    monkeypatch.setattr(_checkpoint, "MAX_DECOMPRESSED", 1024 * 1024)
+    with pytest.raises(CheckpointError, match="expands to more than"):
+        load(bomb)

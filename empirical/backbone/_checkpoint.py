@@ -77,15 +77,37 @@ def compress_checkpoint(src, dst) -> Path:
     return Path(dst)
 
 
+#: Largest decompressed ``.pt.xz`` read (bytes): the 128-channel control is 8.2 MB, so a
+#: file expanding beyond this is not one of ours (a decompression bomb).
+MAX_DECOMPRESSED = 256 * 1024 * 1024
+
+
+def _read_xz(path: Path) -> bytes:
+    """Decompress at most :data:`MAX_DECOMPRESSED` bytes; ``CheckpointError`` beyond."""
+    with lzma.open(path) as fh:
+        data = fh.read(MAX_DECOMPRESSED + 1)
+    if len(data) > MAX_DECOMPRESSED:
+        raise CheckpointError(f"{str(path)!r} expands to more than {MAX_DECOMPRESSED >> 20} MiB: "
+                              "not a checkpoint of this package")
+    return data
+
+
 def read_checkpoint(path) -> dict:
     """The raw checkpoint dict, validated. Raises :class:`CheckpointError`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"cannot read checkpoint {str(path)!r}: no such file")
+    if path.suffix == ".xz":
+        try:
+            raw = _read_xz(path)
+        except CheckpointError:
+            raise
+        except Exception as exc:
+            raise CheckpointError(f"cannot read checkpoint {str(path)!r}: it is corrupt "
+                                  f"({type(exc).__name__})") from None
     try:
         if path.suffix == ".xz":
-            with lzma.open(path) as fh:
-                blob = torch.load(io.BytesIO(fh.read()), map_location="cpu", weights_only=True)
+            blob = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
         else:
             blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files

@@ -218,7 +218,9 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     plan = make_plan(data, _common_degrees(entries), marked=marked, degrees=degrees,
                      lmax=lmax, seed=seed, k=k, reduction=reduction, spn=spn, n_boot=n_boot,
                      frames=frames, test_fraction=test_fraction, eps=eps, folds=folds,
-                     k_sweep=k_sweep, rotations_per_config=rotations_per_config)
+                     k_sweep=k_sweep, rotations_per_config=rotations_per_config,
+                     feature_dim=max(2 * o3.Irreps(obj.irreps_out).dim for _, obj, _ in entries),
+                     n_backbones=len(entries))
     given = list(features) if features is not None else [None] * len(entries)
     if len(given) != len(entries):
         raise ValueError(f"{len(given)} feature sets for {len(entries)} backbones")

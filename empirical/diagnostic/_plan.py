@@ -23,12 +23,61 @@ from ._probe import n_monomials
 from ._result import Prediction
 
 __all__ = ["DiagnosePlan", "make_plan", "validate_options", "auto_k", "stream",
-           "MAX_AUTO_CHANNELS", "STREAMS"]
+           "MAX_AUTO_CHANNELS", "STREAMS", "MAX_LMAX", "MAX_BYTES", "WorkLimitExceeded",
+           "estimate_bytes"]
 
 #: numpy SeedSequence keys under the run seed, one per random stream.
 STREAMS = {"frames": 11, "split": 12, "rotations": 13, "cv": 14, "bootstrap": 15}
 #: Upper bound of the automatic width, in channels per feature degree.
 MAX_AUTO_CHANNELS = 4
+#: Highest target degree: e3nn's spherical harmonics stop at l = 12.
+MAX_LMAX = 12
+#: Memory one diagnose request may plan for, in bytes (``EMPIRICAL_MAX_BYTES`` raises it):
+#: the default run plans for about 0.45 GB.
+MAX_BYTES = 8 * 1024 ** 3
+
+
+class WorkLimitExceeded(ValueError):
+    """A request whose estimated memory is above :data:`MAX_BYTES` (refused before work)."""
+
+
+def _max_bytes() -> int:
+    import os
+
+    raw = os.environ.get("EMPIRICAL_MAX_BYTES")
+    if raw is None:
+        return MAX_BYTES
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        raise ValueError(f"EMPIRICAL_MAX_BYTES={raw!r} is not an integer") from None
+
+
+def estimate_bytes(n_samples: int, n_train: int, n_test: int, k_by_d: Dict[int, int],
+                   n_boot: int, feature_dim: int, n_backbones: int) -> Dict[str, int]:
+    """Memory the stages will hold at their peak, by stage (bytes): every backbone's
+    features, the widest probe's monomials (three copies) and Gram matrix (three), the
+    bootstrap's resampling plan and counts.
+
+    >>> est = estimate_bytes(5000, 4000, 1000, {1: 36, 2: 36, 3: 18}, 2000, 1152, 4)
+    >>> round(sum(est.values()) / 1e9, 2)          # the default run: four shipped backbones
+    0.45
+    """
+    widest = max(n_monomials(k, d) for d, k in k_by_d.items())
+    return {"features": n_backbones * n_samples * (feature_dim + 8) * 8,
+            "probe": 3 * 8 * widest * (n_train + widest),
+            "bootstrap": 12 * n_boot * n_test * n_backbones}
+
+
+def _check_budget(est: Dict[str, int]) -> None:
+    limit = _max_bytes()
+    total = sum(est.values())
+    if total > limit:
+        parts = ", ".join(f"{k} {v / 1e9:.3g} GB" for k, v in est.items())
+        raise WorkLimitExceeded(
+            f"this request needs about {total / 1e9:.3g} GB ({parts}), above the limit of "
+            f"{limit / 1e9:.3g} GB: use fewer frames, rotations, bootstrap resamples or a "
+            "narrower or lower-degree probe, or raise EMPIRICAL_MAX_BYTES if you mean it")
 
 
 def stream(seed: int, *keys: int) -> int:
@@ -70,6 +119,9 @@ def validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k, reduc
         raise ValueError(f"probe degrees repeat: {degrees}")
     if not _is_int(lmax) or lmax < 0:
         raise ValueError(f"lmax (the highest target degree l) must be an integer >= 0, got {lmax!r}")
+    if lmax > MAX_LMAX:
+        raise ValueError(f"lmax = {lmax}: target degrees stop at l = {MAX_LMAX} (e3nn's "
+                         "spherical harmonics are implemented up to 12)")
     if not _is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if not _is_int(n_boot) or n_boot < 1:
@@ -178,9 +230,13 @@ def make_plan(dataset: Dataset, feature_degrees: Sequence[int], *,
               frames: Optional[int] = None, test_fraction: float = 0.2,
               eps: Optional[float] = None, folds: int = 3,
               k_sweep: Sequence[int] = (1, 2, 3, 4),
-              rotations_per_config: int = 1) -> DiagnosePlan:
+              rotations_per_config: int = 1, feature_dim: Optional[int] = None,
+              n_backbones: int = 1) -> DiagnosePlan:
     """Validate the options against ``dataset`` and the backbones' ``feature_degrees`` and
-    draw the plan (see :class:`DiagnosePlan`). ``ValueError`` for bad input."""
+    draw the plan (see :class:`DiagnosePlan`). ``ValueError`` for bad input;
+    :class:`WorkLimitExceeded` when the run would need more than :data:`MAX_BYTES` (with
+    ``feature_dim``, the width of the marked-atom features, and ``n_backbones``; without
+    it the features are counted at one channel per degree), before anything is built."""
     degrees = validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k,
                                reduction, spn, eps, rotations_per_config, k_sweep)
     feature_degrees = tuple(sorted(set(int(l) for l in feature_degrees)))
@@ -203,16 +259,19 @@ def make_plan(dataset: Dataset, feature_degrees: Sequence[int], *,
     if n_test < 2 or n - n_test < folds:
         raise ValueError(f"{n} configurations are too few for a {test_fraction:.0%} held-out "
                          f"part and {folds}-fold cross-validation")
+    R = int(rotations_per_config)
+    width = sum(2 * l + 1 for l in feature_degrees)
+    n_train = (n - n_test) * R
+    k_by_d = ({d: int(k) for d in degrees} if k is not None else
+              {d: auto_k(width, d, n_train) for d in degrees})
+    _check_budget(estimate_bytes(n * R, n_train, n_test * R, k_by_d, n_boot,
+                                 feature_dim or 2 * width, n_backbones))
     perm = np.random.default_rng(stream(seed, STREAMS["split"])).permutation(n)
     test_cfg = np.zeros(n, dtype=bool)
     test_cfg[perm[:n_test]] = True
-    R = int(rotations_per_config)
     groups = np.repeat(np.arange(n), R)
     test_idx = np.flatnonzero(test_cfg[groups])
     train_idx = np.flatnonzero(~test_cfg[groups])
-    width = sum(2 * l + 1 for l in feature_degrees)
-    k_by_d = ({d: int(k) for d in degrees} if k is not None else
-              {d: auto_k(width, d, len(train_idx)) for d in degrees})
     predicted = {}
     for d in degrees:
         rec = spanthm.recoverable_degrees(d, features=set(feature_degrees))
