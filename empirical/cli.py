@@ -287,8 +287,11 @@ def _cmd_diagnose(args) -> int:
           f"rotated configurations, {result.seconds:.0f} s")
     for d, s in sorted(result.summaries.items()):
         rho = "  ".join(f"{l}:{'  -  ' if v is None else f'{v:+.2f}'}" for l, v in sorted(s.rho.items()))
+        verdict = {True: "agrees", False: "DISAGREES", None: "ceiling untested"}[s.agreement]
         print(f"d={d}  ceiling {s.ceiling} (measured {s.measured_ceiling})  rho  {rho}  "
-              f"{'agrees' if s.agreement else 'DISAGREES'}")
+              f"{verdict}")
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     print(f"wrote {out}/results.json, report.md" + ("" if args.no_plots else ", plots"))
     return EXIT_OK
 

@@ -348,3 +348,54 @@ def test_a_decompression_bomb_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(_checkpoint, "MAX_DECOMPRESSED", 1024 * 1024)
     with pytest.raises(CheckpointError, match="expands to more than"):
         load(bomb)
+
+
+# -- no verdict without a measurement -----------------------------------------------------------
+
+from empirical.diagnostic import diagnose  # noqa: E402
+
+
+def _toy_data(scale=1.0, n=150):
+    """Toy molecules with bonds of about 1-2 A (``scale`` mimics other length units)."""
+    rng = np.random.default_rng(3)
+    base = np.array([[0.0, 0, 0], [1.2, 0, 0], [0, 1.1, 0], [0, 0, 1.0]])
+    pos = base[None] + rng.normal(scale=0.05, size=(n, 4, 3))
+    return Dataset(positions=pos * scale, numbers=np.array([6, 8, 1, 1]),
+                   energies=rng.normal(scale=0.1, size=n), forces=rng.normal(size=(n, 4, 3)),
+                   metadata={"source": "toy", "marked_bond": {"atoms": [0, 1]}})
+
+
+class _NotEquivariant(_Ideal):
+    """Harmonics of a direction with two axes swapped: not equivariant."""
+
+    def node_features(self, positions, numbers):
+        return super().node_features(positions[:, [1, 0, 2]], numbers)
+
+
+def test_an_untested_ceiling_is_not_called_agreement(capsys):
+    res = diagnose(backbones=[_Ideal()], dataset=_toy_data(), degrees=(1, 2), lmax=2,
+                   n_boot=200, k_sweep=(), progress=False)
+    assert res.summaries[1].agreement is True           # l = 2 > dL = 1 was measured
+    assert res.summaries[2].agreement is None           # dL = 2 = lmax: nothing above
+    assert res.agreement is None
+    assert any("untested" in w for w in res.warnings)
+    assert res.to_dict()["summary"]["2"]["agreement"] is None
+
+
+def test_a_backbone_that_is_not_equivariant_is_flagged():
+    res = diagnose(backbones=[_NotEquivariant()], dataset=_toy_data(), degrees=(1,), lmax=3,
+                   n_boot=200, k_sweep=(), progress=False)
+    assert res.backbones[0].equivariant is False
+    assert any("not equivariant" in w and "outside the theorem's premise" in w
+               for w in res.warnings)
+    ok = diagnose(backbones=[_Ideal()], dataset=_toy_data(), degrees=(1,), lmax=3,
+                  n_boot=200, k_sweep=(), progress=False)
+    assert ok.backbones[0].equivariant is True and not ok.warnings
+
+
+def test_data_in_other_units_and_few_resamples_are_warned_about():
+    res = diagnose(backbones=[_Ideal()], dataset=_toy_data(scale=0.1), degrees=(1,), lmax=3,
+                   n_boot=20, k_sweep=(), progress=False)
+    text = " ".join(res.warnings)
+    assert "positions are expected in Angstrom" in text
+    assert "20 bootstrap resamples" in text

@@ -204,7 +204,7 @@ def run_controls(dataset="aspirin", frames: Optional[int] = DEFAULT_FRAMES, n_bo
                 "d": d, "k": k_d, "spn_coefficients": n_monomials(k_d, d),
                 "measured_ceiling": s.measured_ceiling, "predicted_ceiling": s.ceiling,
                 "agrees": bool(s.measured_ceiling == s.ceiling),
-                "all_cells_agree": bool(s.agreement),
+                "all_cells_agree": s.agreement,
                 "rho": {str(l): r for l, r in sorted(s.rho.items())},
                 "rho_boundary": s.rho_boundary,
                 "rho_above": s.rho_above if verifiable else None,

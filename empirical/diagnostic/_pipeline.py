@@ -239,7 +239,7 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     bar.close()
     records = [_backbone_record(name, obj, info, fs, p)
                for (name, obj, info), fs, p in zip(entries, feature_sets, probes)]
-    warnings: List[str] = []
+    warnings: List[str] = _premise_warnings(records, plan, data, summaries)
     for p in probes:
         warnings += [w for w in p.warnings if w not in warnings]
     return DiagnoseResult(
@@ -321,6 +321,56 @@ def _common_degrees(entries) -> List[int]:
     return first
 
 
+#: Equivariance tolerance per features dtype, relative to the largest feature magnitude
+#: (at least 1): above it a backbone is outside the theorem's premise.
+EQUIVARIANCE_TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
+#: Below this many resamples the bootstrap intervals are not worth their name.
+MIN_BOOT = 200
+
+
+def _equivariant(fs) -> bool:
+    scale = max(1.0, float(np.abs(fs.features).max()))
+    tol = EQUIVARIANCE_TOLERANCE.get(fs.dtype, 1e-4) * scale
+    return max(fs.equivariance_error.values()) <= tol
+
+
+def _premise_warnings(records, plan, data, summaries) -> List[str]:
+    """What a reader must know before trusting a verdict: an untested ceiling, a backbone
+    that is not equivariant, data in unexpected units, too few bootstrap resamples."""
+    out = []
+    for d, s in sorted(summaries.items()):
+        if s.agreement is None:
+            out.append(f"d={d}: lmax = {plan.lmax} measures no degree above the predicted "
+                       f"ceiling {s.ceiling}: the ceiling is untested (agreement null); "
+                       f"use lmax >= {s.ceiling + 1}")
+    for r in records:
+        if r.equivariant is False:
+            out.append(f"{r.name}: its features are not equivariant (max error "
+                       f"{max(r.equivariance_error.values()):.3g} in {r.dtype}): the run is "
+                       "outside the theorem's premise, and its verdicts say nothing about it")
+    pos = data.positions[plan.frames[:200]]
+    dist = np.linalg.norm(pos[:, :, None] - pos[:, None], axis=-1)
+    dist[:, np.arange(pos.shape[1]), np.arange(pos.shape[1])] = np.inf
+    shortest = float(dist.min())
+    if not 0.5 <= shortest <= 3.0:
+        out.append(f"the shortest interatomic distance in the data is {shortest:.3g}: "
+                   "positions are expected in Angstrom (bonds 0.7-3 A); check the units")
+    forces = np.abs(data.forces[plan.frames[:200]])
+    if forces.size and forces.max() > 0:
+        typical = float(np.median(forces))
+        if not 1e-3 <= typical <= 1e2:
+            out.append(f"the median force component is {typical:.3g}: forces are expected in "
+                       "eV/A (typically 0.01-10); check the units")
+    spread = float(np.std(data.energies[plan.frames]))
+    if spread > 0 and not 1e-4 <= spread / data.n_atoms <= 10:
+        out.append(f"the energies spread {spread:.3g} over the frames ({spread / data.n_atoms:.3g} "
+                   "per atom): energies are expected in eV; check the units")
+    if plan.n_boot < MIN_BOOT:
+        out.append(f"{plan.n_boot} bootstrap resamples: the 95 % intervals are rough below "
+                   f"{MIN_BOOT} (default 2000)")
+    return out
+
+
 def _backbone_record(name, obj, info, fs, probes) -> BackboneRecord:
     known = ("source", "sha256", "seed", "test_energy_mae_meV", "test_force_mae_meV_per_A")
     irreps = o3.Irreps(obj.irreps_out)
@@ -329,7 +379,8 @@ def _backbone_record(name, obj, info, fs, probes) -> BackboneRecord:
         seed=int(info.get("seed", -1)), test_energy_mae_meV=info.get("test_energy_mae_meV"),
         test_force_mae_meV_per_A=info.get("test_force_mae_meV_per_A"),
         irreps_out=str(irreps), L=max(ir.l for _, ir in irreps), dtype=fs.dtype,
-        equivariance_error=fs.equivariance_error, eps_eV=probes.eps,
+        equivariance_error=fs.equivariance_error, equivariant=_equivariant(fs),
+        eps_eV=probes.eps,
         energy_error_rmse_meV=probes.energy_error_rmse_meV,
         extra={k: v for k, v in info.items() if k not in known})
 

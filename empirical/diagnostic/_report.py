@@ -409,6 +409,11 @@ def _verdicts(result) -> List[str]:
         defined = [c for c in result.cells_of(d) if c.agrees is not None]
         wrong = [c for c in defined if not c.agrees]
         ok = bool(s.agreement) and not wrong
+        if s.agreement is None and not wrong:
+            lines.append(f"- d = {d}: the {len(defined)} defined cells agree, but no degree "
+                         f"above the predicted ceiling {s.ceiling} was measured (lmax = "
+                         f"{result.lmax}): the ceiling is untested.")
+            continue
         if ok:
             lines.append(f"- d = {d}: all {len(defined)} defined cells agree with the prediction "
                          f"(predicted ceiling {s.ceiling}, measured ceiling "

@@ -17,7 +17,8 @@ Schema versions
   :class:`~empirical.diagnostic.statistics.RatioConfidenceSet`) instead of a percentile
   ``[low, high]`` list, which was invalid when the denominator's interval contained 0;
   ``config.eps_definition`` and ``config.interval_cliff_ratio`` added; every backbone
-  record gains ``dtype``. Every other key is unchanged.
+  record gains ``dtype`` and ``equivariant``; ``summary[d].agreement`` is ``null`` when
+  the ceiling is untested (``lmax <= dL``). Every other key is unchanged.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ class DegreeSummary:
     cliff_ratio_ci: Optional[Dict]
     delta_contrast: Optional[float]
     delta_contrast_ci: Interval2
-    agreement: bool
+    agreement: Optional[bool]      # None: the ceiling is untested (lmax <= dL)
 
     @property
     def L(self) -> int:
@@ -147,7 +148,8 @@ class DegreeSummary:
                    gain_ci=keyed(s["gain_ci"]), rho_boundary=s["rho_boundary"],
                    rho_above=s["rho_above"], cliff_ratio=s["cliff_ratio"],
                    cliff_ratio_ci=s["cliff_ratio_ci"], delta_contrast=s["delta_contrast"],
-                   delta_contrast_ci=s["delta_contrast_ci"], agreement=bool(s["agreement"]))
+                   delta_contrast_ci=s["delta_contrast_ci"],
+                   agreement=None if s["agreement"] is None else bool(s["agreement"]))
 
 
 @dataclass(frozen=True)
@@ -165,13 +167,14 @@ class BackboneRecord:
     L: int
     dtype: str
     equivariance_error: Dict[str, float]
+    equivariant: Optional[bool]
     eps_eV: Optional[float]
     energy_error_rmse_meV: Optional[float]
     extra: Dict = field(default_factory=dict)
 
     _KEYS = ("name", "source", "sha256", "seed", "test_energy_mae_meV",
              "test_force_mae_meV_per_A", "irreps_out", "L", "dtype", "equivariance_error",
-             "eps_eV", "energy_error_rmse_meV")
+             "equivariant", "eps_eV", "energy_error_rmse_meV")
 
     def to_dict(self) -> Dict:
         out = {k: getattr(self, k) for k in self._KEYS}
@@ -187,7 +190,7 @@ class BackboneRecord:
                    irreps_out=b.get("irreps_out", ""), L=int(b["L"]),
                    dtype=b.get("dtype", "unknown"),
                    equivariance_error=b.get("equivariance_error", {}),
-                   eps_eV=b.get("eps_eV"), energy_error_rmse_meV=b.get("energy_error_rmse_meV"),
+                   equivariant=b.get("equivariant"), eps_eV=b.get("eps_eV"), energy_error_rmse_meV=b.get("energy_error_rmse_meV"),
                    extra=extra)
 
 
@@ -248,8 +251,13 @@ class DiagnoseResult(RunResult):
         return [c for c in self.cells if c.d == d]
 
     @property
-    def agreement(self) -> bool:
-        return all(s.agreement for s in self.summaries.values())
+    def agreement(self) -> Optional[bool]:
+        """False if any probe degree disagrees, else None if any is untested (lmax <= dL),
+        else True."""
+        values = [s.agreement for s in self.summaries.values()]
+        if any(v is False for v in values):
+            return False
+        return None if any(v is None for v in values) else True
 
     # -- the file boundary
     def to_dict(self) -> Dict:
@@ -360,6 +368,8 @@ SCHEMA: Tuple[Tuple[str, str, str, str], ...] = (
     ("backbones[i].dtype", "str", "", "dtype the positions reached the model in"),
     ("backbones[i].equivariance_error", "{rotation: float, reflection: float}",
      "feature units", "max abs equivariance error on one configuration"),
+    ("backbones[i].equivariant", "bool", "", "equivariance error within the tolerance of "
+     "its dtype (relative to the largest feature); false: outside the theorem's premise"),
     ("backbones[i].eps_eV", "float | null", "eV", "injection amplitude used"),
     ("backbones[i].energy_error_rmse_meV", "float | null", "meV",
      "RMSE of E_ref - E_backbone on the probe-training configurations"),
@@ -386,7 +396,8 @@ SCHEMA: Tuple[Tuple[str, str, str, str], ...] = (
          "[[low, high]], null = infinite)"),
     ("summary.<d>.delta_contrast", "float | null", "target^2", "G(dL) - G(dL + 1)"),
     ("summary.<d>.delta_contrast_ci", "[float, float] | null", "target^2", "interval"),
-    ("summary.<d>.agreement", "bool", "", "every defined cell of d agrees"),
+    ("summary.<d>.agreement", "bool | null", "", "every defined cell of d agrees; null when "
+     "no degree above the ceiling was measured (lmax <= dL: the ceiling is untested)"),
     ("cells[i].{d, l}", "int, int", "", "the cell"),
     ("cells[i].predicted", "str", "", "'recoverable' or 'blind' (spanthm)"),
     ("cells[i].rho", "float | null", "", "mean held-out rho"),

@@ -12,7 +12,7 @@ interval of per-resample ratios.
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 
 from ._cells import BackboneProbes, as_float
@@ -74,7 +74,7 @@ def summarize(probes: Sequence[BackboneProbes], plan
                                               dist_rho[above], level=boot.level).to_dict())
         else:
             delta = delta_ci = ratio = ratio_set = None
-        agree_all = True
+        agree_all: Optional[bool] = True
         for l in plan.ls:
             label = pred.label(l)
             measured = verdict(rho[l])
@@ -82,11 +82,13 @@ def summarize(probes: Sequence[BackboneProbes], plan
             agree_all = agree_all and agrees is not False
             cells.append(Cell(d=d, l=l, predicted=label, rho=rho[l], rho_ci=rho_ci[l],
                               r2_inj=r2[l], measured=measured, agrees=agrees))
+        if dl + 1 > plan.lmax and agree_all:
+            agree_all = None    # no degree above the ceiling was measured: untested
         summaries[d] = DegreeSummary(
             d=d, ceiling=dl, measured_ceiling=measured_ceiling(rho),
             rho=rho, rho_ci=rho_ci, r2_inj=r2, r2_inj_ci=r2_ci, gain=gain, gain_ci=gain_ci,
             rho_boundary=rho.get(dl), rho_above=rho.get(above), cliff_ratio=ratio,
             cliff_ratio_ci=ratio_set, delta_contrast=delta, delta_contrast_ci=delta_ci,
-            agreement=bool(agree_all))
+            agreement=agree_all)
     return summaries, cells
 
