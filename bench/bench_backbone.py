@@ -68,7 +68,8 @@ import numpy as np
 import torch
 
 RESULT_PREFIX = "BENCH_BACKBONE_RESULT "
-DEFAULT_NEQUIP_PYTHON = "/tmp/nqvenv/bin/python"
+#: The running interpreter (install nequip into it, or pass --nequip-python).
+DEFAULT_NEQUIP_PYTHON = sys.executable
 TYPE_NAMES = {1: "H", 6: "C", 8: "O"}
 
 #: Hyperparameters shared by every side (names of our BackboneConfig where they exist).

@@ -399,3 +399,23 @@ def test_data_in_other_units_and_few_resamples_are_warned_about():
     text = " ".join(res.warnings)
     assert "positions are expected in Angstrom" in text
     assert "20 bootstrap resamples" in text
+
+
+# -- messages -----------------------------------------------------------------------------------
+
+def test_a_boolean_is_not_an_atom_index():
+    from empirical.diagnostic import marked_atoms
+
+    for bad in [(True, 1), (0, False), ("0", 1)]:
+        with pytest.raises(ValueError, match="marked atoms must be integers"):
+            marked_atoms(_toy_data(), bad)
+    assert marked_atoms(_toy_data(), (np.int64(0), 1)) == (0, 1)
+
+
+def test_the_report_counts_rotations_as_rotations():
+    from empirical.diagnostic._report import render_report
+
+    res = diagnose(backbones=[_Ideal()], dataset=_toy_data(), degrees=(1,), lmax=3,
+                   n_boot=200, k_sweep=(), rotations_per_config=3, progress=False)
+    text = render_report(res)
+    assert "3 Haar-random rotations each" in text and "one Haar-random rotation each" not in text

@@ -47,7 +47,12 @@ def marked_atoms(dataset: Dataset, marked: Optional[Sequence[int]] = None) -> Tu
     marked = list(marked)
     if len(marked) != 2:
         raise ValueError(f"the marked pair must be two atom indices, got {marked}")
-    a, b = (int(x) for x in marked)
+    if any(isinstance(x, (bool, np.bool_)) for x in marked):
+        raise ValueError(f"marked atoms must be integers, got {marked}")
+    try:
+        a, b = (int(x) for x in marked)
+    except (TypeError, ValueError):
+        raise ValueError(f"marked atoms must be integers, got {marked}") from None
     if a != marked[0] or b != marked[1]:
         raise ValueError(f"marked atoms must be integers, got {marked}")
     n = dataset.n_atoms

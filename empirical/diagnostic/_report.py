@@ -240,8 +240,17 @@ def _run_paragraph(result) -> str:
         fit = (f"gradient-trained ({c.get('spn')}: reduction and coefficients learned, early "
                "stopping on a grouped validation part)")
     parts.append(f"Reduction: {c.get('reduction', UNDEFINED)}; SPN fit: {fit}.")
-    parts.append(f"Configurations: n_train = {c.get('n_train', '?')}, n_test = "
-                 f"{c.get('n_test', '?')} (held out), one Haar-random rotation each.")
+    R = int(c.get("rotations_per_configuration", 1) or 1)
+    if R == 1:
+        parts.append(f"Samples: n_train = {c.get('n_train', '?')}, n_test = "
+                     f"{c.get('n_test', '?')} (held out) configurations, one Haar-random "
+                     "rotation each.")
+    else:
+        parts.append(f"Samples: n_train = {c.get('n_train', '?')}, n_test = "
+                     f"{c.get('n_test', '?')} (held out): {c.get('configurations_train', '?')} "
+                     f"and {c.get('configurations_test', '?')} configurations, {R} "
+                     "Haar-random rotations each (all rotations of a configuration on one "
+                     "side of the split).")
     parts.append(f"Bootstrap: {c.get('n_boot', '?')} resamples "
                  f"({c.get('bootstrap', 'hierarchical')}, {c.get('interval', '95% percentile')}"
                  f" intervals); seed {c.get('seed', '?')}.")
