@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -9,7 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "write_files", "write_file_set", "check_output_dir", "OutputExists"]
+__all__ = ["atomic_path", "write_files", "write_file_set", "check_output_dir", "OutputExists",
+           "read_json", "MAX_JSON_BYTES", "MAX_JSON_DEPTH"]
+
+#: Bounds on a results file read back (``empirical compare``): ours are well under 1 MiB
+#: and nested 6 deep.
+MAX_JSON_BYTES = 64 * 1024 * 1024
+MAX_JSON_DEPTH = 32
 
 
 class OutputExists(ValueError):
@@ -111,3 +118,46 @@ def write_file_set(out_dir, files: "dict[str, bytes]", overwrite: bool = False) 
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     return [out / name for name in files]
+
+
+def _json_depth(text: str) -> int:
+    """Deepest ``[``/``{`` nesting outside strings (checked before parsing)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def read_json(path, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH):
+    """Parse a JSON file of at most ``max_bytes`` bytes nested at most ``max_depth`` deep;
+    ``ValueError`` naming the file otherwise (size and depth are checked before parsing)."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        raw = fh.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise ValueError(f"{path} is larger than {max_bytes >> 20} MiB: not a results file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    if _json_depth(text) > max_depth:
+        raise ValueError(f"{path} is nested deeper than {max_depth} levels: not a results file")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None

@@ -335,8 +335,10 @@ def _read_results(path: Path, what: str) -> dict:
     file = path / "results.json" if path.is_dir() else path
     if not file.is_file():
         raise BadInput(f"--{what} {path}: no results.json there")
+    from ._io import read_json
+
     try:
-        return json.loads(file.read_text())
+        return read_json(file)
     except (OSError, ValueError) as exc:
         raise BadInput(f"--{what} {file}: not a readable results.json ({exc})") from None
 
@@ -358,7 +360,11 @@ def _cmd_compare(args) -> int:
         aspirin = DiagnoseResult.from_dict(aspirin)
     except ValueError:
         raise BadInput(f"--aspirin {args.aspirin}: not the results of empirical diagnose") from None
-    cmp = compare(c5, aspirin)
+    try:
+        cmp = compare(c5, aspirin)
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise BadInput(f"--c5 {args.c5}: not the results of empirical c5 (missing or "
+                       f"malformed {exc})") from None
     write_compare_outputs(cmp, args.out, overwrite=args.overwrite)
     print(cmp["paragraph"])
     print(f"wrote {args.out}/compare.md, compare.json, compare_d*.png")

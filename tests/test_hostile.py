@@ -419,3 +419,65 @@ def test_the_report_counts_rotations_as_rotations():
                    n_boot=200, k_sweep=(), rotations_per_config=3, progress=False)
     text = render_report(res)
     assert "3 Haar-random rotations each" in text and "one Haar-random rotation each" not in text
+
+
+def test_compare_bounds_its_input(tmp_path, capsys):
+    from empirical import _io
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 5000 + "]" * 5000)
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * 2048)
+    bad_c5 = tmp_path / "c5.json"
+    bad_c5.write_text(json.dumps({"cells": [], "config": {}}))
+    asp = Path(__file__).resolve().parents[1] / "docs" / "diagnose_aspirin" / "results.json"
+    for c5, needle in [(deep, "nested deeper"), (bad_c5, "not the results of empirical c5")]:
+        code = cli.main(["compare", "--c5", str(c5), "--aspirin", str(asp),
+                         "--out", str(tmp_path / "cmp")])
+        err = capsys.readouterr().err
+        assert code == 2 and needle in err and err.count("\n") == 1, err
+    with pytest.raises(ValueError, match="larger than"):
+        _io.read_json(big, max_bytes=1024)
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_a_frame_without_neighbours_is_named(tmp_path):
+    from empirical.backbone import Backbone, BackboneConfig
+
+    data = _toy_data(n=60)
+    pos = data.positions.copy()
+    pos[7] *= 20                                  # frame 7 blown apart: no pair inside 5 A
+    data = Dataset(positions=pos, numbers=data.numbers, energies=data.energies,
+                   forces=data.forces, metadata=data.metadata)
+    bb = Backbone(BackboneConfig(L=1, channels=4, layers=2, species=[1, 6, 8]), seed=0)
+    with pytest.raises(ValueError, match=r"frame 7: no atom pair within the backbone's cutoff"):
+        diagnose(backbones=[bb.eval()], dataset=data, degrees=(1,), lmax=2, n_boot=10,
+                 k_sweep=(), progress=False)
+
+
+def test_a_checkpoint_whose_config_does_not_fit_its_weights_is_one_line(tmp_path, capsys):
+    from empirical.backbone import shipped
+    from empirical.backbone._checkpoint import read_checkpoint
+
+    path = next(e["path"] for e in shipped() if e["name"] == "aspirin_L2_seed0")
+    blob = read_checkpoint(path)
+    blob["config"]["channels"] = 16
+    bad = tmp_path / "mismatch.pt"
+    torch.save(blob, bad)
+    code = cli.main(["diagnose", "--backbones", str(bad), "--out", str(tmp_path / "run"),
+                     "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "does not match the backbone" in err and "more" in err and "mismatch.pt" in err
+
+
+def test_non_numeric_energies_name_the_file_and_the_field(tmp_path, capsys):
+    data = _toy_data(n=20)
+    path = tmp_path / "strings.npz"
+    np.savez(path, positions=data.positions, numbers=data.numbers,
+             energies=np.array(["x"] * 20), forces=data.forces)
+    code = cli.main(["diagnose", "--data", str(path), "--out", str(tmp_path / "run"),
+                     "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "strings.npz" in err and "energies are not numeric" in err

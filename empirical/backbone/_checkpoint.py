@@ -121,6 +121,17 @@ def read_checkpoint(path) -> dict:
     return blob
 
 
+def _one_line(exc: Exception) -> str:
+    """A state-dict mismatch names every tensor on its own line: keep the first, count the
+    rest."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    details = [ln for ln in lines[1:] if ln.startswith(("size mismatch", "Missing", "Unexpected"))]
+    if not details:
+        return lines[0] if lines else type(exc).__name__
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return f"{details[0].rstrip('.')}{more}: its config does not describe these weights"
+
+
 def load(path, device: str = "cpu") -> Backbone:
     """Load a checkpoint as a frozen :class:`Backbone` in eval mode.
 
@@ -136,8 +147,8 @@ def load(path, device: str = "cpu") -> Backbone:
         model = Backbone(config, seed=int(blob["seed"]), dtype=_DTYPES[blob["dtype"]])
         model.load_state_dict(blob["state_dict"])
     except (TypeError, KeyError, RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {str(path)!r} does not match the backbone: {exc}") \
-            from None
+        raise CheckpointError(f"checkpoint {str(path)!r} does not match the backbone: "
+                              f"{_one_line(exc)}") from None
     model.metadata = blob["metadata"]
     model.eval()
     for p in model.parameters():

@@ -57,6 +57,11 @@ class Dataset:
 
     def __post_init__(self):
         name = self.metadata.get("source", "dataset")
+        for field_name in ("positions", "energies", "forces"):
+            kind = np.asarray(getattr(self, field_name)).dtype.kind
+            if kind not in "fiu":
+                raise DataError(f"{name}: {field_name} are not numeric "
+                                f"(dtype {np.asarray(getattr(self, field_name)).dtype})")
         pos = np.asarray(self.positions, dtype=np.float64)
         num = np.asarray(self.numbers)
         en = np.asarray(self.energies, dtype=np.float64)

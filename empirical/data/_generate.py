@@ -261,7 +261,12 @@ def generate_aspirin(frames: int = 5000, seed: int = 0, settings: Optional[MDSet
         class _Q:
             def put(self, item):
                 bar.update(item[1], item[2])
-        results.append(_run_chain((0, positions, per_chain[0], settings, seeds[0], _Q())))
+        # one OpenMP thread in this process too (torch may have raised the count): tblite's
+        # threaded reductions would otherwise change the last digits from run to run
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="openmp"):
+            results.append(_run_chain((0, positions, per_chain[0], settings, seeds[0], _Q())))
     else:
         ctx = mp.get_context("spawn")
         manager = ctx.Manager()

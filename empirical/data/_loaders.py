@@ -128,6 +128,10 @@ def _from_layout(path: Path, layout: str, a: dict) -> Dataset:
 
 
 def _build(src, positions, numbers, energies, forces, meta, energy_unit: float) -> Dataset:
+    for name, arr in (("positions", positions), ("forces", forces), ("energies", energies),
+                      ("atomic numbers", numbers)):
+        if np.asarray(arr).dtype.kind not in "fiu":
+            raise DataError(f"{src!r}: {name} are not numeric (dtype {np.asarray(arr).dtype})")
     positions = np.asarray(positions)
     energies = np.asarray(energies, dtype=np.float64)
     if energies.ndim == 2 and energies.shape[1] == 1:

@@ -209,6 +209,30 @@ def feature_equivariance(backbone, dataset, plan, index: int = 0) -> Dict[str, f
                          model_dtype(backbone))
 
 
+def _check_cutoff(backbone, dataset, plan) -> None:
+    """A message-passing backbone sees nothing of a configuration with no atom pair inside
+    its cutoff (ours fails inside the model): refuse it naming the frames, before work.
+    The cutoff is ``backbone.config.r_max`` or ``backbone.r_max`` when the model has one."""
+    r_max = getattr(getattr(backbone, "config", None), "r_max", None)
+    if r_max is None:
+        r_max = getattr(backbone, "r_max", None)
+    if not isinstance(r_max, (int, float)) or isinstance(r_max, bool):
+        return
+    pos = dataset.positions[plan.frames]
+    n_atoms = pos.shape[1]
+    shortest = np.full(len(pos), np.inf)
+    for i in range(n_atoms - 1):        # atom by atom: no (frames, atoms, atoms) array
+        d = np.linalg.norm(pos[:, i + 1:] - pos[:, i:i + 1], axis=-1).min(axis=1)
+        shortest = np.minimum(shortest, d)
+    lonely = plan.frames[shortest >= r_max]
+    if lonely.size:
+        shown = ", ".join(str(int(f)) for f in lonely[:5])
+        more = f" and {lonely.size - 5} more" if lonely.size > 5 else ""
+        raise ValueError(f"frame {shown}{more}: no atom pair within the backbone's cutoff "
+                         f"r_max = {r_max} A (shortest distance {shortest.min():.3g}): the "
+                         "network sees no neighbours there; check the units or drop them")
+
+
 def extract_features(backbone, dataset, plan, index: int = 0, *,
                      chunk: int = DEFAULT_CHUNK,
                      progress: Optional[Callable[[int], None]] = None,
@@ -233,6 +257,7 @@ def extract_features(backbone, dataset, plan, index: int = 0, *,
         raise ValueError(f"the backbone has feature degrees {ls}, the plan was made for "
                          f"{list(plan.feature_degrees)}")
     a, b = plan.marked
+    _check_cutoff(backbone, dataset, plan)
     positions = plan.positions(dataset)
     rotations = plan.rotations(index)
     dtype = model_dtype(backbone)
