@@ -34,25 +34,45 @@ Public API
 :mod:`spanthm.harmonics` (real basis, normalization and phase, with maps to e3nn and sympy).
 """
 
-from ._certificates import certificate, certificate_filename, write_certificate
-from ._cyclic import (
-    RingDegree,
-    RingSpectrum,
-    carries_orientation,
-    min_probe_degree,
-    ring_orientation_degrees,
-    ring_orientation_modes,
-    ring_orientation_modes_numeric,
-    ring_recoverable,
-    ring_spectrum,
-)
-from ._multiplicities import multiplicities, o3_multiplicities, weights_spectrum
-from ._numeric import numeric_spectrum, rotation_overlap
-from ._projection import brute_force_spectrum, exact_spectrum
-from ._rules import gaunt_spectrum
-from ._spectrum import SpectrumResult, ceiling, recoverable_degrees, spectrum, table, theorem_applies
-from . import harmonics
-from .verify import CertificateError, Verification, verify_certificate
+import importlib
+
+#: Public name -> the private module that defines it. Imported on first use (PEP 562), so
+#: that ``import spanthm`` (and the ``spanthm`` command, whose first step it is) stays light
+#: until a computation needs sympy: an interrupt during start-up reaches the command's own
+#: handler instead of a traceback.
+_EXPORTS = {
+    "certificate": "._certificates", "certificate_filename": "._certificates",
+    "write_certificate": "._certificates",
+    "RingDegree": "._cyclic", "RingSpectrum": "._cyclic", "carries_orientation": "._cyclic",
+    "min_probe_degree": "._cyclic", "ring_orientation_degrees": "._cyclic",
+    "ring_orientation_modes": "._cyclic", "ring_orientation_modes_numeric": "._cyclic",
+    "ring_recoverable": "._cyclic", "ring_spectrum": "._cyclic",
+    "multiplicities": "._multiplicities", "o3_multiplicities": "._multiplicities",
+    "weights_spectrum": "._multiplicities",
+    "numeric_spectrum": "._numeric", "rotation_overlap": "._numeric",
+    "brute_force_spectrum": "._projection", "exact_spectrum": "._projection",
+    "gaunt_spectrum": "._rules",
+    "SpectrumResult": "._spectrum", "ceiling": "._spectrum",
+    "recoverable_degrees": "._spectrum", "spectrum": "._spectrum", "table": "._spectrum",
+    "theorem_applies": "._spectrum",
+    "CertificateError": ".verify", "Verification": ".verify", "verify_certificate": ".verify",
+}
+_SUBMODULES = ("harmonics", "verify", "testing", "cli")
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'spanthm' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))
+
 
 __version__ = "0.1.0"
 

@@ -201,6 +201,19 @@ def _cmd_table(args) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _check_out_file(path: Path) -> None:
+    """Refuse an output file path that cannot be written, before any work."""
+    import os
+
+    if path.is_dir():
+        raise BadInput(f"--out {path} is a directory, not a file")
+    anchor = path.parent
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
+    if not anchor.is_dir() or not os.access(anchor, os.W_OK | os.X_OK):
+        raise BadInput(f"--out {path}: {anchor} is not a writable directory")
+
+
 def _cmd_certify(args) -> int:
     from ._certificates import certificate, certificate_filename, write_certificate
 
@@ -231,6 +244,8 @@ def _cmd_certify(args) -> int:
         return EXIT_OK
     if args.d is None or (args.L is None and args.features is None):
         raise BadInput("certify needs --L or --features, and --d")
+    if args.out is not None:        # a bad --out is found before the computation
+        _check_out_file(args.out)
     cert = certificate(_features(args), args.d, args.exactly)
     if args.out is None:
         print(json.dumps(cert, indent=2, sort_keys=True))

@@ -481,3 +481,42 @@ def test_non_numeric_energies_name_the_file_and_the_field(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "strings.npz" in err and "energies are not numeric" in err
+
+
+def test_spanthm_interrupt_during_start_up_is_one_line(monkeypatch, capsys):
+    """``import spanthm`` is light (sympy loads on first use), so an interrupt while a
+    command's modules load reaches the command's handler: exit 130, one line."""
+    import builtins
+    import subprocess
+    import sys
+
+    probe = subprocess.run([sys.executable, "-c", "import sys, spanthm.cli; "
+                            "print('sympy' in sys.modules)"], capture_output=True, text=True)
+    assert probe.stdout.strip() == "False"
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name.endswith("_spectrum") or (args and args[2] and "spectrum" in args[2]):
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    code = spanthm_cli.main(["check", "--L", "2", "--d", "2"])
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == 130 and err.strip() == "spanthm: interrupted"
+
+
+def test_certify_checks_its_output_before_computing(tmp_path, capsys, monkeypatch):
+    import spanthm._certificates as certs
+
+    def no_work(*a, **k):
+        raise AssertionError("computed although the output was refused")
+
+    monkeypatch.setattr(certs, "certificate", no_work)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for out, needle in [(tmp_path, "is a directory"), (blocker / "c.json", "not a writable")]:
+        assert spanthm_cli.main(["certify", "--L", "2", "--d", "2", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1
