@@ -221,14 +221,7 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
                      k_sweep=k_sweep, rotations_per_config=rotations_per_config,
                      feature_dim=max(2 * o3.Irreps(obj.irreps_out).dim for _, obj, _ in entries),
                      n_backbones=len(entries))
-    given = list(features) if features is not None else [None] * len(entries)
-    if len(given) != len(entries):
-        raise ValueError(f"{len(given)} feature sets for {len(entries)} backbones")
-    for i, fs in enumerate(given):
-        if fs is not None and (len(fs.features) != plan.n_samples
-                               or fs.rotation_seed != plan.rotation_seed(i)):
-            raise ValueError(f"the feature set given for backbone {entries[i][0]!r} was "
-                             "extracted for another plan (frames, seed, rotations or position)")
+    given = _given_features(features, entries, plan)
     fits = len(plan.degrees) * (1 + len(plan.k_sweep))
     bar = Progress(len(entries) * (plan.n_samples + _FIT_UNITS * fits) + _FIT_UNITS,
                    enabled=progress)
@@ -248,6 +241,19 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
         probes=[r for p in probes for r in p.records], summaries=summaries, cells=cells,
         k_sweep=[r for p in probes for r in p.sweep], paper=PAPER, warnings=warnings,
         seconds=time.perf_counter() - start)
+
+
+def _given_features(features, entries, plan) -> List:
+    """The caller's feature sets (``None``: extract), each checked against the plan."""
+    given = list(features) if features is not None else [None] * len(entries)
+    if len(given) != len(entries):
+        raise ValueError(f"{len(given)} feature sets for {len(entries)} backbones")
+    for i, fs in enumerate(given):
+        if fs is not None and (len(fs.features) != plan.n_samples
+                               or fs.rotation_seed != plan.rotation_seed(i)):
+            raise ValueError(f"the feature set given for backbone {entries[i][0]!r} was "
+                             "extracted for another plan (frames, seed, rotations or position)")
+    return given
 
 
 def _features_and_probes(entries, data, plan, given, workers, bar):
