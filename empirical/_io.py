@@ -120,29 +120,6 @@ def write_file_set(out_dir, files: "dict[str, bytes]", overwrite: bool = False) 
     return [out / name for name in files]
 
 
-def _json_depth(text: str) -> int:
-    """Deepest ``[``/``{`` nesting outside strings (checked before parsing)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-        elif ch in "]}":
-            depth -= 1
-    return deepest
-
-
 def read_json(path, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH):
     """Parse a JSON file of at most ``max_bytes`` bytes nested at most ``max_depth`` deep;
     ``ValueError`` naming the file otherwise (size and depth are checked before parsing)."""
@@ -155,7 +132,9 @@ def read_json(path, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_D
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not UTF-8 text") from None
-    if _json_depth(text) > max_depth:
+    from spanthm.verify import json_depth
+
+    if json_depth(text) > max_depth:
         raise ValueError(f"{path} is nested deeper than {max_depth} levels: not a results file")
     try:
         return json.loads(text)

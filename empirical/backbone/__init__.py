@@ -15,9 +15,11 @@ can be diagnosed. :func:`load` returns this package's checkpoints as such an obj
 from ._checkpoint import CheckpointError, load, read_checkpoint, save_checkpoint, shipped
 from ._gate_points import GatePointsBackbone
 from ._model import Backbone, BackboneConfig, hidden_irreps
-from ._protocol import check_protocol, equivariance_error
+from ._protocol import (EQUIVARIANCE_TOLERANCE, check_protocol, equivariance_error,
+                        equivariance_tolerance)
 from ._train import TrainSettings, dataset_statistics, evaluate, train
 
 __all__ = ["GatePointsBackbone", "Backbone", "BackboneConfig", "hidden_irreps", "load", "shipped", "save_checkpoint",
            "read_checkpoint", "CheckpointError", "train", "TrainSettings", "evaluate",
-           "dataset_statistics", "check_protocol", "equivariance_error"]
+           "dataset_statistics", "check_protocol", "equivariance_error",
+           "EQUIVARIANCE_TOLERANCE", "equivariance_tolerance"]

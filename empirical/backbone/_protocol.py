@@ -7,7 +7,21 @@ from typing import Optional
 import torch
 from e3nn import o3
 
-__all__ = ["check_protocol", "equivariance_error"]
+__all__ = ["check_protocol", "equivariance_error", "EQUIVARIANCE_TOLERANCE",
+           "equivariance_tolerance"]
+
+#: Largest equivariance error still counted as equivariant, per features dtype, relative
+#: to the largest feature magnitude (at least 1). Used by the diagnostic (a backbone above
+#: it is outside the theorem's premise) and by ``empirical.testing``.
+EQUIVARIANCE_TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4}
+
+
+def equivariance_tolerance(dtype, largest_feature: float) -> float:
+    """The absolute tolerance for features of ``dtype`` (a ``torch.dtype`` or its name,
+    e.g. ``"float32"``) whose largest magnitude is ``largest_feature``."""
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None)
+    return EQUIVARIANCE_TOLERANCE.get(dtype, 1e-4) * max(1.0, float(largest_feature))
 
 
 def check_protocol(backbone) -> None:

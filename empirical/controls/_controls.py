@@ -122,6 +122,21 @@ def _plan(available: set, frames: int, spn_widths=(16, 32, 64),
     return plan
 
 
+def _control_record(p: Dict, res, d: int, lmax: int) -> Dict:
+    """One measured control at probe degree ``d``, from its diagnose result."""
+    s = res.summaries[d]
+    k_d = int(res.config["k"][str(d)])
+    return {"name": p["name"], "kind": p["kind"], "backbone": p["backbone"], "L": res.L,
+            "d": d, "k": k_d, "spn_coefficients": n_monomials(k_d, d),
+            "measured_ceiling": s.measured_ceiling, "predicted_ceiling": s.ceiling,
+            "agrees": bool(s.measured_ceiling == s.ceiling),
+            "all_cells_agree": s.agreement,
+            "rho": {str(l): r for l, r in sorted(s.rho.items())},
+            "rho_boundary": s.rho_boundary,
+            "rho_above": s.rho_above if s.ceiling + 1 <= lmax else None,
+            "status": "measured"}
+
+
 KINDS = ("capacity", "parameters", "activation", "architecture", "untrained")
 
 
@@ -196,19 +211,7 @@ def run_controls(dataset="aspirin", frames: Optional[int] = DEFAULT_FRAMES, n_bo
                        rotations_per_config=rotations, features=[features[key]],
                        progress=False)
         for d in p["degrees"]:
-            s = res.summaries[d]
-            k_d = int(res.config["k"][str(d)])
-            verifiable = s.ceiling + 1 <= lmax
-            controls.append({
-                "name": p["name"], "kind": p["kind"], "backbone": p["backbone"], "L": res.L,
-                "d": d, "k": k_d, "spn_coefficients": n_monomials(k_d, d),
-                "measured_ceiling": s.measured_ceiling, "predicted_ceiling": s.ceiling,
-                "agrees": bool(s.measured_ceiling == s.ceiling),
-                "all_cells_agree": s.agreement,
-                "rho": {str(l): r for l, r in sorted(s.rho.items())},
-                "rho_boundary": s.rho_boundary,
-                "rho_above": s.rho_above if verifiable else None,
-                "status": "measured"})
+            controls.append(_control_record(p, res, d, lmax))
             bar.advance(1)
         runs.append({"control": p["name"], "config": res.config, "warnings": res.warnings})
     bar.close()

@@ -30,7 +30,7 @@ from ..backbone import Backbone, check_protocol, equivariance_error
 from ._injection import marked_direction, signal
 
 __all__ = ["FeatureSet", "MarkedFeatures", "extract_features", "feature_equivariance", "marked_features",
-           "atom_features", "rotate", "model_dtype", "input_dtype", "signals",
+           "atom_features", "rotate", "model_dtype", "shortest_distances", "signals",
            "DEFAULT_CHUNK"]
 
 #: Configurations per batch for this package's :class:`~empirical.backbone.Backbone`.
@@ -105,10 +105,6 @@ def model_dtype(backbone) -> torch.dtype:
             if found is not None:
                 return found
     return torch.get_default_dtype()
-
-
-#: Former name of :func:`model_dtype`.
-input_dtype = model_dtype
 
 
 def rotate(positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
@@ -209,6 +205,17 @@ def feature_equivariance(backbone, dataset, plan, index: int = 0) -> Dict[str, f
                          model_dtype(backbone))
 
 
+def shortest_distances(positions: np.ndarray) -> np.ndarray:
+    """Shortest interatomic distance of every configuration ``(frames, atoms, 3)`` ->
+    ``(frames,)`` (atom by atom: no ``(frames, atoms, atoms)`` array)."""
+    pos = np.asarray(positions, dtype=np.float64)
+    shortest = np.full(len(pos), np.inf)
+    for i in range(pos.shape[1] - 1):
+        d = np.linalg.norm(pos[:, i + 1:] - pos[:, i:i + 1], axis=-1).min(axis=1)
+        shortest = np.minimum(shortest, d)
+    return shortest
+
+
 def _check_cutoff(backbone, dataset, plan) -> None:
     """A message-passing backbone sees nothing of a configuration with no atom pair inside
     its cutoff (ours fails inside the model): refuse it naming the frames, before work.
@@ -218,12 +225,7 @@ def _check_cutoff(backbone, dataset, plan) -> None:
         r_max = getattr(backbone, "r_max", None)
     if not isinstance(r_max, (int, float)) or isinstance(r_max, bool):
         return
-    pos = dataset.positions[plan.frames]
-    n_atoms = pos.shape[1]
-    shortest = np.full(len(pos), np.inf)
-    for i in range(n_atoms - 1):        # atom by atom: no (frames, atoms, atoms) array
-        d = np.linalg.norm(pos[:, i + 1:] - pos[:, i:i + 1], axis=-1).min(axis=1)
-        shortest = np.minimum(shortest, d)
+    shortest = shortest_distances(dataset.positions[plan.frames])
     lonely = plan.frames[shortest >= r_max]
     if lonely.size:
         shown = ", ".join(str(int(f)) for f in lonely[:5])

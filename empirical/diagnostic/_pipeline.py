@@ -31,14 +31,14 @@ import torch
 from e3nn import o3
 
 from .._progress import Progress
-from ..backbone import Backbone, check_protocol
+from ..backbone import Backbone, check_protocol, equivariance_tolerance
 from ..backbone import load as load_backbone
 from ..backbone import shipped
 from ..backbone._checkpoint import checkpoint_name
 from ..data import Dataset
 from ..data import load as load_dataset
 from ._cells import EPS_DEFINITION, probe_backbone
-from ._features import extract_features, feature_equivariance
+from ._features import extract_features, feature_equivariance, shortest_distances
 from ._plan import MAX_AUTO_CHANNELS, STREAMS, DiagnosePlan, make_plan, validate_options
 from ._result import BackboneRecord, DiagnoseResult
 from ._summary import summarize
@@ -327,16 +327,14 @@ def _common_degrees(entries) -> List[int]:
     return first
 
 
-#: Equivariance tolerance per features dtype, relative to the largest feature magnitude
-#: (at least 1): above it a backbone is outside the theorem's premise.
-EQUIVARIANCE_TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
 #: Below this many resamples the bootstrap intervals are not worth their name.
 MIN_BOOT = 200
 
 
 def _equivariant(fs) -> bool:
-    scale = max(1.0, float(np.abs(fs.features).max()))
-    tol = EQUIVARIANCE_TOLERANCE.get(fs.dtype, 1e-4) * scale
+    """Within :data:`empirical.backbone.EQUIVARIANCE_TOLERANCE` (outside: the backbone is
+    outside the theorem's premise)."""
+    tol = equivariance_tolerance(fs.dtype, np.abs(fs.features).max())
     return max(fs.equivariance_error.values()) <= tol
 
 
@@ -354,10 +352,7 @@ def _premise_warnings(records, plan, data, summaries) -> List[str]:
             out.append(f"{r.name}: its features are not equivariant (max error "
                        f"{max(r.equivariance_error.values()):.3g} in {r.dtype}): the run is "
                        "outside the theorem's premise, and its verdicts say nothing about it")
-    pos = data.positions[plan.frames[:200]]
-    dist = np.linalg.norm(pos[:, :, None] - pos[:, None], axis=-1)
-    dist[:, np.arange(pos.shape[1]), np.arange(pos.shape[1])] = np.inf
-    shortest = float(dist.min())
+    shortest = float(shortest_distances(data.positions[plan.frames[:200]]).min())
     if not 0.5 <= shortest <= 3.0:
         out.append(f"the shortest interatomic distance in the data is {shortest:.3g}: "
                    "positions are expected in Angstrom (bonds 0.7-3 A); check the units")

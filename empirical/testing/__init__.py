@@ -38,8 +38,8 @@ __all__ = ["BUDGETS", "CeilingMeasurement", "spectral_ceiling", "assert_spectral
 BUDGETS = {"fast": {"frames": 1000, "n_boot": 50},
            "thorough": {"frames": None, "n_boot": 500}}
 #: Absolute tolerance of :func:`assert_equivariant_features`, per features dtype, relative
-#: to the largest feature magnitude (at least 1).
-EQUIVARIANCE_TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4}
+#: to the largest feature magnitude (at least 1): the diagnostic's own table.
+from ..backbone import EQUIVARIANCE_TOLERANCE, equivariance_tolerance  # noqa: E402
 
 
 @dataclass
@@ -138,7 +138,7 @@ def assert_equivariant_features(backbone, positions=None, numbers=None, n_rotati
         errors[f"rotation {i}"] = equivariance_error(backbone, pos, num, R)
         errors[f"reflection {i}"] = equivariance_error(backbone, pos, num, -R)
     scale = max(1.0, float(f.abs().max()))
-    tol = atol if atol is not None else EQUIVARIANCE_TOLERANCE.get(f.dtype, 1e-4) * scale
+    tol = atol if atol is not None else equivariance_tolerance(f.dtype, scale)
     worst = max(errors, key=errors.get)
     if errors[worst] > tol:
         raise AssertionError(f"{type(backbone).__name__}.node_features is not equivariant: "
