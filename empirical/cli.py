@@ -52,6 +52,16 @@ def _nonneg_int(name: str):
     return parse
 
 
+BACKBONES_HELP = ("checkpoint paths, shipped names, or adapter specs: nequip:PATH (a nequip "
+                  "0.19 .ckpt or .nequip.zip; extra [nequip]), sevenn:NAME[@MODAL] or "
+                  "sevenn:PATH (SevenNet: 7net-0, 7net-l3i5, 7net-mf-0@PBE; extra "
+                  "[sevenn]), mace:PATH (a MACE .model file; see the README)")
+TRUST_HELP = ("load third-party checkpoint files (nequip:PATH, sevenn:PATH, mace:PATH), which "
+              "are pickled code that runs on loading: only for files from a source you trust "
+              "(models shipped inside an installed package need no flag)")
+DEVICE_HELP = "where the backbones run: cpu (default), cuda or cuda:N"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="empirical", description="Spectral-injection diagnostic of "
                      "equivariant force fields (docs/method.md §2-§5).")
@@ -114,9 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "aspirin, four shipped L=2 backbones, d = 1, 2, 3, l = 0..7)")
     p.add_argument("--data", default="aspirin", help='dataset source (default "aspirin")')
     p.add_argument("--backbones", nargs="+", default=None, metavar="CKPT",
-                   help="checkpoint paths, shipped names, or nequip:PATH (a nequip 0.19 "
-                   ".ckpt or .nequip.zip; needs pip install 'spectral-ceilings[nequip]') "
-                   "(default: the shipped ones)")
+                   help=BACKBONES_HELP + " (default: the shipped ones)")
     p.add_argument("--marked", nargs=2, type=_nonneg_int("--marked"), default=None,
                    metavar=("A", "B"), help="marked atom pair, 0-based (default: the "
                    "dataset's marked bond; aspirin: 6 7 = C7=O8)")
@@ -141,9 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="channels per degree of the capacity sweep (default 1 2 3 4; none: skip)")
     p.add_argument("--rotations", type=_positive(int, "--rotations"), default=1,
                    help="samples per configuration, each under its own Haar rotation (default 1)")
-    p.add_argument("--trust-checkpoints", action="store_true",
-                   help="load third-party checkpoints (nequip:PATH), which are pickled code "
-                   "that runs on loading: only for files from a source you trust")
+    p.add_argument("--trust-checkpoints", action="store_true", help=TRUST_HELP)
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.add_argument("--out", type=Path, default=None,
                    help="output directory (default runs/diagnose-<data>-seed<seed>)")
     p.add_argument("--overwrite", action="store_true",
@@ -151,6 +158,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--threads", type=_positive(int, "--threads"), default=None,
                    help="torch CPU threads (default: all cores)")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("profile", help="the per-layer spectral profile: rho(l) of every "
+                       "interaction layer's features at one d, beside d x L_layer")
+    p.add_argument("--data", default="aspirin")
+    p.add_argument("--backbones", nargs="+", default=None, metavar="CKPT",
+                   help=BACKBONES_HELP + " (default: the shipped ones)")
+    p.add_argument("--d", type=_positive(int, "--d"), default=2, help="probe degree (default 2)")
+    p.add_argument("--lmax", type=_nonneg_int("--lmax"), default=None,
+                   help="highest target degree (default d x max L + 2, at most 12)")
+    p.add_argument("--frames", type=_positive(int, "--frames"), default=1000,
+                   help="seeded subset of frames (default 1000)")
+    p.add_argument("--n-boot", type=_positive(int, "--n-boot"), default=500)
+    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
+    p.add_argument("--trust-checkpoints", action="store_true", help=TRUST_HELP)
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    p.add_argument("--out", type=Path, default=None, help="default runs/profile-d<d>-seed<seed>")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an output directory that already holds files")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("survey", help="diagnose every model available here (shipped, "
+                       "SevenNet's pretrained, and any given) at d = 1, 2, 3")
+    p.add_argument("--data", default="aspirin")
+    p.add_argument("--models", nargs="+", default=None, metavar="SPEC",
+                   help="exactly these models (default: the shipped backbones and every "
+                   "adapter's pretrained model available here)")
+    p.add_argument("--extra", nargs="+", default=[], metavar="SPEC",
+                   help="more models after the default ones, e.g. nequip:runs/.../best.ckpt "
+                   "mace:runs/mace-aspirin/aspirin.model (with --trust-checkpoints)")
+    p.add_argument("--degrees", nargs="+", type=_positive(int, "--degrees"), default=[1, 2, 3])
+    p.add_argument("--frames", type=_positive(int, "--frames"), default=None,
+                   help="seeded subset of frames (default: all)")
+    p.add_argument("--n-boot", type=_positive(int, "--n-boot"), default=1000)
+    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
+    p.add_argument("--trust-checkpoints", action="store_true", help=TRUST_HELP)
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    p.add_argument("--out", type=Path, default=None, help="default runs/survey-seed<seed>")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an output directory that already holds files")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("c5", help="the synthetic C5 calibration (axis and ring probes, ideal, "
@@ -281,7 +332,8 @@ def _cmd_diagnose(args) -> int:
                       reduction=args.reduction, spn=args.spn, n_boot=args.n_boot,
                       frames=args.frames, test_fraction=args.test_fraction, eps=args.eps,
                       k_sweep=args.k_sweep, rotations_per_config=args.rotations,
-                      trust_checkpoints=args.trust_checkpoints, progress=_progress(args))
+                      trust_checkpoints=args.trust_checkpoints, device=args.device,
+                      progress=_progress(args))
     result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
     print(f"{len(result.backbones)} backbone(s), {result.config['n_test']} held-out "
           f"rotated configurations, {result.seconds:.0f} s")
@@ -293,6 +345,42 @@ def _cmd_diagnose(args) -> int:
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"wrote {out}/results.json, report.md" + ("" if args.no_plots else ", plots"))
+    return EXIT_OK
+
+
+def _cmd_profile(args) -> int:
+    from .survey import profile
+
+    out = _run_setup(args, Path("runs") / f"profile-d{args.d}-seed{args.seed}")
+    result = profile(backbones=args.backbones, dataset=args.data, d=args.d, lmax=args.lmax,
+                     frames=args.frames, seed=args.seed, n_boot=args.n_boot,
+                     trust_checkpoints=args.trust_checkpoints, device=args.device,
+                     progress=_progress(args))
+    result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
+    for r in result.rows:
+        print(f"{r['backbone']:<20} {r['layer']:<24} L={r['L']}  ceiling {r['predicted_ceiling']}"
+              f" (measured {r['measured_ceiling']})  "
+              f"{ {True: 'agrees', False: 'DISAGREES', None: 'untested'}[r['agreement']]}")
+    print(f"{result.seconds:.0f} s; wrote {out}/results.json, report.md"
+          + ("" if args.no_plots else ", profile.png"))
+    return EXIT_OK
+
+
+def _cmd_survey(args) -> int:
+    from .survey import survey
+
+    out = _run_setup(args, Path("runs") / f"survey-seed{args.seed}")
+    result = survey(models=args.models, extra=args.extra, dataset=args.data,
+                    degrees=args.degrees, frames=args.frames, seed=args.seed,
+                    n_boot=args.n_boot, trust_checkpoints=args.trust_checkpoints,
+                    device=args.device, progress=_progress(args))
+    result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
+    for r in result.rows:
+        print(f"{r['model']:<24} d={r['d']}  ceiling {r['predicted_ceiling']} (measured "
+              f"{r['measured_ceiling']})  "
+              f"{ {True: 'agrees', False: 'DISAGREES', None: 'untested'}[r['agreement']]}")
+    print(f"{result.seconds:.0f} s; wrote {out}/results.json, report.md"
+          + ("" if args.no_plots else ", survey.png"))
     return EXIT_OK
 
 
@@ -496,6 +584,10 @@ def _main(argv: Optional[List[str]]) -> int:
             return _cmd_backbones(args)
         if args.command == "diagnose":
             return _cmd_diagnose(args)
+        if args.command == "profile":
+            return _cmd_profile(args)
+        if args.command == "survey":
+            return _cmd_survey(args)
         if args.command == "c5":
             return _cmd_c5(args)
         if args.command == "controls":

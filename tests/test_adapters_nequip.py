@@ -327,3 +327,44 @@ def test_diagnose_puts_the_d2_ceiling_at_2_for_l_max_1(model_a):
     record = payload["backbones"][0]
     assert record["L"] == 1 and record["irreps_out"] == "4x0e+4x1e+4x1o"
     assert max(record["equivariance_error"].values()) < 1e-9
+
+
+# -- issue 15: the batch path, layers, device and the spec ----------------------------------
+
+
+@pytest.mark.parametrize("which", ["a", "b"])
+def test_features_batch_equals_one_configuration_at_a_time(which, model_a, model_b):
+    bb = adapter.from_model(model_a if which == "a" else model_b)
+    dtype = bb.model_dtype
+    rng = np.random.default_rng(5)
+    pos = torch.tensor(_reference_molecule() + 0.05 * rng.normal(size=(4, len(NUMBERS), 3)),
+                       dtype=dtype)
+    num = torch.tensor(NUMBERS)
+    h, e = bb.features_batch(pos, num)
+    assert h.shape == (4, len(NUMBERS), bb.irreps_out.dim) and e.shape == (4,)
+    for i in range(4):
+        torch.testing.assert_close(h[i], bb.node_features(pos[i], num), atol=TOL[dtype],
+                                   rtol=0)
+        torch.testing.assert_close(e[i], bb.energy(pos[i], num), atol=TOL[dtype] * 10, rtol=0)
+    assert bb.features_batch(pos, num, with_energy=False)[1] is None
+
+
+def test_layers_at_layer_and_device(model_a):
+    bb = adapter.from_model(model_a)
+    assert bb.layers == ("model.func.layer0_convnet", "model.func.layer1_convnet")
+    assert bb.layer == bb.layers[-1] and bb.at_layer(-1) is bb
+    first = bb.at_layer(0)
+    assert first.layer == "model.func.layer0_convnet" and first.model is bb.model
+    assert str(first.irreps_out) == "4x0e+4x1o" and bb.layer == bb.layers[-1]
+    with pytest.raises(adapter.NequIPAdapterError, match="2 layers"):
+        bb.at_layer(2)
+    assert bb.device == torch.device("cpu") and bb.to("cpu") is bb
+
+
+def test_from_spec_names_and_trust(saved, tmp_path):
+    with pytest.raises(adapter.UntrustedCheckpoint):
+        adapter.from_spec(str(saved["ckpt"]))
+    obj, name, info = adapter.from_spec(str(saved["ckpt"]), trusted=True)
+    assert name == "model" and info["nequip_layer"] == obj.layer
+    assert info["sha256"] == obj.sha256 and info["parameters"] > 0 and info["seed"] == -1
+    assert adapter.available() == []

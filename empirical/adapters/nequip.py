@@ -49,6 +49,7 @@ freezes the weights it loads.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import os
 import random
@@ -63,8 +64,12 @@ from ..data._dataset import CHEMICAL_SYMBOLS
 
 from ._trust import UntrustedCheckpoint, require_trust
 
-__all__ = ["load", "from_model", "NequIPBackbone", "NequIPAdapterError", "NequIPMissing",
-           "REQUIREMENT", "MISSING_MESSAGE", "UntrustedCheckpoint"]
+__all__ = ["load", "from_model", "from_spec", "available", "NequIPBackbone",
+           "NequIPAdapterError", "NequIPMissing", "PREFIX", "REQUIREMENT", "MISSING_MESSAGE",
+           "UntrustedCheckpoint"]
+
+#: Spec prefix: ``--backbones nequip:PATH``.
+PREFIX = "nequip"
 
 #: The nequip versions this adapter is written against.
 REQUIREMENT = "nequip>=0.19,<0.20"
@@ -306,6 +311,74 @@ class NequIPBackbone:
         out = self._run(pos, numbers)
         return out["total_energy"].reshape(()).to(dtype)
 
+    def features_batch(self, positions, numbers, with_energy: bool = True):
+        """Protocol batch path: ``positions`` ``(B, n_atoms, 3)`` -> features
+        ``(B, n_atoms, irreps_out.dim)`` and energies ``(B,)`` (or ``None``), the ``B``
+        configurations in one nequip batch (``AtomicDataDict.batched_from_list``)."""
+        from nequip.data import AtomicDataDict
+
+        pos = torch.as_tensor(positions)
+        if pos.ndim != 3 or pos.shape[-1] != 3:
+            raise NequIPAdapterError(f"positions must have shape (B, n_atoms, 3), got "
+                                     f"{tuple(pos.shape)}")
+        dtype = pos.dtype if pos.is_floating_point() else torch.float64
+        captured = {}
+
+        def hook(module, inputs, output):
+            captured["h"] = output["node_features"]
+
+        handle = self._layer_module.register_forward_hook(hook)
+        try:
+            with _default_dtype(torch.float64), torch.no_grad():
+                graphs = [self.graph(p, numbers) for p in pos]
+                data = AtomicDataDict.batched_from_list(graphs)
+                with self._energy_only():
+                    out = self.model(data)
+        finally:
+            handle.remove()
+        if "h" not in captured:
+            raise NequIPAdapterError(f"layer {self.layer!r} did not run in the model's forward")
+        h = captured["h"].to(dtype).reshape(pos.shape[0], pos.shape[1], -1)
+        e = out["total_energy"].reshape(-1).to(dtype) if with_energy else None
+        return h, e
+
+    # -- layers and device ----------------------------------------------------------------
+
+    @property
+    def layers(self) -> tuple:
+        """Names of the interaction layers (``ConvNetLayer``) with ``l > 0`` features."""
+        return tuple(name for name, m in self.model.named_modules()
+                     if type(m).__name__ == _CONVNET and _node_field(m) is not None
+                     and _max_l(_node_field(m)) > 0)
+
+    def at_layer(self, layer) -> "NequIPBackbone":
+        """The same model read at another interaction layer (an index into :attr:`layers`
+        or a module name); the model is shared."""
+        layers = self.layers
+        if isinstance(layer, int) and not isinstance(layer, bool):
+            if not -len(layers) <= layer < len(layers):
+                raise NequIPAdapterError(f"layer {layer}: the model has {len(layers)} layers "
+                                         f"with l > 0 features ({list(layers)})")
+            layer = layers[layer]
+        if layer == self.layer:
+            return self
+        view = copy.copy(self)
+        view.layer, view._layer_module, irreps = _select_layer(self.model, layer)
+        view.irreps_out = o3.Irreps(irreps)
+        view.L = _max_l(view.irreps_out)
+        return view
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.model.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def to(self, device) -> "NequIPBackbone":
+        """Move the model to ``device`` (inputs follow it)."""
+        self.model.to(device)
+        return self
+
     # -- helpers --------------------------------------------------------------------------
 
     def parameters(self):
@@ -347,9 +420,11 @@ class NequIPBackbone:
             raise NequIPAdapterError(f"atomic numbers {unknown} ({', '.join(names)}) are not "
                                      f"types of the nequip model (type names {self.type_names}, "
                                      f"species map {self.species_map})")
-        data = from_dict({"pos": pos.to(torch.float64), "atomic_numbers": nums})
-        data = self._type_mapper(data)
-        return self._neighbors(data)
+        data = from_dict({"pos": pos.detach().cpu().to(torch.float64) if not pos.requires_grad
+                          else pos.to(torch.float64), "atomic_numbers": nums.cpu()})
+        data = self._neighbors(self._type_mapper(data))
+        device = self.device
+        return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in data.items()}
 
     @contextlib.contextmanager
     def _energy_only(self):
@@ -455,3 +530,29 @@ def load(path, *, trusted: bool = False,
                           chemical_species_to_atom_type_map=chemical_species_to_atom_type_map,
                           neighborlist_backend=neighborlist_backend,
                           origin=f"nequip {version}: {file}", sha256=digest)
+
+
+def from_spec(spec: str, *, trusted: bool = False):
+    """``(backbone, name, info)`` for ``--backbones nequip:PATH`` (``spec`` is ``PATH``).
+
+    The name is the file's stem; nequip-train names its checkpoints ``best`` / ``last``, so
+    for those the run directory is put in front (``run-best``)."""
+    obj = load(spec, trusted=trusted)
+    path = Path(spec)
+    base = path.name
+    for suffix in (".nequip.zip", ".ckpt"):
+        if base.endswith(suffix):
+            base = base[:-len(suffix)]
+            break
+    name = f"{path.parent.name}-{base}" if base in ("best", "last") and path.parent.name else base
+    info = {"source": obj.origin, "sha256": obj.sha256, "seed": -1,
+            "test_energy_mae_meV": None, "test_force_mae_meV_per_A": None,
+            "nequip_layer": obj.layer,
+            "parameters": int(sum(p.numel() for p in obj.model.parameters()))}
+    return obj, name, info
+
+
+def available() -> List[str]:
+    """nequip ships no pretrained model in its package: nothing to list."""
+    _nequip_version()
+    return []

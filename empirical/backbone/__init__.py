@@ -14,12 +14,12 @@ can be diagnosed. :func:`load` returns this package's checkpoints as such an obj
 
 from ._checkpoint import CheckpointError, load, read_checkpoint, save_checkpoint, shipped
 from ._gate_points import GatePointsBackbone
-from ._model import Backbone, BackboneConfig, hidden_irreps
+from ._model import Backbone, BackboneConfig, BackboneLayer, hidden_irreps
 from ._protocol import (EQUIVARIANCE_TOLERANCE, check_protocol, equivariance_error,
-                        equivariance_tolerance)
+                        equivariance_tolerance, supports)
 from ._train import TrainSettings, dataset_statistics, evaluate, train
 
-__all__ = ["GatePointsBackbone", "Backbone", "BackboneConfig", "hidden_irreps", "load", "shipped", "save_checkpoint",
+__all__ = ["GatePointsBackbone", "Backbone", "BackboneLayer", "BackboneConfig", "hidden_irreps", "load", "shipped", "save_checkpoint",
            "read_checkpoint", "CheckpointError", "train", "TrainSettings", "evaluate",
            "dataset_statistics", "check_protocol", "equivariance_error",
-           "EQUIVARIANCE_TOLERANCE", "equivariance_tolerance"]
+           "EQUIVARIANCE_TOLERANCE", "equivariance_tolerance", "supports"]

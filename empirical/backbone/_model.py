@@ -36,7 +36,7 @@ import torch
 from e3nn import nn as enn
 from e3nn import o3
 
-__all__ = ["BackboneConfig", "Backbone", "hidden_irreps"]
+__all__ = ["BackboneConfig", "Backbone", "BackboneLayer", "hidden_irreps"]
 
 ACTIVATIONS = {"silu": torch.nn.functional.silu, "tanh": torch.tanh,
                "softplus": torch.nn.functional.softplus, "gelu": torch.nn.functional.gelu}
@@ -390,6 +390,27 @@ class Backbone(torch.nn.Module):
     def L(self) -> int:
         return self.config.L
 
+    # -- layers (protocol: layers / layer / at_layer) ---------------------------------------
+
+    @property
+    def layers(self) -> tuple:
+        """Names of the interaction blocks whose outputs carry ``l > 0`` features
+        (``blocks.0`` .. ``blocks.{layers - 2}``; the last block is scalar-only)."""
+        return tuple(f"blocks.{i}" for i in range(len(self.blocks) - 1))
+
+    @property
+    def layer(self) -> str:
+        """The block :meth:`node_features` reads (the last one with ``l > 0``)."""
+        return self.layers[-1]
+
+    def at_layer(self, layer) -> "Backbone":
+        """A backbone of this model reading block ``layer`` (an index into :attr:`layers`
+        or its name): this model for the default block, else a :class:`BackboneLayer`."""
+        index = _layer_index(self.layers, layer)
+        if index == len(self.layers) - 1:
+            return self
+        return BackboneLayer(self, index)
+
     # -- graph ------------------------------------------------------------------------------
 
     def _species(self, numbers: torch.Tensor) -> torch.Tensor:
@@ -484,3 +505,67 @@ class Backbone(torch.nn.Module):
         if batch is None:
             batch = torch.zeros(positions.shape[0], dtype=torch.long, device=positions.device)
         return positions, numbers, batch
+
+
+def _layer_index(layers, layer) -> int:
+    """Index of ``layer`` (an index or a name) in ``layers``; ``ValueError`` otherwise."""
+    if isinstance(layer, str):
+        if layer not in layers:
+            raise ValueError(f"no layer named {layer!r}; the layers are {list(layers)}")
+        return list(layers).index(layer)
+    if isinstance(layer, bool) or not isinstance(layer, int) or not -len(layers) <= layer < len(layers):
+        raise ValueError(f"layer {layer!r}: the model has {len(layers)} layers with l > 0 "
+                         f"features ({list(layers)})")
+    return layer % len(layers)
+
+
+class BackboneLayer:
+    """The features of an earlier interaction block of a :class:`Backbone` (the model is
+    shared, not copied): a protocol object for the per-layer profile. Its energy is the
+    whole model's."""
+
+    def __init__(self, backbone: Backbone, index: int):
+        self.backbone = backbone
+        self.index = int(index)
+        self.irreps_out = backbone.blocks[self.index].irreps_out
+        self.config = backbone.config
+
+    layers = property(lambda self: self.backbone.layers)
+    layer = property(lambda self: self.backbone.layers[self.index])
+    dtype = property(lambda self: self.backbone.dtype)
+    L = property(lambda self: max(ir.l for _, ir in self.irreps_out))
+    seed = property(lambda self: self.backbone.seed)
+    metadata = property(lambda self: getattr(self.backbone, "metadata", {}))
+
+    def at_layer(self, layer):
+        return self.backbone.at_layer(layer)
+
+    def parameters(self):
+        return self.backbone.parameters()
+
+    def to(self, device):
+        self.backbone.to(device)
+        return self
+
+    def eval(self):
+        self.backbone.eval()
+        return self
+
+    def node_features(self, positions, numbers, batch=None):
+        positions, numbers, batch = self.backbone._inputs(positions, numbers, batch)
+        h, *_ = self.backbone._features(positions, numbers, batch, upto=self.index + 1)
+        return h
+
+    def energy(self, positions, numbers, batch=None):
+        return self.backbone.energy(positions, numbers, batch)
+
+    def features_batch(self, positions, numbers, with_energy=True):
+        m, n_atoms, _ = positions.shape
+        batch = torch.arange(m, device=positions.device).repeat_interleave(n_atoms)
+        e = (self.backbone.energy(positions.reshape(-1, 3), numbers.repeat(m), batch)
+             if with_energy else None)
+        h = self.node_features(positions.reshape(-1, 3), numbers.repeat(m), batch)
+        return h.reshape(m, n_atoms, -1), e
+
+    def __repr__(self):
+        return f"BackboneLayer({self.layer!r}, irreps_out={self.irreps_out})"

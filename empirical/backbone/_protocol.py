@@ -1,4 +1,36 @@
-"""The backbone protocol and a measure-then-assert equivariance check (STYLE: e3nn's split)."""
+"""The backbone protocol and a measure-then-assert equivariance check (STYLE: e3nn's split).
+
+Required (:func:`check_protocol`): ``irreps_out`` (e3nn ``Irreps`` of the per-atom
+features) and ``node_features(positions, numbers) -> (n_atoms, irreps_out.dim)``.
+
+Optional, each used when present (docs/method.md §2.2):
+
+``energy(positions, numbers)``
+    Total energy in eV (a 0-d tensor); enables the injected-residual metric.
+``dtype``
+    The ``torch.dtype`` positions must have (:func:`empirical.diagnostic.model_dtype`).
+``features_batch(positions, numbers, with_energy=True) -> (features, energies)``
+    Many configurations of one molecule in one call: ``positions`` ``(B, n_atoms, 3)`` in
+    the model's dtype and on its device, ``numbers`` ``(n_atoms,)`` (long, same device);
+    returns ``features`` ``(B, n_atoms, irreps_out.dim)`` and ``energies`` ``(B,)`` (eV), or
+    ``None`` when ``with_energy`` is False or the model has no energy. The diagnostic calls
+    it under ``torch.no_grad()`` with ``batch_size`` configurations at a time (the object's
+    ``batch_size`` attribute when it has one, else
+    :data:`empirical.diagnostic.DEFAULT_CHUNK`); it must give what ``node_features`` and
+    ``energy`` give one configuration at a time (to the dtype's precision). No forces.
+``device`` and ``to(device)``
+    Where the model runs (a ``torch.device``) and a method that moves it there and
+    returns the backbone (``torch.nn.Module`` has both). ``diagnose(device=...)`` uses them.
+``layers``, ``layer`` and ``at_layer(layer)``
+    The names of the interaction layers whose per-atom features can be read, in forward
+    order (``layers``, a tuple of str), the one this object reads (``layer``), and a
+    backbone of the same model reading another (``at_layer`` takes an index into
+    ``layers`` or a name; the model is shared, not copied). The per-layer profile
+    (``empirical profile``) uses them; each layer's ``irreps_out`` sets its predicted
+    ceiling ``d * L_layer``.
+
+:func:`supports` tells which optional parts an object has.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +40,23 @@ import torch
 from e3nn import o3
 
 __all__ = ["check_protocol", "equivariance_error", "EQUIVARIANCE_TOLERANCE",
-           "equivariance_tolerance"]
+           "equivariance_tolerance", "supports"]
+
+
+def supports(backbone, part: str) -> bool:
+    """Whether ``backbone`` has the optional protocol part ``part``: ``"energy"``,
+    ``"batch"`` (``features_batch``), ``"device"`` (``to``) or ``"layers"``
+    (``layers`` and ``at_layer``)."""
+    if part == "energy":
+        return callable(getattr(backbone, "energy", None))
+    if part == "batch":
+        return callable(getattr(backbone, "features_batch", None))
+    if part == "device":
+        return callable(getattr(backbone, "to", None))
+    if part == "layers":
+        return (callable(getattr(backbone, "at_layer", None))
+                and isinstance(getattr(backbone, "layers", None), (tuple, list)))
+    raise ValueError(f"unknown protocol part {part!r}: energy, batch, device or layers")
 
 #: Largest equivariance error still counted as equivariant, per features dtype, relative
 #: to the largest feature magnitude (at least 1). Used by the diagnostic (a backbone above
@@ -53,11 +101,11 @@ def equivariance_error(backbone, positions: torch.Tensor, numbers: torch.Tensor,
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)  # e3nn builds its generators in the default dtype
     try:
-        D = irreps.D_from_matrix(rotation.to(torch.float64)).to(dtype)
+        D = irreps.D_from_matrix(rotation.to("cpu", torch.float64)).to(dtype)
     finally:
         torch.set_default_dtype(previous)
     with torch.no_grad():
         f_rot = backbone.node_features(positions @ rotation.T, numbers)
         f = backbone.node_features(positions, numbers)
     f_rot, f = torch.as_tensor(f_rot), torch.as_tensor(f)
-    return float((f_rot - f @ D.to(f.dtype).T).abs().max())
+    return float((f_rot - f @ D.to(f.device, f.dtype).T).abs().max())

@@ -19,6 +19,7 @@ backbone without ``energy``).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence
 
@@ -26,12 +27,12 @@ import numpy as np
 import torch
 from e3nn import o3
 
-from ..backbone import Backbone, check_protocol, equivariance_error
+from ..backbone import Backbone, check_protocol, equivariance_error, supports
 from ._injection import marked_direction, signal
 
 __all__ = ["FeatureSet", "MarkedFeatures", "extract_features", "feature_equivariance", "marked_features",
-           "atom_features", "rotate", "model_dtype", "shortest_distances", "signals",
-           "DEFAULT_CHUNK"]
+           "atom_features", "rotate", "model_dtype", "model_device", "batch_size",
+           "shortest_distances", "signals", "DEFAULT_CHUNK"]
 
 #: Configurations per batch for this package's :class:`~empirical.backbone.Backbone`.
 DEFAULT_CHUNK = 8
@@ -112,74 +113,153 @@ def rotate(positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
     return np.einsum("nij,naj->nai", rotations, np.asarray(positions, dtype=np.float64))
 
 
+def model_device(backbone) -> torch.device:
+    """Where ``backbone`` runs: its ``device`` attribute when it is a ``torch.device`` (or a
+    device string), else the device of its (or a held module's) first parameter, else CPU."""
+    own = getattr(backbone, "device", None)
+    if isinstance(own, (torch.device, str)):
+        return torch.device(own)
+    modules = [backbone] if isinstance(backbone, torch.nn.Module) else []
+    modules += [v for v in (vars(backbone).values() if hasattr(backbone, "__dict__") else ())
+                if isinstance(v, torch.nn.Module)]
+    for module in modules:
+        for p in module.parameters():
+            return p.device
+    return torch.device("cpu")
+
+
+def batch_size(backbone, chunk: Optional[int] = None) -> int:
+    """Configurations per ``features_batch`` call: ``chunk`` when given, else the backbone's
+    ``batch_size`` attribute, else :data:`DEFAULT_CHUNK`."""
+    if chunk is not None:
+        return int(chunk)
+    own = getattr(backbone, "batch_size", None)
+    if isinstance(own, int) and not isinstance(own, bool) and own >= 1:
+        return own
+    return DEFAULT_CHUNK
+
+
+def thread_safe(backbone) -> bool:
+    """Whether several threads may run ``backbone``'s batch path at once: this package's
+    :class:`Backbone`, or an object whose ``thread_safe`` attribute is True (an adapter
+    that reads features through forward hooks on a shared module is not)."""
+    return isinstance(backbone, Backbone) or getattr(backbone, "thread_safe", False) is True
+
+
+def _batched(backbone):
+    """``features_batch`` of the backbone (the protocol's optional batch path), or ``None``.
+    This package's :class:`Backbone` offers it through ``features_and_energy``."""
+    if isinstance(backbone, Backbone):
+        def run(pos, nums, with_energy=True):
+            m, n_atoms, _ = pos.shape
+            batch = torch.arange(m, device=pos.device).repeat_interleave(n_atoms)
+            h, e = backbone.features_and_energy(pos.reshape(-1, 3), nums.repeat(m), batch)
+            return h.reshape(m, n_atoms, -1), (e if with_energy else None)
+        return run
+    return backbone.features_batch if supports(backbone, "batch") else None
+
+
 def atom_features(backbone, positions: np.ndarray, numbers: np.ndarray,
                   rotations: np.ndarray, atoms: Sequence[int], with_energy: bool = True,
-                  chunk: int = DEFAULT_CHUNK,
-                  progress: Optional[Callable[[int], None]] = None):
+                  chunk: Optional[int] = None,
+                  progress: Optional[Callable[[int], None]] = None, threads: int = 1):
     """Features ``(n, len(atoms), irreps_out.dim)`` of the given atoms of every configuration
     ``positions[i] @ rotations[i].T``, and the energies ``(n,)`` (eV) or ``None``.
 
-    ``backbone`` follows the protocol; this package's :class:`Backbone` is run in batches
-    of ``chunk`` configurations (features and energy in one pass, under
-    ``torch.inference_mode``), any other object one configuration at a time (energies with
-    autograd enabled, since a model may compute them through forces). ``progress(k)`` is
-    called after every ``k`` configurations. Raises ``ValueError`` if the backbone returns
-    features of the wrong shape or non-finite values."""
+    ``backbone`` follows the protocol (:mod:`empirical.backbone._protocol`). A backbone with
+    the batch path (``features_batch``; this package's :class:`Backbone` through
+    ``features_and_energy``) is run :func:`batch_size` configurations at a time, features
+    and energy in one pass under ``torch.no_grad``; any other object one configuration at a
+    time (energies with autograd enabled, since a model may compute them through forces).
+    Positions go to the model's dtype and device (:func:`model_dtype`,
+    :func:`model_device`). With ``threads > 1`` a backbone that is :func:`thread_safe` has
+    its batches split over that many threads of one intra-op thread each (on the CPU); the
+    results do not depend on it. ``progress(k)`` is called after every ``k`` configurations
+    (from worker threads, when there are any).
+    Raises ``ValueError`` if the backbone returns features of the wrong shape or non-finite
+    values."""
     check_protocol(backbone)
     irreps = o3.Irreps(backbone.irreps_out)
     atoms = list(atoms)
-    has_energy = with_energy and callable(getattr(backbone, "energy", None))
+    has_energy = with_energy and supports(backbone, "energy")
     rotated = rotate(positions, rotations)
     n, n_atoms, _ = rotated.shape
     feats = np.empty((n, len(atoms), irreps.dim))
     energies = np.empty(n) if has_energy else None
-    dtype = model_dtype(backbone)
-    if isinstance(backbone, Backbone):
-        nums = torch.tensor(np.tile(numbers, chunk), dtype=torch.long)
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
+    dtype, device = model_dtype(backbone), model_device(backbone)
+    name = type(backbone).__name__
+    batched = _batched(backbone)
+    if batched is not None:
+        size = batch_size(backbone, chunk)
+        nums = torch.tensor(np.asarray(numbers), dtype=torch.long, device=device)
+
+        def one_batch(start: int, intra: Optional[int] = None) -> None:
+            if intra is not None:
+                torch.set_num_threads(intra)     # per calling thread (OpenMP)
+            stop = min(start + size, n)
             m = stop - start
-            pos = torch.as_tensor(rotated[start:stop].reshape(-1, 3), dtype=dtype)
-            batch = torch.arange(m).repeat_interleave(n_atoms)
-            with torch.inference_mode():
-                h, e = backbone.features_and_energy(pos, nums[:m * n_atoms], batch)
-            feats[start:stop] = h.reshape(m, n_atoms, -1)[:, atoms].double().numpy()
+            pos = torch.as_tensor(rotated[start:stop], dtype=dtype).to(device)
+            with torch.no_grad():
+                h, e = batched(pos, nums, with_energy=has_energy)
+            h = torch.as_tensor(h)
+            if tuple(h.shape) != (m, n_atoms, irreps.dim):
+                raise ValueError(f"{name}.features_batch returned features of shape "
+                                 f"{tuple(h.shape)}, expected ({m}, {n_atoms}, {irreps.dim}) "
+                                 "(configurations, n_atoms, irreps_out.dim)")
+            feats[start:stop] = h[:, atoms].detach().cpu().double().numpy()
             if has_energy:
-                energies[start:stop] = e.double().numpy()
+                e = torch.as_tensor(e) if e is not None else None
+                if e is None or tuple(e.reshape(-1).shape) != (m,):
+                    raise ValueError(f"{name}.features_batch returned no energies of shape "
+                                     f"({m},) although the backbone has an energy")
+                energies[start:stop] = e.reshape(-1).detach().cpu().double().numpy()
             if progress:
                 progress(m)
+
+        starts = range(0, n, size)
+        if threads > 1 and thread_safe(backbone) and device.type == "cpu" and n > size:
+            # batches split over threads of one intra-op thread each: a small graph network
+            # leaves a second core idle inside one forward pass (docs/method.md §2.2)
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                for f in [pool.submit(one_batch, start, 1) for start in starts]:
+                    f.result()
+        else:
+            for start in starts:
+                one_batch(start)
     else:
-        nums = torch.tensor(np.asarray(numbers), dtype=torch.long)
+        nums = torch.tensor(np.asarray(numbers), dtype=torch.long, device=device)
         for i in range(n):
-            pos = torch.as_tensor(rotated[i], dtype=dtype)
+            pos = torch.as_tensor(rotated[i], dtype=dtype).to(device)
             with torch.no_grad():
                 h = torch.as_tensor(backbone.node_features(pos, nums))
                 if tuple(h.shape) != (n_atoms, irreps.dim):
-                    raise ValueError(f"{type(backbone).__name__}.node_features returned shape "
+                    raise ValueError(f"{name}.node_features returned shape "
                                      f"{tuple(h.shape)}, expected ({n_atoms}, {irreps.dim}) "
                                      f"(n_atoms, irreps_out.dim)")
-                feats[i] = h[atoms].double().numpy()
+                feats[i] = h[atoms].detach().cpu().double().numpy()
             if has_energy:
                 with torch.enable_grad():
                     energies[i] = float(backbone.energy(pos, nums))
             if progress:
                 progress(1)
     if not np.isfinite(feats).all():
-        raise ValueError(f"{type(backbone).__name__} returned non-finite features")
+        raise ValueError(f"{name} returned non-finite features")
     if has_energy and not np.isfinite(energies).all():
-        raise ValueError(f"{type(backbone).__name__} returned non-finite energies")
+        raise ValueError(f"{name} returned non-finite energies")
     return feats, energies
 
 
 def marked_features(backbone, positions: np.ndarray, numbers: np.ndarray,
                     rotations: np.ndarray, a: int, b: int, with_energy: bool = True,
-                    chunk: int = DEFAULT_CHUNK,
-                    progress: Optional[Callable[[int], None]] = None) -> MarkedFeatures:
+                    chunk: Optional[int] = None,
+                    progress: Optional[Callable[[int], None]] = None,
+                    threads: int = 1) -> MarkedFeatures:
     """Features of atoms ``a``, ``b`` (and energies) of every configuration
     ``positions[i] @ rotations[i].T`` (see :func:`atom_features`), as
     :class:`MarkedFeatures` ``[h_a, h_b]``."""
     feats, energies = atom_features(backbone, positions, numbers, rotations, [a, b],
-                                    with_energy=with_energy, chunk=chunk, progress=progress)
+                                    with_energy=with_energy, chunk=chunk, progress=progress,
+                                    threads=threads)
     irreps = o3.Irreps(backbone.irreps_out)
     return MarkedFeatures(feats.reshape(len(feats), -1), irreps + irreps, energies)
 
@@ -189,9 +269,10 @@ def _equivariance(backbone, positions: np.ndarray, numbers: np.ndarray,
     """Max abs equivariance error of the features for one rotation and one roto-reflection
     (:func:`empirical.backbone.equivariance_error`) on one configuration: recorded so that
     a reader sees the probe's premise (equivariant features) hold."""
-    pos = torch.tensor(np.asarray(positions), dtype=dtype)
-    num = torch.tensor(np.asarray(numbers), dtype=torch.long)
-    R = torch.tensor(rotation, dtype=dtype)
+    device = model_device(backbone)
+    pos = torch.tensor(np.asarray(positions), dtype=dtype, device=device)
+    num = torch.tensor(np.asarray(numbers), dtype=torch.long, device=device)
+    R = torch.tensor(rotation, dtype=dtype, device=device)
     return {"rotation": equivariance_error(backbone, pos, num, R),
             "reflection": equivariance_error(backbone, pos, num, -R)}
 
@@ -236,9 +317,10 @@ def _check_cutoff(backbone, dataset, plan) -> None:
 
 
 def extract_features(backbone, dataset, plan, index: int = 0, *,
-                     chunk: int = DEFAULT_CHUNK,
+                     chunk: Optional[int] = None,
                      progress: Optional[Callable[[int], None]] = None,
-                     equivariance: Optional[Dict[str, float]] = None) -> FeatureSet:
+                     equivariance: Optional[Dict[str, float]] = None,
+                     threads: int = 1) -> FeatureSet:
     """Run ``backbone`` on the plan's samples under the rotations of backbone ``index``
     (:meth:`DiagnosePlan.rotations`) and keep what the probe stage needs.
 
@@ -248,10 +330,12 @@ def extract_features(backbone, dataset, plan, index: int = 0, *,
     dataset : :class:`empirical.data.Dataset` the plan was made for
     plan : :class:`empirical.diagnostic.DiagnosePlan`
     index : backbone index in the run (selects the independent rotation stream)
-    chunk : configurations per batch (this package's backbones)
+    chunk : configurations per batch for a backbone with the batch path (default
+        :func:`batch_size`)
     progress : called with the number of configurations done since the last call
     equivariance : the backbone's :func:`feature_equivariance`, when already measured
         (the pipeline measures it before it starts worker threads)
+    threads : threads over which a :func:`thread_safe` backbone's batches are split
     """
     check_protocol(backbone)
     ls = sorted({ir.l for _, ir in o3.Irreps(backbone.irreps_out)})
@@ -266,7 +350,7 @@ def extract_features(backbone, dataset, plan, index: int = 0, *,
     equi = (dict(equivariance) if equivariance is not None else
             _equivariance(backbone, positions[0], dataset.numbers, rotations[0], dtype))
     mf = marked_features(backbone, positions, dataset.numbers, rotations, a, b, chunk=chunk,
-                         progress=progress)
+                         progress=progress, threads=threads)
     u = marked_direction(rotate(positions, rotations), a, b)
     return FeatureSet(features=mf.features, irreps=mf.irreps, energies=mf.energies,
                       directions=u, dtype=str(dtype).replace("torch.", ""),

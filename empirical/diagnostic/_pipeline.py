@@ -30,21 +30,24 @@ import numpy as np
 import torch
 from e3nn import o3
 
+from .. import adapters
 from .._progress import Progress
-from ..backbone import Backbone, check_protocol, equivariance_tolerance
+from ..backbone import Backbone, check_protocol, equivariance_tolerance, supports
 from ..backbone import load as load_backbone
 from ..backbone import shipped
 from ..backbone._checkpoint import checkpoint_name
 from ..data import Dataset
 from ..data import load as load_dataset
 from ._cells import EPS_DEFINITION, probe_backbone
-from ._features import extract_features, feature_equivariance, shortest_distances
+from ._features import (extract_features, feature_equivariance, model_device,
+                        shortest_distances)
 from ._plan import MAX_AUTO_CHANNELS, STREAMS, DiagnosePlan, make_plan, validate_options
 from ._result import BackboneRecord, DiagnoseResult
 from ._summary import summarize
 from ._verdict import THRESHOLDS
 
-__all__ = ["diagnose", "resolve_backbones", "run_config", "PAPER", "NEQUIP_PREFIX"]
+__all__ = ["diagnose", "resolve_backbones", "resolve_device", "place", "run_config", "PAPER",
+           "NEQUIP_PREFIX"]
 
 #: The paper's headline figures (d = 2, L = 2 NequIP on aspirin), for the report.
 PAPER = {"rho": {"4": 0.913, "5": 0.078}, "cliff_ratio": 11.7, "r2_inj": {"4": 0.374, "5": 0.006}}
@@ -56,7 +59,8 @@ _FIT_UNITS = 50
 def _versions() -> Dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
     out = {"python": platform.python_version()}
-    for name in ("numpy", "scipy", "sympy", "torch", "e3nn", "spectral-ceilings"):
+    for name in ("numpy", "scipy", "sympy", "torch", "e3nn", "scikit-learn", "spectral-ceilings",
+                 "nequip", "sevenn", "mace-torch"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -75,26 +79,44 @@ def _fingerprint(dataset: Dataset) -> str:
 NEQUIP_PREFIX = "nequip:"
 
 
-def _nequip_backbone(item: str, trusted: bool = False):
-    """``(object, name, info)`` for ``nequip:PATH``: a nequip 0.19 checkpoint (``.ckpt``) or
-    packaged model (``.nequip.zip``) through :mod:`empirical.adapters.nequip` (needs the
-    ``nequip`` extra; without it the adapter's ValueError says how to install it). The file
-    is pickled code: it is loaded only when ``trusted`` (:mod:`empirical.adapters._trust`)."""
-    from ..adapters import nequip as nequip_adapter
+def resolve_device(device) -> Optional[torch.device]:
+    """``None`` (leave every backbone where it is), or the ``torch.device`` for ``"cpu"``,
+    ``"cuda"`` or ``"cuda:N"``; ``ValueError`` naming the problem for anything else or for
+    a CUDA device this machine does not have."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r} is not a torch device: cpu, cuda or cuda:N") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise ValueError(f"device {device!r}: only cpu and cuda are supported")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: no CUDA device is available here (torch "
+                         f"{torch.__version__}{'' if torch.version.cuda else ', a CPU build'})")
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA "
+                         "device(s)")
+    return dev
 
-    obj = nequip_adapter.load(item, trusted=trusted)
-    path = Path(item[len(NEQUIP_PREFIX):])
-    base = path.name
-    for suffix in (".nequip.zip", ".ckpt"):
-        if base.endswith(suffix):
-            base = base[:-len(suffix)]
-            break
-    # nequip-train names its checkpoints best / last: the run directory tells them apart
-    name = f"{path.parent.name}-{base}" if base in ("best", "last") and path.parent.name else base
-    info = {"source": obj.origin, "sha256": obj.sha256, "seed": -1,
-            "test_energy_mae_meV": None, "test_force_mae_meV_per_A": None,
-            "nequip_layer": obj.layer}
-    return obj, name, info
+
+def place(entries, device: Optional[torch.device]) -> None:
+    """Move every backbone to ``device`` (protocol ``to``); a backbone that cannot move and
+    is elsewhere is refused (``ValueError``) before any work."""
+    if device is None:
+        return
+    for name, obj, _ in entries:
+        if model_device(obj) == device:
+            continue
+        if not supports(obj, "device"):
+            raise ValueError(f"backbone {name!r} cannot be moved to {device}: it has no "
+                             "to(device) (see the backbone protocol)")
+        moved = obj.to(device)
+        if moved is not None and moved is not obj and model_device(obj) != device:
+            raise ValueError(f"backbone {name!r}: to({device}) returned a new object; the "
+                             "protocol's to(device) moves the backbone in place")
 
 
 def resolve_backbones(backbones, names=None, trust_checkpoints: bool = False):
@@ -114,8 +136,9 @@ def resolve_backbones(backbones, names=None, trust_checkpoints: bool = False):
     out = []
     for i, item in enumerate(backbones):
         info: Dict = {}
-        if isinstance(item, (str, Path)) and str(item).startswith(NEQUIP_PREFIX):
-            obj, name, info = _nequip_backbone(str(item), trust_checkpoints)
+        if isinstance(item, str) and adapters.is_spec(item):
+            # PREFIX:SPEC through that framework's adapter (empirical.adapters)
+            obj, name, info = adapters.from_spec(item, trusted=trust_checkpoints)
         elif isinstance(item, (str, Path)):
             obj = load_backbone(item)
             if Path(str(item)).is_file():
@@ -164,7 +187,7 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
              k_sweep: Sequence[int] = (1, 2, 3, 4), rotations_per_config: int = 1,
              names: Optional[Sequence[str]] = None, features=None,
              workers: Optional[int] = None, trust_checkpoints: bool = False,
-             progress=None) -> DiagnoseResult:
+             device=None, progress=None) -> DiagnoseResult:
     """Run the diagnostic (see the module docstring and docs/method.md §2).
 
     Parameters
@@ -203,6 +226,9 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
         Load third-party checkpoints named in ``backbones`` (``nequip:PATH``), which are
         pickled code, only when True (this package's own ``.pt`` files never need it: they
         load with ``weights_only=True``).
+    device : ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or None (leave each backbone where it
+        is). Backbones move there with the protocol's ``to(device)``; positions follow
+        each backbone's device; probes and statistics run on the CPU in float64.
     progress : bool or None (None: a bar when stderr is a terminal).
 
     Raises
@@ -213,8 +239,10 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     start = time.perf_counter()
     validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k, reduction, spn,
                      eps, rotations_per_config, k_sweep)
+    dev = resolve_device(device)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     entries = resolve_backbones(backbones, names, trust_checkpoints=trust_checkpoints)
+    place(entries, dev)
     plan = make_plan(data, _common_degrees(entries), marked=marked, degrees=degrees,
                      lmax=lmax, seed=seed, k=k, reduction=reduction, spn=spn, n_boot=n_boot,
                      frames=frames, test_fraction=test_fraction, eps=eps, folds=folds,
@@ -236,7 +264,8 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     for p in probes:
         warnings += [w for w in p.warnings if w not in warnings]
     return DiagnoseResult(
-        config=run_config(plan, data, dataset, {d: p.k for d, p in probes[0].fits.items()}),
+        config=run_config(plan, data, dataset, {d: p.k for d, p in probes[0].fits.items()},
+                          dev),
         backbones=records, predicted=dict(plan.predicted),
         probes=[r for p in probes for r in p.records], summaries=summaries, cells=cells,
         k_sweep=[r for p in probes for r in p.sweep], paper=PAPER, warnings=warnings,
@@ -262,9 +291,11 @@ def _features_and_probes(entries, data, plan, given, workers, bar):
     Backbones are independent until the summary, so with ``workers > 1`` each worker
     thread takes one backbone through both stages (its features, then its probes) while
     another does the same for the next; a given feature set skips stage 2. The order of
-    the results, and every number in them, does not depend on ``workers``."""
+    the results, and every number in them, does not depend on ``workers``. A single
+    backbone with ``workers`` not given has its feature batches split over the threads."""
     n = len(entries)
     threads = torch.get_num_threads()
+    asked = workers
     if workers is None:
         workers = min(sum(fs is None for fs in given) or 1, threads)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
@@ -276,6 +307,10 @@ def _features_and_probes(entries, data, plan, given, workers, bar):
         with lock:
             bar.advance(m)
 
+    # one backbone and no workers asked for: its batches are split over the threads instead
+    # (a thread-safe backbone only; _features.thread_safe)
+    split = threads if (n == 1 and asked is None) else 1
+
     def run(i, intra_threads=None, equivariance=None):
         if intra_threads is not None:
             # OpenMP's thread count is per calling thread: set it in the worker itself
@@ -284,7 +319,7 @@ def _features_and_probes(entries, data, plan, given, workers, bar):
         fs = given[i]
         if fs is None:
             fs = extract_features(obj, data, plan, i, progress=advance,
-                                  equivariance=equivariance)
+                                  equivariance=equivariance, threads=split)
         else:
             advance(plan.n_samples)
         return fs, probe_backbone(name, fs, plan, reference,
@@ -331,11 +366,15 @@ def _common_degrees(entries) -> List[int]:
 MIN_BOOT = 200
 
 
-def _equivariant(fs) -> bool:
+def _equivariant(fs, parity: bool = True) -> bool:
     """Within :data:`empirical.backbone.EQUIVARIANCE_TOLERANCE` (outside: the backbone is
-    outside the theorem's premise)."""
+    outside the theorem's premise). A backbone that says ``parity = False`` (an SO(3) model
+    such as SevenNet's) is judged on the rotation alone: the theorem needs rotations
+    (docs/method.md §2.2), and such a model's irreps labels say nothing about reflections."""
     tol = equivariance_tolerance(fs.dtype, np.abs(fs.features).max())
-    return max(fs.equivariance_error.values()) <= tol
+    errors = fs.equivariance_error
+    considered = errors.values() if parity else [errors["rotation"]]
+    return max(considered) <= tol
 
 
 def _premise_warnings(records, plan, data, summaries) -> List[str]:
@@ -380,13 +419,18 @@ def _backbone_record(name, obj, info, fs, probes) -> BackboneRecord:
         seed=int(info.get("seed", -1)), test_energy_mae_meV=info.get("test_energy_mae_meV"),
         test_force_mae_meV_per_A=info.get("test_force_mae_meV_per_A"),
         irreps_out=str(irreps), L=max(ir.l for _, ir in irreps), dtype=fs.dtype,
-        equivariance_error=fs.equivariance_error, equivariant=_equivariant(fs),
+        equivariance_error=fs.equivariance_error,
+        equivariant=_equivariant(fs, getattr(obj, "parity", None) is not False),
         eps_eV=probes.eps,
         energy_error_rmse_meV=probes.energy_error_rmse_meV,
-        extra={k: v for k, v in info.items() if k not in known})
+        extra={"layer": (str(obj.layer) if getattr(obj, "layer", None) is not None else None),
+               "parity": getattr(obj, "parity", None) is not False,
+               "device": str(model_device(obj)),
+               **{k: v for k, v in info.items() if k not in known}})
 
 
-def run_config(plan: DiagnosePlan, data: Dataset, dataset, k_eff: Dict[int, int]) -> Dict:
+def run_config(plan: DiagnosePlan, data: Dataset, dataset, k_eff: Dict[int, int],
+               device: Optional[torch.device] = None) -> Dict:
     """``results.json["config"]``: every option, seed and version of the run."""
     a, b = plan.marked
     labels = data.metadata.get("atom_labels")
@@ -425,4 +469,5 @@ def run_config(plan: DiagnosePlan, data: Dataset, dataset, k_eff: Dict[int, int]
         "signal": "s_l = c . Y_l(u), e3nn real harmonics, component normalization, |c| = 1",
         "coefficients": {str(l): c.tolist() for l, c in sorted(plan.coefficients.items())},
         "versions": _versions(),
+        "device": str(device) if device is not None else None,
     }

@@ -357,6 +357,7 @@ SCHEMA: Tuple[Tuple[str, str, str, str], ...] = (
     ("config.signal", "str", "", "the injected target"),
     ("config.coefficients", "{<l>: [float]}", "", "unit coefficient vector c of s_l"),
     ("config.versions", "{str: str}", "", "python and package versions"),
+    ("config.device", "str | null", "", "device asked for (null: each backbone where it was)"),
     ("backbones[i].name", "str", "", "backbone name (unique in a run)"),
     ("backbones[i].source", "str", "", "shipped name, path or python object"),
     ("backbones[i].sha256", "str | null", "", "hash of the checkpoint file"),
@@ -369,11 +370,18 @@ SCHEMA: Tuple[Tuple[str, str, str, str], ...] = (
     ("backbones[i].equivariance_error", "{rotation: float, reflection: float}",
      "feature units", "max abs equivariance error on one configuration"),
     ("backbones[i].equivariant", "bool", "", "equivariance error within the tolerance of "
-     "its dtype (relative to the largest feature); false: outside the theorem's premise"),
+     "its dtype (relative to the largest feature; the rotation alone for an SO(3) model); "
+     "false: outside the theorem's premise"),
     ("backbones[i].eps_eV", "float | null", "eV", "injection amplitude used"),
     ("backbones[i].energy_error_rmse_meV", "float | null", "meV",
      "RMSE of E_ref - E_backbone on the probe-training configurations"),
-    ("backbones[i].<adapter keys>", "any", "", "adapter-specific (e.g. nequip_layer)"),
+    ("backbones[i].layer", "str | null", "", "the layer whose features were read (null: "
+     "the object names none)"),
+    ("backbones[i].device", "str", "", "where the backbone ran (cpu, cuda:0)"),
+    ("backbones[i].parity", "bool", "", "false: an SO(3) model (parity = False), judged "
+     "equivariant on the rotation alone"),
+    ("backbones[i].<adapter keys>", "any", "", "adapter-specific (e.g. nequip_layer, "
+     "sevenn_modal, parameters)"),
     ("predicted.<d>.ceiling", "int", "", "spanthm's ceiling dL"),
     ("predicted.<d>.recoverable", "[int]", "", "predicted-recoverable l <= lmax"),
     ("probes[i].{backbone, d, l}", "str, int, int", "", "the probe"),

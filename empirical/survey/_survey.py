@@ -1,0 +1,187 @@
+"""The survey (docs/method.md §2.10): every model this environment can load, diagnosed on
+the same data at ``d = 1, 2, 3``, one table row per model and ``d``.
+
+``survey() -> SurveyResult``. The models: this package's four shipped aspirin backbones
+(each on its own: the survey's unit is a model, not the pooled group of the main run),
+every pretrained model an installed adapter can load without a download
+(:func:`empirical.adapters.available`: SevenNet's shipped checkpoints with the
+``[sevenn]`` extra), and any further specs given (``extra``: a nequip example checkpoint,
+a MACE model file, ...; third-party files need ``trust_checkpoints``). Each is diagnosed by
+:func:`empirical.diagnose` with the same seed and frames (so the same split and signal),
+no k sweep, and ``lmax = max(d) * L + 1`` (capped at 12), so every ceiling is tested.
+
+A model trained on another level of theory (SevenNet: PBE on materials; the data:
+GFN2-xTB) enters only through eps and R2_inj (its energy error against the data's
+energies is larger); rho is measured on an injected signal and does not depend on the
+model's energies at all (docs/method.md §2.10).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from e3nn import o3
+
+from .._result import RunResult
+from ..adapters import available
+from ..backbone import shipped, supports
+from ..data import Dataset
+from ..data import load as load_dataset
+from ..diagnostic import diagnose, resolve_backbones
+from ..diagnostic._pipeline import _versions, place, resolve_device
+from ..diagnostic._plan import MAX_LMAX, validate_options
+from ..diagnostic._verdict import THRESHOLDS
+from ._profile import _pair
+
+__all__ = ["SurveyRow", "SurveyResult", "survey", "survey_models", "SURVEY_SCHEMA"]
+
+#: ``results.json["schema"]`` of a survey.
+SURVEY_SCHEMA = "spectral-ceilings-survey/1"
+
+
+@dataclass(frozen=True)
+class SurveyRow:
+    """One model at one probe degree."""
+
+    model: str
+    source: str
+    irreps_out: str
+    L: int
+    layer: Optional[str]
+    layers: Optional[int]
+    parameters: Optional[int]
+    d: int
+    predicted_ceiling: int
+    measured_ceiling: Optional[int]
+    agreement: Optional[bool]
+    rho_boundary: Optional[float]
+    rho_boundary_ci: Tuple[Optional[float], Optional[float]]
+    rho_above: Optional[float]
+    rho_above_ci: Tuple[Optional[float], Optional[float]]
+    equivariance_error: float
+    equivariant: Optional[bool]
+    eps_eV: Optional[float]
+    energy_error_rmse_meV: Optional[float]
+
+    def to_dict(self) -> Dict:
+        out = asdict(self)
+        out["rho_boundary_ci"] = list(self.rho_boundary_ci)
+        out["rho_above_ci"] = list(self.rho_above_ci)
+        return out
+
+
+class SurveyResult(RunResult):
+    """``payload``: ``schema``, ``config``, ``rows`` (:class:`SurveyRow` dicts) and
+    ``runs`` (model name -> that model's full diagnose results.json)."""
+
+    @property
+    def rows(self) -> List[Dict]:
+        return self.payload["rows"]
+
+    def save(self, out_dir, plots: bool = True, overwrite: bool = False):
+        """``results.json``, ``report.md`` and ``survey.png`` as one set."""
+        from ._report import write_survey_outputs
+        return write_survey_outputs(self, out_dir, plots=plots, overwrite=overwrite)
+
+
+def survey_models(extra: Sequence[str] = (), include_shipped: bool = True,
+                  include_available: bool = True) -> List[str]:
+    """The models a survey diagnoses: the shipped backbones, every adapter's
+    :func:`~empirical.adapters.available` spec, then ``extra`` (duplicates dropped)."""
+    models: List[str] = []
+    if include_shipped:
+        models += [e["name"] for e in shipped(role="diagnostic")]
+    if include_available:
+        models += available()
+    for m in extra:
+        if m not in models:
+            models.append(str(m))
+    return models
+
+
+def _parameters(obj, info) -> Optional[int]:
+    if isinstance(info.get("parameters"), int):
+        return info["parameters"]
+    params = getattr(obj, "parameters", None)
+    if callable(params):
+        try:
+            return int(sum(p.numel() for p in params()))
+        except TypeError:
+            return None
+    return None
+
+
+def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
+           dataset="aspirin", degrees: Sequence[int] = (1, 2, 3),
+           frames: Optional[int] = None, seed: int = 0, n_boot: int = 1000,
+           trust_checkpoints: bool = False, device=None, progress=None) -> SurveyResult:
+    """Diagnose every model (default :func:`survey_models` with ``extra``) at ``degrees``.
+
+    Each model is loaded (and refused, for bad input) before any is diagnosed, so a typo
+    in the last spec costs nothing. Raises ``ValueError`` for bad input.
+    """
+    start = time.perf_counter()
+    degrees = validate_options(degrees, 0, seed, n_boot, 0.2, 3, None, "irrep", "ridge", None)
+    dev = resolve_device(device)
+    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    items = list(models) if models is not None else survey_models(extra)
+    if not items:
+        raise ValueError("no models to survey")
+    entries = resolve_backbones(items, trust_checkpoints=trust_checkpoints)
+    place(entries, dev)
+    rows: List[SurveyRow] = []
+    runs: Dict[str, Dict] = {}
+    config: Dict = {}
+    skipped: List[str] = []
+    plans = []
+    for name, obj, info in entries:       # every model's degrees and lmax, before any work
+        L = max(ir.l for _, ir in o3.Irreps(obj.irreps_out))
+        ds = [d for d in degrees if d * L + 1 <= MAX_LMAX]
+        if L < 1 or not ds:
+            skipped.append(f"{name}: L = {L}: " + ("no l > 0 features" if L < 1 else
+                           f"every ceiling is above lmax {MAX_LMAX}"))
+            continue
+        if len(ds) < len(degrees):
+            skipped.append(f"{name}: d = {[d for d in degrees if d not in ds]} skipped "
+                           f"(ceiling above lmax {MAX_LMAX})")
+        plans.append((name, obj, info, L, ds, max(ds) * L + 1))
+    if not plans:
+        raise ValueError("no model can be diagnosed: " + "; ".join(skipped))
+    for i, (name, obj, info, L, ds, lmax) in enumerate(plans):
+        if progress is not False:
+            print(f"[{i + 1}/{len(plans)}] {name}: L = {L}, d = {ds}, lmax = {lmax}",
+                  file=sys.stderr, flush=True)
+        res = diagnose(backbones=[obj], names=[name], dataset=data, degrees=ds, lmax=lmax,
+                       seed=seed, frames=frames, n_boot=n_boot, k_sweep=(),
+                       progress=progress)
+        rec = res.backbones[0]
+        layers = getattr(obj, "layers", None)
+        for d in ds:
+            s = res.summaries[d]
+            rows.append(SurveyRow(
+                model=name, source=info.get("source", rec.source), irreps_out=rec.irreps_out,
+                L=rec.L, layer=rec.extra.get("layer"),
+                layers=len(layers) if isinstance(layers, (tuple, list)) else None,
+                parameters=_parameters(obj, info), d=d, predicted_ceiling=s.ceiling,
+                measured_ceiling=s.measured_ceiling, agreement=s.agreement,
+                rho_boundary=s.rho.get(s.ceiling),
+                rho_boundary_ci=_pair(s.rho_ci.get(s.ceiling)),
+                rho_above=s.rho.get(s.ceiling + 1),
+                rho_above_ci=_pair(s.rho_ci.get(s.ceiling + 1)),
+                equivariance_error=max(rec.equivariance_error.values()),
+                equivariant=rec.equivariant, eps_eV=rec.eps_eV,
+                energy_error_rmse_meV=rec.energy_error_rmse_meV))
+        runs[name] = res.to_dict()
+        config = res.config
+    config = {"dataset": config["dataset"], "marked_atoms": config["marked_atoms"],
+              "degrees": list(degrees), "lmax_rule": f"max(d) * L + 1 (at most {MAX_LMAX})",
+              "seed": seed, "n_boot": n_boot, "frames": frames, "n_test": config["n_test"],
+              "models": [name for name, _, _ in entries], "skipped": skipped,
+              "device": str(dev) if dev is not None else None,
+              "thresholds": dict(THRESHOLDS), "versions": _versions()}
+    payload = {"schema": SURVEY_SCHEMA, "config": config,
+               "rows": [r.to_dict() for r in rows], "runs": runs}
+    return SurveyResult(payload=payload, seconds=time.perf_counter() - start)
