@@ -15,7 +15,10 @@ positions, for the pretrained ``--model`` (``7net-0``):
   included, and also timed alone as ``graph_build``);
 * ``adapter B=k``: :meth:`empirical.adapters.sevenn.SevenNetBackbone.features_batch` with
   energies, under ``torch.no_grad()`` (as the diagnostic calls it), ``k`` configurations
-  per graph, for the adapter's default ``batch_size`` and every ``--batch-sizes`` entry.
+  per graph, for the adapter's default ``batch_size`` and every ``--batch-sizes`` entry;
+* ``extract xN``: what the diagnostic runs, ``empirical.diagnostic._features.atom_features``
+  (features of the marked atoms and energies), the adapter's batches split over ``N``
+  threads of one intra-op thread each (``--extract-threads``, default all cores).
 
 Each side runs once to warm up, then the sides run one after another, ``--repeat`` rounds
 (so that a load change on a shared machine hits them alike); the best round of each side
@@ -82,6 +85,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-sizes", default="1,2,4,8,16",
                     help="other adapter batch sizes (comma-separated; empty: none)")
     ap.add_argument("--skip-calculator", action="store_true")
+    ap.add_argument("--extract-threads", type=int, default=None,
+                    help="threads of the diagnostic's extraction side (default: all cores)")
     ap.add_argument("--breakdown", action="store_true",
                     help="also time the convolutions apart from the rest (CPU time, hooks)")
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "sevenn.json")
@@ -157,6 +162,18 @@ def main(argv=None) -> int:
     for bs in sizes:
         sides[f"adapter B={bs}"] = run_adapter(bs)
 
+    # what the diagnostic runs: atom_features with the batches split over the machine's
+    # cores, one intra-op thread each (empirical.diagnostic._features, thread_safe)
+    from empirical.diagnostic._features import atom_features
+    workers = args.extract_threads or os.cpu_count() or 1
+    identity = np.broadcast_to(np.eye(3), (n, 3, 3))
+
+    def run_extraction():
+        backbone.batch_size = default_bs
+        atom_features(backbone, positions64, numbers, identity, [6, 7], threads=workers)
+    extraction = f"extract x{workers}"
+    sides[extraction] = run_extraction
+
     load_before = os.getloadavg()
     for name, fn in sides.items():        # warm-up (allocator, e3nn code paths)
         with torch.no_grad():
@@ -223,6 +240,9 @@ def main(argv=None) -> int:
         "ratio_adapter_over_calculator": (rate[default_side] / rate["calculator"]
                                           if "calculator" in rate else None),
         "ratio_adapter_over_bare": rate[default_side] / rate["bare"],
+        "ratio_extraction_over_calculator": (rate[extraction] / rate["calculator"]
+                                             if "calculator" in rate else None),
+        "ratio_extraction_over_bare": rate[extraction] / rate["bare"],
         "max_energy_diff_adapter_minus_bare_eV": max(
             float(np.abs(e - bare_energies).max()) for e in adapter_energies.values()),
         "loadavg_before": load_before, "loadavg_after": load_after,
@@ -242,6 +262,9 @@ def main(argv=None) -> int:
         print(f"adapter (B={default_bs}) / calculator: "
               f"{report['ratio_adapter_over_calculator']:.2f}x")
     print(f"adapter (B={default_bs}) / bare:       {report['ratio_adapter_over_bare']:.2f}x")
+    if report["ratio_extraction_over_calculator"] is not None:
+        print(f"{extraction} / calculator: {report['ratio_extraction_over_calculator']:.2f}x")
+    print(f"{extraction} / bare:       {report['ratio_extraction_over_bare']:.2f}x")
     for bs, row in breakdown.items():
         print(f"B={bs:<3d} CPU ms/conf: {row['total_cpu_ms_per_conf']:6.2f} total, "
               f"{row['convolution_cpu_ms_per_conf']:6.2f} in the convolutions")

@@ -55,7 +55,8 @@ def _nonneg_int(name: str):
 BACKBONES_HELP = ("checkpoint paths, shipped names, or adapter specs: nequip:PATH (a nequip "
                   "0.19 .ckpt or .nequip.zip; extra [nequip]), sevenn:NAME[@MODAL] or "
                   "sevenn:PATH (SevenNet: 7net-0, 7net-l3i5, 7net-mf-0@PBE; extra "
-                  "[sevenn]), mace:PATH (a MACE .model file; see the README)")
+                  "[sevenn]), mace:PATH[@LAYER] (a MACE .model file written by mace_run_train; "
+                  "see the README)")
 TRUST_HELP = ("load third-party checkpoint files (nequip:PATH, sevenn:PATH, mace:PATH), which "
               "are pickled code that runs on loading: only for files from a source you trust "
               "(models shipped inside an installed package need no flag)")

@@ -280,3 +280,9 @@ def test_cli_profile_writes_a_set(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "blocks.0" in out and "blocks.1" in out and "(measured 2)" in out
     assert main(["profile", "--d", "0", "--out", str(tmp_path / "q")]) == 2
+
+
+def test_available_specs_carry_their_prefix():
+    """Every listed spec resolves through the registry (the survey's default list)."""
+    for spec in adapters.available():
+        assert adapters.is_spec(spec), spec

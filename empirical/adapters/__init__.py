@@ -68,7 +68,8 @@ def available() -> List[str]:
     out: List[str] = []
     for prefix in ADAPTERS:
         try:
-            out += list(adapter(prefix).available())
+            specs = list(adapter(prefix).available())
         except ImportError:
             continue
+        out += [s if s.startswith(f"{prefix}:") else f"{prefix}:{s}" for s in specs]
     return out

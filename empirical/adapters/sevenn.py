@@ -98,7 +98,7 @@ REQUIREMENT = "sevenn>=0.13,<0.14"
 MISSING_MESSAGE = "the sevenn adapter needs sevenn 0.13: pip install 'spectral-ceilings[sevenn]'"
 
 #: Configurations per forward pass (one graph) in :meth:`SevenNetBackbone.features_batch`.
-#: Measured (bench/bench_sevenn.py, docs/sevenn_notes.md): on CPU a SevenNet forward of one
+#: Measured (bench/bench_sevenn.py, docs/adapters/sevenn.md): on CPU a SevenNet forward of one
 #: 21-atom molecule is already large (its convolutions materialise ~12 kB per edge, ~4 MB
 #: per configuration per tensor), so batching saves only Python overhead and more than a
 #: few configurations per graph push the working set out of cache and into fresh pages.
@@ -402,9 +402,13 @@ class SevenNetBackbone:
                                  f"{type(model).__module__}.{type(model).__qualname__}")
         self.sha256 = sha256
         self.name = name
-        #: several threads may run the batch path at once (no hooks; the model's modes are
-        #: set and restored under a per-model count): the diagnostic may split batches
-        self.thread_safe = True
+        #: Whether the diagnostic may split batches over threads. Concurrent calls are
+        #: correct (no hooks; the model's modes are set and restored under a per-model
+        #: count; tested), but splitting measured slower than torch's intra-op threads on
+        #: two idle cores (bench/bench_sevenn.py: 49 against 63 conf/s; two graphs' per-edge
+        #: intermediates at once outgrow the cache, 6500 page faults per configuration), so
+        #: it is not offered. Set it True to try on a machine with more cache per core.
+        self.thread_safe = False
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
             raise SevenNetAdapterError(f"batch_size must be >= 1, got {batch_size!r}")

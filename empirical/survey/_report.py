@@ -143,7 +143,8 @@ def survey_table(rows: Sequence[Dict]) -> List[str]:
             f"{params} | {r['d']} | {r['predicted_ceiling']} | {r['measured_ceiling']} | "
             f"{_num(r['rho_boundary'])}{_ci(r['rho_boundary_ci'])} | "
             f"{_num(r['rho_above'])}{_ci(r['rho_above_ci'])} | "
-            f"{r['equivariance_error']:.1e} | {_agree(r['agreement'])} |")
+            f"{r['equivariance_error']:.1e}{'' if r.get('parity', True) else ' (SO(3))'} | "
+            f"{_agree(r['agreement'])} |")
     return out
 
 
@@ -164,7 +165,8 @@ def render_survey_report(result, plot_files: Sequence[str] = ()) -> str:
     out += ["Columns: L and the irreps are those of the layer read (the last with l > 0 "
             "unless the spec names one); layers: interaction layers with l > 0 features; "
             "equivariance error: max abs over one rotation and one roto-reflection of one "
-            "configuration, in the model's dtype.", ""]
+            "configuration, in the model's dtype; (SO(3)): a model without parity (SevenNet), "
+            "judged on the rotation alone, its reflection error recorded in `runs`.", ""]
     out += ["## Models", "", "| model | irreps read | layer | source | eps (eV) | "
             "energy-error RMSE (meV) |", "|---|---|---|---|---|---|"]
     seen = set()
@@ -212,8 +214,10 @@ def survey_figure(result):
         ax.set_title(f"d = {d}", fontsize=10)
         ax.set_xlabel("l - dL (target degree minus predicted ceiling)")
     axes[0, 0].set_ylabel("held-out rho")
-    axes[0, -1].legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    rows_needed = (len(labels) + 4) // 5
+    fig.tight_layout(rect=(0, 0.06 * rows_needed + 0.04, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=7, frameon=False)
     return fig
 
 

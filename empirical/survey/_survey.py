@@ -61,7 +61,8 @@ class SurveyRow:
     rho_boundary_ci: Tuple[Optional[float], Optional[float]]
     rho_above: Optional[float]
     rho_above_ci: Tuple[Optional[float], Optional[float]]
-    equivariance_error: float
+    equivariance_error: float          # max abs; the rotation alone for an SO(3) model
+    parity: bool                       # False: an SO(3) model (docs/method.md §2.2)
     equivariant: Optional[bool]
     eps_eV: Optional[float]
     energy_error_rmse_meV: Optional[float]
@@ -100,6 +101,12 @@ def survey_models(extra: Sequence[str] = (), include_shipped: bool = True,
         if m not in models:
             models.append(str(m))
     return models
+
+
+def _premise_error(errors: Dict[str, float], parity: bool) -> float:
+    """The equivariance error the premise is judged on: rotation and roto-reflection, or
+    the rotation alone for an SO(3) model (``parity`` False)."""
+    return float(max(errors.values()) if parity else errors["rotation"])
 
 
 def _parameters(obj, info) -> Optional[int]:
@@ -171,7 +178,9 @@ def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
                 rho_boundary_ci=_pair(s.rho_ci.get(s.ceiling)),
                 rho_above=s.rho.get(s.ceiling + 1),
                 rho_above_ci=_pair(s.rho_ci.get(s.ceiling + 1)),
-                equivariance_error=max(rec.equivariance_error.values()),
+                equivariance_error=_premise_error(rec.equivariance_error,
+                                                  rec.extra.get("parity", True)),
+                parity=bool(rec.extra.get("parity", True)),
                 equivariant=rec.equivariant, eps_eV=rec.eps_eV,
                 energy_error_rmse_meV=rec.energy_error_rmse_meV))
         runs[name] = res.to_dict()

@@ -1,0 +1,525 @@
+r"""MACE models as backbones of the diagnostic.
+
+::
+
+    from empirical.adapters import mace as mace_adapter
+    bb = mace_adapter.load("runs/mace-aspirin/mace_aspirin.model", trusted=True)
+    bb.irreps_out, bb.L, bb.layer, bb.layers   # 32x0e+32x1o+32x2e, 2, "interaction_0", (...)
+    h = bb.node_features(positions, numbers)   # (n_atoms, irreps_out.dim)
+    e = bb.energy(positions, numbers)          # MACE's total energy, eV
+    empirical.diagnose(backbones=[bb], dataset="aspirin")
+
+What the wrapper reads, on MACE's own machinery only (nothing of MACE is re-implemented):
+
+* :func:`load` reads a model file written by MACE's training command ``mace_run_train``
+  (``<name>.model``, also ``_stagetwo.model``: the whole ``torch.nn.Module``, pickled with
+  ``torch.save``) with ``torch.load(..., weights_only=False)``, which is how MACE's own ASE
+  calculator loads it. The file is code: it is opened only when ``trusted=True`` or it lies
+  inside an installed package (:mod:`empirical.adapters._trust`). The TorchScript file
+  ``<name>_compiled.model`` (no Python modules to read the layer irreps from) and the
+  training checkpoints ``checkpoints/*.pt`` (state dicts, which need the run's
+  hyperparameters to rebuild the model) are refused with a message naming the ``.model``
+  file instead. :func:`from_model` wraps a ``mace.modules.MACE`` (or ``ScaleShiftMACE``,
+  what ``mace_run_train --model MACE`` builds) already in memory.
+* The input graph is built as MACE's ASE calculator builds it: ``mace.data.config_from_atoms``
+  of an ``ase.Atoms`` (no cell, no periodicity), ``mace.data.AtomicData.from_config`` with
+  the model's ``r_max`` (a buffer of the model), the model's ``atomic_numbers`` as the
+  ``AtomicNumberTable`` and its ``heads``; several configurations are joined into one graph
+  with ``mace.tools.torch_geometric.Batch.from_data_list``. As in the calculator, floating
+  fields are then cast to the model's dtype; the positions field is the caller's tensor (cast
+  to the model's dtype), so that the energy stays differentiable in the positions.
+* The model runs as ``model(batch, training=False, compute_force=False)``: no force, no
+  autograd graph unless the positions require grad.
+* Features: MACE's output ``node_feats`` is the concatenation, over the interactions, of each
+  interaction's per-atom features (the output of ``model.products[i]``: the symmetric
+  contraction, its linear update and the residual). :attr:`MACEBackbone.layers` names them
+  ``interaction_0``, ``interaction_1``, ...; the irreps of interaction ``i`` are
+  ``model.products[i].linear.irreps_out`` (parity included, e.g. ``32x0e+32x1o+32x2e``), and
+  the adapter checks at every call that the widths add up to the width of ``node_feats``. By
+  default the layer read is the last interaction whose features carry ``l > 0``: MACE's last
+  interaction is scalar-only (its ``hidden_irreps[0]``) unless the model was built with
+  ``keep_last_layer_irreps``, so with two interactions that is ``interaction_0``.
+* Energy: the model's ``energy`` output (the total energy: atomic reference energies ``E0``
+  plus the interaction energy, eV).
+
+Process state. ``import mace`` sets ``os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"``
+for the whole process (``mace/__init__.py``; ``mace.calculators.mace`` does it again), after
+which every ``torch.load`` that does not pass ``weights_only`` unpickles code. The adapter
+imports mace, and unpickles a model file, only inside :func:`_preserved_process_state`, which
+restores ``os.environ`` exactly (keys added are removed, keys changed are set back; this also
+undoes the ``TORCHINDUCTOR_CACHE_DIR`` torch's inductor sets while mace's modules are
+imported), torch's default dtype and the torch, numpy and ``random`` generator states. MACE's
+modules keep nothing else process-wide that the adapter triggers (its training script sets the
+default dtype and seeds, the adapter does not run it). Only the adapter's own entry points are
+guarded: code that imports ``mace`` itself changes the environment as ``mace`` always does.
+
+Outputs take the dtype of the positions given (so that ``irreps_out.D_from_matrix`` in the
+same dtype applies to them); :attr:`MACEBackbone.dtype` is the model's parameter dtype, which
+the diagnostic gives positions in. Outputs carry autograd history only when the positions
+require grad (and grad is enabled); :func:`load` freezes the weights it loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import random
+import zipfile
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from e3nn import o3
+
+from ..data._dataset import CHEMICAL_SYMBOLS
+
+from ._trust import UntrustedCheckpoint, require_trust
+
+__all__ = ["load", "from_model", "from_spec", "available", "MACEBackbone", "MACEAdapterError",
+           "MACEMissing", "PREFIX", "REQUIREMENT", "MISSING_MESSAGE", "UntrustedCheckpoint"]
+
+#: The ``--backbones`` spec prefix (``mace:PATH``).
+PREFIX = "mace"
+#: The MACE versions this adapter is written against (tested with 0.3.16 beside e3nn 0.6).
+REQUIREMENT = "mace-torch>=0.3,<0.4"
+#: What the user is told when MACE is absent (or of another minor version). mace-torch pins
+#: e3nn==0.4.4; this package needs e3nn>=0.5, so MACE goes in without its dependencies.
+MISSING_MESSAGE = (
+    "the mace adapter needs mace-torch 0.3 (tested with 0.3.16); it pins e3nn==0.4.4, so it "
+    "goes in beside e3nn 0.6 without its dependencies: pip install 'spectral-ceilings[mace]' "
+    "&& pip install --no-deps mace-torch==0.3.16")
+
+_SUPPORTED = (0, 3)
+#: Configurations per forward of :meth:`MACEBackbone.features_batch` in the diagnostic.
+DEFAULT_BATCH_SIZE = 32
+
+
+class MACEAdapterError(ValueError):
+    """A MACE model or input the adapter cannot use (the message names the problem)."""
+
+
+class MACEMissing(ImportError, MACEAdapterError):
+    """mace-torch is not installed, cannot be imported, or is not version 0.3."""
+
+
+# -- process state --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _preserved_process_state() -> Iterator[None]:
+    """Restore ``os.environ`` exactly, torch's default dtype and the torch / numpy /
+    ``random`` generator states on exit (see the module docstring)."""
+    environ = dict(os.environ)
+    dtype = torch.get_default_dtype()
+    torch_rng = torch.get_rng_state()
+    np_rng = np.random.get_state()
+    py_rng = random.getstate()
+    try:
+        yield
+    finally:
+        for key in [k for k in os.environ if k not in environ]:
+            del os.environ[key]
+        for key, value in environ.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+        torch.set_default_dtype(dtype)
+        torch.set_rng_state(torch_rng)
+        np.random.set_state(np_rng)
+        random.setstate(py_rng)
+
+
+def _mace_version() -> str:
+    """Import mace (process state preserved) and return its version; raise
+    :class:`MACEMissing` otherwise."""
+    try:
+        with _preserved_process_state():
+            import mace
+            import mace.data  # noqa: F401  (graph building)
+            import mace.modules  # noqa: F401  (model classes)
+            import mace.tools.torch_geometric  # noqa: F401  (batching)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] == "mace":
+            raise MACEMissing(MISSING_MESSAGE) from None
+        raise MACEMissing(f"{MISSING_MESSAGE} (importing mace failed: {exc})") from None
+    except ImportError as exc:
+        raise MACEMissing(f"{MISSING_MESSAGE} (importing mace failed: {exc})") from None
+    version = str(getattr(mace, "__version__", ""))
+    try:
+        major_minor = tuple(int(x) for x in version.split(".")[:2])
+    except ValueError:
+        major_minor = ()
+    if major_minor != _SUPPORTED:
+        raise MACEMissing(f"{MISSING_MESSAGE} (found mace-torch {version or 'of unknown version'})")
+    return version
+
+
+# -- the model ------------------------------------------------------------------------------
+
+
+def _max_l(irreps) -> int:
+    return max((ir.l for _, ir in o3.Irreps(irreps)), default=0)
+
+
+def _module_dtype(model) -> torch.dtype:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    raise MACEAdapterError("the MACE model has no floating-point parameters")
+
+
+def _check_model(model) -> None:
+    """Raise :class:`MACEAdapterError` unless ``model`` is a MACE energy model whose per-
+    interaction features the adapter can read."""
+    import mace.modules
+
+    if not isinstance(model, mace.modules.MACE):
+        raise MACEAdapterError(
+            f"{type(model).__module__}.{type(model).__name__} is not a mace.modules.MACE model "
+            "(MACE or ScaleShiftMACE, what mace_run_train --model MACE builds); dipole and "
+            "polarizability models carry no per-atom node_feats output")
+    for product in model.products:
+        cueq = getattr(product, "cueq_config", None)
+        if cueq is not None and getattr(cueq, "enabled", False):
+            raise MACEAdapterError(
+                "a cuEquivariance MACE model lays its features out differently: convert it "
+                "back to e3nn with MACE's mace_cueq_to_e3nn first")
+        if not isinstance(getattr(product, "linear", None), o3.Linear):
+            raise MACEAdapterError(
+                f"interaction {list(model.products).index(product)}: the product block's "
+                "update is not an e3nn Linear, so its irreps cannot be read")
+
+
+def _layer_irreps(model) -> List[o3.Irreps]:
+    """Irreps of each interaction's per-atom features, in forward order."""
+    return [o3.Irreps(str(product.linear.irreps_out)) for product in model.products]
+
+
+def _select_layer(layers: Sequence[str], irreps: Sequence[o3.Irreps], layer) -> int:
+    if layer is None:
+        for index in reversed(range(len(layers))):
+            if _max_l(irreps[index]) > 0:
+                return index
+        raise MACEAdapterError(f"no interaction of the MACE model carries l > 0 features "
+                               f"({', '.join(f'{n}: {i}' for n, i in zip(layers, irreps))}): "
+                               "nothing to probe")
+    if isinstance(layer, str) and not layer.lstrip("-").isdigit():
+        if layer not in layers:
+            raise MACEAdapterError(f"the MACE model has no layer {layer!r}; its layers are "
+                                   f"{list(layers)}")
+        return list(layers).index(layer)
+    try:
+        index = int(layer)
+        return range(len(layers))[index]
+    except (IndexError, ValueError, TypeError):
+        raise MACEAdapterError(f"layer {layer!r}: the MACE model has {len(layers)} interaction "
+                               f"layers ({list(layers)})") from None
+
+
+def _pick_head(heads: List[str], head: Optional[str]) -> str:
+    """The readout head, as MACE's calculator picks it."""
+    if head is not None:
+        if head not in heads:
+            raise MACEAdapterError(f"head {head!r}: the MACE model's heads are {heads}")
+        return head
+    if len(heads) == 1:
+        return heads[0]
+    default = [h for h in heads if h.lower() == "default"]
+    if not default:
+        raise MACEAdapterError(f"the MACE model has heads {heads} and none is 'default': "
+                               "give head=")
+    return default[0]
+
+
+class MACEBackbone:
+    """A MACE model as a backbone (protocol of :mod:`empirical.backbone`).
+
+    Build it with :func:`load` or :func:`from_model`. Attributes: ``model``, ``irreps_out``,
+    ``L``, ``layer`` (the name read, one of ``layers``), ``layers`` (``interaction_0``, ...),
+    ``layer_irreps`` (the irreps of each), ``origin``, ``sha256`` (of the loaded file, or
+    ``None``), ``r_max``, ``atomic_numbers`` (the model's elements), ``heads``, ``head``,
+    ``mace_version``, ``batch_size`` (configurations per forward in the diagnostic).
+    """
+
+    def __init__(self, model, *, layer: Union[None, int, str] = None, head: Optional[str] = None,
+                 origin: Optional[str] = None, sha256: Optional[str] = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE):
+        self.mace_version = _mace_version()
+        _check_model(model)
+        from mace import tools
+
+        self.model = model
+        self.layers: Tuple[str, ...] = tuple(f"interaction_{i}" for i in range(len(model.products)))
+        self.layer_irreps: Tuple[o3.Irreps, ...] = tuple(_layer_irreps(model))
+        index = _select_layer(self.layers, self.layer_irreps, layer)
+        self.layer = self.layers[index]
+        self.irreps_out = self.layer_irreps[index]
+        self.L = _max_l(self.irreps_out)
+        start = sum(irreps.dim for irreps in self.layer_irreps[:index])
+        self._slice = slice(start, start + self.irreps_out.dim)
+        self._width = sum(irreps.dim for irreps in self.layer_irreps)
+        self.r_max = float(model.r_max)
+        self.atomic_numbers = tuple(int(z) for z in model.atomic_numbers)
+        self.z_table = tools.AtomicNumberTable(list(self.atomic_numbers))
+        self.heads = [str(h) for h in (getattr(model, "heads", None) or ["Default"])]
+        self.head = _pick_head(self.heads, head)
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise MACEAdapterError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size = batch_size
+        self.origin = origin or (f"mace-torch {self.mace_version}: python object "
+                                 f"{type(model).__module__}.{type(model).__qualname__}")
+        self.sha256 = sha256
+
+    # -- protocol -------------------------------------------------------------------------
+
+    def node_features(self, positions, numbers) -> torch.Tensor:
+        """Per-atom features ``(n_atoms, irreps_out.dim)`` of the layer read, for one
+        configuration (positions ``(n_atoms, 3)`` in Angstrom, numbers ``(n_atoms,)``
+        atomic numbers), in the positions' dtype."""
+        pos, dtype = self._positions(positions, batched=False)
+        out = self._run(pos.unsqueeze(0), numbers)
+        return self._features(out, 1)[0].to(dtype)
+
+    def energy(self, positions, numbers) -> torch.Tensor:
+        """MACE's total energy (eV, a 0-d tensor in the positions' dtype), differentiable in
+        ``positions``: ``-grad`` is MACE's force."""
+        pos, dtype = self._positions(positions, batched=False)
+        out = self._run(pos.unsqueeze(0), numbers)
+        return out["energy"].reshape(()).to(dtype)
+
+    def features_batch(self, positions, numbers, with_energy: bool = True):
+        """Features ``(B, n_atoms, irreps_out.dim)`` and energies ``(B,)`` (eV; ``None``
+        when ``with_energy`` is False) of ``B`` configurations ``(B, n_atoms, 3)`` of one
+        molecule, in one batched MACE graph and one forward; in the positions' dtype."""
+        pos, dtype = self._positions(positions, batched=True)
+        out = self._run(pos, numbers)
+        feats = self._features(out, pos.shape[0]).to(dtype)
+        return feats, (out["energy"].reshape(-1).to(dtype) if with_energy else None)
+
+    def at_layer(self, layer: Union[int, str]) -> "MACEBackbone":
+        """A backbone reading interaction ``layer`` (index into :attr:`layers` or a name) of
+        the same model (shared, not copied)."""
+        return MACEBackbone(self.model, layer=layer, head=self.head, origin=self.origin,
+                            sha256=self.sha256, batch_size=self.batch_size)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def parameters(self):
+        """The MACE model's parameters (the diagnostic reads the model's dtype from them)."""
+        return self.model.parameters()
+
+    def eval(self) -> "MACEBackbone":
+        return self
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The model's parameter dtype: positions reach the model in it."""
+        return _module_dtype(self.model)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device) -> "MACEBackbone":
+        """Move the model to ``device`` (in place; backbones of :meth:`at_layer` follow)."""
+        self.model.to(device)
+        return self
+
+    def __repr__(self) -> str:
+        return (f"MACEBackbone(irreps_out={self.irreps_out}, L={self.L}, layer={self.layer!r}, "
+                f"layers={self.layers}, r_max={self.r_max}, "
+                f"atomic_numbers={self.atomic_numbers}, origin={self.origin!r})")
+
+    def _positions(self, positions, batched: bool):
+        pos = torch.as_tensor(positions)
+        dtype = pos.dtype if pos.is_floating_point() else torch.float64
+        shape = "(B, n_atoms, 3)" if batched else "(n_atoms, 3)"
+        if pos.ndim != (3 if batched else 2) or pos.shape[-1] != 3:
+            raise MACEAdapterError(f"positions must have shape {shape}, got {tuple(pos.shape)}")
+        return pos, dtype
+
+    def _numbers(self, numbers, n_atoms: int) -> np.ndarray:
+        nums = torch.as_tensor(numbers).detach().to("cpu", torch.long).reshape(-1).numpy()
+        if nums.shape[0] != n_atoms:
+            raise MACEAdapterError(f"{nums.shape[0]} atomic numbers for {n_atoms} atoms")
+        unknown = sorted({int(z) for z in nums} - set(self.atomic_numbers))
+        if unknown:
+            names = [CHEMICAL_SYMBOLS[z] if 0 < z < len(CHEMICAL_SYMBOLS) else str(z)
+                     for z in unknown]
+            known = [CHEMICAL_SYMBOLS[z] if 0 < z < len(CHEMICAL_SYMBOLS) else str(z)
+                     for z in self.atomic_numbers]
+            raise MACEAdapterError(f"atomic numbers {unknown} ({', '.join(names)}) are not "
+                                   f"elements of the MACE model (it knows {self.atomic_numbers}: "
+                                   f"{', '.join(known)})")
+        return nums
+
+    def graph(self, positions, numbers) -> dict:
+        """MACE's input dict for configurations ``(B, n_atoms, 3)`` (or one ``(n_atoms, 3)``)
+        as the model receives it: one batched graph at the model's ``r_max`` (see the module
+        docstring), on the model's device, floats in the model's dtype."""
+        import ase
+        from mace import data as mace_data
+        from mace.tools import torch_geometric
+
+        pos = torch.as_tensor(positions)
+        if pos.ndim == 2:
+            pos = pos.unsqueeze(0)
+        nums = self._numbers(numbers, pos.shape[1])
+        device, dtype = self.device, self.dtype
+        coords = pos.detach().to("cpu", torch.float64).numpy()
+        graphs = []
+        for frame in coords:
+            config = mace_data.config_from_atoms(ase.Atoms(numbers=nums, positions=frame),
+                                                 head_name=self.head)
+            graphs.append(mace_data.AtomicData.from_config(
+                config, z_table=self.z_table, cutoff=self.r_max, heads=self.heads))
+        batch = torch_geometric.Batch.from_data_list(graphs).to_dict()
+        data = {}
+        for key, value in batch.items():
+            if torch.is_tensor(value):
+                value = value.to(device=device, dtype=dtype if value.is_floating_point() else None)
+            data[key] = value
+        # the caller's positions (same values): the energy stays differentiable in them. MACE
+        # calls requires_grad_ on this field, so a tensor not requiring grad is copied first.
+        flat = pos.reshape(-1, 3).to(device=device, dtype=dtype)
+        data["positions"] = flat if flat.requires_grad else flat.clone()
+        return data
+
+    @contextlib.contextmanager
+    def _eval_mode(self):
+        modes = [(m, m.training) for m in self.model.modules()]
+        try:
+            self.model.eval()
+            yield
+        finally:
+            for m, mode in modes:
+                m.training = mode
+
+    def _run(self, pos, numbers) -> dict:
+        # autograd history only where the positions ask for it
+        track = torch.is_grad_enabled() and pos.requires_grad
+        with torch.set_grad_enabled(track):
+            data = self.graph(pos, numbers)
+            with self._eval_mode():
+                return self.model(data, training=False, compute_force=False)
+
+    def _features(self, out, n_configs: int) -> torch.Tensor:
+        feats = out["node_feats"]
+        if feats.shape[-1] != self._width:
+            raise MACEAdapterError(
+                f"MACE's node_feats has width {feats.shape[-1]}, but the interactions' irreps "
+                f"({', '.join(str(i) for i in self.layer_irreps)}) add up to {self._width}: "
+                "this model's features cannot be split per interaction")
+        return feats[:, self._slice].reshape(n_configs, -1, self.irreps_out.dim)
+
+
+# -- entry points ---------------------------------------------------------------------------
+
+
+def from_model(model, *, layer: Union[None, int, str] = None, head: Optional[str] = None,
+               origin: Optional[str] = None,
+               batch_size: int = DEFAULT_BATCH_SIZE) -> MACEBackbone:
+    """Wrap a MACE model already in memory (``mace.modules.MACE`` or ``ScaleShiftMACE``).
+
+    ``layer``: the interaction read, an index into :attr:`MACEBackbone.layers` or a name
+    (``"interaction_0"``; default: the last one with l > 0 features). ``head``: the readout
+    head of a multi-head model (default: the only one, else the one named ``default``).
+    ``origin`` is recorded as given (default ``"mace-torch <version>: python object
+    <class>"``). The model is not changed (eval mode is set only while it runs).
+
+    Raises :class:`MACEMissing` without mace-torch 0.3, :class:`MACEAdapterError` (a
+    ``ValueError``) for a model the adapter cannot use.
+    """
+    return MACEBackbone(model, layer=layer, head=head, origin=origin, batch_size=batch_size)
+
+
+def _is_torchscript(file: Path) -> bool:
+    """Whether ``file`` is a TorchScript archive (``torch.jit.save``), read from the zip's
+    directory only (nothing is unpickled)."""
+    if not zipfile.is_zipfile(file):
+        return False
+    with zipfile.ZipFile(file) as archive:
+        names = archive.namelist()
+    return any("/code/" in n or n.endswith("/constants.pkl") for n in names)
+
+
+def load(path, *, trusted: bool = False, layer: Union[None, int, str] = None,
+         device: Union[str, torch.device] = "cpu", head: Optional[str] = None,
+         batch_size: int = DEFAULT_BATCH_SIZE) -> MACEBackbone:
+    """Load a MACE model file written by ``mace_run_train`` (``<name>.model``, a pickled
+    module) and wrap it (:func:`from_model`); ``device`` is where it is mapped and runs.
+
+    ``path`` is a local file (a ``mace:`` prefix is accepted and dropped). The wrapper's
+    ``origin`` is ``"mace-torch <version>: <path>"`` and ``sha256`` the file's hash.
+
+    The file is pickled code: it is loaded only when ``trusted=True`` (CLI
+    ``--trust-checkpoints``) or it is shipped inside an installed package
+    (:mod:`empirical.adapters._trust`); otherwise :class:`UntrustedCheckpoint` (a
+    ``ValueError``) is raised before the file is opened.
+
+    Raises :class:`MACEMissing` (an ``ImportError`` and ``ValueError``) when mace-torch 0.3
+    is not installed; :class:`MACEAdapterError` (a ``ValueError``) for a missing or unreadable
+    file, a TorchScript ``_compiled.model``, a training checkpoint (state dict) or a model
+    the adapter cannot use.
+    """
+    version = _mace_version()
+    text = str(path)
+    if text.startswith(f"{PREFIX}:"):
+        text = text[len(PREFIX) + 1:]
+    file = Path(text)
+    if not file.is_file():
+        raise MACEAdapterError(f"cannot read MACE model {text!r}: no such file")
+    require_trust(file, trusted, f"MACE (mace-torch {version})")
+    if _is_torchscript(file):
+        raise MACEAdapterError(
+            f"{text}: a TorchScript MACE model (mace_run_train's _compiled.model) cannot be "
+            "read per interaction; load the .model file written beside it")
+    try:
+        with _preserved_process_state():
+            model = torch.load(file, map_location=device, weights_only=False)
+    except Exception as exc:  # pickle, zip and torch errors
+        raise MACEAdapterError(f"mace-torch {version} could not load {text!r}: "
+                               f"{type(exc).__name__}: {exc}") from exc
+    if isinstance(model, dict):
+        keys = ", ".join(sorted(str(k) for k in model)[:6])
+        raise MACEAdapterError(
+            f"{text} holds a dict ({keys}), a MACE training checkpoint or state dict, which "
+            "needs the run's hyperparameters to rebuild the model; load the .model file "
+            "mace_run_train writes (<name>.model)")
+    if not isinstance(model, torch.nn.Module):
+        raise MACEAdapterError(f"{text} holds a {type(model).__name__}, not a MACE model")
+    for p in model.parameters():   # a frozen backbone, as empirical.backbone.load gives
+        p.requires_grad_(False)
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    return MACEBackbone(model.eval(), layer=layer, head=head, batch_size=batch_size,
+                        origin=f"mace-torch {version}: {file}", sha256=digest)
+
+
+def from_spec(spec: str, *, trusted: bool = False) -> Tuple[MACEBackbone, str, dict]:
+    """``(backbone, name, info)`` for ``--backbones mace:SPEC``: ``SPEC`` is the path of a
+    ``.model`` file, optionally followed by ``@LAYER`` (an index or ``interaction_<i>``)
+    when no file of that whole name exists. ``name`` is ``mace-<file stem>`` (plus
+    ``@LAYER`` when given); ``info`` records the source, the file's hash and the model."""
+    path, layer = spec, None
+    if not Path(spec).is_file() and "@" in spec:
+        path, layer = spec.rsplit("@", 1)
+    bb = load(path, trusted=trusted, layer=layer)
+    stem = Path(path).name
+    for suffix in (".model", ".pt", ".pth"):
+        if stem.endswith(suffix):
+            stem = stem[:-len(suffix)]
+            break
+    name = f"mace-{stem}" + (f"@{layer}" if layer is not None else "")
+    info = {"source": bb.origin, "sha256": bb.sha256, "seed": -1, "test_energy_mae_meV": None,
+            "test_force_mae_meV_per_A": None, "framework": f"mace-torch {bb.mace_version}",
+            "model_class": type(bb.model).__name__,
+            "layers": {n: str(i) for n, i in zip(bb.layers, bb.layer_irreps)},
+            "r_max": bb.r_max, "atomic_numbers": list(bb.atomic_numbers), "head": bb.head}
+    return bb, name, info
+
+
+def available() -> List[str]:
+    """Specs loadable here without a download: none (MACE ships no weights in this package;
+    foundation models are downloads)."""
+    return []
