@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=_nonneg_int("--split-seed"), default=0)
     p.add_argument("--max-minutes", type=float, default=0.0,
                    help="stop after the epoch that passes this wall time (0: no limit)")
+    p.add_argument("--save-every", type=_nonneg_int("--save-every"), default=0, metavar="N",
+                   help="also keep OUT/epoch_<k>.pt for the initialization and every N-th "
+                   "epoch (0: no; the checkpoints of the ceiling over training)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--threads", type=_positive(int, "--threads"), default=None,
@@ -291,7 +294,7 @@ def _cmd_train(args) -> int:
                              energy_weight=args.energy_weight, force_weight=args.force_weight,
                              train_frames=args.train_frames, val_frames=args.val_frames,
                              test_frames=args.test_frames, split_seed=args.split_seed,
-                             max_minutes=args.max_minutes)
+                             max_minutes=args.max_minutes, save_every=args.save_every)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     meta = train(dataset, args.out, config, seed=args.seed, settings=settings, dtype=dtype,
                  device=args.device, resume=args.resume, progress=not args.no_progress)

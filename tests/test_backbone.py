@@ -321,3 +321,31 @@ def test_shipped_control_backbones_load_and_are_equivariant(aspirin):
 def test_shipped_role_rejected():
     with pytest.raises(ValueError, match="role must be one of"):
         shipped(role="main")
+
+
+def test_save_every_keeps_the_checkpoints_of_one_run(aspirin, tmp_path):
+    """``save_every = 2`` over 4 epochs keeps the initialization and epochs 2 and 4, each a
+    weights-only checkpoint of this package: the initialization equals a fresh model of the
+    same seed, the last one equals last.pt, and they differ from each other."""
+    from empirical.backbone import load
+    from empirical.backbone._train import epoch_checkpoint_name
+
+    ds = _tiny_dataset(aspirin, 40)
+    config = BackboneConfig(L=1, channels=4, layers=2)
+    train(ds, tmp_path, config, seed=3, settings=TrainSettings(**{**SETTINGS, "epochs": 4,
+          "batch_size": 4, "train_frames": 32, "save_every": 2}), progress=False,
+          log=lambda s: None)
+    kept = sorted(p.name for p in tmp_path.glob("epoch_*.pt"))
+    assert kept == [epoch_checkpoint_name(k) for k in (0, 2, 4)] == [
+        "epoch_0000.pt", "epoch_0002.pt", "epoch_0004.pt"]
+    models = {k: load(tmp_path / epoch_checkpoint_name(k)) for k in (0, 2, 4)}
+    last = load(tmp_path / "last.pt")
+    fresh = Backbone(models[0].config, seed=3)
+    for (name, a), b in zip(models[0].state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), name
+    for a, b in zip(models[4].state_dict().values(), last.state_dict().values()):
+        assert torch.equal(a, b)
+    w = [dict(m.named_parameters())["embedding.weight"] for m in models.values()]
+    assert not torch.equal(w[0], w[1]) and not torch.equal(w[1], w[2])
+    with pytest.raises(ValueError, match="save_every"):
+        TrainSettings(save_every=-1)

@@ -5,7 +5,9 @@ mean((F_pred - F)^2)`` in eV^2 per atom and (eV/A)^2. Adam; learning rate halved
 validation loss has not improved for ``patience`` epochs (``ReduceLROnPlateau``); training
 stops early after ``stop_patience`` epochs without improvement, at ``epochs``, or when the
 learning rate falls below ``min_lr``. Every epoch writes ``last.pt`` (resumable: optimizer,
-scheduler and RNG states) and, when the validation loss improves, ``best.pt``. At the end
+scheduler and RNG states) and, when the validation loss improves, ``best.pt``; with
+``save_every = N`` also ``epoch_<k>.pt`` for the initialization and every N-th epoch (the
+checkpoints of one training run, for the ceiling over training). At the end
 the best weights are evaluated on the held-out test split and written to ``backbone.pt``
 (weights and training record only), the file to ship or diagnose.
 
@@ -31,7 +33,7 @@ from ..data import Dataset, make_splits
 from ._checkpoint import read_checkpoint, save_checkpoint
 from ._model import Backbone, BackboneConfig
 
-__all__ = ["TrainSettings", "train", "evaluate", "dataset_statistics"]
+__all__ = ["TrainSettings", "train", "evaluate", "dataset_statistics", "epoch_checkpoint_name"]
 
 
 @dataclass
@@ -51,9 +53,21 @@ class TrainSettings:
     test_frames: int = 1000
     split_seed: int = 0
     max_minutes: float = 0.0         # 0: no time limit (stop after an epoch past it)
+    save_every: int = 0              # N > 0: also keep epoch_<k>.pt every N epochs (and 0)
+
+    def __post_init__(self):
+        if (not isinstance(self.save_every, int) or isinstance(self.save_every, bool)
+                or self.save_every < 0):
+            raise ValueError(f"save_every must be an integer >= 0, got {self.save_every!r}")
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def epoch_checkpoint_name(epoch: int) -> str:
+    """The file ``--save-every`` keeps after ``epoch`` (0: the initialization):
+    ``epoch_0000.pt``, ``epoch_0005.pt``, ... (this package's format: weights only)."""
+    return f"epoch_{int(epoch):04d}.pt"
 
 
 def dataset_statistics(dataset: Dataset, indices, r_max: float) -> dict:
@@ -160,6 +174,10 @@ def train(dataset: Dataset, out_dir, config: BackboneConfig, seed: int,
     }
     train_idx = np.asarray(splits["train"])
     start_time = time.perf_counter()
+    if settings.save_every and epoch == 0:
+        # the initialization too: the first point of the ceiling over training
+        save_checkpoint(out / epoch_checkpoint_name(0), model,
+                        {**meta_base, "history": [], "epochs_run": 0, "status": "initial"})
     while epoch < settings.epochs:
         epoch += 1
         t0 = time.perf_counter()
@@ -207,6 +225,8 @@ def train(dataset: Dataset, out_dir, config: BackboneConfig, seed: int,
         if improved:
             save_checkpoint(out / "best.pt", model, {**meta, "best_epoch": epoch,
                                                      "validation": val})
+        if settings.save_every and epoch % settings.save_every == 0:
+            save_checkpoint(out / epoch_checkpoint_name(epoch), model, meta)
         save_checkpoint(out / "last.pt", model, meta, training={
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "shuffle_rng": gen.get_state(), "epoch": epoch, "best": best,
