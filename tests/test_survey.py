@@ -286,3 +286,27 @@ def test_available_specs_carry_their_prefix():
     """Every listed spec resolves through the registry (the survey's default list)."""
     for spec in adapters.available():
         assert adapters.is_spec(spec), spec
+
+
+def test_preserved_process_state_restores_what_it_names(monkeypatch):
+    """The one guard every adapter uses: dtype, generators and the environment come back;
+    with named keys only those do (a framework's one-time settings stay)."""
+    import os
+
+    from empirical.adapters._framework import preserved_process_state
+
+    monkeypatch.delenv("SC_TEST_A", raising=False)
+    monkeypatch.delenv("SC_TEST_B", raising=False)
+    torch.manual_seed(5)
+    expected = torch.rand(2)
+    torch.manual_seed(5)
+    with preserved_process_state():
+        torch.set_default_dtype(torch.float64)
+        torch.rand(3)
+        monkeypatch.setenv("SC_TEST_A", "1")
+    assert torch.get_default_dtype() == torch.float32 and "SC_TEST_A" not in os.environ
+    assert torch.equal(torch.rand(2), expected)           # the generator is where it was
+    with preserved_process_state(environ=("SC_TEST_A",)):
+        monkeypatch.setenv("SC_TEST_A", "1")
+        monkeypatch.setenv("SC_TEST_B", "1")
+    assert "SC_TEST_A" not in os.environ and os.environ["SC_TEST_B"] == "1"

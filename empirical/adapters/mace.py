@@ -63,11 +63,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import random
 import zipfile
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -75,6 +73,7 @@ from e3nn import o3
 
 from ..data._dataset import CHEMICAL_SYMBOLS
 
+from ._framework import framework_version, preserved_process_state
 from ._trust import UntrustedCheckpoint, require_trust
 
 __all__ = ["load", "from_model", "from_spec", "available", "MACEBackbone", "MACEAdapterError",
@@ -107,52 +106,16 @@ class MACEMissing(ImportError, MACEAdapterError):
 # -- process state --------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _preserved_process_state() -> Iterator[None]:
-    """Restore ``os.environ`` exactly, torch's default dtype and the torch / numpy /
-    ``random`` generator states on exit (see the module docstring)."""
-    environ = dict(os.environ)
-    dtype = torch.get_default_dtype()
-    torch_rng = torch.get_rng_state()
-    np_rng = np.random.get_state()
-    py_rng = random.getstate()
-    try:
-        yield
-    finally:
-        for key in [k for k in os.environ if k not in environ]:
-            del os.environ[key]
-        for key, value in environ.items():
-            if os.environ.get(key) != value:
-                os.environ[key] = value
-        torch.set_default_dtype(dtype)
-        torch.set_rng_state(torch_rng)
-        np.random.set_state(np_rng)
-        random.setstate(py_rng)
+#: ``os.environ`` exactly, torch's default dtype and the generator states (module docstring).
+_preserved_process_state = preserved_process_state
 
 
 def _mace_version() -> str:
     """Import mace (process state preserved) and return its version; raise
     :class:`MACEMissing` otherwise."""
-    try:
-        with _preserved_process_state():
-            import mace
-            import mace.data  # noqa: F401  (graph building)
-            import mace.modules  # noqa: F401  (model classes)
-            import mace.tools.torch_geometric  # noqa: F401  (batching)
-    except ModuleNotFoundError as exc:
-        if exc.name is None or exc.name.split(".")[0] == "mace":
-            raise MACEMissing(MISSING_MESSAGE) from None
-        raise MACEMissing(f"{MISSING_MESSAGE} (importing mace failed: {exc})") from None
-    except ImportError as exc:
-        raise MACEMissing(f"{MISSING_MESSAGE} (importing mace failed: {exc})") from None
-    version = str(getattr(mace, "__version__", ""))
-    try:
-        major_minor = tuple(int(x) for x in version.split(".")[:2])
-    except ValueError:
-        major_minor = ()
-    if major_minor != _SUPPORTED:
-        raise MACEMissing(f"{MISSING_MESSAGE} (found mace-torch {version or 'of unknown version'})")
-    return version
+    return framework_version("mace", _SUPPORTED, MACEMissing, MISSING_MESSAGE,
+                             label="mace-torch", guard=_preserved_process_state,
+                             submodules=("data", "modules", "tools.torch_geometric"))
 
 
 # -- the model ------------------------------------------------------------------------------

@@ -51,17 +51,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import os
-import random
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
-import numpy as np
 import torch
 from e3nn import o3
 
 from ..data._dataset import CHEMICAL_SYMBOLS
 
+from ._framework import default_dtype, framework_version, preserved_process_state
 from ._trust import UntrustedCheckpoint, require_trust
 
 __all__ = ["load", "from_model", "from_spec", "available", "NequIPBackbone",
@@ -90,54 +88,17 @@ class NequIPMissing(ImportError, NequIPAdapterError):
 
 def _nequip_version() -> str:
     """Import nequip and return its version; raise :class:`NequIPMissing` otherwise."""
-    try:
-        import nequip
-    except ModuleNotFoundError as exc:
-        if exc.name is None or exc.name.split(".")[0] == "nequip":
-            raise NequIPMissing(MISSING_MESSAGE) from None
-        raise NequIPMissing(f"{MISSING_MESSAGE} (importing nequip failed: {exc})") from None
-    except ImportError as exc:
-        raise NequIPMissing(f"{MISSING_MESSAGE} (importing nequip failed: {exc})") from None
-    version = str(getattr(nequip, "__version__", ""))
-    try:
-        major_minor = tuple(int(x) for x in version.split(".")[:2])
-    except ValueError:
-        major_minor = ()
-    if major_minor != _SUPPORTED:
-        raise NequIPMissing(f"{MISSING_MESSAGE} (found nequip {version or 'of unknown version'})")
-    return version
+    return framework_version("nequip", _SUPPORTED, NequIPMissing, MISSING_MESSAGE)
 
 
-@contextlib.contextmanager
-def _preserved_global_state() -> Iterator[None]:
-    """Restore torch's default dtype, the torch / numpy / ``random`` generator states and
-    ``PL_GLOBAL_SEED`` after nequip's ``set_global_state`` (which seeds and sets float64)."""
-    dtype = torch.get_default_dtype()
-    torch_rng = torch.get_rng_state()
-    np_rng = np.random.get_state()
-    py_rng = random.getstate()
-    seed_env = os.environ.get("PL_GLOBAL_SEED")
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(dtype)
-        torch.set_rng_state(torch_rng)
-        np.random.set_state(np_rng)
-        random.setstate(py_rng)
-        if seed_env is None:
-            os.environ.pop("PL_GLOBAL_SEED", None)
-        else:
-            os.environ["PL_GLOBAL_SEED"] = seed_env
+def _preserved_global_state():
+    """Restore torch's default dtype, the generator states and ``PL_GLOBAL_SEED`` after
+    nequip's ``set_global_state`` (which seeds and sets float64); nequip's other one-time
+    settings (TorchScript flags in ``os.environ``) stay, as nequip needs them."""
+    return preserved_process_state(environ=("PL_GLOBAL_SEED",))
 
 
-@contextlib.contextmanager
-def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
+_default_dtype = default_dtype
 
 
 def _max_l(irreps) -> int:

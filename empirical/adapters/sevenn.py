@@ -72,11 +72,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import random
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -84,6 +83,7 @@ from e3nn import o3
 
 from ..data._dataset import CHEMICAL_SYMBOLS
 
+from ._framework import default_dtype, framework_version, preserved_process_state
 from ._trust import UntrustedCheckpoint, is_installed_file, require_trust
 
 __all__ = ["load", "from_model", "from_spec", "available", "SevenNetBackbone",
@@ -129,60 +129,16 @@ class SevenNetNotShipped(SevenNetAdapterError):
 
 
 def _sevenn_version() -> str:
-    """Import sevenn and return its version; raise :class:`SevenNetMissing` otherwise."""
-    try:
-        import sevenn
-    except ModuleNotFoundError as exc:
-        if exc.name is None or exc.name.split(".")[0] == "sevenn":
-            raise SevenNetMissing(MISSING_MESSAGE) from None
-        raise SevenNetMissing(f"{MISSING_MESSAGE} (importing sevenn failed: {exc})") from None
-    except (ImportError, ValueError) as exc:  # sevenn raises ValueError for an old e3nn
-        raise SevenNetMissing(f"{MISSING_MESSAGE} (importing sevenn failed: {exc})") from None
-    version = str(getattr(sevenn, "__version__", ""))
-    try:
-        major_minor = tuple(int(x) for x in version.split(".")[:2])
-    except ValueError:
-        major_minor = ()
-    if major_minor != _SUPPORTED:
-        raise SevenNetMissing(f"{MISSING_MESSAGE} (found sevenn {version or 'of unknown version'})")
-    return version
+    """Import sevenn and return its version; raise :class:`SevenNetMissing` otherwise
+    (sevenn raises ValueError for an old e3nn)."""
+    return framework_version("sevenn", _SUPPORTED, SevenNetMissing, MISSING_MESSAGE,
+                             import_errors=(ImportError, ValueError))
 
 
-@contextlib.contextmanager
-def _preserved_global_state() -> Iterator[None]:
-    """Restore torch's default dtype, the torch (CPU and initialised CUDA) / numpy /
-    ``random`` generator states and the environment variables afterwards."""
-    dtype = torch.get_default_dtype()
-    torch_rng = torch.get_rng_state()
-    cuda_rng = (torch.cuda.get_rng_state_all()
-                if torch.cuda.is_available() and torch.cuda.is_initialized() else None)
-    np_rng = np.random.get_state()
-    py_rng = random.getstate()
-    environ = dict(os.environ)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(dtype)
-        torch.set_rng_state(torch_rng)
-        if cuda_rng is not None:
-            torch.cuda.set_rng_state_all(cuda_rng)
-        np.random.set_state(np_rng)
-        random.setstate(py_rng)
-        for key in set(os.environ) - set(environ):
-            del os.environ[key]
-        for key, value in environ.items():
-            if os.environ.get(key) != value:
-                os.environ[key] = value
-
-
-@contextlib.contextmanager
-def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
+#: torch's default dtype, the generator states (SevenNet's initialisation consumes the
+#: torch one) and ``os.environ``, restored after loading.
+_preserved_global_state = preserved_process_state
+_default_dtype = default_dtype
 
 
 def _max_l(irreps) -> int:

@@ -463,13 +463,17 @@ class Backbone(torch.nn.Module):
         return e * self.scale[species].to(e.dtype) + self.shift[species].to(e.dtype)
 
     def features_and_energy(self, positions: torch.Tensor, numbers: torch.Tensor,
-                            batch: Optional[torch.Tensor] = None):
-        """``(node_features, energy)`` from one pass (the features are the input of the last
-        block): what the diagnostic reads, at the cost of one energy evaluation."""
+                            batch: Optional[torch.Tensor] = None, layer: Optional[int] = None):
+        """``(node_features, energy)`` from one pass: what the diagnostic reads, at the cost
+        of one energy evaluation. The features are the output of block ``layer`` (an index
+        into :attr:`layers`; default the last, the input of the scalar-only block)."""
         positions, numbers, batch = self._inputs(positions, numbers, batch)
+        read = len(self.blocks) - 2 if layer is None else _layer_index(self.layers, layer)
         h, onehot, species, (src, dst, sh, basis) = self._features(
-            positions, numbers, batch, upto=len(self.blocks) - 1)
-        out = self.blocks[-1](h, onehot, src, dst, sh, basis)
+            positions, numbers, batch, upto=read + 1)
+        out = h
+        for block in self.blocks[read + 1:]:
+            out = block(out, onehot, src, dst, sh, basis)
         e = self.readout_2(torch.nn.functional.silu(self.readout_1(out)))[:, 0]
         e = e * self.scale[species].to(e.dtype) + self.shift[species].to(e.dtype)
         n = int(batch.max()) + 1 if batch.numel() else 0
@@ -560,12 +564,12 @@ class BackboneLayer:
         return self.backbone.energy(positions, numbers, batch)
 
     def features_batch(self, positions, numbers, with_energy=True):
+        """Features of this block and the model's energy from one pass."""
         m, n_atoms, _ = positions.shape
         batch = torch.arange(m, device=positions.device).repeat_interleave(n_atoms)
-        e = (self.backbone.energy(positions.reshape(-1, 3), numbers.repeat(m), batch)
-             if with_energy else None)
-        h = self.node_features(positions.reshape(-1, 3), numbers.repeat(m), batch)
-        return h.reshape(m, n_atoms, -1), e
+        h, e = self.backbone.features_and_energy(positions.reshape(-1, 3), numbers.repeat(m),
+                                                 batch, layer=self.index)
+        return h.reshape(m, n_atoms, -1), (e if with_energy else None)
 
     def __repr__(self):
         return f"BackboneLayer({self.layer!r}, irreps_out={self.irreps_out})"
