@@ -208,6 +208,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("sweep", help="many backbone groups x datasets x marked pairs x "
+                       "degrees on Dask (local processes or a cluster), resumable")
+    p.add_argument("config", type=Path, help="the sweep's TOML file (docs/method.md §2.11; "
+                   "examples/sweep/aspirin.toml)")
+    p.add_argument("--frames", type=_positive(int, "--frames"), default=None,
+                   help="seeded subset of frames (overrides the file's frames)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output directory (default: the file's out, else runs/sweep-<name>)")
+    p.add_argument("--store", type=Path, default=None,
+                   help="task store (default: the file's store, else OUT.store); finished "
+                   "tasks there are not rerun")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="a running Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a "
+                   "local cluster started and stopped here)")
+    p.add_argument("--workers", type=_positive(int, "--workers"), default=None,
+                   help="worker processes of the local cluster (default: the cores)")
+    p.add_argument("--trust-checkpoints", action="store_true", help=TRUST_HELP)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an output directory that already holds files")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("c5", help="the synthetic C5 calibration (axis and ring probes, ideal, "
                        "random and briefly trained features, L = 1, 2, 3, d = 1, 2, 3)")
     p.add_argument("--L", nargs="+", type=_positive(int, "--L"), default=[1, 2, 3], dest="Ls")
@@ -385,6 +407,39 @@ def _cmd_survey(args) -> int:
               f"{ {True: 'agrees', False: 'DISAGREES', None: 'untested'}[r['agreement']]}")
     print(f"{result.seconds:.0f} s; wrote {out}/results.json, report.md"
           + ("" if args.no_plots else ", survey.png"))
+    return EXIT_OK
+
+
+def _cmd_sweep(args) -> int:
+    from dataclasses import replace
+
+    from ._io import check_output_dir
+    from .sweep import default_store, load_config, sweep
+
+    config = load_config(args.config).with_frames(args.frames)
+    if args.trust_checkpoints:
+        config = replace(config, trust_checkpoints=True)
+    out = args.out or config.out or Path("runs") / f"sweep-{args.config.stem}"
+    try:
+        check_output_dir(out, overwrite=args.overwrite)
+    except ValueError as exc:
+        raise BadInput(f"--out: {exc}") from None
+    store = args.store or config.store or default_store(out)
+    result = sweep(config, store=store, scheduler=args.scheduler, workers=args.workers,
+                   progress=_progress(args),
+                   log=lambda m: print(m, file=sys.stderr, flush=True))
+    result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
+    for r in result.rows:
+        print(f"{r['group']:<28} {r['dataset']:<10} d={r['d']}  ceiling "
+              f"{r['predicted_ceiling']} (measured {r['measured_ceiling']})  "
+              f"{ {True: 'agrees', False: 'DISAGREES', None: 'untested'}[r['agreement']]}")
+    t = result.timings
+    print(f"{t['seconds']:.0f} s on {t['cluster']}; tasks computed {sum(t['computed'].values())}, "
+          f"from the store {sum(t['from_store'].values())} ({store})")
+    for w in result.payload["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"wrote {out}/results.json, report.md, timings.json"
+          + ("" if args.no_plots else ", sweep.png"))
     return EXIT_OK
 
 
@@ -569,6 +624,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     # One OpenMP thread unless told otherwise: tblite's threaded reductions would make the
     # MD differ in the last digits from run to run (set before tblite is imported).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from ._malloc import tune_malloc
+
+    tune_malloc()     # glibc's allocator set for torch on the CPU (empirical/_malloc.py)
     try:
         return _main(argv)
     except KeyboardInterrupt:
@@ -592,6 +650,8 @@ def _main(argv: Optional[List[str]]) -> int:
             return _cmd_profile(args)
         if args.command == "survey":
             return _cmd_survey(args)
+        if args.command == "sweep":
+            return _cmd_sweep(args)
         if args.command == "c5":
             return _cmd_c5(args)
         if args.command == "controls":

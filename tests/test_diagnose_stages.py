@@ -360,3 +360,27 @@ def test_eps_is_the_energy_error_sd_on_probe_training_configurations(fingerprint
         1e3 * np.sqrt(np.mean(err[plan.train_idx] ** 2)))
     given = probe_backbone("a", fs, dataclasses.replace(plan, eps=0.5), plan.energies(data))
     assert given.eps == 0.5
+
+
+@pytest.mark.parametrize("split", [[(1,), (2,)], [(2,), (1,)], [(1, 2)]])
+def test_probe_parts_per_degree_merge_to_one_call(fingerprint_features, split):
+    """``probe_backbone(degrees=[d])`` per ``d``, joined by ``merge_probes`` in any order,
+    equals one call with every degree: fits, records, sweep rows, warnings (the sweep's
+    probe tasks rest on it)."""
+    from empirical.diagnostic._cells import merge_probes
+
+    data, plan, fs = fingerprint_features
+    whole = probe_backbone("fp", fs, plan, plan.energies(data))
+    parts = [probe_backbone("fp", fs, plan, plan.energies(data), degrees=list(ds))
+             for ds in split]
+    merged = merge_probes(parts, plan)
+    assert merged.records == whole.records and merged.sweep == whole.sweep
+    assert merged.warnings == whole.warnings and merged.eps == whole.eps
+    assert list(merged.fits) == list(whole.fits)
+    for d in plan.degrees:
+        assert np.array_equal(merged.fits[d].pred_s, whole.fits[d].pred_s)
+        assert np.array_equal(merged.fits[d].pred_r, whole.fits[d].pred_r)
+    with pytest.raises(ValueError, match="in two parts"):
+        merge_probes(parts + parts[:1], plan)
+    with pytest.raises(ValueError, match="not in the plan"):
+        probe_backbone("fp", fs, plan, plan.energies(data), degrees=[3])

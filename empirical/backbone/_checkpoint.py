@@ -32,7 +32,8 @@ from .._io import atomic_path
 from ._model import Backbone, BackboneConfig
 
 __all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "read_checkpoint", "load",
-           "shipped", "SHIPPED_DIR", "ROLES", "checkpoint_name", "compress_checkpoint"]
+           "shipped", "shipped_paths", "SHIPPED_DIR", "ROLES", "checkpoint_name",
+           "compress_checkpoint"]
 
 FORMAT = "empirical-backbone/1"
 SHIPPED_DIR = "shipped"
@@ -138,7 +139,7 @@ def load(path, device: str = "cpu") -> Backbone:
     ``path`` is a file or the name of a shipped backbone (see :func:`shipped`). The model's
     ``metadata`` attribute carries the training record.
     """
-    names = {b["name"]: b["path"] for b in shipped()} if not Path(str(path)).exists() else {}
+    names = shipped_paths() if not Path(str(path)).exists() else {}
     if str(path) in names:
         path = names[str(path)]
     blob = read_checkpoint(path)
@@ -154,6 +155,17 @@ def load(path, device: str = "cpu") -> Backbone:
     for p in model.parameters():
         p.requires_grad_(False)
     return model.to(device)
+
+
+def shipped_paths() -> Dict[str, str]:
+    """Name -> path of every shipped backbone, from the file names alone (no file is
+    read: :func:`shipped` opens each one, the xz-compressed controls included)."""
+    base = Path(str(resources.files("empirical.backbone").joinpath(SHIPPED_DIR)))
+    out = {}
+    for folder in ROLES.values():
+        for path in sorted([*(base / folder).glob("*.pt"), *(base / folder).glob("*.pt.xz")]):
+            out[checkpoint_name(path)] = str(path)
+    return out
 
 
 def shipped(role: Optional[str] = None) -> List[Dict]:

@@ -48,7 +48,7 @@ from ..backbone import load as load_backbone
 from ..diagnostic._cells import as_float
 from ..diagnostic._features import atom_features, rotate
 from ..diagnostic._injection import haar_rotations, signal, signal_coefficients
-from ..diagnostic._pipeline import _versions
+from ..diagnostic._pipeline import versions
 from ..diagnostic._plan import auto_k
 from ..diagnostic._plan import stream as _stream
 from ..diagnostic._probe import SpectralProbe
@@ -228,7 +228,7 @@ def run_c5(Ls: Sequence[int] = (1, 2, 3), degrees: Sequence[int] = (1, 2, 3), lm
               "k_rule": "per (source, L, d): auto_k of empirical.diagnostic (<= 4 channels per "
                         "degree, >= 2 training samples per monomial)",
               "coefficients": {str(l): coeffs[l].tolist() for l in ls},
-              "ring_coefficients": c_ring.tolist(), "versions": _versions()}
+              "ring_coefficients": c_ring.tolist(), "versions": versions()}
     payload = {"schema_version": SCHEMA_VERSION, "config": config, "cells": cells,
                "summary": summary, "training": training,
                "agreement": all(c["agrees"] for c in cells if c["agrees"] is not None)}

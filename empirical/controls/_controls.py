@@ -48,7 +48,7 @@ from ..backbone import (Backbone, BackboneConfig, GatePointsBackbone, dataset_st
 from ..backbone import load as load_backbone
 from ..data import load as load_dataset
 from ..diagnostic import diagnose, extract_features, make_plan
-from ..diagnostic._pipeline import _versions
+from ..diagnostic._pipeline import versions
 from ..diagnostic._probe import n_monomials
 from ..diagnostic._verdict import THRESHOLDS
 
@@ -219,7 +219,7 @@ def run_controls(dataset="aspirin", frames: Optional[int] = DEFAULT_FRAMES, n_bo
     payload = {"schema_version": SCHEMA_VERSION,
                "config": {"dataset": data.metadata.get("source"), "frames": frames,
                           "n_boot": n_boot, "seed": seed, "lmax": lmax,
-                          "thresholds": dict(THRESHOLDS), "versions": _versions(),
+                          "thresholds": dict(THRESHOLDS), "versions": versions(),
                           "control_backbones": CONTROL_BACKBONES},
                "controls": controls,
                "complete": all(c["status"] == "measured" for c in controls),

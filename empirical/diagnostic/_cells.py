@@ -17,7 +17,7 @@ configurations (:data:`EPS_DEFINITION`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -26,7 +26,8 @@ from ._probe import SpectralProbe, make_reduction, n_monomials
 from ._result import ProbeRecord, SweepRow
 from .statistics import pearson, r2_injected, raw_gain
 
-__all__ = ["DegreeFit", "BackboneProbes", "probe_backbone", "EPS_DEFINITION", "as_float"]
+__all__ = ["DegreeFit", "BackboneProbes", "probe_backbone", "merge_probes", "EPS_DEFINITION",
+           "as_float"]
 
 EPS_DEFINITION = ("per backbone, the standard deviation of the energy error E_ref - "
                   "E_backbone over the probe-training configurations (signal-to-noise 1 "
@@ -79,7 +80,7 @@ def _probe(plan, irreps, d: int, k: int, solver: Optional[str] = None) -> Spectr
 
 def probe_backbone(name: str, features: FeatureSet, plan,
                    reference_energies: Optional[np.ndarray] = None,
-                   progress=None) -> BackboneProbes:
+                   progress=None, degrees: Optional[Sequence[int]] = None) -> BackboneProbes:
     """Fit and evaluate every probe of one backbone (see the module docstring).
 
     Parameters
@@ -90,6 +91,10 @@ def probe_backbone(name: str, features: FeatureSet, plan,
     reference_energies : (samples,) eV, the dataset's energies of the plan's samples
         (``plan.energies(dataset)``); needed, with the backbone's energies, for R2_inj
     progress : called with 1 after every fit
+    degrees : the plan's probe degrees to fit (default all). Every degree's fits and
+        capacity-sweep rows depend on nothing but that degree, so the parts of separate
+        calls joined by :func:`merge_probes` equal one call with every degree (tested; the
+        sweep's tasks are one backbone and one ``d`` each).
     """
     tick = progress or (lambda _: None)
     train, test, groups = plan.train_idx, plan.test_idx, plan.groups
@@ -112,7 +117,11 @@ def probe_backbone(name: str, features: FeatureSet, plan,
     targets_tr = S[train][:, 1:]
     s_te = S[test]
     train_mean = S[train].mean(axis=0)
-    for d in plan.degrees:
+    chosen = tuple(plan.degrees) if degrees is None else tuple(degrees)
+    unknown = [d for d in chosen if d not in plan.degrees]
+    if unknown:
+        raise ValueError(f"probe degrees {unknown} are not in the plan's {list(plan.degrees)}")
+    for d in chosen:
         # ridge: every target (s_l and residuals) from one eigendecomposition per fold
         y = (np.concatenate([targets_tr, _residual(err, eps, S, train)], axis=1)
              if err is not None and plan.spn == "ridge" else targets_tr)
@@ -144,9 +153,45 @@ def probe_backbone(name: str, features: FeatureSet, plan,
                       r2_injected(pred_r[:, l - 1], eps * s_te[:, l], eps))
             records.append(ProbeRecord(backbone=name, d=d, l=l, rho=as_float(rho),
                                        r2_inj=as_float(r2), gain=as_float(gain)))
-    sweep = _capacity_sweep(name, features.irreps, x_tr, x_te, S, plan, fits, tick)
+    sweep = _capacity_sweep(name, features.irreps, x_tr, x_te, S, plan, fits, tick, chosen)
     return BackboneProbes(name=name, eps=eps, energy_error_rmse_meV=rmse, fits=fits,
                           records=records, sweep=sweep, warnings=warnings)
+
+
+def merge_probes(parts: Sequence[BackboneProbes], plan) -> BackboneProbes:
+    """One backbone's probes from parts fitted on disjoint probe degrees (each a
+    :func:`probe_backbone` call with ``degrees``), in the order one call with every
+    degree gives: records by ``d``, sweep rows by width then ``d``, warnings by ``d``.
+    ``ValueError`` when the parts are of different backbones or miss or repeat a degree."""
+    if not parts:
+        raise ValueError("no probe parts to merge")
+    names = {p.name for p in parts}
+    if len(names) != 1:
+        raise ValueError(f"probe parts of different backbones: {sorted(names)}")
+    by_d = {}
+    for p in parts:
+        for d in p.fits:
+            if d in by_d:
+                raise ValueError(f"probe degree d={d} is in two parts")
+            by_d[d] = p
+    if sorted(by_d) != sorted(plan.degrees):
+        raise ValueError(f"the parts fit degrees {sorted(by_d)}, the plan has "
+                         f"{list(plan.degrees)}")
+    first = parts[0]
+    order = {d: i for i, d in enumerate(plan.degrees)}
+    widths = {m: i for i, m in enumerate(plan.k_sweep)}
+    sweep = sorted((r for p in parts for r in p.sweep),
+                   key=lambda r: (widths[r.channels_per_degree], order[r.d]))
+    warnings: List[str] = []
+    for d in plan.degrees:
+        warnings += [w for w in by_d[d].warnings if f", d={d}:" in w and w not in warnings]
+    for p in parts:   # anything not tied to a degree, once
+        warnings += [w for w in p.warnings if w not in warnings]
+    return BackboneProbes(
+        name=first.name, eps=first.eps, energy_error_rmse_meV=first.energy_error_rmse_meV,
+        fits={d: by_d[d].fits[d] for d in plan.degrees},
+        records=[r for d in plan.degrees for r in by_d[d].records if r.d == d],
+        sweep=sweep, warnings=warnings)
 
 
 def _residual(err: np.ndarray, eps: float, S: np.ndarray, train: np.ndarray) -> np.ndarray:
@@ -156,13 +201,13 @@ def _residual(err: np.ndarray, eps: float, S: np.ndarray, train: np.ndarray) -> 
     return resid[train] - resid[train].mean(axis=0)
 
 
-def _capacity_sweep(name, irreps, x_tr, x_te, S, plan, fits, tick) -> List[SweepRow]:
+def _capacity_sweep(name, irreps, x_tr, x_te, S, plan, fits, tick, degrees) -> List[SweepRow]:
     """Point estimates of rho(dL), rho(dL + 1) for ``m`` channels per degree (ridge)."""
     rows: List[SweepRow] = []
     train, test = plan.train_idx, plan.test_idx
     for m in plan.k_sweep:
         width = m * plan.width
-        for d in plan.degrees:
+        for d in degrees:
             tick(1)
             dl = plan.predicted[d].ceiling
             cols = [l for l in (dl, dl + 1) if 1 <= l <= plan.lmax]

@@ -22,6 +22,7 @@ import hashlib
 import platform
 import threading
 import time
+from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
@@ -35,7 +36,7 @@ from .._progress import Progress
 from ..backbone import Backbone, check_protocol, equivariance_tolerance, supports
 from ..backbone import load as load_backbone
 from ..backbone import shipped
-from ..backbone._checkpoint import checkpoint_name
+from ..backbone._checkpoint import checkpoint_name, shipped_paths
 from ..data import Dataset
 from ..data import load as load_dataset
 from ._cells import EPS_DEFINITION, probe_backbone
@@ -47,7 +48,9 @@ from ._summary import summarize
 from ._verdict import THRESHOLDS
 
 __all__ = ["diagnose", "resolve_backbones", "resolve_device", "place", "run_config", "PAPER",
-           "NEQUIP_PREFIX"]
+           "NEQUIP_PREFIX", "assemble_result", "backbone_facts", "backbone_record",
+           "feature_facts", "FeatureFacts", "common_degrees", "dataset_fingerprint",
+           "versions"]
 
 #: The paper's headline figures (d = 2, L = 2 NequIP on aspirin), for the report.
 PAPER = {"rho": {"4": 0.913, "5": 0.078}, "cliff_ratio": 11.7, "r2_inj": {"4": 0.374, "5": 0.006}}
@@ -56,7 +59,7 @@ PAPER = {"rho": {"4": 0.913, "5": 0.078}, "cliff_ratio": 11.7, "r2_inj": {"4": 0
 _FIT_UNITS = 50
 
 
-def _versions() -> Dict[str, str]:
+def versions() -> Dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
     out = {"python": platform.python_version()}
     for name in ("numpy", "scipy", "sympy", "torch", "e3nn", "scikit-learn", "spectral-ceilings",
@@ -68,7 +71,7 @@ def _versions() -> Dict[str, str]:
     return out
 
 
-def _fingerprint(dataset: Dataset) -> str:
+def dataset_fingerprint(dataset: Dataset) -> str:
     h = hashlib.sha256()
     for arr in (dataset.positions, dataset.numbers, dataset.energies, dataset.forces):
         h.update(np.ascontiguousarray(arr).tobytes())
@@ -132,7 +135,7 @@ def resolve_backbones(backbones, names=None, trust_checkpoints: bool = False):
         raise ValueError("no backbones given")
     if names is not None and len(names) != len(backbones):
         raise ValueError(f"{len(names)} names for {len(backbones)} backbones")
-    listed = {e["name"]: e for e in shipped()}
+    listed = shipped_paths()     # name -> path, no file read
     out = []
     for i, item in enumerate(backbones):
         info: Dict = {}
@@ -144,7 +147,7 @@ def resolve_backbones(backbones, names=None, trust_checkpoints: bool = False):
             if Path(str(item)).is_file():
                 path, name = Path(str(item)), checkpoint_name(item)
             else:
-                path, name = Path(listed[str(item)]["path"]), str(item)
+                path, name = Path(listed[str(item)]), str(item)
             info["source"] = (f"shipped backbone {name}" if str(item) in listed
                               and not Path(str(item)).is_file() else str(path))
             info["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -243,7 +246,7 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     entries = resolve_backbones(backbones, names, trust_checkpoints=trust_checkpoints)
     place(entries, dev)
-    plan = make_plan(data, _common_degrees(entries), marked=marked, degrees=degrees,
+    plan = make_plan(data, common_degrees(entries), marked=marked, degrees=degrees,
                      lmax=lmax, seed=seed, k=k, reduction=reduction, spn=spn, n_boot=n_boot,
                      frames=frames, test_fraction=test_fraction, eps=eps, folds=folds,
                      k_sweep=k_sweep, rotations_per_config=rotations_per_config,
@@ -258,18 +261,32 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     summaries, cells = summarize(probes, plan)
     bar.advance(_FIT_UNITS)
     bar.close()
-    records = [_backbone_record(name, obj, info, fs, p)
-               for (name, obj, info), fs, p in zip(entries, feature_sets, probes)]
+    return assemble_result(
+        [(name, backbone_facts(obj), info) for name, obj, info in entries], data, dataset,
+        plan, [feature_facts(fs) for fs in feature_sets], probes, summaries, cells, dev,
+        seconds=time.perf_counter() - start)
+
+
+def assemble_result(entries, data: Dataset, dataset, plan: DiagnosePlan, features, probes,
+                    summaries, cells, device=None, seconds: float = 0.0) -> DiagnoseResult:
+    """Stage 5: the typed result of one run from what the stages returned.
+
+    ``entries`` are ``(name, facts, info)`` per backbone (:func:`backbone_facts`; ``info``
+    as :func:`resolve_backbones` gives it), ``features`` their :func:`feature_facts`:
+    nothing here needs a backbone object or a feature array, so a sweep assembles the
+    result of tasks that ran elsewhere exactly as :func:`diagnose` does."""
+    records = [backbone_record(name, facts, info, ff, p)
+               for (name, facts, info), ff, p in zip(entries, features, probes)]
     warnings: List[str] = _premise_warnings(records, plan, data, summaries)
     for p in probes:
         warnings += [w for w in p.warnings if w not in warnings]
     return DiagnoseResult(
         config=run_config(plan, data, dataset, {d: p.k for d, p in probes[0].fits.items()},
-                          dev),
+                          device),
         backbones=records, predicted=dict(plan.predicted),
         probes=[r for p in probes for r in p.records], summaries=summaries, cells=cells,
         k_sweep=[r for p in probes for r in p.sweep], paper=PAPER, warnings=warnings,
-        seconds=time.perf_counter() - start)
+        seconds=seconds)
 
 
 def _given_features(features, entries, plan) -> List:
@@ -347,7 +364,7 @@ def _features_and_probes(entries, data, plan, given, workers, bar):
     return [fs for fs, _ in out], [p for _, p in out]
 
 
-def _common_degrees(entries) -> List[int]:
+def common_degrees(entries) -> List[int]:
     """The feature degrees shared by every backbone (``ValueError`` when they differ)."""
     first = None
     for name, obj, _ in entries:
@@ -366,13 +383,13 @@ def _common_degrees(entries) -> List[int]:
 MIN_BOOT = 200
 
 
-def _equivariant(fs, parity: bool = True) -> bool:
+def _equivariant(features: "FeatureFacts", parity: bool = True) -> bool:
     """Within :data:`empirical.backbone.EQUIVARIANCE_TOLERANCE` (outside: the backbone is
     outside the theorem's premise). A backbone that says ``parity = False`` (an SO(3) model
     such as SevenNet's) is judged on the rotation alone: the theorem needs rotations
     (docs/method.md §2.2), and such a model's irreps labels say nothing about reflections."""
-    tol = equivariance_tolerance(fs.dtype, np.abs(fs.features).max())
-    errors = fs.equivariance_error
+    tol = equivariance_tolerance(features.dtype, features.scale)
+    errors = features.equivariance_error
     considered = errors.values() if parity else [errors["rotation"]]
     return max(considered) <= tol
 
@@ -411,21 +428,46 @@ def _premise_warnings(records, plan, data, summaries) -> List[str]:
     return out
 
 
-def _backbone_record(name, obj, info, fs, probes) -> BackboneRecord:
+@dataclass(frozen=True)
+class FeatureFacts:
+    """What a result records of a backbone's features: the dtype the positions reached it
+    in, its equivariance error and the largest absolute feature (the tolerance's scale)."""
+
+    dtype: str
+    equivariance_error: Dict[str, float]
+    scale: float
+
+
+def feature_facts(fs) -> FeatureFacts:
+    """:class:`FeatureFacts` of a :class:`FeatureSet`."""
+    return FeatureFacts(dtype=fs.dtype, equivariance_error=dict(fs.equivariance_error),
+                        scale=float(np.abs(fs.features).max()))
+
+
+def backbone_facts(obj) -> Dict:
+    """What a result records of a backbone object itself: ``irreps_out``, ``layer``,
+    ``parity`` (False: SO(3) only) and ``device`` (plain values, picklable)."""
+    return {"irreps_out": str(o3.Irreps(obj.irreps_out)),
+            "layer": (str(obj.layer) if getattr(obj, "layer", None) is not None else None),
+            "parity": getattr(obj, "parity", None) is not False,
+            "device": str(model_device(obj))}
+
+
+def backbone_record(name, facts: Dict, info: Dict, features: FeatureFacts,
+                    probes) -> BackboneRecord:
+    """One backbone's record in results.json (see :func:`assemble_result`)."""
     known = ("source", "sha256", "seed", "test_energy_mae_meV", "test_force_mae_meV_per_A")
-    irreps = o3.Irreps(obj.irreps_out)
+    irreps = o3.Irreps(facts["irreps_out"])
     return BackboneRecord(
         name=name, source=info.get("source", ""), sha256=info.get("sha256"),
         seed=int(info.get("seed", -1)), test_energy_mae_meV=info.get("test_energy_mae_meV"),
         test_force_mae_meV_per_A=info.get("test_force_mae_meV_per_A"),
-        irreps_out=str(irreps), L=max(ir.l for _, ir in irreps), dtype=fs.dtype,
-        equivariance_error=fs.equivariance_error,
-        equivariant=_equivariant(fs, getattr(obj, "parity", None) is not False),
+        irreps_out=str(irreps), L=max(ir.l for _, ir in irreps), dtype=features.dtype,
+        equivariance_error=features.equivariance_error,
+        equivariant=_equivariant(features, facts["parity"]),
         eps_eV=probes.eps,
         energy_error_rmse_meV=probes.energy_error_rmse_meV,
-        extra={"layer": (str(obj.layer) if getattr(obj, "layer", None) is not None else None),
-               "parity": getattr(obj, "parity", None) is not False,
-               "device": str(model_device(obj)),
+        extra={"layer": facts["layer"], "parity": facts["parity"], "device": facts["device"],
                **{k: v for k, v in info.items() if k not in known}})
 
 
@@ -437,7 +479,7 @@ def run_config(plan: DiagnosePlan, data: Dataset, dataset, k_eff: Dict[int, int]
     return {
         "dataset": {"source": data.metadata.get("source", str(dataset)),
                     "frames_total": int(plan.frames_total), "frames_used": len(plan.frames),
-                    "sha256": _fingerprint(data)},
+                    "sha256": dataset_fingerprint(data)},
         "marked_atoms": [a, b],
         "marked_labels": [labels[x] for x in (a, b)] if labels else None,
         "degrees": list(plan.degrees), "lmax": plan.lmax, "seed": plan.seed,
@@ -468,6 +510,6 @@ def run_config(plan: DiagnosePlan, data: Dataset, dataset, k_eff: Dict[int, int]
         "k_sweep_channels_per_degree": list(plan.k_sweep),
         "signal": "s_l = c . Y_l(u), e3nn real harmonics, component normalization, |c| = 1",
         "coefficients": {str(l): c.tolist() for l, c in sorted(plan.coefficients.items())},
-        "versions": _versions(),
+        "versions": versions(),
         "device": str(device) if device is not None else None,
     }

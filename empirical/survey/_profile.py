@@ -26,7 +26,7 @@ from ..backbone import supports
 from ..data import Dataset
 from ..data import load as load_dataset
 from ..diagnostic import diagnose, resolve_backbones
-from ..diagnostic._pipeline import _versions, place, resolve_device
+from ..diagnostic._pipeline import place, resolve_device, versions
 from ..diagnostic._plan import MAX_LMAX, validate_options
 from ..diagnostic._verdict import THRESHOLDS
 
@@ -153,7 +153,7 @@ def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] =
               "d": d, "lmax": lmax, "seed": seed, "n_boot": n_boot,
               "frames": frames, "n_test": res.config["n_test"],
               "device": str(dev) if dev is not None else None,
-              "thresholds": dict(THRESHOLDS), "versions": _versions(),
+              "thresholds": dict(THRESHOLDS), "versions": versions(),
               "method": "each layer diagnosed on its own (empirical.diagnose, one d, no k "
                         "sweep) with the same plan; docs/method.md §2.9"}
     payload = {"schema": PROFILE_SCHEMA, "config": config, "backbones": described,

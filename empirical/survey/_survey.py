@@ -31,7 +31,7 @@ from ..backbone import shipped, supports
 from ..data import Dataset
 from ..data import load as load_dataset
 from ..diagnostic import diagnose, resolve_backbones
-from ..diagnostic._pipeline import _versions, place, resolve_device
+from ..diagnostic._pipeline import place, resolve_device, versions
 from ..diagnostic._plan import MAX_LMAX, validate_options
 from ..diagnostic._verdict import THRESHOLDS
 from ._profile import _pair
@@ -190,7 +190,7 @@ def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
               "seed": seed, "n_boot": n_boot, "frames": frames, "n_test": config["n_test"],
               "models": [name for name, _, _ in entries], "skipped": skipped,
               "device": str(dev) if dev is not None else None,
-              "thresholds": dict(THRESHOLDS), "versions": _versions()}
+              "thresholds": dict(THRESHOLDS), "versions": versions()}
     payload = {"schema": SURVEY_SCHEMA, "config": config,
                "rows": [r.to_dict() for r in rows], "runs": runs}
     return SurveyResult(payload=payload, seconds=time.perf_counter() - start)

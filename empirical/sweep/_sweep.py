@@ -1,0 +1,588 @@
+"""Sweeps on Dask (docs/method.md §2.11): many backbone groups x datasets x marked pairs x
+seeds x probe degrees, each cell computed exactly as :func:`empirical.diagnose` computes
+it, spread over the workers of a Dask cluster and kept in a content-keyed task store.
+
+:func:`sweep` is ``SweepConfig -> SweepResult``, in three steps:
+
+1. **plan** (on the calling machine, before any work): load every dataset and every
+   backbone once (bad input fails here, with nothing computed), draw each run's
+   :class:`~empirical.diagnostic.DiagnosePlan` (a run is one group, dataset, pair and
+   seed), cut each backbone's samples into chunks of whole batches and give every task
+   its content key (:mod:`._store`);
+2. **compute** on Dask distributed: the tasks not in the store, as futures (features per
+   backbone and chunk, equivariance per backbone, probe fits per backbone and ``d``, the
+   pooled bootstrap per run); every result is written to the store as it arrives, so an
+   interrupted sweep loses only the tasks that were running, and a rerun computes only
+   what is missing. A worker that dies is replaced by its nanny and the scheduler reruns
+   its tasks (Dask's own fault tolerance; tested by killing one);
+3. **assemble**: every run's :class:`~empirical.diagnostic.DiagnoseResult`, built by the
+   same :func:`~empirical.diagnostic._pipeline.assemble_result` as ``diagnose``, and one
+   row per (group, dataset, pair, seed, d).
+
+Identity with ``diagnose``: a chunk holds whole batches of the backbone's own batch size
+and each task runs with one intra-op thread (``diagnose`` runs several backbones with one
+each), so the features, and every number after them, equal a serial ``diagnose`` of the
+group with the same options (tested cell by cell).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .._progress import Progress
+from ..data import Dataset
+from ..data import load as load_dataset
+from ..diagnostic._cells import BackboneProbes, DegreeFit
+from ..diagnostic._features import _check_cutoff, batch_size, rotate
+from ..diagnostic._injection import marked_direction
+from ..diagnostic._pipeline import (FeatureFacts, assemble_result, backbone_facts,
+                                    common_degrees, dataset_fingerprint, resolve_backbones,
+                                    resolve_device, versions)
+from ..diagnostic._plan import DiagnosePlan, make_plan
+from ..diagnostic._result import DiagnoseResult, ProbeRecord, SweepRow
+from ._config import Group, SweepConfig, specs_of
+from ._store import TaskStore, content_key
+from . import _tasks
+
+__all__ = ["sweep", "plan_sweep", "SweepPlan", "RunJob", "BackboneJob", "default_store"]
+
+#: Progress units of a probe fit and of a group's bootstrap, relative to one
+#: configuration's features (as in diagnose).
+_FIT_UNITS = 50
+
+
+def default_store(out: Path) -> Path:
+    """The task store beside an output directory: ``OUT.store``."""
+    out = Path(out)
+    return out.parent / f"{out.name}.store"
+
+
+@dataclass
+class BackboneJob:
+    """One backbone of one run: its spec, what is recorded of it, and its task keys."""
+
+    name: str
+    spec: str
+    sha256: Optional[str]
+    facts: Dict
+    info: Dict
+    rotation_seed: int
+    chunks: List[Tuple[str, int, int]]          # (key, start, stop) over the samples
+    equivariance_key: str
+    probe_keys: Dict[int, str]                  # d -> key
+    directions: np.ndarray
+
+
+@dataclass
+class RunJob:
+    """One diagnosis of the sweep: a group on a dataset, a marked pair and a seed."""
+
+    run_id: str
+    group: Group
+    dataset: str
+    dataset_index: int
+    pair: Optional[Tuple[int, int]]
+    seed: int
+    plan: DiagnosePlan
+    backbones: List[BackboneJob]
+    key: str
+
+
+@dataclass
+class SweepPlan:
+    """Everything decided before the first task runs."""
+
+    config: SweepConfig
+    datasets: List[Dataset]
+    runs: List[RunJob]
+    positions: Dict[Tuple[int, int, int], np.ndarray] = field(default_factory=dict)
+
+    def tasks(self) -> Dict[str, int]:
+        keys = {"features": set(), "equivariance": set(), "probe": set(), "run": set()}
+        for run in self.runs:
+            keys["run"].add(run.key)
+            for bb in run.backbones:
+                keys["features"].update(k for k, _, _ in bb.chunks)
+                keys["equivariance"].add(bb.equivariance_key)
+                keys["probe"].update(bb.probe_keys.values())
+        return {k: len(v) for k, v in keys.items()}
+
+
+def _distinct_names(names: List[str], specs: List[str]) -> List[str]:
+    """Backbone names within a group, made distinct with their folder where needed."""
+    out = list(names)
+    for i, n in enumerate(names):
+        if names.count(n) > 1:
+            out[i] = f"{Path(specs[i].split(':', 1)[-1]).parent.name}/{n}"
+    if len(set(out)) != len(out):
+        raise ValueError(f"two backbones of one group have the name {out}: rename the files")
+    return out
+
+
+def plan_sweep(config: SweepConfig, log: Callable[[str], None] = lambda _: None) -> SweepPlan:
+    """Step 1 (see the module docstring): ``ValueError`` for any bad input, before work."""
+    datasets = []
+    for source in config.datasets:
+        datasets.append(load_dataset(source))
+    loaded: Dict[str, Tuple] = {}
+    for i, spec in enumerate(specs_of(config)):
+        log(f"loading backbone {i + 1}: {spec}")
+        name, obj, info = resolve_backbones([spec], trust_checkpoints=config.trust_checkpoints)[0]
+        loaded[spec] = (name, obj, info, backbone_facts(obj), batch_size(obj))
+    device = config.options.get("device")
+    resolve_device(device)
+    opts = {k: v for k, v in config.options.items() if k != "device"}
+    runs: List[RunJob] = []
+    for group in config.groups:
+        entries = [(loaded[s][0], loaded[s][1], loaded[s][2]) for s in group.backbones]
+        names = _distinct_names([e[0] for e in entries], list(group.backbones))
+        try:
+            feature_degrees = common_degrees(entries)
+        except ValueError as exc:
+            raise ValueError(f"group {group.name!r}: {exc}") from None
+        feature_dim = max(2 * _dim(loaded[s][3]["irreps_out"]) for s in group.backbones)
+        for di, (source, data) in enumerate(zip(config.datasets, datasets)):
+            for pair in config.pairs:
+                for seed in config.seeds:
+                    plan = make_plan(data, feature_degrees, marked=pair,
+                                     degrees=config.degrees, lmax=config.lmax, seed=seed,
+                                     frames=config.frames, feature_dim=feature_dim,
+                                     n_backbones=len(entries), **opts)
+                    runs.append(_run_job(config, group, names, source, di, data, pair, seed,
+                                         plan, loaded))
+    return SweepPlan(config=config, datasets=datasets, runs=runs)
+
+
+def _dim(irreps: str) -> int:
+    from e3nn import o3
+
+    return o3.Irreps(irreps).dim
+
+
+def _chunk_size(chunk: int, batch: int) -> int:
+    """Configurations per task: ``chunk`` rounded down to whole batches (at least one)."""
+    return max(batch, (chunk // batch) * batch)
+
+
+def _run_job(config, group, names, source, di, data, pair, seed, plan, loaded) -> RunJob:
+    positions = plan.positions(data)
+    numbers = np.asarray(data.numbers)
+    reference = plan.energies(data)
+    a, b = plan.marked
+    backbones = []
+    for i, spec in enumerate(group.backbones):
+        _, obj, info, facts, batch = loaded[spec]
+        try:
+            _check_cutoff(obj, data, plan)
+        except ValueError as exc:
+            raise ValueError(f"backbone {spec!r} on {source}: {exc}") from None
+        rotations = plan.rotations(i)
+        model = content_key("backbone", info.get("sha256") or spec, facts,
+                            type(obj).__qualname__)
+        size = _chunk_size(config.chunk, batch)
+        chunks = []
+        for start in range(0, plan.n_samples, size):
+            stop = min(start + size, plan.n_samples)
+            chunks.append((content_key("features", model, positions[start:stop],
+                                       rotations[start:stop], numbers, a, b), start, stop))
+        equi = content_key("equivariance", model, positions[0], rotations[0], numbers)
+        probes = {d: content_key("probe", names[i], [k for k, _, _ in chunks], plan,
+                                 reference, d) for d in plan.degrees}
+        backbones.append(BackboneJob(
+            name=names[i], spec=spec, sha256=info.get("sha256"), facts=facts, info=info,
+            rotation_seed=plan.rotation_seed(i), chunks=chunks, equivariance_key=equi,
+            probe_keys=probes, directions=marked_direction(rotate(positions, rotations), a, b)))
+    pair_label = "default" if pair is None else f"{pair[0]}-{pair[1]}"
+    run_id = f"{group.name} | {source} | {pair_label} | seed {seed}"
+    key = content_key("run", [bb.probe_keys for bb in backbones],
+                      [bb.equivariance_key for bb in backbones],
+                      [(bb.name, bb.facts, bb.info) for bb in backbones],
+                      dataset_fingerprint(data), source, versions())
+    return RunJob(run_id=run_id, group=group, dataset=source, dataset_index=di, pair=pair,
+                  seed=seed, plan=plan, backbones=backbones, key=key)
+
+
+# -- store entries ---------------------------------------------------------------------
+
+def _probe_entry(p: BackboneProbes) -> Tuple[Dict, Dict]:
+    (d, fit), = p.fits.items()
+    arrays = {"pred_s": fit.pred_s, "pred_r": fit.pred_r, "s_te": fit.s_te,
+              "train_mean": fit.train_mean}
+    meta = {"name": p.name, "eps": p.eps, "rmse": p.energy_error_rmse_meV, "d": d,
+            "k": fit.k, "records": [r.to_dict() for r in p.records],
+            "sweep": [r.to_dict() for r in p.sweep], "warnings": list(p.warnings)}
+    return arrays, meta
+
+
+def _probe_from_entry(arrays: Dict, meta: Dict) -> BackboneProbes:
+    d = int(meta["d"])
+    fit = DegreeFit(d=d, k=int(meta["k"]), pred_s=arrays["pred_s"],
+                    pred_r=arrays.get("pred_r"), s_te=arrays["s_te"],
+                    train_mean=arrays["train_mean"])
+    return BackboneProbes(name=meta["name"], eps=meta["eps"],
+                          energy_error_rmse_meV=meta["rmse"], fits={d: fit},
+                          records=[ProbeRecord(**r) for r in meta["records"]],
+                          sweep=[SweepRow(**r) for r in meta["sweep"]],
+                          warnings=list(meta["warnings"]))
+
+
+def _chunk_from_entry(arrays: Dict, meta: Dict) -> Dict:
+    return {"features": arrays["features"], "energies": arrays.get("energies"),
+            "dtype": meta["dtype"], "scale": meta["scale"], "seconds": meta["seconds"]}
+
+
+# -- the cluster ---------------------------------------------------------------------
+
+def _client(scheduler: Optional[str], workers: Optional[int]):
+    """``(client, cluster or None)``: a client of the scheduler at ``scheduler``, or of a
+    LocalCluster of ``workers`` processes (default: the cores) with one thread each."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ValueError("sweeps run on Dask distributed: pip install "
+                         "'spectral-ceilings[sweep]'") from None
+    if scheduler is not None:
+        try:
+            return Client(scheduler, timeout="20s"), None
+        except (OSError, TimeoutError) as exc:
+            raise ValueError(f"no Dask scheduler answers at {scheduler}: {exc}") from None
+    n = workers or os.cpu_count() or 1
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                           dashboard_address=":0", silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+class _Starting:
+    """A cluster and client being started in a thread: :meth:`result` waits for them,
+    :meth:`close` stops them (also when planning failed first)."""
+
+    def __init__(self, scheduler, workers, log, config: Optional[SweepConfig] = None):
+        import threading
+
+        self._out, self._error = None, None
+        self.warmups = []       # futures of the warm-up tasks (kept until the end)
+
+        def start():
+            try:
+                self._out = _client(scheduler, workers)
+            except BaseException as exc:      # re-raised in the calling thread
+                self._error = exc
+                return
+            if config is not None and scheduler is None:
+                # the workers import torch and load the first backbones while the plan
+                # is drawn here (a warm-up only: the tasks check every SHA-256)
+                try:
+                    c = self._out[0]
+                    self.warmups = [c.submit(_tasks.preload, specs_of(config),
+                                             config.trust_checkpoints,
+                                             config.options.get("device"), workers=[w],
+                                             pure=False)
+                                    for w in c.scheduler_info()["workers"]]
+                except Exception:       # noqa: BLE001 - a warm-up; the tasks load anyway
+                    pass
+
+        log("starting the Dask cluster" if scheduler is None else f"connecting to {scheduler}")
+        self._thread = threading.Thread(target=start, daemon=True)
+        self._thread.start()
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._out
+
+    def close(self) -> None:
+        self._thread.join()
+        self.warmups = []
+        if self._out is not None:
+            client, cluster = self._out
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _describe(client, cluster) -> str:
+    n = len(client.scheduler_info().get("workers", {}))
+    return (f"local cluster, {n} worker processes x 1 thread" if cluster is not None else
+            f"scheduler {client.scheduler.address}, {n} workers at the start")
+
+
+# -- step 2 ----------------------------------------------------------------------------
+
+class _Work:
+    """The futures of one sweep, the store writes and the progress bookkeeping."""
+
+    def __init__(self, plan: SweepPlan, store: TaskStore, client, bar: Progress,
+                 on_task, intra: int):
+        self.plan, self.store, self.client, self.bar = plan, store, client, bar
+        self.on_task, self.intra = on_task or (lambda kind, key: None), intra
+        self.futures: Dict[str, object] = {}      # key -> future
+        self.kinds: Dict[str, str] = {}
+        self.units: Dict[str, float] = {}
+        self.values: Dict[str, object] = {}       # results kept for assembly (small)
+        self.timings: Dict[str, List[float]] = {"features": [], "equivariance": [],
+                                                 "probe": [], "run": []}
+        self.per_config: List[float] = []
+        self.computed = {k: 0 for k in self.timings}
+        self.stored = {k: 0 for k in self.timings}
+        self.device = plan.config.options.get("device")
+
+    def _stored_chunk(self, key):
+        return _chunk_from_entry(*self.store.load("features", key))
+
+    def submit(self) -> None:
+        c, store = self.client, self.store
+        for run in self.plan.runs:
+            if run.key in self.futures:      # the same work as an earlier run (content key)
+                continue
+            if store.has("run", run.key):
+                self.stored["run"] += 1
+                self.bar.advance(_FIT_UNITS + sum(
+                    (bb.chunks[-1][2] + _FIT_UNITS * len(bb.probe_keys)) for bb in run.backbones))
+                continue
+            data = self.plan.datasets[run.dataset_index]
+            positions = run.plan.positions(data)
+            numbers = np.asarray(data.numbers)
+            a, b = run.plan.marked
+            parts = []
+            for i, bb in enumerate(run.backbones):
+                rotations = run.plan.rotations(i)
+                chunk_refs = []
+                need_features = any(not store.has("probe", k) for k in bb.probe_keys.values())
+                for key, start, stop in bb.chunks:
+                    if key in self.futures:
+                        chunk_refs.append(self.futures[key])
+                    elif store.has("features", key):
+                        if key not in self.kinds:
+                            self.kinds[key] = "features"
+                            self.stored["features"] += 1
+                            self.bar.advance(stop - start)
+                        chunk_refs.append(key)      # loaded below only when needed
+                    else:
+                        f = c.submit(_tasks.extract_chunk, bb.spec, self.plan.config.trust_checkpoints,
+                                     bb.sha256, positions[start:stop], rotations[start:stop],
+                                     numbers, a, b, self.device, self.intra,
+                                     key=f"features-{key}", pure=False)
+                        self._track(key, f, "features", stop - start)
+                        chunk_refs.append(f)
+                key = bb.equivariance_key
+                if key not in self.futures and not store.has("equivariance", key):
+                    f = c.submit(_tasks.measure_equivariance, bb.spec,
+                                 self.plan.config.trust_checkpoints, bb.sha256, positions[0],
+                                 rotations[0], numbers, self.device, self.intra,
+                                 key=f"equivariance-{key}", pure=False)
+                    self._track(key, f, "equivariance", 1)
+                elif key not in self.futures and key not in self.kinds:
+                    self.kinds[key] = "equivariance"
+                    self.stored["equivariance"] += 1
+                if need_features:
+                    chunk_refs = [self._scatter(self._stored_chunk(r)) if isinstance(r, str)
+                                  else r for r in chunk_refs]
+                bb_parts = []
+                for d, pkey in bb.probe_keys.items():
+                    if pkey in self.futures:
+                        bb_parts.append(self.futures[pkey])
+                    elif store.has("probe", pkey):
+                        if pkey not in self.kinds:
+                            self.kinds[pkey] = "probe"
+                            self.stored["probe"] += 1
+                            self.bar.advance(_FIT_UNITS)
+                        arrays, meta = store.load("probe", pkey)
+                        bb_parts.append(self._scatter({"probes": _probe_from_entry(arrays, meta),
+                                                       "seconds": meta["seconds"]}))
+                    else:
+                        f = c.submit(_tasks.fit_probe, bb.name, chunk_refs, bb.facts["irreps_out"],
+                                     bb.directions, bb.rotation_seed, run.plan,
+                                     run.plan.energies(data), d, self.intra,
+                                     key=f"probe-{pkey}", pure=False)
+                        self._track(pkey, f, "probe", _FIT_UNITS)
+                        bb_parts.append(f)
+                parts.append(bb_parts)
+            f = c.submit(_summarize_parts, parts, run.plan, self.intra, key=f"run-{run.key}",
+                         pure=False)
+            self._track(run.key, f, "run", _FIT_UNITS)
+
+    def _scatter(self, value):
+        """One future holding ``value`` (a stored result sent to the workers). Wrapped
+        in a list: ``scatter`` of a bare dict would make each of its keys a cluster-wide
+        key of its own, and every chunk's ``"features"`` the same one."""
+        return self.client.scatter([value], hash=False)[0]
+
+    def _track(self, key, future, kind, units) -> None:
+        self.futures[key] = future
+        self.kinds[key] = kind
+        self.units[key] = units
+
+    def collect(self, assemble: Callable) -> None:
+        """Wait for every future; store each result as it arrives. A run is assembled
+        once its features and equivariance are stored (its bootstrap may report first)."""
+        from distributed import as_completed
+
+        jobs = {run.key: run for run in self.plan.runs}
+        pending: List[Tuple[str, Dict]] = []
+        for future in as_completed(list(self.futures.values())):
+            key = future.key.split("-", 1)[1]
+            kind = self.kinds[key]
+            if future.status == "error":
+                exc = future.exception()
+                raise ValueError(f"a {kind} task failed: {type(exc).__name__}: {exc}") from None
+            value = future.result()
+            del self.futures[key]
+            self.timings[kind].append(float(value["seconds"]))
+            self.computed[kind] += 1
+            if kind == "run":
+                pending.append((key, value))
+            else:
+                self._save(kind, key, value)
+                self._done(kind, key)
+            still = []
+            for run_key, run_value in pending:
+                if self._ready(jobs[run_key]):
+                    result = assemble(jobs[run_key], run_value)
+                    self.store.save("run", run_key, {}, {"result": result.to_dict(),
+                                                         "seconds": run_value["seconds"]})
+                    self._done("run", run_key)
+                else:
+                    still.append((run_key, run_value))
+            pending = still
+        if pending:     # cannot happen: every input of a run is one of the futures
+            raise RuntimeError(f"{len(pending)} runs finished without their features stored")
+
+    def _ready(self, run: "RunJob") -> bool:
+        return all(self.store.has("features", k) for bb in run.backbones for k, _, _ in bb.chunks) \
+            and all(self.store.has("equivariance", bb.equivariance_key) for bb in run.backbones)
+
+    def _done(self, kind: str, key: str) -> None:
+        self.bar.advance(self.units[key])
+        self.on_task(kind, key)
+
+    def _save(self, kind: str, key: str, value: Dict) -> None:
+        if kind == "features":
+            n = len(value["features"])
+            self.per_config.append(value["seconds"] / max(n, 1))
+            self.store.save("features", key, {"features": value["features"],
+                                              "energies": value["energies"]},
+                            {"dtype": value["dtype"], "scale": value["scale"],
+                             "seconds": value["seconds"]})
+        elif kind == "equivariance":
+            self.store.save("equivariance", key, {}, value)
+        else:
+            arrays, meta = _probe_entry(value["probes"])
+            self.store.save("probe", key, arrays, {**meta, "seconds": value["seconds"]})
+
+
+def _summarize_parts(parts, plan, intra):
+    """Stage 4 on a worker (a module-level function, so the scheduler can ship it)."""
+    return _tasks.summarize_group(parts, plan, intra)
+
+
+# -- step 3 ----------------------------------------------------------------------------
+
+def _assemble(plan: SweepPlan, store: TaskStore) -> Callable:
+    device = plan.config.options.get("device")
+
+    def build(run: RunJob, value: Dict) -> DiagnoseResult:
+        data = plan.datasets[run.dataset_index]
+        feats = []
+        for bb in run.backbones:
+            equi = store.load_meta("equivariance", bb.equivariance_key)
+            scales, dtype = [], None
+            for key, _, _ in bb.chunks:
+                meta = store.load_meta("features", key)
+                scales.append(meta["scale"])
+                dtype = meta["dtype"]
+            feats.append(FeatureFacts(dtype=dtype, equivariance_error={
+                "rotation": equi["rotation"], "reflection": equi["reflection"]},
+                scale=float(max(scales))))
+        return assemble_result([(bb.name, bb.facts, bb.info) for bb in run.backbones], data,
+                               run.dataset, run.plan, feats, value["probes"],
+                               value["summaries"], value["cells"],
+                               resolve_device(device), seconds=value["seconds"])
+    return build
+
+
+def sweep(config: SweepConfig, *, store=None, scheduler: Optional[str] = None,
+          workers: Optional[int] = None, client=None, progress=None,
+          on_task: Optional[Callable[[str, str], None]] = None,
+          log: Callable[[str], None] = lambda _: None, intra_threads: int = 1):
+    """Run a sweep (see the module docstring); returns a :class:`SweepResult`.
+
+    Parameters
+    ----------
+    config : :class:`SweepConfig` (:func:`load_config` reads the TOML file)
+    store : the task store's directory (default: ``config.store``, else
+        :func:`default_store` of ``config.out``); finished tasks there are not rerun
+    scheduler : address of a running Dask scheduler (``tcp://host:8786``); default: a
+        LocalCluster of ``workers`` processes (default: the cores), one thread each,
+        started and stopped here
+    client : a ``distributed.Client`` to use instead (for example of a dask-jobqueue
+        cluster); it is left running
+    progress : bool or None (a bar when stderr is a terminal)
+    on_task : called with ``(kind, key)`` after each task's result is stored
+    intra_threads : torch intra-op threads per task (1, as diagnose gives each of
+        several backbones; more on a GPU node or a big worker)
+
+    Raises
+    ------
+    ValueError
+        For bad input, before any task runs; for a task that failed (what finished is
+        stored, and a rerun resumes).
+    """
+    from ._report import SweepResult
+
+    start = time.perf_counter()
+    if store is None:
+        if config.store is not None:
+            store = config.store
+        elif config.out is not None:
+            store = default_store(config.out)
+        else:
+            raise ValueError("give a store directory (or an output directory)")
+    own = client is None
+    starting = None
+    if own:
+        # the local cluster's worker processes start (and import torch) while the
+        # backbones load here; a scheduler's address is only connected to when needed
+        starting = _Starting(scheduler, workers, log, config)
+    cluster = None
+    try:
+        plan = plan_sweep(config, log=log)
+        task_store = TaskStore(store)        # created once the request is known good
+        counts = plan.tasks()
+        total = sum(_FIT_UNITS + sum(bb.chunks[-1][2] + _FIT_UNITS * len(bb.probe_keys)
+                                     for bb in run.backbones) for run in plan.runs)
+        todo = [run for run in plan.runs if not task_store.has("run", run.key)]
+        if own:
+            client, cluster = starting.result()
+        where = _describe(client, cluster) if todo else "none (every run in the store)"
+        log(f"{len(plan.runs)} runs, {counts['features']} feature tasks, {counts['probe']} "
+            f"probe fits, {len(plan.runs) - len(todo)} runs in the store; on {where}")
+        bar = Progress(total, enabled=progress)
+        bar.set_label("sweep")
+        work = _Work(plan, task_store, client, bar, on_task, intra_threads)
+        if todo:
+            work.submit()
+            work.collect(_assemble(plan, task_store))
+        else:
+            work.stored["run"] = len(plan.runs)
+        bar.close()
+    finally:
+        if own:
+            starting.close()
+    results = [DiagnoseResult.from_dict(task_store.load("run", run.key)[1]["result"])
+               for run in plan.runs]
+    timing = {"seconds": time.perf_counter() - start, "cluster": where,
+              "computed": work.computed, "from_store": work.stored,
+              "task_seconds": {k: {"n": len(v), "total": float(np.sum(v)) if v else 0.0,
+                                   "mean": float(np.mean(v)) if v else None}
+                               for k, v in work.timings.items()},
+              "feature_seconds_per_configuration": (float(np.mean(work.per_config))
+                                                    if work.per_config else None)}
+    return SweepResult.build(plan, results, timing, store=str(task_store.root))
