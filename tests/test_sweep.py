@@ -250,6 +250,23 @@ def test_cli_refuses_bad_input_with_one_line_and_no_output(tmp_path, capsys):
     assert main(["sweep", str(cfg), "--out", str(out)]) == 2
 
 
+def test_cli_names_an_absent_scheduler_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    """A scheduler address where nothing listens: exit 2, one line naming it, no store
+    and no output (the connection's timeout is shortened for the test)."""
+    import empirical.sweep._sweep as sw
+    from distributed import Client
+
+    monkeypatch.setattr(sw, "_connect", lambda address: Client(address, timeout="2s"))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('degrees = [1]\n[[groups]]\nbackbones = ["aspirin_L2_seed0"]\n')
+    out = tmp_path / "o"
+    assert main(["sweep", str(cfg), "--frames", "20", "--scheduler", "tcp://127.0.0.1:9",
+                 "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "no Dask scheduler answers at tcp://127.0.0.1:9" in err[-1]
+    assert not out.exists() and not (tmp_path / "o.store").exists()
+
+
 def test_cli_sweep_writes_one_set(client, tmp_path, monkeypatch, capsys):
     """``empirical sweep`` on a tiny file: results.json, report.md, sweep.png and
     timings.json; the report and the rows agree with results.json."""
@@ -268,7 +285,7 @@ def test_cli_sweep_writes_one_set(client, tmp_path, monkeypatch, capsys):
     assert payload["schema"] == "spectral-ceilings-sweep/1" and payload["config"]["frames"] == 30
     (row,) = payload["rows"]
     assert row["group"] == "aspirin_L2_seed2" and row["d"] == 1
-    assert f"| aspirin_L2_seed2 | - | aspirin |" in (out / "report.md").read_text()
+    assert "| aspirin_L2_seed2 | - | aspirin |" in (out / "report.md").read_text()
     assert (tmp_path / "o.store" / "SPECTRAL_CEILINGS_STORE").is_file()
 
 

@@ -240,6 +240,13 @@ def _chunk_from_entry(arrays: Dict, meta: Dict) -> Dict:
 
 # -- the cluster ---------------------------------------------------------------------
 
+def _connect(address: str):
+    """A client of the scheduler at ``address`` (20 s to answer)."""
+    from distributed import Client
+
+    return Client(address, timeout="20s")
+
+
 def _client(scheduler: Optional[str], workers: Optional[int]):
     """``(client, cluster or None)``: a client of the scheduler at ``scheduler``, or of a
     LocalCluster of ``workers`` processes (default: the cores) with one thread each."""
@@ -250,7 +257,7 @@ def _client(scheduler: Optional[str], workers: Optional[int]):
                          "'spectral-ceilings[sweep]'") from None
     if scheduler is not None:
         try:
-            return Client(scheduler, timeout="20s"), None
+            return _connect(scheduler), None
         except (OSError, TimeoutError) as exc:
             raise ValueError(f"no Dask scheduler answers at {scheduler}: {exc}") from None
     n = workers or os.cpu_count() or 1
@@ -554,13 +561,15 @@ def sweep(config: SweepConfig, *, store=None, scheduler: Optional[str] = None,
     cluster = None
     try:
         plan = plan_sweep(config, log=log)
-        task_store = TaskStore(store)        # created once the request is known good
         counts = plan.tasks()
         total = sum(_FIT_UNITS + sum(bb.chunks[-1][2] + _FIT_UNITS * len(bb.probe_keys)
                                      for bb in run.backbones) for run in plan.runs)
-        todo = [run for run in plan.runs if not task_store.has("run", run.key)]
         if own:
             client, cluster = starting.result()
+        # created once the request is known good and the cluster answers: bad input or
+        # an absent scheduler leave nothing behind
+        task_store = TaskStore(store)
+        todo = [run for run in plan.runs if not task_store.has("run", run.key)]
         where = _describe(client, cluster) if todo else "none (every run in the store)"
         log(f"{len(plan.runs)} runs, {counts['features']} feature tasks, {counts['probe']} "
             f"probe fits, {len(plan.runs) - len(todo)} runs in the store; on {where}")
