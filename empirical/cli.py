@@ -425,9 +425,14 @@ def _cmd_sweep(args) -> int:
     except ValueError as exc:
         raise BadInput(f"--out: {exc}") from None
     store = args.store or config.store or default_store(out)
-    result = sweep(config, store=store, scheduler=args.scheduler, workers=args.workers,
-                   progress=_progress(args),
-                   log=lambda m: print(m, file=sys.stderr, flush=True))
+    try:
+        result = sweep(config, store=store, scheduler=args.scheduler, workers=args.workers,
+                       progress=_progress(args),
+                       log=lambda m: print(m, file=sys.stderr, flush=True))
+    except KeyboardInterrupt:
+        print(f"\nempirical: interrupted; no results were written, and the finished tasks "
+              f"are kept in {store}: the same command resumes", file=sys.stderr)
+        return EXIT_INTERRUPTED
     result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
     for r in result.rows:
         print(f"{r['group']:<28} {r['dataset']:<10} d={r['d']}  ceiling "

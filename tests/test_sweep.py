@@ -343,3 +343,35 @@ def test_tune_malloc_sets_glibc_thresholds_once():
         pytest.skip("glibc only")
     assert _malloc.tune_malloc() is True
     assert _malloc.tune_malloc() is True and _malloc._done
+
+
+def test_ctrl_c_stops_the_command_cleanly_and_keeps_finished_tasks(tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during a CLI
+    sweep: exit 130, one line saying where the finished tasks are, no traceback from the
+    workers, no output directory, and the tasks finished so far kept in the store."""
+    import subprocess
+    import sys
+    import time
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('degrees = [1, 2]\nlmax = 5\nchunk = 40\nk_sweep = []\n[[groups]]\n'
+                   'backbones = ["aspirin_L2_seed0", "aspirin_L2_seed1"]\n')
+    out, store = tmp_path / "o", tmp_path / "o.store"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "empirical.cli", "sweep", str(cfg), "--frames", "1500",
+         "--workers", "2", "--out", str(out), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: (os.setpgrp(), signal.signal(signal.SIGINT, signal.SIG_DFL)))
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not any(
+            (store / "features").glob("*/*.npz")):
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.strip().splitlines()[-1].startswith("empirical: interrupted;")
+    assert str(store) in err
+    assert not out.exists()
+    assert any((store / "features").glob("*/*.npz"))

@@ -262,7 +262,8 @@ def _client(scheduler: Optional[str], workers: Optional[int]):
             raise ValueError(f"no Dask scheduler answers at {scheduler}: {exc}") from None
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=logging.ERROR)
+                           dashboard_address=":0", silence_logs=logging.ERROR,
+                           preload=["empirical.sweep._worker"])
     return Client(cluster), cluster
 
 
