@@ -182,16 +182,9 @@ def _stem(spec: str) -> str:
     return Path(rest).name.split(".")[0] or rest
 
 
-def parse_config(raw: Dict, base: Path = Path("."), source: Optional[str] = None) -> SweepConfig:
-    """Check a configuration (the parsed TOML) and expand its backbone globs; every
-    problem is a ``ValueError`` naming the key."""
-    if not isinstance(raw, dict):
-        raise ValueError("a sweep configuration is a table of keys")
-    unknown = sorted(set(raw) - _KEYS - set(OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in the sweep configuration; known: "
-                         f"{sorted(_KEYS | set(OPTIONS))}")
-    groups_raw = raw.get("groups")
+def _parse_groups(groups_raw, base: Path) -> List[Group]:
+    """``[[groups]]`` checked, globs expanded, ``pool = false`` groups split per backbone
+    (the caller checks that the names are distinct)."""
     if not isinstance(groups_raw, list) or not groups_raw:
         raise ValueError("the sweep configuration needs [[groups]] with backbones")
     groups: List[Group] = []
@@ -222,6 +215,19 @@ def parse_config(raw: Dict, base: Path = Path("."), source: Optional[str] = None
         else:
             groups += [Group(f"{name}/{_stem(s)}" if name else _display_name(s), (s,),
                              epoch_of(s)) for s in specs]
+    return groups
+
+
+def parse_config(raw: Dict, base: Path = Path("."), source: Optional[str] = None) -> SweepConfig:
+    """Check a configuration (the parsed TOML) and expand its backbone globs; every
+    problem is a ``ValueError`` naming the key."""
+    if not isinstance(raw, dict):
+        raise ValueError("a sweep configuration is a table of keys")
+    unknown = sorted(set(raw) - _KEYS - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in the sweep configuration; known: "
+                         f"{sorted(_KEYS | set(OPTIONS))}")
+    groups = _parse_groups(raw.get("groups"), base)
     names = [g.name for g in groups]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

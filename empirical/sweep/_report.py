@@ -11,7 +11,6 @@ from run to run (wall times, tasks computed or taken from the store, the cluster
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -20,6 +19,7 @@ from .._io import write_file_set
 from .._result import RunResult
 from ..diagnostic._pipeline import versions
 from ..diagnostic._verdict import THRESHOLDS
+from ..survey._report import _ci, _num, _png, _pyplot
 
 __all__ = ["SweepRow", "SweepResult", "SWEEP_SCHEMA", "render_sweep_report", "sweep_figure",
            "write_sweep_outputs"]
@@ -103,16 +103,6 @@ class SweepResult(RunResult):
         return write_sweep_outputs(self, out_dir, plots=plots, overwrite=overwrite)
 
 
-def _num(x, decimals: int = 3) -> str:
-    return "-" if x is None else f"{x:.{decimals}f}"
-
-
-def _ci(ci) -> str:
-    if ci is None or any(v is None for v in ci):
-        return ""
-    return f" [{ci[0]:.2f}, {ci[1]:.2f}]"
-
-
 def render_sweep_report(result: SweepResult, plot_files: Sequence[str] = ()) -> str:
     c = result.payload["config"]
     rows = result.rows
@@ -154,10 +144,7 @@ def sweep_figure(result: SweepResult):
     """One panel per ``d``: rho(dL) and rho(dL + 1) with their 95 % intervals for every
     row, against the epoch when every group is a checkpoint of a training run, else
     against the group. Series per (dataset, marked pair, seed)."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     rows = result.rows
     degrees = sorted({r["d"] for r in rows})
     by_epoch = all(r["epoch"] is not None for r in rows)
@@ -195,15 +182,6 @@ def sweep_figure(result: SweepResult):
     axes[0][0].legend(fontsize=7, loc="lower left" if by_epoch else "best")
     fig.tight_layout()
     return fig
-
-
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def write_sweep_outputs(result: SweepResult, out_dir, plots: bool = True,

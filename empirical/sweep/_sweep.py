@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -102,7 +102,6 @@ class SweepPlan:
     config: SweepConfig
     datasets: List[Dataset]
     runs: List[RunJob]
-    positions: Dict[Tuple[int, int, int], np.ndarray] = field(default_factory=dict)
 
     def tasks(self) -> Dict[str, int]:
         keys = {"features": set(), "equivariance": set(), "probe": set(), "run": set()}
@@ -334,7 +333,6 @@ class _Work:
         self.futures: Dict[str, object] = {}      # key -> future
         self.kinds: Dict[str, str] = {}
         self.units: Dict[str, float] = {}
-        self.values: Dict[str, object] = {}       # results kept for assembly (small)
         self.timings: Dict[str, List[float]] = {"features": [], "equivariance": [],
                                                  "probe": [], "run": []}
         self.per_config: List[float] = []
@@ -346,76 +344,78 @@ class _Work:
         return _chunk_from_entry(*self.store.load("features", key))
 
     def submit(self) -> None:
-        c, store = self.client, self.store
+        """Every task not in the store, as futures; each run's bootstrap depends on its
+        backbones' probe fits, and those on the backbone's feature chunks."""
         for run in self.plan.runs:
             if run.key in self.futures:      # the same work as an earlier run (content key)
                 continue
-            if store.has("run", run.key):
+            if self.store.has("run", run.key):
                 self.stored["run"] += 1
-                self.bar.advance(_FIT_UNITS + sum(
-                    (bb.chunks[-1][2] + _FIT_UNITS * len(bb.probe_keys)) for bb in run.backbones))
+                self.bar.advance(_run_units(run))
                 continue
             data = self.plan.datasets[run.dataset_index]
             positions = run.plan.positions(data)
-            numbers = np.asarray(data.numbers)
-            a, b = run.plan.marked
-            parts = []
-            for i, bb in enumerate(run.backbones):
-                rotations = run.plan.rotations(i)
-                chunk_refs = []
-                need_features = any(not store.has("probe", k) for k in bb.probe_keys.values())
-                for key, start, stop in bb.chunks:
-                    if key in self.futures:
-                        chunk_refs.append(self.futures[key])
-                    elif store.has("features", key):
-                        if key not in self.kinds:
-                            self.kinds[key] = "features"
-                            self.stored["features"] += 1
-                            self.bar.advance(stop - start)
-                        chunk_refs.append(key)      # loaded below only when needed
-                    else:
-                        f = c.submit(_tasks.extract_chunk, bb.spec, self.plan.config.trust_checkpoints,
-                                     bb.sha256, positions[start:stop], rotations[start:stop],
-                                     numbers, a, b, self.device, self.intra,
-                                     key=f"features-{key}", pure=False)
-                        self._track(key, f, "features", stop - start)
-                        chunk_refs.append(f)
-                key = bb.equivariance_key
-                if key not in self.futures and not store.has("equivariance", key):
-                    f = c.submit(_tasks.measure_equivariance, bb.spec,
-                                 self.plan.config.trust_checkpoints, bb.sha256, positions[0],
-                                 rotations[0], numbers, self.device, self.intra,
-                                 key=f"equivariance-{key}", pure=False)
-                    self._track(key, f, "equivariance", 1)
-                elif key not in self.futures and key not in self.kinds:
-                    self.kinds[key] = "equivariance"
-                    self.stored["equivariance"] += 1
-                if need_features:
-                    chunk_refs = [self._scatter(self._stored_chunk(r)) if isinstance(r, str)
-                                  else r for r in chunk_refs]
-                bb_parts = []
-                for d, pkey in bb.probe_keys.items():
-                    if pkey in self.futures:
-                        bb_parts.append(self.futures[pkey])
-                    elif store.has("probe", pkey):
-                        if pkey not in self.kinds:
-                            self.kinds[pkey] = "probe"
-                            self.stored["probe"] += 1
-                            self.bar.advance(_FIT_UNITS)
-                        arrays, meta = store.load("probe", pkey)
-                        bb_parts.append(self._scatter({"probes": _probe_from_entry(arrays, meta),
-                                                       "seconds": meta["seconds"]}))
-                    else:
-                        f = c.submit(_tasks.fit_probe, bb.name, chunk_refs, bb.facts["irreps_out"],
-                                     bb.directions, bb.rotation_seed, run.plan,
-                                     run.plan.energies(data), d, self.intra,
-                                     key=f"probe-{pkey}", pure=False)
-                        self._track(pkey, f, "probe", _FIT_UNITS)
-                        bb_parts.append(f)
-                parts.append(bb_parts)
-            f = c.submit(_summarize_parts, parts, run.plan, self.intra, key=f"run-{run.key}",
-                         pure=False)
+            parts = [self._backbone_parts(run, i, bb, data, positions)
+                     for i, bb in enumerate(run.backbones)]
+            f = self.client.submit(_summarize_parts, parts, run.plan, self.intra,
+                                   key=f"run-{run.key}", pure=False)
             self._track(run.key, f, "run", _FIT_UNITS)
+
+    def _backbone_parts(self, run: RunJob, i: int, bb: BackboneJob, data, positions) -> List:
+        """One backbone of a run: its chunk and equivariance tasks where missing, and its
+        probe fits (futures, or stored fits sent to the cluster), one per ``d``."""
+        store, numbers = self.store, np.asarray(data.numbers)
+        a, b = run.plan.marked
+        rotations = run.plan.rotations(i)
+        args = (bb.spec, self.plan.config.trust_checkpoints, bb.sha256)
+        chunks = []
+        for key, start, stop in bb.chunks:
+            if key in self.futures:
+                chunks.append(self.futures[key])
+            elif store.has("features", key):
+                self._count_stored("features", key, stop - start)
+                chunks.append(key)      # read from the store only if a fit needs it
+            else:
+                f = self.client.submit(_tasks.extract_chunk, *args, positions[start:stop],
+                                       rotations[start:stop], numbers, a, b, self.device,
+                                       self.intra, key=f"features-{key}", pure=False)
+                self._track(key, f, "features", stop - start)
+                chunks.append(f)
+        key = bb.equivariance_key
+        if key not in self.futures and not store.has("equivariance", key):
+            f = self.client.submit(_tasks.measure_equivariance, *args, positions[0],
+                                   rotations[0], numbers, self.device, self.intra,
+                                   key=f"equivariance-{key}", pure=False)
+            self._track(key, f, "equivariance", 1)
+        elif key not in self.futures:
+            self._count_stored("equivariance", key, 0)
+        if any(not store.has("probe", k) for k in bb.probe_keys.values()):
+            chunks = [self._scatter(self._stored_chunk(r)) if isinstance(r, str) else r
+                      for r in chunks]
+        parts = []
+        for d, pkey in bb.probe_keys.items():
+            if pkey in self.futures:
+                parts.append(self.futures[pkey])
+            elif store.has("probe", pkey):
+                self._count_stored("probe", pkey, _FIT_UNITS)
+                arrays, meta = store.load("probe", pkey)
+                parts.append(self._scatter({"probes": _probe_from_entry(arrays, meta),
+                                            "seconds": meta["seconds"]}))
+            else:
+                f = self.client.submit(_tasks.fit_probe, bb.name, chunks,
+                                       bb.facts["irreps_out"], bb.directions,
+                                       bb.rotation_seed, run.plan, run.plan.energies(data), d,
+                                       self.intra, key=f"probe-{pkey}", pure=False)
+                self._track(pkey, f, "probe", _FIT_UNITS)
+                parts.append(f)
+        return parts
+
+    def _count_stored(self, kind: str, key: str, units: float) -> None:
+        """A task found in the store: counted (and its progress given) once."""
+        if key not in self.kinds:
+            self.kinds[key] = kind
+            self.stored[kind] += 1
+            self.bar.advance(units)
 
     def _scatter(self, value):
         """One future holding ``value`` (a stored result sent to the workers). Wrapped
@@ -484,6 +484,12 @@ class _Work:
         else:
             arrays, meta = _probe_entry(value["probes"])
             self.store.save("probe", key, arrays, {**meta, "seconds": value["seconds"]})
+
+
+def _run_units(run: RunJob) -> float:
+    """Progress units of a whole run: its configurations, fits and bootstrap."""
+    return _FIT_UNITS + sum(bb.chunks[-1][2] + _FIT_UNITS * len(bb.probe_keys)
+                            for bb in run.backbones)
 
 
 def _summarize_parts(parts, plan, intra):
@@ -563,8 +569,7 @@ def sweep(config: SweepConfig, *, store=None, scheduler: Optional[str] = None,
     try:
         plan = plan_sweep(config, log=log)
         counts = plan.tasks()
-        total = sum(_FIT_UNITS + sum(bb.chunks[-1][2] + _FIT_UNITS * len(bb.probe_keys)
-                                     for bb in run.backbones) for run in plan.runs)
+        total = sum(_run_units(run) for run in plan.runs)
         if own:
             client, cluster = starting.result()
         # created once the request is known good and the cluster answers: bad input or
