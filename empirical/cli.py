@@ -52,6 +52,60 @@ def _nonneg_int(name: str):
     return parse
 
 
+def _bounded_int(name: str, low: int, module: str, constant: str):
+    """An integer option in ``[low, module.constant]``; the bound is read when the option is
+    given (the module, e.g. the backbone's, imports torch: only commands that need it)."""
+    def parse(text: str) -> int:
+        from importlib import import_module
+
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        high = getattr(import_module(module), constant)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high} ({constant}), "
+                                             f"got {value}")
+        return value
+    return parse
+
+
+def _at_least(name: str, module: str, constant: str):
+    """An integer option ``>= module.constant`` (read when the option is given)."""
+    def parse(text: str) -> int:
+        from importlib import import_module
+
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        low = getattr(import_module(module), constant)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low} ({constant}), got {value}")
+        return value
+    return parse
+
+
+_PLAN, _DATA = "empirical.diagnostic._plan", "empirical.data._dataset"
+
+
+def _finite_float(name: str, low: float = 0.0):
+    """A finite float option ``>= low``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not (value == value and abs(value) != float("inf")) or value < low:
+            raise argparse.ArgumentTypeError(f"must be a finite number >= {low}, got {text}")
+        return value
+    return parse
+
+
+_MODEL, _TRAIN, _C5 = "empirical.backbone._model", "empirical.backbone._train", \
+    "empirical.calibration._c5"
+
+
 BACKBONES_HELP = ("checkpoint paths, shipped names, or adapter specs: nequip:PATH (a nequip "
                   "0.19 .ckpt or .nequip.zip; extra [nequip]), sevenn:NAME[@MODAL] or "
                   "sevenn:PATH (SevenNet: 7net-0, 7net-l3i5, 7net-mf-0@PBE; extra "
@@ -59,7 +113,8 @@ BACKBONES_HELP = ("checkpoint paths, shipped names, or adapter specs: nequip:PAT
                   "see the README)")
 TRUST_HELP = ("load third-party checkpoint files (nequip:PATH, sevenn:PATH, mace:PATH), which "
               "are pickled code that runs on loading: only for files from a source you trust "
-              "(models shipped inside an installed package need no flag)")
+              "(files an installed package lists with their hash in its RECORD, like "
+              "SevenNet's pretrained models, need no flag)")
 DEVICE_HELP = "where the backbones run: cpu (default), cuda or cuda:N"
 
 
@@ -79,7 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Langevin target temperature in K (default 500, as MD17)")
     p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
     p.add_argument("--out", type=Path, default=None,
-                   help="output npz (default ./aspirin_gfn2xtb_<T>K.npz)")
+                   help="output npz (default ./aspirin_gfn2xtb_<T>K.npz); an existing file "
+                   "is refused")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out when it is a dataset this command wrote (recognised "
+                   "by its members and generator metadata); any other file is refused")
     p.add_argument("--chains", type=_positive(int, "--chains"), default=1,
                    help="independent trajectories run in parallel processes (default 1)")
     p.add_argument("--equilibration-ps", type=float, default=5.0)
@@ -95,24 +154,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a NequIP-style backbone on energies and forces")
     p.add_argument("--data", default="aspirin", help='dataset source (default "aspirin")')
-    p.add_argument("--L", type=_positive(int, "--L"), default=2, help="max feature degree (>= 1)")
+    p.add_argument("--L", type=_bounded_int("--L", 1, _MODEL, "MAX_L"), default=2,
+                   help="max feature degree (>= 1)")
     p.add_argument("--seed", type=_nonneg_int("--seed"), required=True)
     p.add_argument("--out", type=Path, required=True, help="run directory (checkpoints)")
-    p.add_argument("--channels", type=_positive(int, "--channels"), default=32)
-    p.add_argument("--layers", type=_positive(int, "--layers"), default=3)
+    p.add_argument("--channels", type=_bounded_int("--channels", 1, _MODEL, "MAX_CHANNELS"),
+                   default=32)
+    p.add_argument("--layers", type=_bounded_int("--layers", 2, _MODEL, "MAX_LAYERS"), default=3)
     p.add_argument("--activation", default="silu", choices=["silu", "tanh", "softplus", "gelu"])
     p.add_argument("--r-max", type=_positive(float, "--r-max"), default=5.0)
-    p.add_argument("--epochs", type=_positive(int, "--epochs"), default=200)
-    p.add_argument("--batch-size", type=_nonneg_int("--batch-size"), default=0,
-                   help="0: 32 on CUDA, 8 on CPU")
+    p.add_argument("--epochs", type=_bounded_int("--epochs", 1, _TRAIN, "MAX_EPOCHS"),
+                   default=200)
+    p.add_argument("--batch-size", type=_bounded_int("--batch-size", 0, _TRAIN, "MAX_BATCH_SIZE"),
+                   default=0, help="0: 32 on CUDA, 8 on CPU")
     p.add_argument("--lr", type=_positive(float, "--lr"), default=5e-3)
-    p.add_argument("--energy-weight", type=float, default=1.0)
-    p.add_argument("--force-weight", type=float, default=1.0)
+    p.add_argument("--energy-weight", type=_finite_float("--energy-weight"), default=1.0)
+    p.add_argument("--force-weight", type=_finite_float("--force-weight"), default=1.0)
     p.add_argument("--train-frames", type=_positive(int, "--train-frames"), default=1000)
     p.add_argument("--val-frames", type=_positive(int, "--val-frames"), default=250)
     p.add_argument("--test-frames", type=_positive(int, "--test-frames"), default=1000)
     p.add_argument("--split-seed", type=_nonneg_int("--split-seed"), default=0)
-    p.add_argument("--max-minutes", type=float, default=0.0,
+    p.add_argument("--max-minutes", type=_finite_float("--max-minutes"), default=0.0,
                    help="stop after the epoch that passes this wall time (0: no limit)")
     p.add_argument("--save-every", type=_nonneg_int("--save-every"), default=0, metavar="N",
                    help="also keep OUT/epoch_<k>.pt for the initialization and every N-th "
@@ -140,11 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SPN width (default: per d, the widest with >= 2 samples per monomial)")
     p.add_argument("--reduction", default="irrep", choices=["irrep", "pca"])
     p.add_argument("--spn", default="ridge", choices=["ridge", "trained"])
-    p.add_argument("--n-boot", type=_positive(int, "--n-boot"), default=2000,
-                   help="bootstrap resamples (default 2000)")
+    p.add_argument("--n-boot", type=_at_least("--n-boot", _PLAN, "MIN_N_BOOT"), default=2000,
+                   help="bootstrap resamples (default 2000; at least 10)")
     p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
-    p.add_argument("--frames", type=_positive(int, "--frames"), default=None,
-                   help="use a seeded subset of this many frames (default: all)")
+    p.add_argument("--frames", type=_bounded_int("--frames", 2, _DATA, "MAX_FRAMES"),
+                   default=None, help="use a seeded subset of this many frames (default: all)")
     p.add_argument("--test-fraction", type=_positive(float, "--test-fraction"), default=0.2)
     p.add_argument("--eps", type=_positive(float, "--eps"), default=None,
                    help="injection amplitude in eV (default: per backbone, its energy-error SD)")
@@ -172,9 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--d", type=_positive(int, "--d"), default=2, help="probe degree (default 2)")
     p.add_argument("--lmax", type=_nonneg_int("--lmax"), default=None,
                    help="highest target degree (default d x max L + 2, at most 12)")
-    p.add_argument("--frames", type=_positive(int, "--frames"), default=1000,
-                   help="seeded subset of frames (default 1000)")
-    p.add_argument("--n-boot", type=_positive(int, "--n-boot"), default=500)
+    p.add_argument("--frames", type=_bounded_int("--frames", 2, _DATA, "MAX_FRAMES"),
+                   default=1000, help="seeded subset of frames (default 1000)")
+    p.add_argument("--n-boot", type=_at_least("--n-boot", _PLAN, "MIN_N_BOOT"), default=500)
     p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
     p.add_argument("--trust-checkpoints", action="store_true", help=TRUST_HELP)
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
@@ -189,15 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "SevenNet's pretrained, and any given) at d = 1, 2, 3")
     p.add_argument("--data", default="aspirin")
     p.add_argument("--models", nargs="+", default=None, metavar="SPEC",
-                   help="exactly these models (default: the shipped backbones and every "
-                   "adapter's pretrained model available here)")
+                   help="these models instead of the default ones (the shipped backbones "
+                   "and every adapter's pretrained model available here); --extra adds to them")
     p.add_argument("--extra", nargs="+", default=[], metavar="SPEC",
-                   help="more models after the default ones, e.g. nequip:runs/.../best.ckpt "
-                   "mace:runs/mace-aspirin/aspirin.model (with --trust-checkpoints)")
+                   help="more models after the default ones (or after --models), e.g. "
+                   "nequip:runs/.../best.ckpt mace:runs/mace-aspirin/aspirin.model (with "
+                   "--trust-checkpoints)")
     p.add_argument("--degrees", nargs="+", type=_positive(int, "--degrees"), default=[1, 2, 3])
-    p.add_argument("--frames", type=_positive(int, "--frames"), default=None,
-                   help="seeded subset of frames (default: all)")
-    p.add_argument("--n-boot", type=_positive(int, "--n-boot"), default=1000)
+    p.add_argument("--frames", type=_bounded_int("--frames", 2, _DATA, "MAX_FRAMES"),
+                   default=None, help="seeded subset of frames (default: all)")
+    p.add_argument("--n-boot", type=_at_least("--n-boot", _PLAN, "MIN_N_BOOT"), default=1000)
     p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
     p.add_argument("--trust-checkpoints", action="store_true", help=TRUST_HELP)
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
@@ -232,14 +295,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("c5", help="the synthetic C5 calibration (axis and ring probes, ideal, "
                        "random and briefly trained features, L = 1, 2, 3, d = 1, 2, 3)")
-    p.add_argument("--L", nargs="+", type=_positive(int, "--L"), default=[1, 2, 3], dest="Ls")
+    p.add_argument("--L", nargs="+", type=_bounded_int("--L", 1, _MODEL, "MAX_L"),
+                   default=[1, 2, 3], dest="Ls")
     p.add_argument("--degrees", nargs="+", type=_positive(int, "--degrees"), default=[1, 2, 3])
-    p.add_argument("--lmax", type=_nonneg_int("--lmax"), default=7)
-    p.add_argument("--structures", type=_positive(int, "--structures"), default=6000)
+    p.add_argument("--lmax", type=_bounded_int("--lmax", 0, "empirical.diagnostic._plan",
+                                               "MAX_LMAX"), default=7)
+    p.add_argument("--structures", type=_bounded_int("--structures", 20, _C5, "MAX_STRUCTURES"),
+                   default=6000)
     p.add_argument("--sources", nargs="+", choices=["ideal", "random", "trained"],
                    default=["ideal", "random", "trained"])
-    p.add_argument("--channels", type=_positive(int, "--channels"), default=32)
-    p.add_argument("--train-epochs", type=_positive(int, "--train-epochs"), default=20)
+    p.add_argument("--channels", type=_bounded_int("--channels", 1, _MODEL, "MAX_CHANNELS"),
+                   default=32)
+    p.add_argument("--train-epochs", type=_bounded_int("--train-epochs", 1, _C5,
+                                                       "MAX_TRAIN_EPOCHS"), default=20)
     p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
     p.add_argument("--out", type=Path, default=None, help="default runs/c5-seed<seed>")
     p.add_argument("--overwrite", action="store_true",
@@ -251,10 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("controls", help="the controls of docs/method.md §4 (capacity, parameters, "
                        "activation, architecture, untrained) on the shipped aspirin")
     p.add_argument("--data", default="aspirin")
-    p.add_argument("--frames", type=_positive(int, "--frames"), default=2500,
+    p.add_argument("--frames", type=_bounded_int("--frames", 20, _DATA, "MAX_FRAMES"),
+                   default=2500,
                    help="use a seeded subset of this many frames (default 2500, the CPU "
                    "budget; the shipped aspirin has 5000)")
-    p.add_argument("--n-boot", type=_positive(int, "--n-boot"), default=500)
+    p.add_argument("--n-boot", type=_at_least("--n-boot", _PLAN, "MIN_N_BOOT"), default=500)
     p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
     p.add_argument("--kinds", nargs="+", default=None,
                    choices=["capacity", "parameters", "activation", "architecture", "untrained"])
@@ -304,10 +373,12 @@ def _cmd_train(args) -> int:
         torch.set_num_threads(args.threads)
     if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise BadInput(f"--device {args.device}: CUDA is not available on this machine")
-    if args.out.exists() and not args.out.is_dir():
-        raise BadInput(f"--out {args.out} exists and is not a directory")
-    if not args.resume and (args.out / "last.pt").exists():
-        raise BadInput(f"{args.out} already holds a run; use --resume or another --out")
+    from ._io import check_train_dir
+
+    try:   # a new or empty directory, or (--resume) one holding only its checkpoints
+        check_train_dir(args.out, args.resume, inputs=[args.data])
+    except ValueError as exc:
+        raise BadInput(f"--out: {exc}") from None
     dataset = load(args.data)
     config = BackboneConfig(L=args.L, channels=args.channels, layers=args.layers,
                             r_max=args.r_max, activation=args.activation,
@@ -326,10 +397,12 @@ def _cmd_train(args) -> int:
     return EXIT_OK
 
 
-def _run_setup(args, default_out: Path, resume: bool = False) -> Path:
+def _run_setup(args, default_out: Path, inputs=()) -> Path:
     """Shared start of the run commands, before any work: torch threads (``--threads``,
     default all cores) and the output directory (``--out`` or ``default_out``), which must
-    be writable and, unless ``--overwrite`` (or ``resume``), hold no files."""
+    be writable, hold no files unless ``--overwrite`` (and then only files an earlier run
+    of this tool wrote, per its manifest), and neither be nor hold any of
+    ``inputs`` (the paths the run reads; :func:`empirical._io.check_output_dir`)."""
     import torch
 
     from ._io import check_output_dir
@@ -337,10 +410,16 @@ def _run_setup(args, default_out: Path, resume: bool = False) -> Path:
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     out = args.out or default_out
     try:
-        check_output_dir(out, overwrite=getattr(args, "overwrite", False) or resume)
+        check_output_dir(out, overwrite=getattr(args, "overwrite", False), inputs=inputs)
     except ValueError as exc:
         raise BadInput(f"--out: {exc}") from None
     return out
+
+
+def _run_inputs(args) -> list:
+    """What a run command reads from disk: ``--data`` and every backbone or model spec."""
+    return [getattr(args, "data", None), *(getattr(args, "backbones", None) or ()),
+            *(getattr(args, "models", None) or ()), *(getattr(args, "extra", None) or ())]
 
 
 def _progress(args):
@@ -352,7 +431,7 @@ def _cmd_diagnose(args) -> int:
     from .diagnostic import diagnose
 
     stem = Path(str(args.data)).stem if str(args.data) != "aspirin" else "aspirin"
-    out = _run_setup(args, Path("runs") / f"diagnose-{stem}-seed{args.seed}")
+    out = _run_setup(args, Path("runs") / f"diagnose-{stem}-seed{args.seed}", _run_inputs(args))
     result = diagnose(backbones=args.backbones, dataset=args.data, marked=args.marked,
                       degrees=args.degrees, lmax=args.lmax, seed=args.seed, k=args.k,
                       reduction=args.reduction, spn=args.spn, n_boot=args.n_boot,
@@ -377,7 +456,8 @@ def _cmd_diagnose(args) -> int:
 def _cmd_profile(args) -> int:
     from .survey import profile
 
-    out = _run_setup(args, Path("runs") / f"profile-d{args.d}-seed{args.seed}")
+    out = _run_setup(args, Path("runs") / f"profile-d{args.d}-seed{args.seed}",
+                     _run_inputs(args))
     result = profile(backbones=args.backbones, dataset=args.data, d=args.d, lmax=args.lmax,
                      frames=args.frames, seed=args.seed, n_boot=args.n_boot,
                      trust_checkpoints=args.trust_checkpoints, device=args.device,
@@ -395,7 +475,7 @@ def _cmd_profile(args) -> int:
 def _cmd_survey(args) -> int:
     from .survey import survey
 
-    out = _run_setup(args, Path("runs") / f"survey-seed{args.seed}")
+    out = _run_setup(args, Path("runs") / f"survey-seed{args.seed}", _run_inputs(args))
     result = survey(models=args.models, extra=args.extra, dataset=args.data,
                     degrees=args.degrees, frames=args.frames, seed=args.seed,
                     n_boot=args.n_boot, trust_checkpoints=args.trust_checkpoints,
@@ -411,23 +491,34 @@ def _cmd_survey(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from dataclasses import replace
+    from spanthm._io import contains, resolve_out
 
-    from ._io import check_output_dir
+    from ._io import check_inputs, check_output_dir
     from .sweep import default_store, load_config, sweep
 
     config = load_config(args.config).with_frames(args.frames)
-    if args.trust_checkpoints:
-        config = replace(config, trust_checkpoints=True)
     out = args.out or config.out or Path("runs") / f"sweep-{args.config.stem}"
+    store = args.store or config.store or default_store(
+        out if Path(out).name not in ("", "..") else resolve_out(out))   # "." -> its sibling
+    inputs = [args.config, *config.datasets,
+              *(spec for group in config.groups for spec in group.backbones)]
+    # the store is read and written by the run: never the output, in it, or around it
+    real_out, real_store = resolve_out(out), resolve_out(store)
+    if contains(real_out, real_store) or contains(real_store, real_out):
+        raise BadInput(f"--store {store} and --out {out} overlap (one is or lies inside the "
+                       "other): the output directory is replaced as a whole, so the store "
+                       "lives beside it (the default is OUT.store)")
     try:
-        check_output_dir(out, overwrite=args.overwrite)
+        check_inputs(store, [args.config, *config.datasets], what="--store")
+    except ValueError as exc:
+        raise BadInput(f"--store: {exc}") from None
+    try:
+        check_output_dir(out, overwrite=args.overwrite, inputs=inputs)
     except ValueError as exc:
         raise BadInput(f"--out: {exc}") from None
-    store = args.store or config.store or default_store(out)
     try:
         result = sweep(config, store=store, scheduler=args.scheduler, workers=args.workers,
-                       progress=_progress(args),
+                       progress=_progress(args), trust_checkpoints=args.trust_checkpoints,
                        log=lambda m: print(m, file=sys.stderr, flush=True))
     except KeyboardInterrupt:
         print(f"\nempirical: interrupted; no results were written, and the finished tasks "
@@ -468,7 +559,7 @@ def _cmd_c5(args) -> int:
 def _cmd_controls(args) -> int:
     from .controls import KINDS, run_controls
 
-    out = _run_setup(args, Path("runs") / f"controls-seed{args.seed}")
+    out = _run_setup(args, Path("runs") / f"controls-seed{args.seed}", _run_inputs(args))
     result = run_controls(dataset=args.data, frames=args.frames, n_boot=args.n_boot,
                           seed=args.seed, kinds=tuple(args.kinds or KINDS),
                           progress=_progress(args))
@@ -483,16 +574,26 @@ def _cmd_controls(args) -> int:
     return EXIT_OK
 
 
-def _read_results(path: Path, what: str) -> dict:
+def _read_results(path: Path, what: str, validate=None) -> tuple:
+    """``path`` (a results.json or the folder holding one) read and, with ``validate``,
+    checked; ``BadInput`` naming ``--what`` and the file otherwise. Returns the payload and
+    the file."""
     file = path / "results.json" if path.is_dir() else path
     if not file.is_file():
         raise BadInput(f"--{what} {path}: no results.json there")
     from ._io import read_json
 
     try:
-        return read_json(file)
+        payload = read_json(file)
     except (OSError, ValueError) as exc:
         raise BadInput(f"--{what} {file}: not a readable results.json ({exc})") from None
+    if validate is not None:
+        try:
+            validate(payload)
+        except ValueError as exc:
+            raise BadInput(f"--{what} {file}: not the results of empirical "
+                           f"{'c5' if what == 'c5' else 'diagnose'}: {exc}") from None
+    return payload, file
 
 
 def _cmd_compare(args) -> int:
@@ -501,34 +602,35 @@ def _cmd_compare(args) -> int:
     from ._io import check_output_dir
 
     try:
-        check_output_dir(args.out, overwrite=args.overwrite)
+        check_output_dir(args.out, overwrite=args.overwrite, inputs=[args.c5, args.aspirin])
     except ValueError as exc:
         raise BadInput(f"--out: {exc}") from None
-    c5, aspirin = _read_results(args.c5, "c5"), _read_results(args.aspirin, "aspirin")
-    if "cells" not in c5 or "probes" in c5:
-        raise BadInput(f"--c5 {args.c5}: not the results of empirical c5")
-    from .diagnostic import DiagnoseResult
-    try:
-        aspirin = DiagnoseResult.from_dict(aspirin)
-    except ValueError:
-        raise BadInput(f"--aspirin {args.aspirin}: not the results of empirical diagnose") from None
+    from .calibration._compare import validate_c5_results, validate_diagnose_results
+
+    c5, c5_file = _read_results(args.c5, "c5", validate_c5_results)
+    aspirin, aspirin_file = _read_results(args.aspirin, "aspirin", validate_diagnose_results)
     try:
         cmp = compare(c5, aspirin)
-    except (KeyError, TypeError, IndexError, AttributeError) as exc:
-        raise BadInput(f"--c5 {args.c5}: not the results of empirical c5 (missing or "
-                       f"malformed {exc})") from None
-    write_compare_outputs(cmp, args.out, overwrite=args.overwrite)
+    except ValueError as exc:      # both files are valid: they do not fit together
+        raise BadInput(f"--c5 {c5_file} and --aspirin {aspirin_file}: {exc}") from None
+    write_compare_outputs(cmp, args.out, overwrite=args.overwrite,
+                          inputs=[args.c5, args.aspirin])
     print(cmp["paragraph"])
     print(f"wrote {args.out}/compare.md, compare.json, compare_d*.png")
     return EXIT_OK
 
 
 def _cmd_reproduce(args) -> int:
-    from .reproduce import reproduce
+    import torch
 
-    from .reproduce import STEPS
+    from .reproduce import STEPS, check_reproduce_dir, reproduce
 
-    out = _run_setup(args, Path("runs") / f"reproduce-{args.preset}", resume=True)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    out = args.out or Path("runs") / f"reproduce-{args.preset}"
+    try:   # a new folder or one an earlier reproduction wrote (resumed), nothing else
+        check_reproduce_dir(out)
+    except ValueError as exc:
+        raise BadInput(f"--out: {exc}") from None
     try:
         index = reproduce(args.preset, out, seed=args.seed, overwrite=args.overwrite,
                           progress=_progress(args),
@@ -547,11 +649,16 @@ def _cmd_reproduce(args) -> int:
 def _cmd_backbones(args) -> int:
     from .backbone import shipped
 
+    plot = None
+    if args.plot is not None:   # checked first: one line naming what was typed
+        from ._io import check_output_file, is_png
+
+        plot = check_output_file(args.plot, overwrite=True, ours=is_png, what="--plot")
     rows = shipped(role=args.role)
-    if args.plot is not None:
+    if plot is not None:
         from .backbone._report import plot_learning_curves
 
-        plot_learning_curves([r["path"] for r in rows], args.plot)
+        plot_learning_curves([r["path"] for r in rows], plot)
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
@@ -574,9 +681,11 @@ def _cmd_aspirin(args) -> int:
     settings = MDSettings(temperature_K=args.temperature, timestep_fs=args.timestep_fs,
                           spacing_fs=args.spacing_fs, equilibration_ps=args.equilibration_ps,
                           friction_per_fs=args.friction)
+    from ._io import check_output_file, is_generated_dataset
+
     out = args.out or Path(f"aspirin_gfn2xtb_{args.temperature:g}K.npz")
-    if out.exists() and out.is_dir():
-        raise BadInput(f"--out {out} is a directory")
+    # before the MD: a writable place, never over a file this command did not write
+    real = check_output_file(out, overwrite=args.overwrite, ours=is_generated_dataset)
     try:
         import ase  # noqa: F401
         import tblite  # noqa: F401
@@ -585,7 +694,7 @@ def _cmd_aspirin(args) -> int:
                        "pip install 'spectral-ceilings[data]'") from None
     dataset = generate_aspirin(frames=args.frames, seed=args.seed, settings=settings,
                                chains=args.chains, progress=not args.no_progress)
-    save_npz(dataset, out)
+    save_npz(dataset, real)
     meta = dataset.metadata
     size = out.stat().st_size
     print(f"wrote {out}: {dataset.n_frames} frames, {size / 1e6:.2f} MB, mean kinetic "

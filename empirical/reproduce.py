@@ -18,14 +18,17 @@ import time
 from pathlib import Path
 from typing import Dict, Optional
 
-from ._io import atomic_path
+from spanthm._io import (MANIFEST_NAME, _hashes, describe, manifest_bytes, read_manifest,
+                         resolve_out, sha256_bytes, sha256_file, unvouched)
+
+from ._io import _check_anchor, atomic_path, read_json, train_foreign, write_files
 from .backbone import BackboneConfig, TrainSettings, train
 from .calibration import compare, run_c5, write_compare_outputs
 from .controls import run_controls
 from .data import load as load_dataset
 from .diagnostic import diagnose
 
-__all__ = ["reproduce", "PRESETS", "STEPS", "retrain_backbones"]
+__all__ = ["reproduce", "PRESETS", "STEPS", "retrain_backbones", "check_reproduce_dir"]
 
 PRESETS = ("quick", "full")
 
@@ -61,24 +64,148 @@ def retrain_backbones(out_dir: Path, log=print) -> Dict[str, str]:
 
 #: The steps whose folders a rerun resumes from, in order.
 STEPS = ("c5", "diagnose", "controls")
+#: Where ``full`` retrains its backbones (one ``empirical train`` run folder each).
+BACKBONES_DIR = "backbones"
+#: The keys of ``results.json`` the reproduction reads back from a finished step
+#: (beside ``config.seed``); a file without them is not that step's results.
+STEP_KEYS = {"c5": ("cells", "agreement", "summary"), "diagnose": ("summary", "cells"),
+             "controls": ("controls", "complete", "agreement")}
+
+
+def _train_runs(path: Path, kind: str, prefix: str) -> "list[str]":
+    """Foreign entries of ``backbones/``: anything but a :data:`RETRAIN` run folder holding
+    only the checkpoints training writes."""
+    foreign = []
+    for entry in sorted(path.iterdir(), key=lambda p: p.name):
+        if entry.is_symlink() or not entry.is_dir() or entry.name not in RETRAIN:
+            foreign.append(prefix + entry.name)
+        else:
+            foreign += train_foreign(entry, prefix + entry.name + "/")
+    return foreign
+
+
+def _top_files(real: Path) -> Dict:
+    manifest = read_manifest(real)
+    return manifest["files"] if manifest and manifest.get("kind") == "reproduce" else {}
+
+
+def _foreign(real: Path) -> "list[str]":
+    """Entries of a reproduction folder this tool did not write: its own files must be
+    listed, with their hash, in its manifest (kind ``reproduce``); a step folder must be
+    vouched for by its own manifest; ``backbones/`` must hold only training run folders."""
+    top = read_manifest(real)
+    ours = top is not None and top.get("kind") == "reproduce"
+    files, foreign = (top["files"] if ours else {}), []
+    for entry in sorted(real.iterdir(), key=lambda p: p.name):
+        name = entry.name
+        if entry.is_symlink():
+            foreign.append(name)
+        elif entry.is_dir() and name in STEPS:
+            foreign += unvouched(entry, prefix=name + "/")
+        elif entry.is_dir() and name == BACKBONES_DIR:
+            foreign += _train_runs(entry, "train", name + "/")
+        elif name == MANIFEST_NAME and ours:
+            continue
+        elif not (entry.is_file() and name in files
+                  and sha256_file(entry) in _hashes(files[name])):
+            foreign.append(name + ("/" if entry.is_dir() else ""))
+    return foreign
+
+
+def check_reproduce_dir(out_dir) -> Path:
+    """Refuse, before any work, a reproduction folder that holds anything this tool did
+    not write there (:func:`_foreign`), names a file, or cannot be written. A folder of an
+    earlier (interrupted) reproduction is accepted: a rerun resumes it. The reproduction
+    writes into the folder (it is never renamed), so ``--out .`` works. ``ValueError``."""
+    out = Path(out_dir)
+    real = resolve_out(out)
+    if real.exists() and not real.is_dir():
+        raise ValueError(f"{out} exists and is not a directory")
+    if real.is_dir():
+        foreign = _foreign(real)
+        other = read_manifest(real)
+        if foreign and other is not None and other.get("kind") != "reproduce":
+            raise ValueError(f"{out} holds the output of another command ({describe(foreign)}):"
+                             " a reproduction goes into a new folder or one an earlier "
+                             "reproduction wrote; nothing was changed")
+        if foreign:
+            raise ValueError(f"{out} holds files this tool did not write or that changed "
+                             f"since ({describe(foreign)}): a reproduction goes into a new "
+                             "folder or one an earlier reproduction wrote; nothing was changed")
+    _check_anchor(out, real)
+    return out
+
+
+def _with_keys(name: str, payload: Dict) -> Dict:
+    """``payload`` when it holds the keys the reproduction reads (:data:`STEP_KEYS`)."""
+    missing = [k for k in STEP_KEYS[name] if k not in payload]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)}")
+    return payload
+
+
+def _read_step(name: str, done: Path, read):
+    """The result in ``done`` (a step's results.json, read bounded in size and depth) or
+    ``ValueError`` naming the file; ``read(payload)`` raises ``ValueError`` on a payload
+    that is not the step's results."""
+    payload = read_json(done)
+    try:
+        if not isinstance(payload, dict) or not isinstance(payload.get("config"), dict):
+            raise ValueError("no config")
+        return payload, read(payload)
+    except ValueError as exc:
+        raise ValueError(f"{done} is not the results of the {name} step ({exc})") from None
 
 
 def _step(out: Path, name: str, seed: int, overwrite: bool, run, read, log):
     """Run one step into ``out/name`` (one set of files), or, unless ``overwrite``, read
-    the results an earlier run left there (a folder holds a finished step or nothing)."""
+    the results an earlier run left there (a folder holds a finished step or nothing). A
+    ``results.json`` that does not read back as this step's results is recomputed when
+    the folder is provably ours (its manifest vouches for every file, so the file is one an
+    earlier version wrote), else refused with one line naming it."""
     folder = out / name
     done = folder / "results.json"
     if done.is_file() and not overwrite:
-        payload = json.loads(done.read_text())
-        if payload.get("config", {}).get("seed") != seed:
-            raise ValueError(f"{folder} holds a run with seed "
-                             f"{payload.get('config', {}).get('seed')}, not {seed}: use "
-                             "another folder or --overwrite")
-        log(f"{name}: finished by an earlier run, kept ({folder})")
-        return read(payload)
+        try:
+            payload, result = _read_step(name, done, read)
+        except ValueError as exc:
+            if read_manifest(folder) is None or unvouched(folder):
+                raise ValueError(f"{exc}; the folder was not written by this tool as a whole, "
+                                 "so it is left as it is: give another --out") from None
+            log(f"{name}: {exc}; recomputing the step")
+            overwrite = True
+        else:
+            if payload["config"].get("seed") != seed:
+                raise ValueError(f"{folder} holds a run with seed "
+                                 f"{payload['config'].get('seed')}, not {seed}: use "
+                                 "another folder or --overwrite")
+            log(f"{name}: finished by an earlier run, kept ({folder})")
+            return result
     result = run()
     result.save(folder, overwrite=overwrite)
     return result
+
+
+def _write_top(out: Path, files: "Dict[str, bytes]") -> None:
+    """Write the reproduction's own files into ``out`` (each atomically) and keep its
+    manifest true at every moment: it first accepts the old or the new content of each
+    file, then, once all are written, only the new (files of an earlier run that this one
+    does not write stay listed while unchanged)."""
+    real = resolve_out(out)
+    before = _top_files(real) if real.is_dir() else {}
+    new = {name: sha256_bytes(blob) for name, blob in files.items()}
+    dirs = {**{s: "set" for s in STEPS}, BACKBONES_DIR: "train"}
+
+    def manifest(listed):
+        with atomic_path(out / MANIFEST_NAME, suffix=".json") as tmp:
+            Path(tmp).write_bytes(manifest_bytes(listed, kind="reproduce", dirs=dirs))
+
+    manifest({**before, **{n: sorted(set(_hashes(before.get(n))) | {h})
+                           for n, h in new.items()}})
+    write_files(out, files)
+    kept = {n: h for n, h in before.items() if n not in new and (real / n).is_file()
+            and sha256_file(real / n) in _hashes(h)}
+    manifest({**kept, **new})
 
 
 def reproduce(preset: str, out_dir, seed: int = 0, progress=None, log=print,
@@ -94,6 +221,7 @@ def reproduce(preset: str, out_dir, seed: int = 0, progress=None, log=print,
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     out = Path(out_dir)
+    check_reproduce_dir(out)
     start = time.perf_counter()
     paths: Optional[Dict[str, str]] = None
     if preset == "full":
@@ -101,7 +229,7 @@ def reproduce(preset: str, out_dir, seed: int = 0, progress=None, log=print,
     steps = {}
     log("C5 calibration ...")
     c5 = _step(out, "c5", seed, overwrite, lambda: run_c5(seed=seed, progress=progress),
-               lambda p: C5Result(payload=p), log)
+               lambda p: C5Result(payload=_with_keys("c5", p)), log)
     steps["c5"] = {"seconds": c5.seconds, "agreement": c5.payload["agreement"]}
     log("aspirin diagnostic ...")
     names = [f"aspirin_L2_seed{s}" for s in range(4)]
@@ -109,17 +237,17 @@ def reproduce(preset: str, out_dir, seed: int = 0, progress=None, log=print,
     diag = _step(out, "diagnose", seed, overwrite,
                  lambda: diagnose(backbones=backbones, seed=seed, progress=progress,
                                   names=names if paths else None),
-                 DiagnoseResult.from_dict, log)
+                 lambda p: DiagnoseResult.from_dict(_with_keys("diagnose", p)), log)
     steps["diagnose"] = {"seconds": diag.seconds,
                          "agreement": diag.agreement}
     log("controls ...")
     controls = _step(out, "controls", seed, overwrite,
                      lambda: run_controls(seed=seed, progress=progress, backbone_paths=paths),
-                     lambda p: ControlsResult(payload=p), log)
+                     lambda p: ControlsResult(payload=_with_keys("controls", p)), log)
     steps["controls"] = {"seconds": controls.seconds, "complete": controls.payload["complete"],
                          "agreement": controls.payload["agreement"]}
     cmp = compare(c5.payload, diag)
-    write_compare_outputs(cmp, out, as_set=False)
+    top = write_compare_outputs(cmp, out, render_only=True)
     steps["compare"] = {"agreement": cmp["agreement"]}
     index = {"preset": preset, "seed": seed, "steps": steps,
              "seconds": time.perf_counter() - start, "paragraph": cmp["paragraph"]}
@@ -130,8 +258,7 @@ def reproduce(preset: str, out_dir, seed: int = 0, progress=None, log=print,
     for name, s in steps.items():
         lines.append(f"| {name} | {s.get('seconds', 0):.0f} | {s['agreement']} |")
     lines += ["", f"Total: {index['seconds']:.0f} s."]
-    with atomic_path(out / "README.md", suffix=".md") as tmp:
-        Path(tmp).write_text("\n".join(lines) + "\n")
-    with atomic_path(out / "index.json", suffix=".json") as tmp:
-        Path(tmp).write_text(json.dumps(index, indent=1) + "\n")
+    top["README.md"] = ("\n".join(lines) + "\n").encode()
+    top["index.json"] = (json.dumps(index, indent=1) + "\n").encode()
+    _write_top(out, top)
     return index

@@ -61,7 +61,7 @@ def certificate(features, d: int, exactly: bool = False) -> dict:
 
     features = _validate.feature_set(features)
     d = _validate.probe_degree(d)
-    _limits.check_instance(max(features), d)       # bounded before any work
+    _limits.check_instance(features, d, "certificate", exactly)   # before any work
     exact = _projection.exact_spectrum(features, d, exactly)
     verdict = _spectrum.spectrum(features, d, exactly, method="exact")
     space = _multiplicities.abstract_features(features, exactly)

@@ -7,7 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_write_text", "atomic_write_json", "MANIFEST_NAME", "read_manifest",
+           "unvouched", "write_set", "resolve_out"]
 
 
 def atomic_write_text(path, text: str) -> Path:
@@ -37,3 +38,196 @@ def atomic_write_text(path, text: str) -> Path:
 def atomic_write_json(path, obj) -> Path:
     """:func:`atomic_write_text` of ``obj`` as indented, key-sorted JSON with a newline."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+# ----------------------------------------------------------------------------- manifests
+#
+# Every output directory a run writes as one set holds MANIFEST_NAME: the tool, its
+# version, the command, and the sha256 of every file of the set. ``--overwrite`` replaces a
+# directory only when every entry in it is vouched for by such a manifest (a listed regular
+# file whose content still has the listed hash, or a listed sub-directory that is itself
+# vouched for): a hand-written manifest cannot make the tool delete a file whose content it
+# did not write.
+
+#: File name of the manifest written into every output directory (hidden, JSON).
+MANIFEST_NAME = ".spectral-ceilings.json"
+#: ``tool`` field of a manifest.
+MANIFEST_TOOL = "spectral-ceilings"
+#: A manifest larger than this is not ours (ours list a few dozen files: a few KiB).
+MAX_MANIFEST_BYTES = 1024 * 1024
+#: A file larger than this is never vouched for (so checking a directory costs at most this
+#: much hashing per listed file); our largest outputs (checkpoints, PNGs) are a few MiB.
+MAX_VOUCHED_FILE_BYTES = 1024 * 1024 * 1024
+#: Foreign entries named in a refusal (then "and N more").
+FOREIGN_SHOWN = 4
+
+
+def sha256_bytes(blob: bytes) -> str:
+    """Hex sha256 of ``blob``."""
+    import hashlib
+
+    return hashlib.sha256(blob).hexdigest()
+
+
+def sha256_file(path) -> str:
+    """Hex sha256 of the file at ``path``, read in 1 MiB chunks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def manifest_bytes(files: "dict[str, str]", kind: str = "set",
+                   dirs: "dict[str, str] | None" = None) -> bytes:
+    """The manifest of a directory holding ``files`` (name -> sha256 hex, or a list of
+    accepted hashes while a file is being replaced) and ``dirs`` (name -> ``"set"``, a
+    sub-directory with its own manifest, or another kind a caller knows how to check)."""
+    import sys
+
+    from . import __version__
+
+    command = [Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python",
+               *sys.argv[1:]]
+    manifest = {"tool": MANIFEST_TOOL, "version": __version__, "kind": kind,
+                "command": command, "files": dict(sorted(files.items())),
+                "dirs": dict(sorted((dirs or {}).items()))}
+    return (json.dumps(manifest, indent=1) + "\n").encode("utf-8")
+
+
+def read_manifest(directory) -> "dict | None":
+    """The manifest of ``directory`` when it holds a well-formed one (a regular file, not a
+    link, at most :data:`MAX_MANIFEST_BYTES`, our ``tool``); ``None`` otherwise."""
+    path = Path(directory) / MANIFEST_NAME
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_MANIFEST_BYTES:
+        return None
+    try:
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if (not isinstance(manifest, dict) or manifest.get("tool") != MANIFEST_TOOL
+            or not isinstance(manifest.get("files", {}), dict)
+            or not isinstance(manifest.get("dirs", {}), dict)):
+        return None
+    return manifest
+
+
+def _hashes(entry) -> "list[str]":
+    if isinstance(entry, str):
+        return [entry]
+    if isinstance(entry, list):
+        return [h for h in entry if isinstance(h, str)]
+    return []
+
+
+def unvouched(directory, check_dir=None, prefix: str = "") -> "list[str]":
+    """Entries of ``directory`` (relative names, sorted) that its manifest does not vouch
+    for: everything when there is no manifest; else every entry other than the manifest
+    that is a link, an unlisted name, a listed file whose size is over
+    :data:`MAX_VOUCHED_FILE_BYTES` or whose sha256 is not a listed one, or a listed
+    sub-directory that is not vouched for in turn. A sub-directory listed with a kind other
+    than ``"set"`` is checked by ``check_dir(path, kind, prefix)`` (a list of foreign
+    names), and is foreign when no ``check_dir`` is given."""
+    directory = Path(directory)
+    entries = sorted(directory.iterdir(), key=lambda p: p.name)
+    manifest = read_manifest(directory)
+    if manifest is None:
+        return [prefix + p.name + ("/" if p.is_dir() and not p.is_symlink() else "")
+                for p in entries]
+    files, dirs = manifest.get("files", {}), manifest.get("dirs", {})
+    foreign: "list[str]" = []
+    for path in entries:
+        name = path.name
+        if name == MANIFEST_NAME:
+            continue
+        if path.is_symlink():
+            foreign.append(prefix + name)
+        elif path.is_file() and name in files:
+            if (path.stat().st_size > MAX_VOUCHED_FILE_BYTES
+                    or sha256_file(path) not in _hashes(files[name])):
+                foreign.append(prefix + name)
+        elif path.is_dir() and name in dirs:
+            kind = dirs[name]
+            if kind == "set":
+                foreign += unvouched(path, check_dir, prefix + name + "/")
+            elif check_dir is not None:
+                foreign += check_dir(path, kind, prefix + name + "/")
+            else:
+                foreign.append(prefix + name + "/")
+        else:
+            foreign.append(prefix + name + ("/" if path.is_dir() else ""))
+    return foreign
+
+
+def describe(names: "list[str]") -> str:
+    """Up to :data:`FOREIGN_SHOWN` names, then "and N more"."""
+    shown = ", ".join(names[:FOREIGN_SHOWN])
+    return shown + (f" and {len(names) - FOREIGN_SHOWN} more" if len(names) > FOREIGN_SHOWN
+                    else "")
+
+
+def resolve_out(path) -> Path:
+    """``path`` made absolute with every symbolic link resolved (an output written through
+    a link goes into the directory the link points to; the link stays). ``ValueError`` for
+    a link that does not resolve (a loop)."""
+    real = Path(os.path.realpath(path))
+    if real.is_symlink():
+        raise ValueError(f"{path} is a symbolic link that does not resolve (a loop)")
+    return real
+
+
+def contains(outer: Path, inner: Path) -> bool:
+    """Whether the resolved path ``inner`` is ``outer`` or lies inside it."""
+    return inner == outer or outer in inner.parents
+
+
+def write_set(out_dir, files: "dict[str, bytes]", kind: str = "set",
+              recheck=None) -> "list[Path]":
+    """Write ``{name: content}`` and their manifest as one set: into a temporary sibling
+    directory, then renamed onto ``out_dir`` (resolved, :func:`resolve_out`); a directory
+    already there is renamed aside and removed only after the new one is in place, and put
+    back on any failure. ``recheck(real_out)`` runs just before the swap (the caller
+    refuses there a directory that gained foreign files since its first check). No
+    temporary directory is left behind. Returns the paths written."""
+    import shutil
+
+    out = resolve_out(out_dir)
+    for name in files:
+        if Path(name).name != name or name in ("", ".", "..", MANIFEST_NAME):
+            raise ValueError(f"output file names are plain names, got {name!r}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    old = None
+    try:
+        hashes = {}
+        for name, blob in files.items():
+            (tmp / name).write_bytes(blob)
+            hashes[name] = sha256_bytes(blob)
+        (tmp / MANIFEST_NAME).write_bytes(manifest_bytes(hashes, kind))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)      # mkdtemp creates 0700
+        for name in [*files, MANIFEST_NAME]:
+            os.chmod(tmp / name, 0o666 & ~umask)
+        if recheck is not None:
+            recheck(out)
+        if out.exists():
+            if any(out.iterdir()):
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old",
+                                            dir=out.parent))
+                os.replace(out, old / "d")
+            else:
+                out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None and not out.exists():
+            os.replace(old / "d", out)    # put the earlier run back
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return [Path(out_dir) / name for name in files]

@@ -56,7 +56,8 @@ def weight_table(features: tuple, d: int, power: str = "sym") -> WeightTable:
     if d < 0:
         raise ValueError(f"power d must be >= 0, got {d}")
     power = _validate.power(power)
-    _limits.check_instance(max(features), max(d, 1))   # bounded before any work
+    # bounded before any work (features is the whole space here: nothing is adjoined)
+    _limits.check_instance(features, max(d, 1), "weights", exactly=True)
     offset = d * max(features)
     size = 2 * offset + 1
     basis = _basis(features)

@@ -192,7 +192,7 @@ def spectrum(features, d: int, exactly: bool = False, method: str = "exact",
     if not isinstance(exactly, bool):
         raise TypeError(f"exactly must be a bool, got {exactly!r}")
     method = _validate.method(method)
-    _limits.check_instance(max(features), d)       # bounded before any work
+    _limits.check_instance(features, d, method, exactly)   # bounded before any work
     names = ALL_METHODS if method == "all" else (method,)
     start = time.perf_counter()
     results: Dict[str, Dict[int, int]] = {}
@@ -266,8 +266,9 @@ def table(Lmax: int, dmax: int, method: str = "exact", seed: int = 0) -> Iterato
     method = _validate.method(method)
     if Lmax < 1:
         raise ValueError(f"Lmax must be >= 1, got {Lmax}")
-    _limits.check_instance(Lmax, dmax)             # the largest instance, then the sum
-    _limits.check_total((_limits.instance_cost(L, d) for L in range(1, Lmax + 1)
-                         for d in range(1, dmax + 1)), f"the table Lmax = {Lmax}, dmax = {dmax}")
+    _limits.check_instance(Lmax, dmax, method)     # the largest instance, then the sum
+    _limits.check_total((_limits.instance_cost(L, d, method) for L in range(1, Lmax + 1)
+                         for d in range(1, dmax + 1)),
+                        f"the table Lmax = {Lmax}, dmax = {dmax}, method {method}")
     return (spectrum(range(L + 1), d, method=method, seed=seed)
             for L in range(1, Lmax + 1) for d in range(1, dmax + 1))

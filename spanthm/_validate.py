@@ -11,10 +11,37 @@ from __future__ import annotations
 import numbers
 from typing import Iterable
 
-__all__ = ["feature_set", "probe_degree", "degree_L", "parse_feature_list", "power", "method"]
+__all__ = ["feature_set", "probe_degree", "degree_L", "parse_feature_list", "power", "method",
+           "short"]
 
 POWERS = ("sym", "tensor")
 METHODS = ("exact", "rules", "weights", "numeric", "brute", "all")
+
+
+#: Longest quote of a user value in a message (the rest is elided, its length given).
+MAX_QUOTE = 60
+
+
+def short(value: object, limit: int = MAX_QUOTE) -> str:
+    """``repr(value)`` (``str`` for an int) cut to ``limit`` characters, for messages.
+
+    >>> short("abc"), short(10 ** 70)[-18:]
+    ("'abc'", '... (71 characters)')
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = _int_text(value)
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _int_text(value: int) -> str:
+    """Decimal text of an int, or ``about 10^n`` for one too long to print (Python refuses
+    ints of more than ``sys.get_int_max_str_digits()`` digits)."""
+    if value.bit_length() > 10000:
+        digits = int(value.bit_length() * 0.30103)
+        return f"{'-' if value < 0 else ''}an integer of about {digits} digits"
+    return str(value)
 
 
 def _is_integer(value: object) -> bool:
@@ -24,18 +51,18 @@ def _is_integer(value: object) -> bool:
 def degree_L(L: object) -> int:
     """Validate a maximal feature degree ``L`` (an integer >= 0)."""
     if not _is_integer(L):
-        raise TypeError(f"L must be an integer, got {L!r}")
+        raise TypeError(f"L must be an integer, got {short(L)}")
     if L < 0:
-        raise ValueError(f"L must be a non-negative integer, got {L}")
+        raise ValueError(f"L must be a non-negative integer, got {short(L)}")
     return int(L)
 
 
 def probe_degree(d: object) -> int:
     """Validate a probe degree ``d`` (an integer >= 1)."""
     if not _is_integer(d):
-        raise TypeError(f"probe degree d must be an integer, got {d!r}")
+        raise TypeError(f"probe degree d must be an integer, got {short(d)}")
     if d < 1:
-        raise ValueError(f"probe degree d must be >= 1, got {d}")
+        raise ValueError(f"probe degree d must be >= 1, got {short(d)}")
     return int(d)
 
 
@@ -46,7 +73,7 @@ def feature_set(features: Iterable[object]) -> tuple[int, ...]:
     """
     if isinstance(features, (str, bytes)) or not isinstance(features, Iterable):
         raise TypeError(
-            f"features must be a collection of non-negative integers, got {features!r}"
+            f"features must be a collection of non-negative integers, got {short(features)}"
         )
     if isinstance(features, range):      # refuse a huge range before building it
         from ._limits import check_feature_count
@@ -61,13 +88,13 @@ def feature_set(features: Iterable[object]) -> tuple[int, ...]:
         raise ValueError("feature set is empty: give at least one degree, e.g. {0, 1, 2}")
     for k in degrees:
         if not _is_integer(k):
-            raise TypeError(f"feature degree must be an integer, got {k!r}")
+            raise TypeError(f"feature degree must be an integer, got {short(k)}")
         if k < 0:
-            raise ValueError(f"feature degree must be non-negative, got {k}")
+            raise ValueError(f"feature degrees must be non-negative integers, got {short(k)}")
     seen: set[int] = set()
     for k in degrees:
         if int(k) in seen:
-            raise ValueError(f"feature degrees must be distinct: {k} appears more than once")
+            raise ValueError(f"feature degrees must be distinct: {short(k)} appears more than once")
         seen.add(int(k))
     return tuple(sorted(seen))
 
@@ -80,13 +107,17 @@ def parse_feature_list(text: str) -> tuple[int, ...]:
     degrees = []
     for item in items:
         if item == "":
-            raise ValueError(f"malformed feature list {text!r}: empty entry")
+            raise ValueError(f"malformed feature list {short(text)}: empty entry")
         try:
             value = int(item, 10)
         except ValueError:
             raise ValueError(
-                f"malformed feature list {text!r}: {item!r} is not a non-negative integer"
+                f"malformed feature list {short(text)}: degrees must be non-negative "
+                f"integers, got {short(item)}"
             ) from None
+        if value < 0:
+            raise ValueError(f"malformed feature list {short(text)}: degrees must be "
+                             f"non-negative integers, got {short(value)}")
         degrees.append(value)
     return feature_set(degrees)
 
@@ -94,12 +125,12 @@ def parse_feature_list(text: str) -> tuple[int, ...]:
 def power(value: object) -> str:
     """Validate the representation power: ``"sym"`` or ``"tensor"``."""
     if value not in POWERS:
-        raise ValueError(f"power must be one of {', '.join(POWERS)}; got {value!r}")
+        raise ValueError(f"power must be one of {', '.join(POWERS)}; got {short(value)}")
     return str(value)
 
 
 def method(value: object) -> str:
     """Validate a spectrum method name."""
     if value not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {value!r}")
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {short(value)}")
     return str(value)

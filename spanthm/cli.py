@@ -22,9 +22,47 @@ class BadInput(Exception):
     """Raised for command-line input errors (exit code 2)."""
 
 
+#: Longest message line printed; user values inside are quoted shorter (``_validate.short``).
+MAX_MESSAGE = 400
+#: Failed claims listed per certificate by ``verify`` (the rest are counted).
+MAX_PROBLEMS = 20
+
+#: Options that take a value: ``--features -1,2`` hands argparse ``-1,2`` as that value
+#: (argparse alone takes it for an option and says "expected one argument").
+_VALUE_OPTIONS = ("--L", "--d", "--features", "--Lmax", "--dmax", "--seed", "--power",
+                  "--method")
+
+
+def _one_line(message: str) -> str:
+    """``message`` on one line (newlines escaped), cut to ``MAX_MESSAGE`` characters."""
+    text = str(message).replace("\r", "\\r").replace("\n", "\\n")
+    if len(text) > MAX_MESSAGE:
+        text = f"{text[:MAX_MESSAGE]}... ({len(text)} characters)"
+    return text
+
+
+def _attach_dash_values(argv: List[str]) -> List[str]:
+    """``--features -1,2`` -> ``--features=-1,2`` (same for every option in
+    ``_VALUE_OPTIONS``), so that a value starting with ``-`` reaches its own validation."""
+    out, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        if (token in _VALUE_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-")
+                and not argv[i + 1].startswith("--") and argv[i + 1] not in ("-", "-h")):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        if token == "--":
+            out.extend(argv[i:])
+            break
+        out.append(token)
+        i += 1
+    return out
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, no usage dump
-        raise BadInput(message)
+        raise BadInput(_one_line(message))
 
 
 def _nonneg_int(name: str):
@@ -33,9 +71,10 @@ def _nonneg_int(name: str):
             value = int(text, 10)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"{name} must be a non-negative integer, got {text!r}") from None
+                f"{name} must be a non-negative integer, got {_validate.short(text)}") from None
         if value < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a non-negative integer, got {value}")
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a non-negative integer, got {_validate.short(value)}")
         return value
     return parse
 
@@ -45,10 +84,11 @@ def _pos_int(name: str):
         try:
             value = int(text, 10)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {text!r}") \
-                from None
+            raise argparse.ArgumentTypeError(
+                f"{name} must be an integer >= 1, got {_validate.short(text)}") from None
         if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {value}")
+            raise argparse.ArgumentTypeError(
+                f"{name} must be an integer >= 1, got {_validate.short(value)}")
         return value
     return parse
 
@@ -71,7 +111,10 @@ def _add_instance(p: argparse.ArgumentParser, required: bool = True) -> None:
 def _features(args) -> tuple:
     if args.features is not None:
         return args.features
-    _limits.check_instance(args.L, args.d)        # before {0..L} is built
+    # priced by what the command runs, before {0..L} is built
+    method = {"multiplicities": "weights", "certify": "certificate"}.get(
+        args.command, getattr(args, "method", "exact"))
+    _limits.check_instance(args.L, args.d, method, getattr(args, "exactly", False))
     return tuple(range(args.L + 1))
 
 
@@ -110,7 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--Lmax", type=_pos_int("--Lmax"),
                    help="certify every S = {0..L}, L <= Lmax (with --dmax, --out-dir)")
     p.add_argument("--dmax", type=_pos_int("--dmax"))
-    p.add_argument("--out-dir", type=Path, help="directory for --Lmax/--dmax certificates")
+    p.add_argument("--out-dir", type=Path, help="directory for --Lmax/--dmax certificates "
+                   "(written as one set with a manifest; must be new or empty)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an --out-dir that this command wrote (every file vouched for "
+                   "by its manifest), or an --out file that is a certificate; nothing else")
 
     p = sub.add_parser("verify", help="re-check certificates with the independent checker")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
@@ -201,12 +248,77 @@ def _cmd_table(args) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _check_out_file(path: Path) -> None:
-    """Refuse an output file path that cannot be written, before any work."""
+#: A file that ``certify --out --overwrite`` may replace: a JSON certificate (at most this
+#: size, the verifier's own bound) whose ``schema`` is ours.
+CERTIFICATE_SCHEMA_PREFIX = "spanthm-certificate/"
+
+
+def _is_certificate(path: Path) -> bool:
+    """Whether ``path`` holds a JSON certificate of ours (bounded read, no recursion)."""
+    from .verify import MAX_BYTES, MAX_DEPTH, json_depth
+
+    with open(path, "rb") as handle:
+        raw = handle.read(MAX_BYTES + 1)
+    try:
+        text = raw.decode("utf-8")
+        if len(raw) > MAX_BYTES or json_depth(text) > MAX_DEPTH:
+            return False
+        cert = json.loads(text)
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(cert, dict) and str(cert.get("schema", "")).startswith(
+        CERTIFICATE_SCHEMA_PREFIX)
+
+
+def _check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse, before any work, a certificate directory: not a directory; the current
+    directory or one holding it (the set is renamed into place); one that holds files
+    unless ``overwrite``, and then anything its manifest does not vouch for (a file we did
+    not write, or changed since); an unwritable place."""
+    import os
+
+    from ._io import describe, resolve_out, unvouched
+
+    real = resolve_out(out)
+    if real.exists() and not real.is_dir():
+        raise BadInput(f"--out-dir {out} exists and is not a directory")
+    if real.is_dir():
+        cwd = Path(os.path.realpath(os.getcwd()))
+        if cwd == real or real in cwd.parents:
+            raise BadInput(f"--out-dir {out} is the current directory or contains it: the "
+                           "certificates are written as one directory renamed into place; "
+                           f"give a new sub-directory, e.g. {out / 'certificates'}")
+        names = sorted(p.name for p in real.iterdir())
+        if names and not overwrite:
+            raise BadInput(f"--out-dir {out} already holds files ({describe(names)}): give "
+                           "another directory, or --overwrite to replace one this command "
+                           "wrote")
+        foreign = unvouched(real) if names else []
+        if foreign:
+            raise BadInput(f"--out-dir {out} holds files this tool did not write "
+                           f"({describe(foreign)}): --overwrite replaces only a directory it "
+                           "wrote, as a whole; nothing was changed")
+    anchor = real.parent
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
+    if not anchor.is_dir() or not os.access(anchor, os.W_OK | os.X_OK):
+        raise BadInput(f"--out-dir {out}: {anchor} is not a writable directory")
+
+
+def _check_out_file(path: Path, overwrite: bool = False) -> None:
+    """Refuse an output file path that cannot be written, before any work: a directory,
+    an existing file (unless ``overwrite`` and it is one of our certificates), an
+    unwritable directory."""
     import os
 
     if path.is_dir():
         raise BadInput(f"--out {path} is a directory, not a file")
+    if path.exists() and not overwrite:
+        raise BadInput(f"--out {path} already exists: give another file name, or --overwrite "
+                       "to replace a certificate")
+    if path.exists() and (not path.is_file() or not _is_certificate(path)):
+        raise BadInput(f"--out {path} exists and is not a spanthm certificate; it is left as "
+                       "it is: give another file name")
     anchor = path.parent
     while not anchor.exists() and anchor != anchor.parent:
         anchor = anchor.parent
@@ -224,8 +336,9 @@ def _cmd_certify(args) -> int:
     if batch:
         if args.Lmax is None or args.dmax is None or args.out_dir is None:
             raise BadInput("batch certification needs --Lmax, --dmax and --out-dir")
-        _limits.check_instance(args.Lmax, args.dmax)
-        _limits.check_total((_limits.instance_cost(L, d) for L in range(1, args.Lmax + 1)
+        _limits.check_instance(args.Lmax, args.dmax, "certificate", args.exactly)
+        _limits.check_total((_limits.instance_cost(L, d, "certificate", args.exactly)
+                             for L in range(1, args.Lmax + 1)
                              for d in range(1, args.dmax + 1)), "the batch")
         if args.out_dir.exists() and not args.out_dir.is_dir():
             raise BadInput(f"--out-dir {args.out_dir} exists and is not a directory")
@@ -237,15 +350,25 @@ def _cmd_certify(args) -> int:
                 if path.exists() and not path.is_file():
                     raise BadInput(f"{path} exists and is not a file: nothing was written")
                 jobs.append((feats, d, path))
-        # every certificate is computed before the first is written: all or none
+        _check_out_dir(args.out_dir, args.overwrite)
+        # every certificate is computed before the set is written: all or none
         certs = [(certificate(feats, d, args.exactly), path) for feats, d, path in jobs]
-        for cert, path in certs:
-            print(write_certificate(cert, path))
+        from ._io import write_set
+
+        def recheck(real: Path) -> None:     # files added while computing are never lost
+            _check_out_dir(args.out_dir, args.overwrite)
+
+        written = write_set(args.out_dir, {path.name: (json.dumps(cert, indent=2,
+                                                                  sort_keys=True) + "\n").encode()
+                                           for cert, path in certs}, kind="certify",
+                            recheck=recheck)
+        for path in written:
+            print(path)
         return EXIT_OK
     if args.d is None or (args.L is None and args.features is None):
         raise BadInput("certify needs --L or --features, and --d")
     if args.out is not None:        # a bad --out is found before the computation
-        _check_out_file(args.out)
+        _check_out_file(args.out, args.overwrite)
     cert = certificate(_features(args), args.d, args.exactly)
     if args.out is None:
         print(json.dumps(cert, indent=2, sort_keys=True))
@@ -261,12 +384,14 @@ def _cmd_verify(args) -> int:
     for path in args.files:
         report = verify_certificate(path)  # CertificateError -> exit 2
         if report.ok:
-            print(f"ok      {path} ({report.checked} claims re-checked)")
+            print(f"ok      {_one_line(path)} ({report.checked} claims re-checked)")
         else:
             code = EXIT_FAILED
-            print(f"FAILED  {path}")
-            for problem in report.problems:
-                print(f"  - {problem}")
+            print(f"FAILED  {_one_line(path)}")
+            for problem in report.problems[:MAX_PROBLEMS]:
+                print(f"  - {_one_line(problem)}")
+            if len(report.problems) > MAX_PROBLEMS:
+                print(f"  ... and {len(report.problems) - MAX_PROBLEMS} more problems")
     return code
 
 
@@ -277,15 +402,16 @@ COMMANDS = {"check": _cmd_check, "multiplicities": _cmd_multiplicities, "table":
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``spanthm`` console script; returns the exit code."""
     try:
-        args = build_parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser().parse_args(_attach_dash_values(argv))
         return COMMANDS[args.command](args)
     except (BadInput, ValueError, TypeError) as exc:
         # CertificateError is a ValueError: unreadable or malformed certificates land here;
         # CostLimitExceeded too: a request above a documented limit.
-        print(f"spanthm: error: {exc}", file=sys.stderr)
+        print(f"spanthm: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as exc:            # an output path that is a directory, a full disk
-        print(f"spanthm: error: {exc}", file=sys.stderr)
+        print(f"spanthm: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("spanthm: interrupted", file=sys.stderr)

@@ -23,9 +23,11 @@ certificate at all. A readable certificate whose claims are false gives
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import combinations_with_replacement
+from math import comb
 from pathlib import Path
 from typing import Dict, List
 
@@ -34,6 +36,7 @@ import sympy
 __all__ = ["CertificateError", "Verification", "verify_certificate", "json_depth"]
 
 SCHEMA = "spanthm-certificate/1"
+_RATIONAL = re.compile(r"-?([0-9]+)(?:/([0-9]+))?")
 
 
 class CertificateError(ValueError):
@@ -58,6 +61,25 @@ class Verification:
 #: largest instance the package certifies is a few hundred kB.
 MAX_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 32
+#: Longest quote of a certificate's value in a message (the rest elided, its length given).
+MAX_QUOTE = 60
+#: Most work the checker accepts, in units of about 4 us on a 2-core CPU (about 20 s):
+#: ``F * max(S) * d^3`` for the symmetric-power character in Fractions (``F = sum(2k+1)``;
+#: ``S = {0, 1}``, ``d = 100``: 14 s) plus ``P * (lmax + 1) / 10`` for walking the ``P``
+#: generating products once per decided degree. ``SPANTHM_VERIFY_MAX_COST``.
+MAX_CHECK_COST = 5_000_000
+#: Digits of one rational's numerator or denominator (Python's own int-string limit).
+MAX_DIGITS = 4300
+
+
+def _short(value) -> str:
+    """``repr(value)`` cut to ``MAX_QUOTE`` characters, with its length."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 10000:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    text = repr(value)
+    if len(text) <= MAX_QUOTE:
+        return text
+    return f"{text[:MAX_QUOTE]}... ({len(text)} characters)"
 
 
 def _env_int(name: str, default: int) -> int:
@@ -66,7 +88,7 @@ def _env_int(name: str, default: int) -> int:
     try:
         return max(1, int(os.environ.get(name, default)))
     except ValueError:
-        raise CertificateError(f"{name}={os.environ[name]!r} is not an integer") from None
+        raise CertificateError(f"{name}={_short(os.environ[name])} is not an integer") from None
 
 
 def json_depth(text: str) -> int:
@@ -107,12 +129,21 @@ def _check_cost(features: list, d: int) -> None:
         raise CertificateError(f"certificate instance has {len(features)} feature degrees, "
                                f"above the limit of {max_features} (SPANTHM_MAX_FEATURES)")
     if d > max_d:
-        raise CertificateError(f"certificate instance has d = {d}, above the limit of {max_d} "
-                               "(SPANTHM_MAX_D)")
-    if max(max(features) * d, 1) ** 3 > max_cost:
+        raise CertificateError(f"certificate instance has d = {_short(d)}, above the limit of "
+                               f"{max_d} (SPANTHM_MAX_D)")
+    top = max(features) * d
+    if top > 10 ** 6 or max(top, 1) ** 3 > max_cost:
         raise CertificateError(f"certificate instance has top degree d * max(S) = "
-                               f"{max(features) * d}, above the cost limit (D^3 <= "
+                               f"{_short(top)}, above the cost limit (D^3 <= "
                                f"{max_cost:.3g}, SPANTHM_MAX_COST)")
+    max_check = _env_int("SPANTHM_VERIFY_MAX_COST", MAX_CHECK_COST)
+    products = sum(comb(len(features) + n - 1, n) for n in range(d + 1))
+    components = sum(2 * k + 1 for k in features) + 1
+    work = components * max(features) * d ** 3 + products * (top + 3) // 10
+    if work > max_check:
+        raise CertificateError(f"re-checking S = {_short(sorted(features))}, d = {d} costs "
+                               f"about {work:.3g} units (~{work * 4e-6:.3g} s), above the "
+                               f"checker's limit of {max_check:.3g} (SPANTHM_VERIFY_MAX_COST)")
 
 
 def _load(source) -> dict:
@@ -123,47 +154,59 @@ def _load(source) -> dict:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise CertificateError(f"cannot read certificate {str(path)!r}: {exc.strerror}") from None
+        raise CertificateError(f"cannot read certificate {_short(str(path))}: "
+                               f"{exc.strerror}") from None
     if len(raw) > MAX_BYTES:
-        raise CertificateError(f"certificate {str(path)!r} is larger than {MAX_BYTES} bytes: "
+        raise CertificateError(f"certificate {_short(str(path))} is larger than {MAX_BYTES} bytes: "
                                "not a spanthm certificate")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise CertificateError(f"certificate {str(path)!r} is not UTF-8 text") from None
+        raise CertificateError(f"certificate {_short(str(path))} is not UTF-8 text") from None
     if json_depth(text) > MAX_DEPTH:
-        raise CertificateError(f"certificate {str(path)!r} is nested deeper than {MAX_DEPTH} "
+        raise CertificateError(f"certificate {_short(str(path))} is nested deeper than {MAX_DEPTH} "
                                "levels: not a spanthm certificate")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CertificateError(f"certificate {str(path)!r} is not valid JSON: {exc.msg} "
+        raise CertificateError(f"certificate {_short(str(path))} is not valid JSON: {exc.msg} "
                                f"(line {exc.lineno})") from None
+    except ValueError as exc:          # an integer of more digits than Python converts
+        raise CertificateError(f"certificate {_short(str(path))} is not a spanthm "
+                               f"certificate: {_short(str(exc))}") from None
     if not isinstance(data, dict):
-        raise CertificateError(f"certificate {str(path)!r} is not a JSON object")
+        raise CertificateError(f"certificate {_short(str(path))} is not a JSON object")
     return data
 
 
 def _int(value, name: str, minimum: int = 0) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise CertificateError(f"certificate field {name} must be an integer >= {minimum}, "
-                               f"got {value!r}")
+                               f"got {_short(value)}")
     return value
 
 
 def _rational(value, name: str) -> Fraction:
     if not isinstance(value, str):
         raise CertificateError(f"certificate field {name} must be a rational string, "
-                               f"got {value!r}")
+                               f"got {_short(value)}")
+    # "p" or "p/q" in decimal digits only: Fraction() also reads "1e999999999" (and then
+    # builds that power of ten) and floats, which a certificate never holds
+    match = _RATIONAL.fullmatch(value)
+    if match is None or any(len(part or "") > MAX_DIGITS for part in match.groups()):
+        raise CertificateError(f"certificate field {name} is not a rational 'p' or 'p/q' "
+                               f"(at most {MAX_DIGITS} digits each): {_short(value)}")
     try:
         return Fraction(value)
     except (ValueError, ZeroDivisionError):
-        raise CertificateError(f"certificate field {name} is not a rational: {value!r}") from None
+        raise CertificateError(f"certificate field {name} is not a rational: "
+                               f"{_short(value)}") from None
 
 
 def _structure(cert: dict) -> None:
     if cert.get("schema") != SCHEMA:
-        raise CertificateError(f"not a {SCHEMA} certificate (schema {cert.get('schema')!r})")
+        raise CertificateError(f"not a {SCHEMA} certificate (schema "
+                               f"{_short(cert.get('schema'))})")
     for key, kind in (("instance", dict), ("present", list), ("absent", list), ("dims", dict),
                       ("multiplicities", dict), ("lmax", int), ("ceiling", int),
                       ("theorem", str)):
@@ -281,31 +324,34 @@ def verify_certificate(source) -> Verification:
 
     lmax = max(feats) * d + 2
     if cert["lmax"] != lmax:
-        fail(f"lmax is {cert['lmax']}, expected max(S)*d+2 = {lmax}")
+        fail(f"lmax is {_short(cert['lmax'])}, expected max(S)*d+2 = {lmax}")
     present = {}
     for e in cert["present"]:
         if e["l"] in present:
-            fail(f"degree {e['l']} has two witnesses")
+            fail(f"degree {_short(e['l'])} has two witnesses")
         present[e["l"]] = e
     absent = {}
     for e in cert["absent"]:
         if e["l"] in absent or e["l"] in present:
-            fail(f"degree {e['l']} is claimed twice")
+            fail(f"degree {_short(e['l'])} is claimed twice")
         absent[e["l"]] = e
     for l in range(lmax + 1):
         if l not in present and l not in absent:
             fail(f"degree {l} is neither witnessed nor excluded")
     for l in set(present) | set(absent):
         if l > lmax:
-            fail(f"degree {l} lies beyond lmax = {lmax}")
+            fail(f"degree {_short(l)} lies beyond lmax = {lmax}")
 
     gens = list(_generators(feats, d, exactly))
     max_degree = max(sum(g) for g in gens)
     for l, e in sorted(present.items()):
         factors = tuple(sorted(e["factors"]))
         report.checked += 1
+        if l > lmax:                  # failed above; never expanded (its cost is unbounded)
+            continue
         if any(k not in feats for k in factors):
-            fail(f"witness for l={l} uses a degree outside the features: {list(factors)}")
+            fail(f"witness for l={l} uses a degree outside the features: "
+                 f"{_short(list(factors))}")
             continue
         if (exactly and len(factors) != d) or len(factors) > d:
             fail(f"witness for l={l} has {len(factors)} factors; d = {d}, exactly = {exactly}")
@@ -313,16 +359,18 @@ def verify_certificate(source) -> Verification:
         claimed = Fraction(e["coefficient"])
         actual = _legendre_coefficient(factors, l)
         if claimed != actual:
-            fail(f"witness for l={l}: projection of {list(factors)} is {actual}, "
-                 f"certificate says {claimed}")
+            fail(f"witness for l={l}: projection of {list(factors)} is {_short(actual)}, "
+                 f"certificate says {_short(claimed)}")
         elif actual == 0:
             fail(f"witness for l={l}: projection of {list(factors)} is zero")
     for l, e in sorted(absent.items()):
         report.checked += 1
+        if l > lmax:                  # failed above; each absence walks every product
+            continue
         reason = e["reason"]
         if reason == "degree":
             if e.get("bound") != max_degree:
-                fail(f"absence of l={l}: bound is {e.get('bound')!r}, the largest product "
+                fail(f"absence of l={l}: bound is {_short(e.get('bound'))}, the largest product "
                      f"degree is {max_degree}")
             elif not l > max_degree:
                 fail(f"absence of l={l}: the degree bound {max_degree} does not exclude it")
@@ -334,20 +382,20 @@ def verify_certificate(source) -> Verification:
             if bad:
                 fail(f"absence of l={l}: product {bad[0]} is not excluded by any bound")
         else:
-            fail(f"absence of l={l}: unknown reason {reason!r}")
+            fail(f"absence of l={_short(l)}: unknown reason {_short(reason)}")
 
     dims = cert["dims"]
     for l in range(lmax + 1):
         expected = 2 * l + 1 if l in present else 0
         if dims.get(str(l)) != expected:
-            fail(f"dims[{l}] is {dims.get(str(l))!r}, expected {expected}")
+            fail(f"dims[{l}] is {_short(dims.get(str(l)))}, expected {expected}")
     if set(dims) - {str(l) for l in range(lmax + 1)}:
         fail("dims has entries outside 0..lmax")
 
     space = list(feats) if (exactly or 0 in feats) else sorted(feats + (0,))
     mult = cert["multiplicities"]
     if mult["space"] != space:
-        fail(f"multiplicities.space is {mult['space']}, expected {space}")
+        fail(f"multiplicities.space is {_short(mult['space'])}, expected {space}")
     sym = _irreps(_sym_character(space, d))
     tensor = _irreps({w: Fraction(c) for w, c in
                       _tensor_power(_character(space), d).items()})
@@ -355,14 +403,14 @@ def verify_certificate(source) -> Verification:
         claimed = mult[name]
         report.checked += 1
         if claimed != {str(l): m for l, m in actual.items()}:
-            fail(f"multiplicities.{name} differ from the recomputed {actual}")
+            fail(f"multiplicities.{name} differ from the recomputed {_short(actual)}")
 
     ceiling = max(present) if present else None
     if cert["ceiling"] != ceiling:
-        fail(f"ceiling is {cert['ceiling']}, the highest witnessed degree is {ceiling}")
+        fail(f"ceiling is {_short(cert['ceiling'])}, the highest witnessed degree is {ceiling}")
     boundary = sym.get(ceiling) if ceiling is not None else None
     if cert.get("boundary_multiplicity") != boundary:
-        fail(f"boundary_multiplicity is {cert.get('boundary_multiplicity')!r}, "
+        fail(f"boundary_multiplicity is {_short(cert.get('boundary_multiplicity'))}, "
              f"recomputed {boundary}")
     L = max(feats)
     if L >= 1 and feats == tuple(range(L + 1)):
@@ -373,7 +421,7 @@ def verify_certificate(source) -> Verification:
     else:
         verdict = "not-applicable"
     if cert["theorem"] != verdict:
-        fail(f"theorem is {cert['theorem']!r}, recomputed {verdict!r}")
+        fail(f"theorem is {_short(cert['theorem'])}, recomputed {verdict!r}")
     return report
 
 

@@ -219,6 +219,9 @@ def test_compare_calibration_with_a_diagnostic(ideal_c5, tmp_path, capsys):
     # a disagreement is reported, not hidden
     bad = json.loads(json.dumps(diag.payload))
     bad["summary"]["2"]["rho"]["5"] = 0.8
+    bad["summary"]["2"]["measured_ceiling"] = 5     # kept consistent: compare checks them
+    bad["summary"]["2"]["rho_above"] = 0.8
+    bad["summary"]["2"]["agreement"] = False
     assert "disagree" in compare(ideal_c5.payload, bad)["paragraph"]
 
     ideal_c5.save(tmp_path / "c5")
@@ -227,7 +230,8 @@ def test_compare_calibration_with_a_diagnostic(ideal_c5, tmp_path, capsys):
                      "--out", str(tmp_path / "cmp")])
     assert code == 0, capsys.readouterr().err
     assert {p.name for p in (tmp_path / "cmp").iterdir()} == {
-        "compare.json", "compare.md", "compare_d2.png", "compare_d3.png"}
+        "compare.json", "compare.md", "compare_d2.png", "compare_d3.png",
+        ".spectral-ceilings.json"}
     code = cli.main(["compare", "--c5", str(tmp_path / "nowhere"), "--aspirin",
                      str(tmp_path / "asp"), "--out", str(tmp_path / "cmp2")])
     assert code == 2 and "no results.json" in capsys.readouterr().err

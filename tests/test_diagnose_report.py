@@ -89,7 +89,7 @@ def test_files_exist_with_expected_names(result, written):
     expected = (["results.json", "report.md"] + [f"frequency_response_d{d}.png" for d in degrees]
                 + ["frequency_response.png", "k_sweep.png"])
     assert [p.name for p in paths] == expected
-    assert sorted(os.listdir(out)) == sorted(expected)  # no temp files left
+    assert sorted(os.listdir(out)) == sorted(expected + [".spectral-ceilings.json"])  # no temp
     assert all(p.parent == out and p.is_file() for p in paths)
 
 
@@ -208,7 +208,8 @@ def test_report_error_writes_nothing(result, tmp_path, monkeypatch):
 def test_no_plots(result, tmp_path):
     paths = result.save(tmp_path / "np", plots=False)
     assert [p.name for p in paths] == ["results.json", "report.md"]
-    assert sorted(os.listdir(tmp_path / "np")) == ["report.md", "results.json"]
+    assert sorted(os.listdir(tmp_path / "np")) == [".spectral-ceilings.json", "report.md",
+                                                   "results.json"]
     assert "No plots were written." in (tmp_path / "np" / "report.md").read_text()
 
 

@@ -79,8 +79,9 @@ def test_our_own_checkpoints_never_unpickle_code(crafted, tmp_path):
 
 
 def test_trust_rule(tmp_path):
-    assert is_installed_file("/usr/lib/python3/dist-packages/pkg/model.ckpt")
-    assert is_installed_file("/venv/lib/python3.11/site-packages/pkg/model.nequip.zip")
+    # a folder name is no proof of installation (issue 21): only an installed RECORD is
+    assert not is_installed_file("/usr/lib/python3/dist-packages/pkg/model.ckpt")
+    assert not is_installed_file("/venv/lib/python3.11/site-packages/pkg/model.nequip.zip")
     assert not is_installed_file(tmp_path / "model.ckpt")
     require_trust(tmp_path / "model.ckpt", True, "nequip")          # said trusted
     with pytest.raises(UntrustedCheckpoint, match="pickled code"):
@@ -98,7 +99,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from e3nn import o3  # noqa: E402
 
-from empirical._io import OutputExists, check_output_dir, write_file_set  # noqa: E402
+from empirical._io import (MANIFEST_NAME, OutputExists, check_output_dir,  # noqa: E402
+                          write_file_set)
 from empirical.data import Dataset, save_npz  # noqa: E402
 
 
@@ -140,18 +142,18 @@ def test_a_set_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert not out.exists() and list(tmp_path.iterdir()) == []      # no half set, no temp
     write_file_set(out, {"a.png": b"1", "results.json": b"{}"})
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "a.png", "results.json"]
     # an interrupted overwrite leaves the earlier set as it was
     calls["n"] = 0
     monkeypatch.setattr(Path, "write_bytes", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_file_set(out, {"b.png": b"2", "results.json": b"[]"}, overwrite=True)
     monkeypatch.undo()
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "a.png", "results.json"]
     assert (out / "results.json").read_bytes() == b"{}"
     # an overwrite replaces the set: the earlier run's files do not stay beside the new ones
     write_file_set(out, {"b.png": b"2", "results.json": b"[]"}, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == ["b.png", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "b.png", "results.json"]
     with pytest.raises(OutputExists, match="already holds files"):
         write_file_set(out, {"c": b""})
 
@@ -187,14 +189,13 @@ def test_diagnose_overwrite_replaces_the_whole_set(tmp_path, capsys):
                                                   species=[1, 6, 8]), seed=0),
                     {"note": "random init"})
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "frequency_response_d9.png").write_bytes(b"earlier run")
+    write_file_set(out, {"frequency_response_d9.png": b"earlier run"})   # an earlier run
     code = cli.main(["diagnose", "--data", str(data), "--backbones", str(ckpt), "--marked",
                      "0", "1", "--degrees", "1", "--lmax", "2", "--n-boot", "10",
                      "--k-sweep", "--no-plots", "--out", str(out), "--overwrite",
                      "--no-progress"])
     assert code == 0, capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == ["report.md", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "report.md", "results.json"]
 
 
 def test_unwritable_output_is_refused_before_any_work(tmp_path, capsys):

@@ -276,7 +276,7 @@ def test_cli_profile_writes_a_set(tmp_path, capsys):
                  "--no-progress"])
     assert code == 0
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [
-        "profile.png", "report.md", "results.json"]
+        ".spectral-ceilings.json", "profile.png", "report.md", "results.json"]
     out = capsys.readouterr().out
     assert "blocks.0" in out and "blocks.1" in out and "(measured 2)" in out
     assert main(["profile", "--d", "0", "--out", str(tmp_path / "q")]) == 2

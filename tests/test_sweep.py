@@ -279,8 +279,8 @@ def test_cli_sweep_writes_one_set(client, tmp_path, monkeypatch, capsys):
                    '[[groups]]\nbackbones = ["aspirin_L2_seed2"]\n')
     out = tmp_path / "o"
     assert main(["sweep", str(cfg), "--frames", "30", "--out", str(out), "--no-progress"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["report.md", "results.json",
-                                                    "sweep.png", "timings.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".spectral-ceilings.json", "report.md",
+                                                    "results.json", "sweep.png", "timings.json"]
     payload = json.loads((out / "results.json").read_text())
     assert payload["schema"] == "spectral-ceilings-sweep/1" and payload["config"]["frames"] == 30
     (row,) = payload["rows"]
@@ -314,9 +314,10 @@ def test_store_refuses_foreign_folders_and_damaged_entries(tmp_path):
         TaskStore(foreign)
     store = TaskStore(tmp_path / "s")
     key = content_key("features", 1)
-    store.save("features", key, {"x": np.arange(3.0)}, {"n": 3})
-    arrays, meta = store.load("features", key)
-    assert np.array_equal(arrays["x"], np.arange(3.0)) and meta == {"n": 3}
+    meta = {"dtype": "float64", "scale": 1.0, "seconds": 0.5}
+    store.save("features", key, {"features": np.arange(3.0)}, meta)
+    arrays, loaded = store.load("features", key)
+    assert np.array_equal(arrays["features"], np.arange(3.0)) and loaded == meta
     store.path("features", key).write_bytes(b"not an npz")
     with pytest.raises(ValueError, match="damaged"):
         store.load("features", key)

@@ -14,8 +14,8 @@ What the wrapper reads, on MACE's own machinery only (nothing of MACE is re-impl
 * :func:`load` reads a model file written by MACE's training command ``mace_run_train``
   (``<name>.model``, also ``_stagetwo.model``: the whole ``torch.nn.Module``, pickled with
   ``torch.save``) with ``torch.load(..., weights_only=False)``, which is how MACE's own ASE
-  calculator loads it. The file is code: it is opened only when ``trusted=True`` or it lies
-  inside an installed package (:mod:`empirical.adapters._trust`). The TorchScript file
+  calculator loads it. The file is code: it is opened only when ``trusted=True`` or an
+  installed distribution lists it with its hash (:mod:`empirical.adapters._trust`). The TorchScript file
   ``<name>_compiled.model`` (no Python modules to read the layer irreps from) and the
   training checkpoints ``checkpoints/*.pt`` (state dicts, which need the run's
   hyperparameters to rebuild the model) are refused with a message naming the ``.model``
@@ -417,8 +417,8 @@ def load(path, *, trusted: bool = False, layer: Union[None, int, str] = None,
     ``origin`` is ``"mace-torch <version>: <path>"`` and ``sha256`` the file's hash.
 
     The file is pickled code: it is loaded only when ``trusted=True`` (CLI
-    ``--trust-checkpoints``) or it is shipped inside an installed package
-    (:mod:`empirical.adapters._trust`); otherwise :class:`UntrustedCheckpoint` (a
+    ``--trust-checkpoints``) or an installed distribution lists it with its hash in its
+    RECORD (:mod:`empirical.adapters._trust`); otherwise :class:`UntrustedCheckpoint` (a
     ``ValueError``) is raised before the file is opened.
 
     Raises :class:`MACEMissing` (an ``ImportError`` and ``ValueError``) when mace-torch 0.3

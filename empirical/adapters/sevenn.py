@@ -595,8 +595,8 @@ def load(name_or_path, *, modal: Optional[str] = None, layer: Union[None, int, s
     ``device``: where the model runs (default CPU).
 
     A checkpoint is pickled code (sevenn loads it with ``torch.load(weights_only=False)``):
-    it is opened only when it is shipped inside an installed package (the pretrained
-    models) or ``trusted=True`` (CLI ``--trust-checkpoints``); otherwise
+    it is opened only when an installed distribution lists it, with its hash, in its RECORD
+    (the pretrained models; :mod:`empirical.adapters._trust`) or ``trusted=True`` (CLI ``--trust-checkpoints``); otherwise
     :class:`UntrustedCheckpoint` (a ``ValueError``) is raised before the file is opened. (A
     name whose checkpoint sevenn itself downloaded earlier, to ``~/.cache/sevennet``, is such
     an other file.) The backbone's ``origin`` is ``"sevenn <version>: <path>"``, ``sha256`` the file's hash.

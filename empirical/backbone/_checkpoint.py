@@ -143,9 +143,22 @@ def load(path, device: str = "cpu") -> Backbone:
     if str(path) in names:
         path = names[str(path)]
     blob = read_checkpoint(path)
+    # every size of the config is checked (BackboneConfig) before any module is built
     try:
-        config = BackboneConfig(**blob["config"])
-        model = Backbone(config, seed=int(blob["seed"]), dtype=_DTYPES[blob["dtype"]])
+        config = BackboneConfig.from_dict(blob["config"])
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} has an unusable config: {exc}") from None
+    seed, dtype = blob["seed"], blob["dtype"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
+        raise CheckpointError(f"checkpoint {str(path)!r}: seed {str(seed)[:40]!r} is not an "
+                              "integer in [0, 2^63)")
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
+        raise CheckpointError(f"checkpoint {str(path)!r}: dtype {str(dtype)[:40]!r} is not one "
+                              f"of {', '.join(_DTYPES)}")
+    if not isinstance(blob["state_dict"], dict):
+        raise CheckpointError(f"checkpoint {str(path)!r}: state_dict is not a dict")
+    try:
+        model = Backbone(config, seed=seed, dtype=_DTYPES[dtype])
         model.load_state_dict(blob["state_dict"])
     except (TypeError, KeyError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {str(path)!r} does not match the backbone: "

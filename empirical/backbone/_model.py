@@ -29,22 +29,108 @@ Wigner matrices (``irreps_out.D_from_matrix``).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Tuple
+import numbers
+from dataclasses import asdict, dataclass, field, fields
+from typing import Dict, List, Optional
 
 import torch
 from e3nn import nn as enn
 from e3nn import o3
 
-__all__ = ["BackboneConfig", "Backbone", "BackboneLayer", "hidden_irreps"]
+__all__ = ["BackboneConfig", "Backbone", "BackboneLayer", "hidden_irreps", "estimate_size",
+           "MAX_L", "MAX_CHANNELS", "MAX_LAYERS", "MAX_N_BASIS", "MAX_RADIAL_HIDDEN",
+           "MAX_CUTOFF_P", "MAX_R_MAX", "MAX_Z", "MAX_PARAMETERS", "MAX_CONSTANTS"]
 
 ACTIVATIONS = {"silu": torch.nn.functional.silu, "tanh": torch.tanh,
                "softplus": torch.nn.functional.softplus, "gelu": torch.nn.functional.gelu}
 
 
+#: Highest feature degree ``L``. e3nn's spherical harmonics stop at ``l = 12``; the coupling
+#: constants of one interaction block grow like ``L^5`` and are computed on construction
+#: (L = 8: about 15 s and 50 MB per block on a laptop CPU; L = 12: over 60 s and 700 MB),
+#: so the backbone stops at twice the paper's largest L (4).
+MAX_L = 8
+#: Most channels per irrep (the paper's largest backbone has 128).
+MAX_CHANNELS = 1024
+#: Most interaction blocks (the paper uses 2 to 6; each costs about a second to build).
+MAX_LAYERS = 32
+#: Most radial basis functions (``n_basis``; 8 by default).
+MAX_N_BASIS = 128
+#: Widest radial MLP hidden layer (``radial_hidden``; 32 by default).
+MAX_RADIAL_HIDDEN = 1024
+#: Highest degree ``p`` of the polynomial cutoff (6 by default).
+MAX_CUTOFF_P = 32
+#: Largest cutoff radius in Angstrom (5 by default): well past any bonded neighbourhood; a
+#: larger value is most likely a unit mistake (Bohr, pm).
+MAX_R_MAX = 100.0
+#: Atomic numbers the species embedding supports: 1 (H) .. 118 (Og).
+MAX_Z = 118
+#: Most trainable parameters of one backbone (:func:`estimate_size`): training holds four
+#: copies (weights, gradients, two Adam moments), 3.2 GB in float64 at this bound, within
+#: the 8 GB a request may use. The paper's largest (L = 4, 128 channels, 6 layers) has 18.5 M.
+MAX_PARAMETERS = 100_000_000
+#: Most elements of the constant coupling tensors of all blocks together (float64, kept
+#: once and cast once per dtype): 100 M elements are 0.8 GB (L = 8 with 32 layers: 96 M).
+MAX_CONSTANTS = 100_000_000
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _check_int(name: str, value, low: int, high: int, why: str = "") -> int:
+    """``value`` as an int in ``[low, high]``; ``ValueError`` naming ``name`` otherwise."""
+    if not _is_int(value):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}{why}, got {value}")
+    return int(value)
+
+
+def _check_float(name: str, value, low: Optional[float] = None, high: Optional[float] = None,
+                 positive: bool = False) -> float:
+    """``value`` as a finite float (``> 0`` if ``positive``, within ``[low, high]``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} = {value}: must be between {low} and {high}")
+    return value
+
+
+def _check_species(species) -> List[int]:
+    """Distinct atomic numbers in ``1..MAX_Z`` (at most ``MAX_Z`` of them)."""
+    if isinstance(species, (str, bytes)) or not isinstance(species, (list, tuple)):
+        raise ValueError(f"species must be a list of atomic numbers, got {type(species).__name__}")
+    if not species:
+        raise ValueError("species must name at least one atomic number")
+    if len(species) > MAX_Z:
+        raise ValueError(f"species lists {len(species)} atomic numbers; there are {MAX_Z}")
+    for z in species:
+        if not _is_int(z) or not 1 <= z <= MAX_Z:
+            shown = repr(z) if len(repr(z)) <= 40 else repr(z)[:40] + "..."
+            raise ValueError(f"species: {shown} is not an atomic number (1..{MAX_Z})")
+    if len(set(species)) != len(species):
+        repeated = sorted({int(z) for z in species if species.count(z) > 1})
+        raise ValueError(f"species repeat atomic numbers {repeated}")
+    return [int(z) for z in species]
+
+
 @dataclass
 class BackboneConfig:
-    """Hyperparameters of :class:`Backbone` (stored in every checkpoint)."""
+    """Hyperparameters of :class:`Backbone` (stored in every checkpoint).
+
+    Every size is checked on construction, before any module is built: each field against
+    its bound (:data:`MAX_L`, :data:`MAX_CHANNELS`, :data:`MAX_LAYERS`, :data:`MAX_N_BASIS`,
+    :data:`MAX_RADIAL_HIDDEN`, :data:`MAX_CUTOFF_P`, :data:`MAX_R_MAX`, species in
+    ``1..``:data:`MAX_Z`), then the whole model's parameter count and coupling constants
+    (:func:`estimate_size`) against :data:`MAX_PARAMETERS` and :data:`MAX_CONSTANTS`.
+    Raises ``ValueError`` naming the first bad field.
+    """
 
     L: int = 2
     channels: int = 16
@@ -62,22 +148,130 @@ class BackboneConfig:
     species_scale: Optional[List[float]] = None
 
     def __post_init__(self):
-        if not isinstance(self.L, int) or self.L < 1:
+        if not _is_int(self.L) or self.L < 1:
             raise ValueError(f"L must be an integer >= 1 (the backbone needs l > 0 features), "
                              f"got {self.L!r}")
-        if not isinstance(self.channels, int) or self.channels < 1:
-            raise ValueError(f"channels must be a positive integer, got {self.channels!r}")
-        if not isinstance(self.layers, int) or self.layers < 2:
+        self.L = _check_int("L", self.L, 1, MAX_L, " (the backbone's highest feature degree)")
+        self.channels = _check_int("channels", self.channels, 1, MAX_CHANNELS)
+        if _is_int(self.layers) and self.layers < 2:
             raise ValueError(f"layers must be an integer >= 2 (the last one is scalar-only), "
                              f"got {self.layers!r}")
-        if self.activation not in ACTIVATIONS:
+        self.layers = _check_int("layers", self.layers, 2, MAX_LAYERS)
+        self.n_basis = _check_int("n_basis", self.n_basis, 1, MAX_N_BASIS)
+        self.cutoff_p = _check_int("cutoff_p", self.cutoff_p, 1, MAX_CUTOFF_P)
+        self.radial_hidden = _check_int("radial_hidden", self.radial_hidden, 1,
+                                        MAX_RADIAL_HIDDEN)
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
                              f"got {self.activation!r}")
-        if not self.r_max > 0:
-            raise ValueError(f"r_max must be > 0, got {self.r_max}")
+        self.r_max = _check_float("r_max", self.r_max, high=MAX_R_MAX, positive=True)
+        self.species = _check_species(self.species)
+        self.avg_num_neighbors = _check_float("avg_num_neighbors", self.avg_num_neighbors,
+                                              positive=True)
+        self.energy_shift = _check_float("energy_shift", self.energy_shift)
+        self.energy_scale = _check_float("energy_scale", self.energy_scale)
+        for name in ("species_shift", "species_scale"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            if not isinstance(values, (list, tuple)) or len(values) != len(self.species):
+                raise ValueError(f"{name} must list one number per species "
+                                 f"({len(self.species)}), got {_short(values)}")
+            setattr(self, name, [_check_float(name, v) for v in values])
+        size = estimate_size(self)
+        if size["parameters"] > MAX_PARAMETERS:
+            raise ValueError(f"a backbone with L = {self.L}, {self.channels} channels, "
+                             f"{self.layers} layers would have {size['parameters']:,} "
+                             f"parameters, above the limit of {MAX_PARAMETERS:,}")
+        if size["constants"] > MAX_CONSTANTS:
+            raise ValueError(f"a backbone with L = {self.L} and {self.layers} layers would "
+                             f"hold {size['constants']:,} coupling constants, above the "
+                             f"limit of {MAX_CONSTANTS:,}")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values) -> "BackboneConfig":
+        """A config from a checkpoint's dict: ``ValueError`` (one line) for a value that is
+        not a dict, an unknown key or any bad field, before anything is built."""
+        if not isinstance(values, dict):
+            raise ValueError(f"the config is a {type(values).__name__}, not a dict")
+        known = {f.name for f in fields(cls)}
+        unknown = [k for k in values if k not in known]
+        if unknown:
+            raise ValueError(f"unknown config keys {_short(unknown)}")
+        return cls(**values)
+
+
+def _short(value, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width] + "..."
+
+
+def estimate_size(config: "BackboneConfig") -> Dict[str, int]:
+    """Sizes of the :class:`Backbone` that ``config`` describes, from its irreps alone
+    (nothing is built; exact, the tests compare with built models).
+
+    Returns ``parameters`` (trainable), ``constants`` (elements of the float64 coupling
+    tensors of all blocks) and ``edge_floats`` (values one edge carries through the
+    forward pass over all blocks: gathered features, coupling products, radial weights and
+    messages; times the number of edges, the activations of one evaluation).
+    """
+    c = config
+    n_species = len(c.species)
+    sh = o3.Irreps.spherical_harmonics(c.L)
+    hidden = hidden_irreps(c.channels, c.L)
+    scalars_c = o3.Irreps(f"{c.channels}x0e")
+    half = max(c.channels // 2, 1)
+    params = n_species * c.channels + c.channels * half + half
+    constants = 0
+    edge_floats = sh.dim + c.n_basis
+    irreps = scalars_c
+    for layer in range(c.layers):
+        last = layer == c.layers - 1
+        target = scalars_c if last else hidden
+        if last:
+            block_out = target
+            out = target
+        else:
+            scalars = o3.Irreps([(m, ir) for m, ir in target if ir.l == 0])
+            gated = o3.Irreps([(m, ir) for m, ir in target if ir.l > 0])
+            gates = o3.Irreps([(m, "0e") for m, _ in gated])
+            block_out = scalars + gates + gated
+            out = scalars + gated
+        targets = {ir for _, ir in block_out}
+        tp_out, weight_numel = [], 0
+        for mul, ir_in in irreps:
+            k_total, n_paths = 0, 0
+            for _, ir_sh in sh:
+                for ir_out in ir_in * ir_sh:
+                    if ir_out in targets:
+                        tp_out.append((mul, ir_out))
+                        k_total += ir_out.dim
+                        n_paths += 1
+                        weight_numel += mul
+            if n_paths:
+                constants += sh.dim * ir_in.dim * k_total + n_paths * k_total
+                edge_floats += mul * ir_in.dim + ir_in.dim * k_total + 2 * mul * k_total
+        edge_floats += 2 * c.radial_hidden + weight_numel
+        params += (_linear_params(irreps, irreps)                      # linear_1
+                   + c.n_basis * c.radial_hidden + c.radial_hidden ** 2  # radial MLP
+                   + c.radial_hidden * weight_numel                      # radial_out
+                   + _linear_params(o3.Irreps(tp_out), block_out)        # linear_2
+                   + n_species * _linear_params(irreps, block_out))      # self-connection
+        irreps = out
+    return {"parameters": int(params), "constants": int(constants),
+            "edge_floats": int(edge_floats)}
+
+
+def _linear_params(irreps_in: o3.Irreps, irreps_out: o3.Irreps) -> int:
+    """Weights of ``o3.Linear(irreps_in, irreps_out)`` (no biases): every input block
+    connects to every output block of the same irrep."""
+    total_in: Dict[o3.Irrep, int] = {}
+    for mul, ir in irreps_in:
+        total_in[ir] = total_in.get(ir, 0) + mul
+    return sum(total_in.get(ir, 0) * mul for mul, ir in irreps_out)
 
 
 def hidden_irreps(channels: int, L: int) -> o3.Irreps:
@@ -345,7 +539,7 @@ class Backbone(torch.nn.Module):
         torch.set_default_dtype(torch.float64)
         try:
             n_species = len(c.species)
-            self.register_buffer("species_index", torch.full((119,), -1, dtype=torch.long))
+            self.register_buffer("species_index", torch.full((MAX_Z + 1,), -1, dtype=torch.long))
             for i, z in enumerate(c.species):
                 self.species_index[z] = i
             self.irreps_sh = o3.Irreps.spherical_harmonics(c.L)

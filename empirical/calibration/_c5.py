@@ -45,6 +45,10 @@ from .._progress import Progress
 from .._result import RunResult
 from ..backbone import Backbone, BackboneConfig, TrainSettings, dataset_statistics, train
 from ..backbone import load as load_backbone
+from ..backbone._model import MAX_CHANNELS, MAX_L, _check_float, _check_int, _is_int
+from ..backbone._train import training_bytes
+from ..diagnostic._plan import MAX_LMAX, WorkLimitExceeded, _max_bytes
+from ..diagnostic._probe import n_monomials
 from ..diagnostic._cells import as_float
 from ..diagnostic._features import atom_features, rotate
 from ..diagnostic._injection import haar_rotations, signal, signal_coefficients
@@ -54,9 +58,17 @@ from ..diagnostic._plan import stream as _stream
 from ..diagnostic._probe import SpectralProbe
 from ..diagnostic._verdict import THRESHOLDS, agrees
 from ..diagnostic.statistics import pearson
-from ._structures import APEX, CENTRE, RING, c5_structures
+from ._structures import APEX, CENTRE, RING, RING_RADIUS, c5_structures
 
-__all__ = ["run_c5", "C5Result", "IdealFeatures", "CALIBRATION_BAR", "SCHEMA_VERSION"]
+__all__ = ["run_c5", "C5Result", "IdealFeatures", "CALIBRATION_BAR", "SCHEMA_VERSION",
+           "MAX_STRUCTURES", "MAX_TRAIN_EPOCHS", "c5_bytes", "validate_c5"]
+
+#: Most C5 structures (``n``; default 6000, the docstring's widest check used 11000): the
+#: features of one source hold ``n x 7 x dim`` float64 values, and every structure is run
+#: through each backbone once per source and L.
+MAX_STRUCTURES = 100_000
+#: Most epochs of the briefly trained source (default 20).
+MAX_TRAIN_EPOCHS = 1000
 
 SCHEMA_VERSION = 1
 #: The acceptance bar of the calibration (stricter than the verdict thresholds).
@@ -125,22 +137,9 @@ def run_c5(Ls: Sequence[int] = (1, 2, 3), degrees: Sequence[int] = (1, 2, 3), lm
     """Run the C5 calibration (see the module docstring). Raises ``ValueError`` on bad
     input before any work is done."""
     start = time.perf_counter()
-    Ls, degrees = list(Ls), list(degrees)
-    for L in Ls:
-        if not isinstance(L, (int, np.integer)) or L < 1:
-            raise ValueError(f"L must be an integer >= 1, got {L!r}")
-    for d in degrees:
-        if not isinstance(d, (int, np.integer)) or d < 1:
-            raise ValueError(f"probe degree d must be an integer >= 1, got {d!r}")
-    if not isinstance(lmax, (int, np.integer)) or lmax < 0:
-        raise ValueError(f"lmax must be an integer >= 0, got {lmax!r}")
-    for s in sources:
-        if s not in SOURCES:
-            raise ValueError(f"feature source must be one of {', '.join(SOURCES)}, got {s!r}")
-    if n < 20:
-        raise ValueError(f"need at least 20 structures, got {n}")
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    Ls, degrees, sources = list(Ls), list(degrees), list(sources)
+    validate_c5(Ls, degrees, lmax, n, seed, sources, channels, train_epochs, train_frames,
+                test_fraction, folds, jitter)
 
     data = c5_structures(n, seed=_stream(seed, _STREAM_DATA), jitter=jitter)
     n_test = int(round(test_fraction * n))
@@ -233,6 +232,86 @@ def run_c5(Ls: Sequence[int] = (1, 2, 3), degrees: Sequence[int] = (1, 2, 3), lm
                "summary": summary, "training": training,
                "agreement": all(c["agrees"] for c in cells if c["agrees"] is not None)}
     return C5Result(payload=payload, seconds=time.perf_counter() - start)
+
+
+def _distinct_ints(name: str, values: list, low: int, high: int) -> None:
+    if not values:
+        raise ValueError(f"give at least one {name}")
+    for v in values:
+        _check_int(name, v, low, high)
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name} values repeat: {values[:20]}")
+
+
+def validate_c5(Ls, degrees, lmax, n, seed, sources, channels, train_epochs, train_frames,
+                test_fraction, folds, jitter) -> None:
+    """Check every option of :func:`run_c5` and the memory the request implies
+    (:func:`c5_bytes` against ``EMPIRICAL_MAX_BYTES``, 8 GB by default); ``ValueError``
+    naming the first bad one, before anything is built."""
+    _distinct_ints("L", Ls, 1, MAX_L)
+    _distinct_ints("probe degree d", degrees, 1, spanthm_max_d())
+    _check_int("lmax", lmax, 0, MAX_LMAX, " (e3nn's spherical harmonics stop at 12)")
+    if not sources:
+        raise ValueError("give at least one feature source")
+    for s in sources:
+        if not isinstance(s, str) or s not in SOURCES:
+            raise ValueError(f"feature source must be one of {', '.join(SOURCES)}, got {s!r}")
+    if len(set(sources)) != len(sources):
+        raise ValueError(f"feature sources repeat: {sources}")
+    if _is_int(n) and n < 20:
+        raise ValueError(f"need at least 20 structures, got {n}")
+    _check_int("structures", n, 20, MAX_STRUCTURES)
+    _check_int("seed", seed, 0, 2 ** 63 - 1)
+    _check_int("train_epochs", train_epochs, 1, MAX_TRAIN_EPOCHS)
+    _check_int("train_frames", train_frames, 1, MAX_STRUCTURES)
+    test_fraction = _check_float("test_fraction", test_fraction)
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    _check_int("folds", folds, 2, max(2, n // 10))
+    _check_float("jitter", jitter, low=0.0, high=RING_RADIUS)
+    if any(s != "ideal" for s in sources):
+        for L in Ls:     # the backbone's own bounds (channels, parameters), nothing built
+            BackboneConfig(L=L, channels=channels, layers=3, species=[6, 8])
+    else:
+        _check_int("channels", channels, 1, MAX_CHANNELS)
+    est = c5_bytes(Ls, degrees, n, sources, channels, test_fraction)
+    limit = _max_bytes()
+    if est > limit:
+        raise WorkLimitExceeded(
+            f"this C5 request ({n} structures, L = {max(Ls)}, d = {max(degrees)}, "
+            f"{channels} channels) needs about {est / 1e9:.3g} GB, above the limit of "
+            f"{limit / 1e9:.3g} GB: use fewer structures, a lower L or d, fewer channels, or "
+            "raise EMPIRICAL_MAX_BYTES if you mean it")
+
+
+def spanthm_max_d() -> int:
+    """The highest probe degree spanthm accepts."""
+    from spanthm._limits import MAX_D
+    return MAX_D
+
+
+def c5_bytes(Ls, degrees, n: int, sources, channels: int, test_fraction: float = 0.25) -> int:
+    """Peak memory of a C5 run (bytes), estimated from its options alone: for the widest
+    (source, L), the float64 features of the seven atoms of ``n`` structures plus, for the
+    widest probe degree, three copies of the ring probe's monomials (five ring atoms per
+    training structure) and of its Gram matrix; plus the briefly trained backbone's
+    training step when ``"trained"`` is a source."""
+    n_train = n - int(round(test_fraction * n))
+    total = 0
+    for source in sources:
+        for L in Ls:
+            width = (L + 1) ** 2
+            dim = width if source == "ideal" else 2 * channels * width
+            features = 8 * n * len([CENTRE, APEX, *RING]) * dim
+            widest = max(n_monomials(auto_k(width, d, n_train), d) for d in degrees)
+            probe = 3 * 8 * widest * (len(RING) * n_train + widest)
+            extra = 0
+            if source == "trained":
+                config = BackboneConfig(L=L, channels=channels, layers=3, species=[6, 8],
+                                        avg_num_neighbors=6.0)
+                extra = training_bytes(config, 7, 16)
+            total = max(total, features + probe + extra)
+    return int(total)
 
 
 def _cell(label, source, L, d, probe, l, rho, predicted, k) -> Dict:

@@ -4,38 +4,526 @@
 (:func:`empirical.diagnose`) and sets, for the aspirin backbones' ``L`` and every ``d`` of
 the diagnostic, the C5 axis-probe rho(l) of every C5 feature source beside the aspirin mean
 rho(l) (with its bootstrap interval) and the predicted step (1 up to ``dL``, 0 above).
+
+Both payloads are validated first (:func:`validate_c5_results`,
+:func:`validate_diagnose_results`): the schema versions this code reads, every key the
+comparison and the reports use with its type, and the values that follow from the file's
+own content (a ceiling is ``d * L``; a verdict follows from its rho and prediction; a
+correlation lies in [-1, 1] or is null). A file that fails gets one ``ValueError`` naming
+the key and the problem, before anything is written.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import numbers
 from pathlib import Path
-from typing import Dict, List
-
-from typing import Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from .._io import write_file_set, write_files
 from ..diagnostic import DiagnoseResult
-from ..diagnostic._verdict import agrees
+from ..diagnostic._plan import MAX_LMAX
+from ..diagnostic._result import SCHEMA_VERSION as DIAGNOSE_SCHEMA_VERSION
+from ..diagnostic._verdict import (AMBIGUOUS, BLIND, RECOVERABLE, UNDEFINED, agrees,
+                                   measured_ceiling, verdict)
+from ._c5 import RING_DEGREE, SOURCES
+from ._c5 import SCHEMA_VERSION as C5_SCHEMA_VERSION
 
-__all__ = ["compare", "write_compare_outputs"]
+__all__ = ["compare", "write_compare_outputs", "validate_c5_results",
+           "validate_diagnose_results", "C5_SCHEMAS", "DIAGNOSE_SCHEMAS", "MAX_DEGREES"]
 
+#: ``schema_version`` of a C5 ``results.json`` this comparison reads.
+C5_SCHEMAS = (C5_SCHEMA_VERSION,)
+#: ``schema_version`` of a diagnose ``results.json`` this comparison reads (1: the cliff
+#: ratio's interval was a list; :meth:`DiagnoseResult.from_dict` reads both).
+DIAGNOSE_SCHEMAS = (1, DIAGNOSE_SCHEMA_VERSION)
+#: Most probe degrees ``d`` one results file may hold: the comparison draws one figure per
+#: ``d``, so this bounds its output (the shipped runs use d = 1, 2, 3).
+MAX_DEGREES = 12
+#: How far a stored correlation may lie outside [-1, 1] (floating-point rounding of a
+#: Pearson coefficient), and nothing more.
+RHO_SLACK = 1e-9
+
+_PREDICTED = (RECOVERABLE, BLIND)
+
+
+# ------------------------------------------------------------------------------ validation
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _is_num(x) -> bool:
+    return (isinstance(x, numbers.Real) and not isinstance(x, bool)
+            and math.isfinite(float(x)))
+
+
+def _show(x) -> str:
+    """``repr`` of a value, cut short (a message stays one readable line)."""
+    text = repr(x)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _need_dict(x, key: str) -> Dict:
+    if not isinstance(x, dict):
+        raise ValueError(f"{key}: expected an object, got {type(x).__name__} {_show(x)}")
+    return x
+
+
+def _need_list(x, key: str) -> list:
+    if not isinstance(x, (list, tuple)):
+        raise ValueError(f"{key}: expected a list, got {type(x).__name__} {_show(x)}")
+    return list(x)
+
+
+def _need_keys(m: Dict, keys: Sequence[str], key: str) -> None:
+    missing = [k for k in keys if k not in m]
+    if missing:
+        raise ValueError(f"{key}: missing {', '.join(missing)}")
+
+
+def _need_int(x, key: str, low: Optional[int] = None, high: Optional[int] = None,
+              null: bool = False) -> Optional[int]:
+    if x is None and null:
+        return None
+    if not _is_int(x) or (low is not None and x < low) or (high is not None and x > high):
+        bounds = ("" if low is None and high is None else
+                  f" >= {low}" if high is None else f" in [{low}, {high}]")
+        raise ValueError(f"{key}: expected an integer{bounds}{' or null' if null else ''}, "
+                         f"got {_show(x)}")
+    return int(x)
+
+
+def _need_num(x, key: str, low: Optional[float] = None, high: Optional[float] = None,
+              null: bool = True) -> Optional[float]:
+    if x is None and null:
+        return None
+    if (not _is_num(x) or (low is not None and x < low) or (high is not None and x > high)):
+        bounds = "" if low is None else f" in [{low:g}, {high:g}]"
+        raise ValueError(f"{key}: expected a finite number{bounds}{' or null' if null else ''}"
+                         f", got {_show(x)}")
+    return float(x)
+
+
+def _need_rho(x, key: str) -> Optional[float]:
+    if x is not None and _is_num(x) and abs(x) <= 1 + RHO_SLACK:
+        return float(x)
+    return _need_num(x, key, -1.0, 1.0)
+
+
+def _need_bool(x, key: str, null: bool = True) -> Optional[bool]:
+    if x is None and null:
+        return None
+    if not isinstance(x, bool):
+        raise ValueError(f"{key}: expected true or false{' or null' if null else ''}, "
+                         f"got {_show(x)}")
+    return x
+
+
+def _need_choice(x, choices: Sequence[str], key: str) -> str:
+    if not isinstance(x, str) or x not in choices:
+        raise ValueError(f"{key}: expected one of {', '.join(choices)}, got {_show(x)}")
+    return x
+
+
+def _need_str(x, key: str, null: bool = False) -> Optional[str]:
+    if x is None and null:
+        return None
+    if not isinstance(x, str):
+        raise ValueError(f"{key}: expected a string, got {type(x).__name__} {_show(x)}")
+    return x
+
+
+def _degree_list(x, key: str, most: Optional[int] = None) -> List[int]:
+    """A non-empty list of distinct integers >= 1 (at most ``most``)."""
+    values = _need_list(x, key)
+    if not values:
+        raise ValueError(f"{key}: empty")
+    if most is not None and len(values) > most:
+        raise ValueError(f"{key}: {len(values)} entries, at most {most} are read")
+    out = [_need_int(v, f"{key}[{i}]", 1) for i, v in enumerate(values)]
+    if len(set(out)) != len(out):
+        raise ValueError(f"{key}: repeats a value: {out}")
+    return out
+
+
+def _degree_key(k, key: str, high: Optional[int] = None) -> int:
+    """A JSON object key that is a degree written the way this package writes it
+    (``"2"``; not ``"02"``, ``" 2"`` or ``"2.0"``, which would collide)."""
+    if not isinstance(k, str) or not k.isdigit() or str(int(k)) != k:
+        raise ValueError(f"{key}: the key {_show(k)} is not a degree (a non-negative "
+                         f"integer written as a string)")
+    value = int(k)
+    if high is not None and value > high:
+        raise ValueError(f"{key}.{k}: degree {value} is above {high}")
+    return value
+
+
+def _interval(x, key: str, rho: bool) -> None:
+    """``null`` or ``[low, high]`` (each a number or null, ``low <= high``)."""
+    if x is None:
+        return
+    pair = _need_list(x, key)
+    if len(pair) != 2:
+        raise ValueError(f"{key}: expected [low, high] or null, got {_show(x)}")
+    check = _need_rho if rho else _need_num
+    lo, hi = (check(v, f"{key}[{i}]") for i, v in enumerate(pair))
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"{key}: low {lo:g} is above high {hi:g}")
+
+
+def _check_schema(payload: Dict, known: Tuple[int, ...]) -> None:
+    version = payload["schema_version"]
+    if not _is_int(version) or version not in known:
+        raise ValueError(f"schema_version: {_show(version)} is not one this version of "
+                         f"empirical reads ({', '.join(map(str, known))})")
+
+
+def _thresholds(x, key: str) -> Dict[str, float]:
+    m = _need_dict(x, key)
+    _need_keys(m, ("recoverable", "blind"), key)
+    rec = _need_num(m["recoverable"], f"{key}.recoverable", 0.0, 1.0, null=False)
+    blind = _need_num(m["blind"], f"{key}.blind", 0.0, 1.0, null=False)
+    if not blind < rec:
+        raise ValueError(f"{key}: blind {blind:g} must lie below recoverable {rec:g}")
+    return {"recoverable": rec, "blind": blind}
+
+
+def validate_c5_results(payload) -> Dict[Tuple, Dict]:
+    """Check a C5 ``results.json`` dictionary (:func:`run_c5`'s payload); ``ValueError``
+    naming the first bad key. Returns its axis cells keyed ``(source, L, d, l)``."""
+    if not isinstance(payload, dict):
+        raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
+    if "probes" in payload and "backbones" in payload:
+        raise ValueError("this is a results.json of empirical diagnose, not of empirical c5")
+    _need_keys(payload, ("schema_version", "config", "cells", "summary", "training",
+                         "agreement"), "top level")
+    _check_schema(payload, C5_SCHEMAS)
+    cfg = _need_dict(payload["config"], "config")
+    _need_keys(cfg, ("Ls", "degrees", "lmax", "sources", "thresholds", "calibration_bar"),
+               "config")
+    Ls = _degree_list(cfg["Ls"], "config.Ls")
+    degrees = _degree_list(cfg["degrees"], "config.degrees", MAX_DEGREES)
+    lmax = _need_int(cfg["lmax"], "config.lmax", 0, MAX_LMAX)
+    sources = _need_list(cfg["sources"], "config.sources")
+    if not sources:
+        raise ValueError("config.sources: empty")
+    for i, src in enumerate(sources):
+        _need_choice(src, SOURCES, f"config.sources[{i}]")
+    if len(set(sources)) != len(sources):
+        raise ValueError(f"config.sources: repeats a source: {sources}")
+    thresholds = _thresholds(cfg["thresholds"], "config.thresholds")
+    bar = _thresholds(cfg["calibration_bar"], "config.calibration_bar")
+    for k in ("n_structures", "n_train", "n_test", "seed", "channels", "folds"):
+        if k in cfg:
+            _need_int(cfg[k], f"config.{k}", 0)
+    ring_degree = cfg.get("ring_target_degree", RING_DEGREE)
+    _need_int(ring_degree, "config.ring_target_degree", 0)
+
+    cells = _need_list(payload["cells"], "cells")
+    axis: Dict[Tuple, Dict] = {}
+    seen = set()
+    counts = {src: {"cells": 0, "agree": 0, "meet_bar": 0} for src in sources}
+    for i, c in enumerate(cells):
+        key = f"cells[{i}]"
+        _need_dict(c, key)
+        _need_keys(c, ("features", "source", "L", "d", "probe", "l", "rho", "predicted",
+                       "agrees", "meets_bar", "k"), key)
+        src = _need_choice(c["source"], sources, f"{key}.source")
+        L = _need_choice_int(c["L"], Ls, f"{key}.L", "config.Ls")
+        d = _need_choice_int(c["d"], degrees, f"{key}.d", "config.degrees")
+        probe = _need_choice(c["probe"], ("axis", "ring"), f"{key}.probe")
+        if probe == "axis":
+            l = _need_int(c["l"], f"{key}.l", 0, lmax)
+        else:
+            l = _need_choice_int(c["l"], [ring_degree], f"{key}.l",
+                                 "config.ring_target_degree")
+        label = "ideal" if src == "ideal" else f"L{L}-{src}"
+        if c["features"] != label:
+            raise ValueError(f"{key}.features: {_show(c['features'])}, but source {src} at "
+                             f"L = {L} is {label!r}")
+        rho = _need_rho(c["rho"], f"{key}.rho")
+        predicted = _need_choice(c["predicted"], _PREDICTED, f"{key}.predicted")
+        ceiling = d * L
+        seen_by_theorem = (l <= ceiling) if probe == "axis" else (ceiling >= ring_degree)
+        if (predicted == RECOVERABLE) != seen_by_theorem:
+            raise ValueError(f"{key}.predicted: {predicted} at l = {l}, but the ceiling d * L "
+                             f"= {d} * {L} = {ceiling} makes it "
+                             f"{RECOVERABLE if seen_by_theorem else BLIND}")
+        for flag, th in (("agrees", thresholds), ("meets_bar", bar)):
+            got = _need_bool(c[flag], f"{key}.{flag}")
+            want = agrees(rho, predicted, th)
+            if got != want:
+                raise ValueError(f"{key}.{flag}: {_show(got)}, but rho {_show(rho)} with "
+                                 f"prediction {predicted} gives {_show(want)}")
+        _need_int(c["k"], f"{key}.k", 1)
+        ident = (src, L, d, probe, l)
+        if ident in seen:
+            raise ValueError(f"{key}: a second cell for source {src}, L = {L}, d = {d}, "
+                             f"{probe} probe, l = {l}")
+        seen.add(ident)
+        if probe == "axis":
+            axis[(src, L, d, l)] = c
+        if rho is not None:
+            counts[src]["cells"] += 1
+            counts[src]["agree"] += bool(c["agrees"])
+            counts[src]["meet_bar"] += bool(c["meets_bar"])
+
+    summary = _need_dict(payload["summary"], "summary")
+    for src in sources:
+        if src not in summary:
+            raise ValueError(f"summary: no entry for source {src!r}")
+        entry = _need_dict(summary[src], f"summary.{src}")
+        _need_keys(entry, ("cells", "agree", "meet_bar"), f"summary.{src}")
+        for k, want in counts[src].items():
+            got = _need_int(entry[k], f"summary.{src}.{k}", 0)
+            if got != want:
+                raise ValueError(f"summary.{src}.{k}: {got}, but the cells give {want}")
+    extra = sorted(set(summary) - set(sources))
+    if extra:
+        raise ValueError(f"summary: sources {extra} are not in config.sources")
+    for i, t in enumerate(_need_list(payload["training"], "training")):
+        _need_dict(t, f"training[{i}]")
+    agreement = _need_bool(payload["agreement"], "agreement", null=False)
+    want = all(c["agrees"] for c in cells if c["agrees"] is not None)
+    if agreement != want:
+        raise ValueError(f"agreement: {agreement}, but the cells give {want}")
+    return axis
+
+
+def _need_choice_int(x, allowed: Sequence[int], key: str, where: str) -> int:
+    value = _need_int(x, key)
+    if value not in allowed:
+        raise ValueError(f"{key}: {value} is not in {where} {list(allowed)}")
+    return value
+
+
+_SUMMARY_KEYS = ("ceiling", "measured_ceiling", "rho", "rho_ci", "r2_inj", "r2_inj_ci",
+                 "gain", "gain_ci", "rho_boundary", "rho_above", "cliff_ratio",
+                 "cliff_ratio_ci", "delta_contrast", "delta_contrast_ci", "agreement")
+_CELL_KEYS = ("d", "l", "predicted", "rho", "rho_ci", "r2_inj", "measured", "agrees")
+_PROBE_KEYS = ("backbone", "d", "l", "rho", "r2_inj", "gain")
+_SWEEP_KEYS = ("backbone", "channels_per_degree", "k", "monomials", "d", "l", "rho")
+
+
+def _exact_keys(m: Dict, keys: Sequence[str], key: str) -> None:
+    _need_keys(m, keys, key)
+    extra = sorted(set(m) - set(keys))
+    if extra:
+        raise ValueError(f"{key}: unknown keys {', '.join(map(str, extra))}")
+
+
+def _by_degree(m, key: str, lmax: int, check) -> Dict[int, object]:
+    """An object keyed by target degree ``l <= lmax``, each value checked by ``check``."""
+    out = {}
+    for k, v in _need_dict(m, key).items():
+        l = _degree_key(k, key, lmax)
+        out[l] = check(v, f"{key}.{k}")
+    return out
+
+
+def _backbone_L(b: Dict, key: str) -> int:
+    L = _need_int(b["L"], f"{key}.L", 1)
+    irreps = b.get("irreps_out")
+    if irreps not in (None, ""):
+        from e3nn import o3
+
+        _need_str(irreps, f"{key}.irreps_out")
+        try:
+            ls = [ir.l for _, ir in o3.Irreps(irreps)]
+        except (ValueError, AssertionError, TypeError):
+            raise ValueError(f"{key}.irreps_out: {_show(irreps)} is not an e3nn Irreps") from None
+        if max(ls, default=0) != L:
+            raise ValueError(f"{key}.L: {L}, but irreps_out {_show(irreps)} has highest "
+                             f"degree {max(ls, default=0)}")
+    return L
+
+
+def validate_diagnose_results(payload) -> None:
+    """Check a diagnose ``results.json`` dictionary (docs/results_schema.md) as far as the
+    comparison and :meth:`DiagnoseResult.from_dict` read it; ``ValueError`` naming the first
+    bad key."""
+    if not isinstance(payload, dict):
+        raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
+    if "training" in payload and "backbones" not in payload:
+        raise ValueError("this is a results.json of empirical c5, not of empirical diagnose")
+    _need_keys(payload, ("schema_version", "config", "backbones", "predicted", "summary",
+                         "cells"), "top level")
+    _check_schema(payload, DIAGNOSE_SCHEMAS)
+    cfg = _need_dict(payload["config"], "config")
+    _need_keys(cfg, ("degrees", "lmax"), "config")
+    degrees = _degree_list(cfg["degrees"], "config.degrees", MAX_DEGREES)
+    lmax = _need_int(cfg["lmax"], "config.lmax", 0, MAX_LMAX)
+
+    backbones = _need_list(payload["backbones"], "backbones")
+    if not backbones:
+        raise ValueError("backbones: empty")
+    Ls = []
+    for i, b in enumerate(backbones):
+        key = f"backbones[{i}]"
+        _need_dict(b, key)
+        _need_keys(b, ("name", "L"), key)
+        _need_str(b["name"], f"{key}.name")
+        Ls.append(_backbone_L(b, key))
+        for k in ("source", "dtype"):
+            if k in b:
+                _need_str(b[k], f"{key}.{k}")
+        if "sha256" in b:
+            _need_str(b["sha256"], f"{key}.sha256", null=True)
+        if "seed" in b:
+            _need_int(b["seed"], f"{key}.seed", -1)
+        for k in ("test_energy_mae_meV", "test_force_mae_meV_per_A", "eps_eV",
+                  "energy_error_rmse_meV"):
+            if k in b:
+                _need_num(b[k], f"{key}.{k}", 0.0, math.inf)
+        if "equivariance_error" in b:
+            for k, v in _need_dict(b["equivariance_error"], f"{key}.equivariance_error").items():
+                _need_num(v, f"{key}.equivariance_error.{k}", 0.0, math.inf, null=False)
+        if "equivariant" in b:
+            _need_bool(b["equivariant"], f"{key}.equivariant")
+    if len(set(Ls)) != 1:
+        raise ValueError(f"backbones: the run mixes backbone degrees L = {sorted(set(Ls))}")
+    L = Ls[0]
+
+    for part in ("predicted", "summary"):
+        m = _need_dict(payload[part], part)
+        got = sorted(_degree_key(k, part) for k in m)
+        if got != sorted(degrees):
+            raise ValueError(f"{part}: probe degrees {got}, but config.degrees is "
+                             f"{sorted(degrees)}")
+    recoverable: Dict[int, set] = {}
+    for k, p in payload["predicted"].items():
+        key = f"predicted.{k}"
+        _need_dict(p, key)
+        _need_keys(p, ("ceiling", "recoverable"), key)
+        _ceiling(p["ceiling"], f"{key}.ceiling", int(k), L)
+        rec = [_need_int(v, f"{key}.recoverable[{i}]", 0, min(lmax, int(k) * L))
+               for i, v in enumerate(_need_list(p["recoverable"], f"{key}.recoverable"))]
+        if len(set(rec)) != len(rec):
+            raise ValueError(f"{key}.recoverable: repeats a degree: {rec}")
+        recoverable[int(k)] = set(rec)
+    for k, s in payload["summary"].items():
+        key = f"summary.{k}"
+        _need_dict(s, key)
+        _need_keys(s, _SUMMARY_KEYS, key)
+        d = int(k)
+        ceiling = _ceiling(s["ceiling"], f"{key}.ceiling", d, L)
+        rho = _by_degree(s["rho"], f"{key}.rho", lmax, _need_rho)
+        ci = _by_degree(s["rho_ci"], f"{key}.rho_ci", lmax,
+                        lambda v, kk: _interval(v, kk, rho=True))
+        if sorted(ci) != sorted(rho):
+            raise ValueError(f"{key}.rho_ci: degrees {sorted(ci)}, but rho has {sorted(rho)}")
+        for name in ("r2_inj", "gain"):
+            _by_degree(s[name], f"{key}.{name}", lmax, _need_num)
+            _by_degree(s[f"{name}_ci"], f"{key}.{name}_ci", lmax,
+                       lambda v, kk: _interval(v, kk, rho=False))
+        got = _need_int(s["measured_ceiling"], f"{key}.measured_ceiling", 0, lmax, null=True)
+        want = measured_ceiling(rho)
+        if got != want:
+            raise ValueError(f"{key}.measured_ceiling: {got}, but its rho gives {want}")
+        for name, l in (("rho_boundary", ceiling), ("rho_above", ceiling + 1)):
+            v = _need_rho(s[name], f"{key}.{name}")
+            if v != rho.get(l):
+                raise ValueError(f"{key}.{name}: {_show(v)}, but rho at l = {l} is "
+                                 f"{_show(rho.get(l))}")
+        _need_num(s["cliff_ratio"], f"{key}.cliff_ratio")
+        if s["cliff_ratio_ci"] is not None and not isinstance(s["cliff_ratio_ci"], (dict, list)):
+            raise ValueError(f"{key}.cliff_ratio_ci: expected an object or null, got "
+                             f"{_show(s['cliff_ratio_ci'])}")
+        _need_num(s["delta_contrast"], f"{key}.delta_contrast")
+        _interval(s["delta_contrast_ci"], f"{key}.delta_contrast_ci", rho=False)
+        agreement = _need_bool(s["agreement"], f"{key}.agreement")
+        if payload["schema_version"] >= 2:      # schema 1 had no null (untested) agreement
+            want = _agreement(rho, recoverable[d], ceiling, lmax)
+            if agreement != want:
+                raise ValueError(f"{key}.agreement: {_show(agreement)}, but its rho and "
+                                 f"prediction give {_show(want)}")
+
+    seen = set()
+    for i, c in enumerate(_need_list(payload["cells"], "cells")):
+        key = f"cells[{i}]"
+        _exact_keys(_need_dict(c, key), _CELL_KEYS, key)
+        d = _need_choice_int(c["d"], degrees, f"{key}.d", "config.degrees")
+        l = _need_int(c["l"], f"{key}.l", 0, lmax)
+        if (d, l) in seen:
+            raise ValueError(f"{key}: a second cell for d = {d}, l = {l}")
+        seen.add((d, l))
+        predicted = _need_choice(c["predicted"], _PREDICTED, f"{key}.predicted")
+        if predicted != (RECOVERABLE if l in recoverable[d] else BLIND):
+            raise ValueError(f"{key}.predicted: {predicted} at l = {l}, but predicted.{d}"
+                             f".recoverable is {sorted(recoverable[d])}")
+        rho = _need_rho(c["rho"], f"{key}.rho")
+        _interval(c["rho_ci"], f"{key}.rho_ci", rho=True)
+        _need_num(c["r2_inj"], f"{key}.r2_inj")
+        measured = _need_choice(c["measured"], (RECOVERABLE, BLIND, AMBIGUOUS, UNDEFINED),
+                                f"{key}.measured")
+        if measured != verdict(rho):
+            raise ValueError(f"{key}.measured: {measured}, but rho {_show(rho)} gives "
+                             f"{verdict(rho)}")
+        got = _need_bool(c["agrees"], f"{key}.agrees")
+        if got != (None if measured == UNDEFINED else measured == predicted):
+            raise ValueError(f"{key}.agrees: {_show(got)}, but measured {measured} against "
+                             f"predicted {predicted}")
+    for part, keys in (("probes", _PROBE_KEYS), ("k_sweep", _SWEEP_KEYS)):
+        for i, r in enumerate(_need_list(payload.get(part, []), part)):
+            key = f"{part}[{i}]"
+            _exact_keys(_need_dict(r, key), keys, key)
+            _need_str(r["backbone"], f"{key}.backbone")
+            _need_choice_int(r["d"], degrees, f"{key}.d", "config.degrees")
+            _need_int(r["l"], f"{key}.l", 0, lmax)
+            _need_rho(r["rho"], f"{key}.rho")
+            for k in keys:
+                if k in ("r2_inj", "gain"):
+                    _need_num(r[k], f"{key}.{k}")
+                elif k in ("channels_per_degree", "k", "monomials"):
+                    _need_int(r[k], f"{key}.{k}", 1)
+    _need_dict(payload.get("paper", {}), "paper")
+    for i, w in enumerate(_need_list(payload.get("warnings", []), "warnings")):
+        _need_str(w, f"warnings[{i}]")
+
+
+def _agreement(rho: Dict[int, Optional[float]], recoverable: set, ceiling: int,
+               lmax: int) -> Optional[bool]:
+    """A summary's ``agreement`` as the diagnostic computes it: False if a defined verdict
+    contradicts the prediction, None when no degree above the ceiling was measured."""
+    agree = all(verdict(r) in (UNDEFINED, RECOVERABLE if l in recoverable else BLIND)
+                for l, r in rho.items())
+    return None if agree and ceiling + 1 > lmax else agree
+
+
+def _ceiling(x, key: str, d: int, L: int) -> int:
+    value = _need_int(x, key, 0)
+    if value != d * L:
+        raise ValueError(f"{key}: {value}, but d * L = {d} * {L} = {d * L} (the file's own "
+                         f"d and backbone L)")
+    return value
+
+
+# ------------------------------------------------------------------------------ comparison
 
 def compare(c5: Dict, aspirin: Union[DiagnoseResult, Dict]) -> Dict:
     """The comparison as a JSON-ready dict: ``rows`` (d, l, predicted, C5 rho per source,
     aspirin rho and interval, agreement flags) and ``paragraph``. ``aspirin`` is a
-    :class:`DiagnoseResult` or its ``results.json`` dictionary (``ValueError`` if it is
-    neither)."""
+    :class:`DiagnoseResult` or its ``results.json`` dictionary. Both are validated first
+    (``ValueError`` naming the bad key: ``"C5 results: ..."``, ``"aspirin results: ..."``);
+    ``ValueError`` too when the C5 run lacks the aspirin backbones' ``L``."""
+    try:
+        axis = validate_c5_results(c5)
+    except ValueError as exc:
+        raise ValueError(f"C5 results: {exc}") from None
+    try:
+        validate_diagnose_results(aspirin.to_dict() if isinstance(aspirin, DiagnoseResult)
+                                  else aspirin)
+    except ValueError as exc:
+        raise ValueError(f"aspirin results: {exc}") from None
     if not isinstance(aspirin, DiagnoseResult):
         aspirin = DiagnoseResult.from_dict(aspirin)
-    Ls = {b.L for b in aspirin.backbones}
-    if len(Ls) != 1:
-        raise ValueError(f"the aspirin run mixes backbone degrees {sorted(Ls)}")
-    L = Ls.pop()
+    L = aspirin.L
     if L not in c5["config"]["Ls"]:
         raise ValueError(f"the C5 run has no L = {L} (it has {c5['config']['Ls']}): rerun "
                          f"empirical c5 with --L {L}")
-    sources = c5["config"]["sources"]
+    sources = list(c5["config"]["sources"])
     rows: List[Dict] = []
     sentences: List[str] = []
     for d, s in sorted(aspirin.summaries.items()):
@@ -51,8 +539,7 @@ def compare(c5: Dict, aspirin: Union[DiagnoseResult, Dict]) -> Dict:
                    "aspirin_rho_ci": s.rho_ci[l],
                    "aspirin_agrees": agrees(rho, predicted)}
             for src in sources:
-                cell = next((c for c in c5["cells"] if c["source"] == src and c["L"] == L
-                             and c["d"] == d and c["probe"] == "axis" and c["l"] == l), None)
+                cell = axis.get((src, L, d, l))
                 row[f"c5_{src}_rho"] = None if cell is None else cell["rho"]
                 row[f"c5_{src}_agrees"] = None if cell is None else cell["agrees"]
             rows.append(row)
@@ -66,6 +553,10 @@ def compare(c5: Dict, aspirin: Union[DiagnoseResult, Dict]) -> Dict:
             sentences.append(f"d = {d} (ceiling {dl}): the C5 calibration "
                              f"({', '.join(sources)} features), aspirin and the theorem agree "
                              f"at every l: recovered up to l = {dl}, blind above.")
+    if not rows:
+        raise ValueError(f"the C5 run (d = {list(c5['config']['degrees'])}) and the aspirin "
+                         f"run (d = {aspirin.degrees}) share no probe degree with l > 0: "
+                         f"nothing to compare")
     return {"L": L, "sources": sources, "rows": rows, "paragraph": " ".join(sentences),
             "agreement": all(r[k] is not False for r in rows for k in r if k.endswith("agrees"))}
 
@@ -127,16 +618,20 @@ def _report(cmp: Dict) -> str:
 
 
 def write_compare_outputs(cmp: Dict, out_dir: Path, overwrite: bool = False,
-                          as_set: bool = True) -> List[Path]:
+                          as_set: bool = True, inputs=(), render_only: bool = False):
     """``compare.json``, ``compare.md`` and ``compare_d{d}.png``: as one set into
-    ``out_dir`` (which must not hold files unless ``overwrite``), or, with ``as_set=False``,
-    each file atomically beside others (the reproduction's index folder)."""
+    ``out_dir`` (which must not hold files unless ``overwrite``, nor be or hold any of
+    ``inputs``), or, with ``as_set=False``, each file atomically beside others; with
+    ``render_only``, returned as ``{name: bytes}`` unwritten (the reproduction's index
+    folder writes them with its own files)."""
     import json
 
     ds = sorted({r["d"] for r in cmp["rows"]})
     files = {f"compare_d{d}.png": _figure(cmp, d) for d in ds}
     files["compare.md"] = _report(cmp).encode()
     files["compare.json"] = (json.dumps(cmp, indent=1) + "\n").encode()
+    if render_only:
+        return files
     if as_set:
-        return write_file_set(out_dir, files, overwrite=overwrite)
+        return write_file_set(out_dir, files, overwrite=overwrite, inputs=inputs)
     return write_files(out_dir, files)

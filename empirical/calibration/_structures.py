@@ -59,8 +59,8 @@ def c5_structures(n: int, seed: int, jitter: float = JITTER) -> Dataset:
     ``metadata["marked_bond"]`` is the axis (centre -> apex)."""
     if n < 2:
         raise ValueError(f"need at least 2 structures, got {n}")
-    if not jitter >= 0:
-        raise ValueError(f"jitter must be >= 0 A, got {jitter}")
+    if not (math.isfinite(jitter) and jitter >= 0):
+        raise ValueError(f"jitter must be a finite number >= 0 A, got {jitter}")
     rng = np.random.default_rng(seed)
     pos = reference_positions()[None] + jitter * rng.standard_normal((n, 7, 3))
     energies, forces = synthetic_energy(pos)

@@ -164,7 +164,13 @@ def run_controls(dataset="aspirin", frames: Optional[int] = DEFAULT_FRAMES, n_bo
                          f"{n_monomials(k2, 2)})")
     start = time.perf_counter()
     data = load_dataset(dataset) if not hasattr(dataset, "positions") else dataset
-    frames = data.n_frames if frames is None else min(frames, data.n_frames)
+    if frames is None:
+        frames = data.n_frames
+    elif frames > data.n_frames:
+        # never cut silently: the request names a count the data do not have
+        raise ValueError(f"frames = {frames} is more than the {data.n_frames} frames of "
+                         f"{dataset if isinstance(dataset, (str, Path)) else 'the dataset'}; "
+                         f"give at most {data.n_frames}")
     paths = {b["name"]: b["path"] for b in shipped()}
     paths.update(backbone_paths or {})
     available = set(paths)

@@ -7,7 +7,17 @@ from typing import Dict, Optional
 
 import numpy as np
 
-__all__ = ["DataError", "Dataset", "CHEMICAL_SYMBOLS"]
+__all__ = ["DataError", "Dataset", "CHEMICAL_SYMBOLS", "MAX_ATOMS", "MAX_FRAMES", "MAX_ABS_VALUE"]
+
+#: Most atoms per frame a dataset may have: the diagnostic is for molecules (MD17's have at
+#: most 21 atoms); larger systems are refused before any pairwise work or model is run.
+MAX_ATOMS = 10_000
+#: Most frames a dataset may have (the original MD17 files have at most about 1 million).
+MAX_FRAMES = 10_000_000
+#: Largest magnitude of any position (Angstrom), energy (eV) or force (eV/Angstrom): far
+#: beyond any molecule in any unit (all-electron energies of the heaviest atoms are below
+#: 1e6 eV per atom), small enough that sums of squares over a dataset stay finite.
+MAX_ABS_VALUE = 1e12
 
 CHEMICAL_SYMBOLS = [
     "X", "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S",
@@ -69,6 +79,10 @@ class Dataset:
         if pos.ndim != 3 or pos.shape[-1] != 3:
             raise DataError(f"{name}: positions must have shape (frames, atoms, 3), got {pos.shape}")
         frames, atoms = pos.shape[:2]
+        if atoms > MAX_ATOMS:
+            raise DataError(f"{name}: {atoms} atoms per frame, above the limit of {MAX_ATOMS}")
+        if frames > MAX_FRAMES:
+            raise DataError(f"{name}: {frames} frames, above the limit of {MAX_FRAMES}")
         if frames == 0:
             raise DataError(f"{name}: the dataset has zero frames")
         if atoms == 0:
@@ -92,6 +106,12 @@ class Dataset:
                 where = np.argwhere(bad)[0]
                 raise DataError(f"{name}: {label} contain {int(bad.sum())} NaN or inf values "
                                 f"(first at index {tuple(int(i) for i in where)})")
+            big = np.abs(arr) > MAX_ABS_VALUE
+            if big.any():
+                where = np.argwhere(big)[0]
+                raise DataError(f"{name}: {label} reach {float(np.abs(arr).max()):.3g} "
+                                f"(first at index {tuple(int(i) for i in where)}), beyond "
+                                f"{MAX_ABS_VALUE:.0e} that no molecule has in any unit")
         for attr, value in (("positions", pos), ("numbers", num), ("energies", en),
                             ("forces", frc)):
             value.setflags(write=False)

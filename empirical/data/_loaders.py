@@ -24,17 +24,30 @@ is written.
 from __future__ import annotations
 
 import json
+import math
 import zipfile
+import zlib
 from importlib import resources
 from pathlib import Path
-from typing import Union
+from typing import Dict, Tuple, Union
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from ..units import KCAL_PER_MOL
-from ._dataset import DataError, Dataset
+from ._dataset import MAX_ATOMS, MAX_FRAMES, DataError, Dataset
 
-__all__ = ["load", "SHIPPED", "shipped_path"]
+__all__ = ["load", "SHIPPED", "shipped_path", "MAX_NPZ_BYTES", "MAX_TRAJECTORY_BYTES",
+           "npz_members"]
+
+#: Most bytes the members of one ``.npz`` file that a load reads may expand to, summed over
+#: those members, read from every member's ``.npy`` header and the zip's declared sizes
+#: before anything is decompressed (members a layout does not use are never decompressed).
+#: The largest MD17 file (ethanol, 555k frames) needs about 0.3 GB.
+MAX_NPZ_BYTES = 2 * 1024 ** 3
+#: Largest trajectory file (extxyz, ...) read through ase, which holds the whole text and
+#: about 20 times its size in Python objects: 2 GiB of numbers need less than 100 MB of text.
+MAX_TRAJECTORY_BYTES = 256 * 1024 ** 2
 
 SHIPPED = {"aspirin": "aspirin_gfn2xtb_500K.npz"}
 
@@ -85,16 +98,116 @@ def load(source: Union[str, Path]) -> Dataset:
     return _load_ase(path)
 
 
-def _load_npz(path: Path) -> Dataset:
+#: What the header of one ``.npy`` member declares: shape, dtype, and its size in bytes.
+Member = Tuple[Tuple[int, ...], np.dtype, int]
+
+
+def _read_header(src: str, key: str, stream) -> Tuple[Tuple[int, ...], bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` from the ``.npy`` header at the start of ``stream``
+    (numpy's own reader: versions 1.0, 2.0 and 3.0)."""
     try:
-        with np.load(path, allow_pickle=False) as handle:
-            arrays = {k: handle[k] for k in handle.files}
+        version = npy_format.read_magic(stream)
+        if version == (1, 0):
+            return npy_format.read_array_header_1_0(stream)
+        if version in ((2, 0), (3, 0)):
+            return npy_format.read_array_header_2_0(stream)
+        raise ValueError(f"unknown .npy format version {version}")
+    except (ValueError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+        raise DataError(f"{src!r}: the member {key!r} is not a readable .npy array "
+                        f"({exc})") from None
+
+
+def npz_members(path: Union[str, Path]) -> Dict[str, Member]:
+    """Every array of an ``.npz`` file, ``{key: (shape, dtype, bytes)}``, from the zip
+    directory and each member's ``.npy`` header alone (nothing is decompressed beyond the
+    headers).
+
+    Raises
+    ------
+    DataError
+        Not a zip file; a member that is not a ``.npy`` array, appears twice, holds Python
+        objects (pickles are never loaded), or whose header declares more bytes than the
+        zip says the member holds.
+    """
+    src = str(path)
+    try:
+        archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise DataError(f"cannot read {str(path)!r} as an npz archive: {exc}") from None
-    keys = set(arrays)
+        raise DataError(f"cannot read {src!r} as an npz archive: {exc}") from None
+    out: Dict[str, Member] = {}
+    with archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            if not info.filename.endswith(".npy"):
+                raise DataError(f"{src!r}: the member {info.filename!r} is not a .npy array")
+            key = info.filename[:-len(".npy")]
+            if key in out:
+                raise DataError(f"{src!r}: the member {key!r} appears twice in the archive")
+            try:
+                with archive.open(info) as stream:
+                    shape, _, dtype = _read_header(src, key, stream)
+                    header = stream.tell()
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
+                if isinstance(exc, DataError):
+                    raise
+                raise DataError(f"{src!r}: the member {key!r} cannot be read ({exc})") from None
+            if dtype.hasobject:
+                raise DataError(f"{src!r}: {key!r} holds Python objects (dtype {dtype}); "
+                                "pickled data are never loaded")
+            nbytes = math.prod(int(n) for n in shape) * dtype.itemsize
+            if nbytes > info.file_size - header:
+                raise DataError(f"{src!r}: the header of {key!r} declares shape {shape} of "
+                                f"{dtype} ({nbytes / 1e9:.3g} GB), more than the "
+                                f"{info.file_size} bytes the archive holds for it")
+            out[key] = (tuple(int(n) for n in shape), dtype, nbytes)
+    return out
+
+
+def _check_sizes(src: str, members: Dict[str, Member], keys) -> None:
+    """Refuse, before decompression, members beyond :data:`MAX_NPZ_BYTES` together."""
+    total = sum(members[k][2] for k in keys)
+    if total > MAX_NPZ_BYTES:
+        parts = ", ".join(f"{k!r} {members[k][2] / 1e9:.3g} GB" for k in keys)
+        raise DataError(f"{src!r}: the arrays it needs expand to {total / 1e9:.3g} GB ({parts}), "
+                        f"above the limit of {MAX_NPZ_BYTES / 1e9:.3g} GB for one dataset")
+
+
+def _check_positions_shape(src: str, shape: Tuple[int, ...]) -> None:
+    """Atoms-per-frame and frames bounds from the declared positions shape."""
+    if len(shape) == 3:
+        frames, atoms = shape[0], shape[1]
+        if atoms > MAX_ATOMS:
+            raise DataError(f"{src!r}: {atoms} atoms per frame, above the limit of {MAX_ATOMS}")
+        if frames > MAX_FRAMES:
+            raise DataError(f"{src!r}: {frames} frames, above the limit of {MAX_FRAMES}")
+
+
+def _read_members(path: Path, keys) -> Dict[str, np.ndarray]:
+    """The arrays ``keys`` of the archive (``allow_pickle=False``), decompressed one by one."""
+    src = str(path)
+    out = {}
+    with zipfile.ZipFile(path) as archive:
+        for key in keys:
+            try:
+                with archive.open(key + ".npy") as stream:
+                    out[key] = npy_format.read_array(stream, allow_pickle=False)
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
+                raise DataError(f"{src!r}: the member {key!r} cannot be read ({exc})") from None
+    return out
+
+
+def _load_npz(path: Path) -> Dataset:
+    src = str(path)
+    members = npz_members(path)
+    keys = set(members)
     for layout, required in LAYOUTS.items():
         if keys >= set(required):
-            return _from_layout(path, layout, arrays)
+            wanted = list(required) + (["metadata"] if layout == "empirical" and
+                                       "metadata" in keys else [])
+            _check_positions_shape(src, members[required[0]][0])
+            _check_sizes(src, members, wanted)
+            return _from_layout(path, layout, _read_members(path, wanted))
     # Name the closest layout's missing keys.
     best = max(LAYOUTS, key=lambda name: len(keys & set(LAYOUTS[name])))
     overlap = keys & set(LAYOUTS[best])
@@ -156,6 +269,11 @@ def _load_ase(path: Path) -> Dataset:
     except ImportError:
         raise DataError(f"reading {str(path)!r} needs ase: pip install 'spectral-ceilings[data]'") \
             from None
+    size = path.stat().st_size
+    if size > MAX_TRAJECTORY_BYTES:
+        raise DataError(f"{str(path)!r} is {size / 1e6:.4g} MB, above the limit of "
+                        f"{MAX_TRAJECTORY_BYTES / 1e6:.4g} MB for a trajectory read through ase "
+                        "(convert it to an npz file: empirical.data.save_npz)")
     try:
         frames = read(str(path), index=":")
     except Exception as exc:  # ase raises many types for unknown or broken files

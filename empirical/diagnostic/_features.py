@@ -28,6 +28,7 @@ import torch
 from e3nn import o3
 
 from ..backbone import Backbone, check_protocol, equivariance_error, supports
+from ..data._info import nearest_neighbour_distances
 from ._injection import marked_direction, signal
 
 __all__ = ["FeatureSet", "MarkedFeatures", "extract_features", "feature_equivariance", "marked_features",
@@ -288,13 +289,9 @@ def feature_equivariance(backbone, dataset, plan, index: int = 0) -> Dict[str, f
 
 def shortest_distances(positions: np.ndarray) -> np.ndarray:
     """Shortest interatomic distance of every configuration ``(frames, atoms, 3)`` ->
-    ``(frames,)`` (atom by atom: no ``(frames, atoms, atoms)`` array)."""
-    pos = np.asarray(positions, dtype=np.float64)
-    shortest = np.full(len(pos), np.inf)
-    for i in range(pos.shape[1] - 1):
-        d = np.linalg.norm(pos[:, i + 1:] - pos[:, i:i + 1], axis=-1).min(axis=1)
-        shortest = np.minimum(shortest, d)
-    return shortest
+    ``(frames,)`` (a k-d tree per frame, :func:`empirical.data.nearest_neighbour_distances`:
+    ``O(atoms log atoms)``, no ``(atoms, atoms)`` array; ``inf`` for a single atom)."""
+    return nearest_neighbour_distances(positions)[0].min(axis=1)
 
 
 def _check_cutoff(backbone, dataset, plan) -> None:
@@ -343,6 +340,9 @@ def extract_features(backbone, dataset, plan, index: int = 0, *,
         raise ValueError(f"the backbone has feature degrees {ls}, the plan was made for "
                          f"{list(plan.feature_degrees)}")
     a, b = plan.marked
+    from ._plan import check_backbone_memory
+
+    check_backbone_memory(backbone, dataset, plan.frames)
     _check_cutoff(backbone, dataset, plan)
     positions = plan.positions(dataset)
     rotations = plan.rotations(index)

@@ -39,9 +39,9 @@ from ..backbone import shipped
 from ..backbone._checkpoint import checkpoint_name, shipped_paths
 from ..data import Dataset
 from ..data import load as load_dataset
+from ..data import unit_warnings
 from ._cells import EPS_DEFINITION, probe_backbone
-from ._features import (extract_features, feature_equivariance, model_device,
-                        shortest_distances)
+from ._features import extract_features, feature_equivariance, model_device, thread_safe
 from ._plan import MAX_AUTO_CHANNELS, STREAMS, DiagnosePlan, make_plan, validate_options
 from ._result import BackboneRecord, DiagnoseResult
 from ._summary import summarize
@@ -251,7 +251,8 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
                      frames=frames, test_fraction=test_fraction, eps=eps, folds=folds,
                      k_sweep=k_sweep, rotations_per_config=rotations_per_config,
                      feature_dim=max(2 * o3.Irreps(obj.irreps_out).dim for _, obj, _ in entries),
-                     n_backbones=len(entries))
+                     n_backbones=len(entries), backbones=[obj for _, obj, _ in entries],
+                     concurrent=_concurrent_batches(entries, workers))
     given = _given_features(features, entries, plan)
     fits = len(plan.degrees) * (1 + len(plan.k_sweep))
     bar = Progress(len(entries) * (plan.n_samples + _FIT_UNITS * fits) + _FIT_UNITS,
@@ -287,6 +288,18 @@ def assemble_result(entries, data: Dataset, dataset, plan: DiagnosePlan, feature
         probes=[r for p in probes for r in p.records], summaries=summaries, cells=cells,
         k_sweep=[r for p in probes for r in p.sweep], paper=PAPER, warnings=warnings,
         seconds=seconds)
+
+
+def _concurrent_batches(entries, workers: Optional[int]) -> int:
+    """Backbone batches that run at the same time in :func:`_features_and_probes` (for the
+    memory estimate): one per worker thread, or one per torch thread for a single
+    thread-safe backbone whose batches are split over the threads."""
+    threads = torch.get_num_threads()
+    n = len(entries)
+    if n == 1:
+        return threads if workers is None and thread_safe(entries[0][1]) else 1
+    wanted = workers if isinstance(workers, int) and not isinstance(workers, bool) else threads
+    return max(1, min(n, wanted, threads) if workers is None else min(n, wanted))
 
 
 def _given_features(features, entries, plan) -> List:
@@ -408,20 +421,7 @@ def _premise_warnings(records, plan, data, summaries) -> List[str]:
             out.append(f"{r.name}: its features are not equivariant (max error "
                        f"{max(r.equivariance_error.values()):.3g} in {r.dtype}): the run is "
                        "outside the theorem's premise, and its verdicts say nothing about it")
-    shortest = float(shortest_distances(data.positions[plan.frames[:200]]).min())
-    if not 0.5 <= shortest <= 3.0:
-        out.append(f"the shortest interatomic distance in the data is {shortest:.3g}: "
-                   "positions are expected in Angstrom (bonds 0.7-3 A); check the units")
-    forces = np.abs(data.forces[plan.frames[:200]])
-    if forces.size and forces.max() > 0:
-        typical = float(np.median(forces))
-        if not 1e-3 <= typical <= 1e2:
-            out.append(f"the median force component is {typical:.3g}: forces are expected in "
-                       "eV/A (typically 0.01-10); check the units")
-    spread = float(np.std(data.energies[plan.frames]))
-    if spread > 0 and not 1e-4 <= spread / data.n_atoms <= 10:
-        out.append(f"the energies spread {spread:.3g} over the frames ({spread / data.n_atoms:.3g} "
-                   "per atom): energies are expected in eV; check the units")
+    out += unit_warnings(data, plan.frames)
     if plan.n_boot < MIN_BOOT:
         out.append(f"{plan.n_boot} bootstrap resamples: the 95 % intervals are rough below "
                    f"{MIN_BOOT} (default 2000)")

@@ -24,7 +24,8 @@ from ._result import Prediction
 
 __all__ = ["DiagnosePlan", "make_plan", "validate_options", "auto_k", "stream",
            "MAX_AUTO_CHANNELS", "STREAMS", "MAX_LMAX", "MAX_BYTES", "WorkLimitExceeded",
-           "estimate_bytes"]
+           "estimate_bytes", "backbone_bytes", "pairs_within", "check_backbone_memory",
+           "MIN_N_BOOT", "ADAPTER_EDGE_BYTES"]
 
 #: numpy SeedSequence keys under the run seed, one per random stream.
 STREAMS = {"frames": 11, "split": 12, "rotations": 13, "cv": 14, "bootstrap": 15}
@@ -35,6 +36,17 @@ MAX_LMAX = 12
 #: Memory one diagnose request may plan for, in bytes (``EMPIRICAL_MAX_BYTES`` raises it):
 #: the default run plans for about 0.45 GB.
 MAX_BYTES = 8 * 1024 ** 3
+#: Fewest bootstrap resamples a run accepts: the confidence intervals and the cliff ratio's
+#: confidence set (which needs the covariance of the resampled rho) mean nothing below it;
+#: between this and 200 (``_pipeline.MIN_BOOT``) the run warns that they are rough.
+MIN_N_BOOT = 10
+#: Bytes one edge (an atom pair inside the cutoff) may take inside a backbone that brings its
+#: own neighbour list and whose size is unknown here (the NequIP, SevenNet and MACE adapters):
+#: 16k float32 values, four times what this package's aspirin backbone measures (12 kB).
+ADAPTER_EDGE_BYTES = 64 * 1024
+#: Frames, spread over the plan's, whose atom pairs inside the cutoff are counted for the
+#: estimate (the largest count is used).
+PAIR_SAMPLE_FRAMES = 16
 
 
 class WorkLimitExceeded(ValueError):
@@ -54,26 +66,123 @@ def _max_bytes() -> int:
 
 
 def estimate_bytes(n_samples: int, n_train: int, n_test: int, k_by_d: Dict[int, int],
-                   n_boot: int, feature_dim: int, n_backbones: int) -> Dict[str, int]:
+                   n_boot: int, feature_dim: int, n_backbones: int,
+                   activations: int = 0) -> Dict[str, int]:
     """Memory the stages will hold at their peak, by stage (bytes): every backbone's
     features, the widest probe's monomials (three copies) and Gram matrix (three), the
-    bootstrap's resampling plan and counts.
+    bootstrap's resampling plan and counts, and (``activations``, when given) the backbones'
+    own activations of the batches that run at the same time (:func:`backbone_bytes`).
 
     >>> est = estimate_bytes(5000, 4000, 1000, {1: 36, 2: 36, 3: 18}, 2000, 1152, 4)
     >>> round(sum(est.values()) / 1e9, 2)          # the default run: four shipped backbones
     0.45
     """
     widest = max(n_monomials(k, d) for d, k in k_by_d.items())
-    return {"features": n_backbones * n_samples * (feature_dim + 8) * 8,
-            "probe": 3 * 8 * widest * (n_train + widest),
-            "bootstrap": 12 * n_boot * n_test * n_backbones}
+    out = {"features": n_backbones * n_samples * (feature_dim + 8) * 8,
+           "probe": 3 * 8 * widest * (n_train + widest),
+           "bootstrap": 12 * n_boot * n_test * n_backbones}
+    if activations:
+        out["backbone activations"] = int(activations)
+    return out
 
 
-def _check_budget(est: Dict[str, int]) -> None:
+def pairs_within(positions: np.ndarray, r_max: float) -> int:
+    """Most ordered atom pairs closer than ``r_max`` in any configuration of ``positions``
+    ``(frames, atoms, 3)`` (a k-d tree per frame: no ``(atoms, atoms)`` array)."""
+    from scipy.spatial import cKDTree
+
+    most = 0
+    for pos in np.asarray(positions, dtype=np.float64):
+        tree = cKDTree(pos)
+        most = max(most, int(tree.count_neighbors(tree, float(r_max))) - len(pos))
+    return most
+
+
+def _r_max(backbone) -> Optional[float]:
+    r_max = getattr(getattr(backbone, "config", None), "r_max", None)
+    if r_max is None:
+        r_max = getattr(backbone, "r_max", None)
+    if isinstance(r_max, bool) or not isinstance(r_max, (int, float, np.floating)):
+        return None
+    return float(r_max)
+
+
+def backbone_bytes(backbone, n_atoms: int, pairs: int, chunk: int) -> int:
+    """Memory one batch of ``chunk`` configurations of ``n_atoms`` atoms with ``pairs``
+    ordered pairs inside the cutoff each takes inside ``backbone`` (bytes).
+
+    This package's :class:`~empirical.backbone.Backbone` (and its layers) builds the dense
+    all-pairs distance matrix of the whole batch (``(chunk * atoms)^2`` times a 3-vector, a
+    norm and six masks) and carries ``edge_floats`` values per edge
+    (:func:`empirical.backbone._model.estimate_size`, all blocks: an upper bound of one
+    evaluation without gradients). A backbone with an ``r_max`` that brings its own
+    neighbour list (adapters) is counted at :data:`ADAPTER_EDGE_BYTES` per edge; a protocol
+    object without a cutoff is counted as 0 (nothing is known of it).
+
+    >>> from empirical.backbone import load
+    >>> round(backbone_bytes(load("aspirin_L2_seed0"), 21, 420, 8) / 1e6)   # aspirin
+    134
+    >>> round(backbone_bytes(load("aspirin_L2_seed0"), 1500, 200_000, 8) / 1e9)
+    67
+    """
+    from ..backbone import Backbone, BackboneLayer
+
+    edges = int(chunk) * int(pairs)
+    if isinstance(backbone, (Backbone, BackboneLayer)):
+        from ..backbone._model import estimate_size
+
+        model = backbone.backbone if isinstance(backbone, BackboneLayer) else backbone
+        item = torch_itemsize(model.dtype)
+        nodes = int(chunk) * int(n_atoms)
+        dense = nodes * nodes * (4 * item + 6)
+        per_edge = estimate_size(model.config)["edge_floats"] * item + 16 + 3 * item
+        return dense + edges * per_edge
+    if _r_max(backbone) is None:
+        return 0
+    return edges * ADAPTER_EDGE_BYTES
+
+
+def torch_itemsize(dtype) -> int:
+    """Bytes of one element of a torch dtype (4 when unknown)."""
+    size = getattr(dtype, "itemsize", None)
+    return int(size) if isinstance(size, int) else 4
+
+
+def _activation_bytes(backbone, dataset: Dataset, frames: np.ndarray) -> Tuple[int, int]:
+    """``(bytes of one batch, pairs)`` of ``backbone`` on the plan's ``frames``."""
+    from ._features import batch_size
+
+    r_max = _r_max(backbone)
+    if r_max is None:
+        return 0, 0
+    pick = np.unique(np.linspace(0, len(frames) - 1, min(PAIR_SAMPLE_FRAMES, len(frames)))
+                     .astype(np.int64))
+    pairs = pairs_within(dataset.positions[np.asarray(frames)[pick]], r_max)
+    return backbone_bytes(backbone, dataset.n_atoms, pairs, batch_size(backbone)), pairs
+
+
+def check_backbone_memory(backbone, dataset: Dataset, frames: np.ndarray,
+                          concurrent: int = 1) -> int:
+    """The activations of ``concurrent`` batches of ``backbone`` on the plan's ``frames``
+    (bytes; :func:`backbone_bytes`); :class:`WorkLimitExceeded` above :data:`MAX_BYTES`."""
+    one, pairs = _activation_bytes(backbone, dataset, frames)
+    total = one * max(1, int(concurrent))
+    _check_budget({"backbone activations": total},
+                  f"{dataset.n_atoms} atoms and up to {pairs} atom pairs inside the cutoff "
+                  f"per configuration, {max(1, int(concurrent))} batch(es) at a time")
+    return total
+
+
+def _check_budget(est: Dict[str, int], why: str = "") -> None:
     limit = _max_bytes()
     total = sum(est.values())
     if total > limit:
         parts = ", ".join(f"{k} {v / 1e9:.3g} GB" for k, v in est.items())
+        if why and max(est, key=est.get) == "backbone activations":
+            raise WorkLimitExceeded(
+                f"this request needs about {total / 1e9:.3g} GB ({parts}; {why}), above the "
+                f"limit of {limit / 1e9:.3g} GB: the molecules are too large for this backbone "
+                "here; use fewer threads or raise EMPIRICAL_MAX_BYTES if you mean it")
         raise WorkLimitExceeded(
             f"this request needs about {total / 1e9:.3g} GB ({parts}), above the limit of "
             f"{limit / 1e9:.3g} GB: use fewer frames, rotations, bootstrap resamples or a "
@@ -124,8 +233,10 @@ def validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k, reduc
                          "spherical harmonics are implemented up to 12)")
     if not _is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if not _is_int(n_boot) or n_boot < 1:
-        raise ValueError(f"bootstrap size must be an integer >= 1, got {n_boot!r}")
+    if not _is_int(n_boot) or n_boot < MIN_N_BOOT:
+        raise ValueError(f"bootstrap size (n_boot) must be an integer >= {MIN_N_BOOT}: the "
+                         "confidence intervals need resamples to spread (default 2000; "
+                         f"below 200 they are rough), got {n_boot!r}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     if not _is_int(folds) or folds < 2:
@@ -231,14 +342,20 @@ def make_plan(dataset: Dataset, feature_degrees: Sequence[int], *,
               eps: Optional[float] = None, folds: int = 3,
               k_sweep: Sequence[int] = (1, 2, 3, 4),
               rotations_per_config: int = 1, feature_dim: Optional[int] = None,
-              n_backbones: int = 1) -> DiagnosePlan:
+              n_backbones: int = 1, backbones: Sequence = (),
+              concurrent: int = 1) -> DiagnosePlan:
     """Validate the options against ``dataset`` and the backbones' ``feature_degrees`` and
     draw the plan (see :class:`DiagnosePlan`). ``ValueError`` for bad input;
     :class:`WorkLimitExceeded` when the run would need more than :data:`MAX_BYTES` (with
     ``feature_dim``, the width of the marked-atom features, and ``n_backbones``; without
-    it the features are counted at one channel per degree), before anything is built."""
+    it the features are counted at one channel per degree), before anything is built;
+    ``backbones`` (objects) add the activations of ``concurrent`` batches of the largest
+    (:func:`backbone_bytes`, atom pairs counted on the chosen frames)."""
     degrees = validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k,
                                reduction, spn, eps, rotations_per_config, k_sweep)
+    if lmax < 1:
+        raise ValueError(f"lmax = {lmax}: the targets need a degree l >= 1 (s_0 is a constant, "
+                         "nothing to measure); give lmax >= 1")
     feature_degrees = tuple(sorted(set(int(l) for l in feature_degrees)))
     if not feature_degrees or max(feature_degrees) < 1:
         raise ValueError("the backbones' features carry no l > 0 component: nothing to probe")
@@ -248,8 +365,12 @@ def make_plan(dataset: Dataset, feature_degrees: Sequence[int], *,
     a, b = marked_atoms(dataset, marked)
     n_all = dataset.n_frames
     if frames is not None:
-        if not _is_int(frames) or frames < 2 or frames > n_all:
-            raise ValueError(f"frames must lie in 2..{n_all}, got {frames}")
+        if not _is_int(frames) or frames < 2:
+            raise ValueError(f"frames must lie in 2..{n_all}, got {frames!r}")
+        if frames > n_all:
+            raise ValueError(f"frames must lie in 2..{n_all}: frames = {frames} is more than "
+                             f"the {n_all} frames of "
+                             f"{dataset.metadata.get('source', 'the dataset')}")
         chosen = np.sort(np.random.default_rng(stream(seed, STREAMS["frames"])).choice(
             n_all, frames, replace=False))
     else:
@@ -264,8 +385,13 @@ def make_plan(dataset: Dataset, feature_degrees: Sequence[int], *,
     n_train = (n - n_test) * R
     k_by_d = ({d: int(k) for d in degrees} if k is not None else
               {d: auto_k(width, d, n_train) for d in degrees})
+    activations, pairs = max([_activation_bytes(b, dataset, chosen) for b in backbones]
+                             or [(0, 0)])
     _check_budget(estimate_bytes(n * R, n_train, n_test * R, k_by_d, n_boot,
-                                 feature_dim or 2 * width, n_backbones))
+                                 feature_dim or 2 * width, n_backbones,
+                                 activations * max(1, int(concurrent))),
+                  f"{dataset.n_atoms} atoms and up to {pairs} atom pairs inside the cutoff "
+                  f"per configuration, {max(1, int(concurrent))} batch(es) at a time")
     perm = np.random.default_rng(stream(seed, STREAMS["split"])).permutation(n)
     test_cfg = np.zeros(n, dtype=bool)
     test_cfg[perm[:n_test]] = True

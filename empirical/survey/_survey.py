@@ -27,7 +27,7 @@ from e3nn import o3
 
 from .._result import RunResult
 from ..adapters import available
-from ..backbone import shipped, supports
+from ..backbone import shipped
 from ..data import Dataset
 from ..data import load as load_dataset
 from ..diagnostic import diagnose, resolve_backbones
@@ -36,7 +36,8 @@ from ..diagnostic._plan import MAX_LMAX, validate_options
 from ..diagnostic._verdict import THRESHOLDS
 from ._profile import _pair
 
-__all__ = ["SurveyRow", "SurveyResult", "survey", "survey_models", "SURVEY_SCHEMA"]
+__all__ = ["SurveyRow", "SurveyResult", "survey", "survey_models", "survey_items",
+           "SURVEY_SCHEMA"]
 
 #: ``results.json["schema"]`` of a survey.
 SURVEY_SCHEMA = "spectral-ceilings-survey/1"
@@ -103,6 +104,19 @@ def survey_models(extra: Sequence[str] = (), include_shipped: bool = True,
     return models
 
 
+def survey_items(models: Optional[Sequence] = None, extra: Sequence = ()) -> List:
+    """The models a survey diagnoses: ``models`` (default :func:`survey_models`), then every
+    spec of ``extra`` not already among them: ``extra`` adds to ``models`` too, it is never
+    dropped (``empirical survey --models A --extra B`` surveys A and B)."""
+    if models is None:
+        return survey_models(extra)
+    items = list(models)
+    for m in extra:
+        if m not in items:
+            items.append(m)
+    return items
+
+
 def _premise_error(errors: Dict[str, float], parity: bool) -> float:
     """The equivariance error the premise is judged on: rotation and roto-reflection, or
     the rotation alone for an SO(3) model (``parity`` False)."""
@@ -125,7 +139,8 @@ def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
            dataset="aspirin", degrees: Sequence[int] = (1, 2, 3),
            frames: Optional[int] = None, seed: int = 0, n_boot: int = 1000,
            trust_checkpoints: bool = False, device=None, progress=None) -> SurveyResult:
-    """Diagnose every model (default :func:`survey_models` with ``extra``) at ``degrees``.
+    """Diagnose every model (``models``, default :func:`survey_models`, plus ``extra``:
+    :func:`survey_items`) at ``degrees``.
 
     Each model is loaded (and refused, for bad input) before any is diagnosed, so a typo
     in the last spec costs nothing. Raises ``ValueError`` for bad input.
@@ -134,7 +149,7 @@ def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
     degrees = validate_options(degrees, 0, seed, n_boot, 0.2, 3, None, "irrep", "ridge", None)
     dev = resolve_device(device)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-    items = list(models) if models is not None else survey_models(extra)
+    items = survey_items(models, extra)
     if not items:
         raise ValueError("no models to survey")
     entries = resolve_backbones(items, trust_checkpoints=trust_checkpoints)

@@ -12,7 +12,6 @@ The file (every key but ``groups`` optional; paths are relative to the file)::
     seeds = [0]
     frames = 5000                      # CLI --frames overrides
     chunk = 200                        # configurations per feature-extraction task
-    trust_checkpoints = false          # third-party (pickled) checkpoints: code
     # and diagnose's options, same names and defaults: n_boot, k, k_sweep, reduction,
     # spn, test_fraction, eps, folds, rotations_per_config, device ("cpu", "cuda")
 
@@ -23,6 +22,10 @@ The file (every key but ``groups`` optional; paths are relative to the file)::
                                        # group per backbone (a zoo, a training run)
 
 A row of the sweep is one (group, dataset, marked pair, seed, d).
+
+A file cannot grant trust: third-party (pickled) checkpoints load only when the caller
+says so (``empirical sweep --trust-checkpoints``, ``sweep(..., trust_checkpoints=True)``),
+and a key that names trust (``trust_checkpoints``, any spelling, at any level) is refused.
 """
 
 from __future__ import annotations
@@ -47,7 +50,12 @@ OPTIONS = {"n_boot": 2000, "k": None, "k_sweep": (1, 2, 3, 4), "reduction": "irr
 
 #: Keys of the file besides :data:`OPTIONS`.
 _KEYS = {"out", "store", "datasets", "marked", "degrees", "lmax", "seeds", "frames", "chunk",
-         "trust_checkpoints", "groups"}
+         "groups"}
+
+#: The one-line refusal of a key that would grant trust from a file.
+_TRUST_REFUSED = ("a sweep configuration cannot grant trust: third-party checkpoints are "
+                  "trusted only by the command line's --trust-checkpoints (Python: "
+                  "sweep(..., trust_checkpoints=True))")
 _GROUP_KEYS = {"name", "backbones", "pool"}
 
 #: Default configurations per feature-extraction task.
@@ -89,6 +97,8 @@ class SweepConfig:
     seeds: Tuple[int, ...] = (0,)
     frames: Optional[int] = None
     chunk: int = DEFAULT_CHUNK
+    #: Set only by the caller (``sweep(..., trust_checkpoints=True)``, the CLI flag);
+    #: :func:`parse_config` never sets it, whatever the file says.
     trust_checkpoints: bool = False
     options: Dict = field(default_factory=lambda: dict(OPTIONS))
     out: Optional[Path] = None
@@ -182,6 +192,22 @@ def _stem(spec: str) -> str:
     return Path(rest).name.split(".")[0] or rest
 
 
+def _refuse_trust_keys(raw: Dict) -> None:
+    """A key anywhere in the parsed file (top level, ``[[groups]]``, any nested table or
+    array of tables) that names trust (``trust_checkpoints``, ``Trust-Checkpoints``,
+    ``trusted``, ...): refused (see the module docstring). Walked without recursion."""
+    stack: List[Tuple[str, object]] = [("", raw)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if "trust" in str(key).lower():
+                    raise ValueError(f"key {where + str(key)!r}: {_TRUST_REFUSED}")
+                stack.append((f"{where}{key}.", item))
+        elif isinstance(value, list):
+            stack.extend((f"{where[:-1]}[{i}].", item) for i, item in enumerate(value))
+
+
 def _parse_groups(groups_raw, base: Path) -> List[Group]:
     """``[[groups]]`` checked, globs expanded, ``pool = false`` groups split per backbone
     (the caller checks that the names are distinct)."""
@@ -223,6 +249,7 @@ def parse_config(raw: Dict, base: Path = Path("."), source: Optional[str] = None
     problem is a ``ValueError`` naming the key."""
     if not isinstance(raw, dict):
         raise ValueError("a sweep configuration is a table of keys")
+    _refuse_trust_keys(raw)
     unknown = sorted(set(raw) - _KEYS - set(OPTIONS))
     if unknown:
         raise ValueError(f"unknown key(s) {unknown} in the sweep configuration; known: "
@@ -253,9 +280,6 @@ def parse_config(raw: Dict, base: Path = Path("."), source: Optional[str] = None
     if frames is not None:
         _check_int("frames", frames, 2)
     chunk = _check_int("chunk", raw.get("chunk", DEFAULT_CHUNK), 1)
-    trust = raw.get("trust_checkpoints", False)
-    if not isinstance(trust, bool):
-        raise ValueError(f"trust_checkpoints must be true or false, got {trust!r}")
     options = dict(OPTIONS)
     for key in OPTIONS:
         if key in raw:
@@ -273,7 +297,7 @@ def parse_config(raw: Dict, base: Path = Path("."), source: Optional[str] = None
                                                  else Path(value))
     config = SweepConfig(groups=tuple(groups), datasets=tuple(datasets), marked=marked,
                          degrees=tuple(sorted(degrees)), lmax=int(lmax), seeds=seeds,
-                         frames=frames, chunk=chunk, trust_checkpoints=trust, options=options,
+                         frames=frames, chunk=chunk, options=options,
                          out=paths["out"], store=paths["store"], source=source)
     if config.n_rows() > MAX_TASKS:
         raise ValueError(f"the sweep asks for {config.n_rows()} rows, above the limit of "

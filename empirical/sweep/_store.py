@@ -13,20 +13,30 @@ Files are ``<kind>/<key[:2]>/<key>.npz``: numpy arrays and one JSON string, read
 numbers, never code). Each is written atomically (:func:`empirical._io.atomic_path`),
 so an interrupt leaves whole entries or none: a killed sweep loses at most the tasks
 that were running.
+
+An entry is checked before it is used (:meth:`TaskStore.has`): a zip of uncompressed
+``.npy`` members whose sizes fit the file, each header's shape matching its member's
+length, no object arrays, every member's CRC-32, and the arrays and JSON keys its kind
+needs (:data:`REQUIRED`). An entry that fails (empty, truncated, random bytes, a flipped
+bit) is damaged: it counts as missing, so the task is computed again and the entry
+rewritten, and the store reports it (:attr:`TaskStore.damaged`, the ``on_damaged``
+callback). A damaged entry is never used and never stops a sweep.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import struct
+import zipfile
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
 from .._io import atomic_path
 
-__all__ = ["TaskStore", "content_key", "STORE_VERSION", "MARKER"]
+__all__ = ["TaskStore", "content_key", "STORE_VERSION", "MARKER", "DamagedEntry", "REQUIRED"]
 
 #: Bumped whenever a task's output for the same inputs would change: old entries are
 #: then simply never looked up again.
@@ -35,6 +45,80 @@ STORE_VERSION = 1
 MARKER = "SPECTRAL_CEILINGS_STORE"
 #: Kinds of entry.
 KINDS = ("features", "equivariance", "probe", "run")
+#: What each kind of entry must hold to be used: (array names, keys of its JSON part);
+#: what the sweep reads back (``_chunk_from_entry``, ``_probe_from_entry``, assembly).
+REQUIRED: Dict[str, Tuple[Set[str], Set[str]]] = {
+    "features": ({"features"}, {"dtype", "scale", "seconds"}),
+    "equivariance": (set(), {"rotation", "reflection"}),
+    "probe": ({"pred_s", "s_te", "train_mean"},
+              {"name", "eps", "rmse", "d", "k", "records", "sweep", "warnings", "seconds"}),
+    "run": (set(), {"result", "seconds"}),
+}
+
+
+class DamagedEntry(ValueError):
+    """A store entry that cannot be used as it is (see the module docstring)."""
+
+
+def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.dtype:
+    """Check one ``.npy`` member from its header alone: not an object array, and the
+    shape times the item size is exactly what the member holds (so nothing bigger than
+    the file is ever allocated). Returns its dtype."""
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise DamagedEntry(f"member {info.filename} has .npy version {version}")
+        data = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if dtype.hasobject or f.tell() + data != info.file_size:
+            raise DamagedEntry(f"member {info.filename}'s header ({shape}, {dtype}) does "
+                               f"not match its {info.file_size} bytes")
+    return dtype
+
+
+def _read_entry(path: Path, kind: str, arrays: bool = True) -> Tuple[Dict[str, np.ndarray],
+                                                                      Dict]:
+    """``(arrays, meta)`` of the entry at ``path``, checked (the module docstring);
+    :class:`DamagedEntry` naming the first problem. ``arrays=False``: the arrays'
+    headers are checked but their data not read (``{}`` is returned for them)."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise DamagedEntry("an empty file")
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if sum(i.file_size for i in infos) > size:
+                raise DamagedEntry("its members claim more bytes than the file has")
+            for info in infos:
+                if (info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1
+                        or not info.filename.endswith(".npy")):
+                    raise DamagedEntry(f"member {info.filename!r} is not a plain .npy")
+                _member_header(zf, info)
+            names = {i.filename[:-4] for i in infos}
+            if "meta" not in names:
+                raise DamagedEntry("no meta member")
+            with zf.open("meta.npy") as f:
+                text = np.lib.format.read_array(f, allow_pickle=False)
+            if text.dtype.kind != "U" or text.shape != ():
+                raise DamagedEntry("its meta member is not a string")
+            meta = json.loads(str(text))
+            out = {}
+            if arrays:
+                for name in sorted(n for n in names if n.startswith("a_")):
+                    with zf.open(f"{name}.npy") as f:
+                        out[name[2:]] = np.lib.format.read_array(f, allow_pickle=False)
+    except DamagedEntry:
+        raise
+    except (OSError, EOFError, ValueError, KeyError, struct.error, zipfile.BadZipFile) as exc:
+        raise DamagedEntry(f"{type(exc).__name__}: {exc}") from None
+    want_arrays, want_keys = REQUIRED[kind]
+    have = {n[2:] for n in names if n.startswith("a_")}
+    if not isinstance(meta, dict) or not want_keys <= set(meta) or not want_arrays <= have:
+        raise DamagedEntry(f"it lacks what a {kind} entry holds")
+    return out, meta
 
 
 def _feed(h, value) -> None:
@@ -71,10 +155,16 @@ def content_key(kind: str, *parts) -> str:
 
 
 class TaskStore:
-    """A directory of finished tasks: ``has``, ``save``, ``load`` by kind and key."""
+    """A directory of finished tasks: ``has``, ``save``, ``load`` by kind and key.
 
-    def __init__(self, root):
+    ``on_damaged(kind, key, reason)`` is called once for each damaged entry found (see
+    the module docstring); :attr:`damaged` lists them as ``(kind, key, reason)``."""
+
+    def __init__(self, root, on_damaged: Optional[Callable[[str, str, str], None]] = None):
         self.root = Path(root)
+        self.on_damaged = on_damaged or (lambda kind, key, reason: None)
+        self.damaged: List[Tuple[str, str, str]] = []
+        self._usable: Dict[Tuple[str, str], bool] = {}
         marker = self.root / MARKER
         if self.root.exists():
             if not self.root.is_dir():
@@ -95,36 +185,50 @@ class TaskStore:
         return self.root / kind / key[:2] / f"{key}.npz"
 
     def has(self, kind: str, key: str) -> bool:
-        return self.path(kind, key).is_file()
+        """Whether the entry is there and usable: checked in full (every member read,
+        its CRC-32 verified) the first time it is asked for, then remembered. A damaged
+        entry is reported and counts as missing, so its task is computed again."""
+        known = self._usable.get((kind, key))
+        if known is not None:
+            return known
+        path = self.path(kind, key)
+        if not path.exists():
+            return False
+        try:
+            _read_entry(path, kind)
+            usable = True
+        except DamagedEntry as exc:
+            usable = False
+            self.damaged.append((kind, key, str(exc)))
+            self.on_damaged(kind, key, str(exc))
+        self._usable[(kind, key)] = usable
+        return usable
 
     def save(self, kind: str, key: str, arrays: Dict[str, Optional[np.ndarray]],
              meta: Dict) -> None:
-        """Write one entry atomically: ``arrays`` (``None`` values are left out) and a
-        JSON-able ``meta``."""
+        """Write one entry atomically (replacing a damaged one): ``arrays`` (``None``
+        values are left out) and a JSON-able ``meta``."""
         payload = {f"a_{k}": np.asarray(v) for k, v in arrays.items() if v is not None}
         payload["meta"] = np.array(json.dumps(meta, sort_keys=True))
         with atomic_path(self.path(kind, key), suffix=".npz") as tmp:
             np.savez(tmp, **payload)
+        self._usable[(kind, key)] = True
 
     def load(self, kind: str, key: str) -> Tuple[Dict[str, np.ndarray], Dict]:
         """``(arrays, meta)`` of an entry (``ValueError`` for a damaged file)."""
         path = self.path(kind, key)
         try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k[2:]: z[k] for k in z.files if k.startswith("a_")}
-                meta = json.loads(str(z["meta"]))
-        except (OSError, ValueError, KeyError) as exc:
+            return _read_entry(path, kind)
+        except DamagedEntry as exc:
             raise ValueError(f"store entry {path} is damaged ({exc}): delete it and rerun") \
                 from None
-        return arrays, meta
 
     def load_meta(self, kind: str, key: str) -> Dict:
-        """The JSON part of an entry alone (its arrays are not read)."""
+        """The JSON part of an entry alone (its arrays' data are not read)."""
         path = self.path(kind, key)
         try:
-            with np.load(path, allow_pickle=False) as z:
-                return json.loads(str(z["meta"]))
-        except (OSError, ValueError, KeyError) as exc:
+            return _read_entry(path, kind, arrays=False)[1]
+        except DamagedEntry as exc:
             raise ValueError(f"store entry {path} is damaged ({exc}): delete it and rerun") \
                 from None
 

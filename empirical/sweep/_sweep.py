@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -239,11 +241,111 @@ def _chunk_from_entry(arrays: Dict, meta: Dict) -> Dict:
 
 # -- the cluster ---------------------------------------------------------------------
 
+#: Seconds a ``--scheduler`` address has to accept a connection and send the first
+#: message of Dask's handshake (:func:`_check_scheduler`), before Dask's client connects.
+SCHEDULER_TIMEOUT = 5.0
+#: Seconds Dask's client then has to connect to the checked scheduler.
+CLIENT_TIMEOUT = 20.0
+#: Most bytes the handshake's first message may announce (a real one is under 100): a
+#: service that claims more is not a Dask scheduler, and nothing of that size is read.
+HANDSHAKE_MAX_BYTES = 64 * 1024
+#: Keys of the handshake a Dask scheduler sends first (``Comm.handshake_info``).
+_HANDSHAKE_KEYS = {"python", "pickle-protocol"}
+#: Dask's length prefixes: unsigned 64-bit, native order (``distributed.comm.tcp``).
+_LENGTH = struct.Struct("Q")
+
+
+class _NotDask(ValueError):
+    """What a ``--scheduler`` address answered is not a Dask scheduler's handshake."""
+
+
+def _recv_exactly(sock: socket.socket, n: int, deadline: float) -> bytes:
+    """``n`` bytes from ``sock``, all before ``deadline`` (``time.monotonic``):
+    ``socket.timeout`` when they are late, :class:`_NotDask` when the peer closes."""
+    buf = bytearray()
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout()
+        sock.settimeout(left)
+        part = sock.recv(min(n - len(buf), 65536))
+        if not part:
+            raise _NotDask(f"it closed the connection after {len(buf)} bytes")
+        buf += part
+    return bytes(buf)
+
+
+def _check_handshake(body: bytes) -> None:
+    """The handshake's frames (Dask's ``pack_frames``: a frame count, the frame lengths,
+    the frames) with a msgpack table of :data:`_HANDSHAKE_KEYS` in the first;
+    :class:`_NotDask` otherwise. Nothing is unpickled."""
+    import msgpack
+    from distributed.protocol.utils import unpack_frames
+
+    (n_frames,) = _LENGTH.unpack_from(body)
+    header = _LENGTH.size * (1 + n_frames)
+    if not 1 <= n_frames or header > len(body):
+        raise _NotDask(f"its message announces {n_frames} frames in {len(body)} bytes")
+    lengths = struct.unpack_from(f"{n_frames}Q", body, _LENGTH.size)
+    if header + sum(lengths) != len(body):
+        raise _NotDask("its message's frame lengths do not add up")
+    frames = unpack_frames(body)
+    try:
+        info = msgpack.unpackb(bytes(frames[0]), raw=False)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise _NotDask(f"its message is not msgpack ({exc})") from None
+    if not isinstance(info, dict) or not _HANDSHAKE_KEYS <= set(info):
+        raise _NotDask(f"its message is not a Dask handshake: {str(info)[:80]}")
+
+
+def _check_scheduler(address: str) -> None:
+    """``ValueError`` (one line) unless a Dask scheduler answers at ``address`` within
+    :data:`SCHEDULER_TIMEOUT` s: it must be a ``tcp://HOST:PORT`` address, accept a
+    connection, and send Dask's handshake (a length of at most
+    :data:`HANDSHAKE_MAX_BYTES`, then a msgpack table). A silent service, an HTTP
+    server, random bytes or a 3-EiB length prefix are refused here, before Dask's own
+    client would wait without a bound or allocate what the prefix claims."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, loc = parse_address(address)
+        host, port = parse_host_port(loc)
+    except ValueError as exc:
+        raise ValueError(f"scheduler address {address!r} is not an address such as "
+                         f"tcp://127.0.0.1:8786 ({exc})") from None
+    if scheme != "tcp":
+        raise ValueError(f"scheduler address {address!r}: only tcp:// scheduler addresses are "
+                         "supported (for another transport, make a distributed.Client "
+                         "and pass sweep(..., client=...))")
+    if not 0 < int(port) < 65536:
+        raise ValueError(f"scheduler address {address!r}: port {port} is out of range")
+    deadline = time.monotonic() + SCHEDULER_TIMEOUT
+    try:
+        with socket.create_connection((host, int(port)), timeout=SCHEDULER_TIMEOUT) as sock:
+            head = _recv_exactly(sock, _LENGTH.size, deadline)
+            (n,) = _LENGTH.unpack(head)
+            if not 2 * _LENGTH.size <= n <= HANDSHAKE_MAX_BYTES:
+                raise _NotDask(f"it sent {head!r}, a length of {n} bytes (a Dask handshake "
+                               f"is at most {HANDSHAKE_MAX_BYTES})")
+            body = _recv_exactly(sock, n, deadline)
+    except _NotDask as exc:
+        raise ValueError(f"{address} is not a Dask scheduler: {exc}") from None
+    except socket.timeout:
+        raise ValueError(f"no Dask scheduler answers at {address}: no handshake within "
+                         f"{SCHEDULER_TIMEOUT:g} s") from None
+    except OSError as exc:
+        raise ValueError(f"no Dask scheduler answers at {address}: {exc}") from None
+    try:
+        _check_handshake(body)
+    except _NotDask as exc:
+        raise ValueError(f"{address} is not a Dask scheduler: {exc}") from None
+
+
 def _connect(address: str):
-    """A client of the scheduler at ``address`` (20 s to answer)."""
+    """A client of the scheduler at ``address`` (:data:`CLIENT_TIMEOUT` s to answer)."""
     from distributed import Client
 
-    return Client(address, timeout="20s")
+    return Client(address, timeout=f"{CLIENT_TIMEOUT:g}s")
 
 
 def _client(scheduler: Optional[str], workers: Optional[int]):
@@ -255,6 +357,7 @@ def _client(scheduler: Optional[str], workers: Optional[int]):
         raise ValueError("sweeps run on Dask distributed: pip install "
                          "'spectral-ceilings[sweep]'") from None
     if scheduler is not None:
+        _check_scheduler(scheduler)
         try:
             return _connect(scheduler), None
         except (OSError, TimeoutError) as exc:
@@ -525,7 +628,8 @@ def _assemble(plan: SweepPlan, store: TaskStore) -> Callable:
 def sweep(config: SweepConfig, *, store=None, scheduler: Optional[str] = None,
           workers: Optional[int] = None, client=None, progress=None,
           on_task: Optional[Callable[[str, str], None]] = None,
-          log: Callable[[str], None] = lambda _: None, intra_threads: int = 1):
+          log: Callable[[str], None] = lambda _: None, intra_threads: int = 1,
+          trust_checkpoints: bool = False):
     """Run a sweep (see the module docstring); returns a :class:`SweepResult`.
 
     Parameters
@@ -542,6 +646,11 @@ def sweep(config: SweepConfig, *, store=None, scheduler: Optional[str] = None,
     on_task : called with ``(kind, key)`` after each task's result is stored
     intra_threads : torch intra-op threads per task (1, as diagnose gives each of
         several backbones; more on a GPU node or a big worker)
+    trust_checkpoints : bool
+        Load third-party (pickled) checkpoints, which run code when loaded: the
+        caller's decision (CLI ``--trust-checkpoints``), never the configuration
+        file's (:func:`load_config` refuses a trust key). ``config.trust_checkpoints``
+        set in Python (``dataclasses.replace``) counts as the caller's too.
 
     Raises
     ------
@@ -552,6 +661,10 @@ def sweep(config: SweepConfig, *, store=None, scheduler: Optional[str] = None,
     from ._report import SweepResult
 
     start = time.perf_counter()
+    if trust_checkpoints is not True and trust_checkpoints is not False:
+        raise ValueError(f"trust_checkpoints must be True or False, got {trust_checkpoints!r}")
+    if trust_checkpoints:
+        config = replace(config, trust_checkpoints=True)
     if store is None:
         if config.store is not None:
             store = config.store
@@ -574,7 +687,8 @@ def sweep(config: SweepConfig, *, store=None, scheduler: Optional[str] = None,
             client, cluster = starting.result()
         # created once the request is known good and the cluster answers: bad input or
         # an absent scheduler leave nothing behind
-        task_store = TaskStore(store)
+        task_store = TaskStore(store, on_damaged=lambda kind, key, reason: log(
+            f"store: the {kind} entry {key[:12]} is damaged ({reason}); computing it again"))
         todo = [run for run in plan.runs if not task_store.has("run", run.key)]
         where = _describe(client, cluster) if todo else "none (every run in the store)"
         log(f"{len(plan.runs)} runs, {counts['features']} feature tasks, {counts['probe']} "
@@ -595,6 +709,8 @@ def sweep(config: SweepConfig, *, store=None, scheduler: Optional[str] = None,
                for run in plan.runs]
     timing = {"seconds": time.perf_counter() - start, "cluster": where,
               "computed": work.computed, "from_store": work.stored,
+              "damaged_recomputed": {k: sum(1 for kind, _, _ in task_store.damaged
+                                            if kind == k) for k in work.timings},
               "task_seconds": {k: {"n": len(v), "total": float(np.sum(v)) if v else 0.0,
                                    "mean": float(np.mean(v)) if v else None}
                                for k, v in work.timings.items()},
