@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Iterator
 
 from spanthm._io import (MANIFEST_NAME, contains, describe, read_manifest, resolve_out,
-                         unvouched, write_set)
+                         unvouched, unwritable_anchor, write_set)
 
 __all__ = ["atomic_path", "write_files", "write_file_set", "check_output_dir", "OutputExists",
            "ForeignFiles", "check_inputs", "input_paths", "read_json", "MAX_JSON_BYTES",
            "MAX_JSON_DEPTH", "MANIFEST_NAME", "read_manifest", "unvouched",
-           "check_output_file", "check_train_dir", "is_generated_dataset"]
+           "check_output_file", "check_train_dir", "is_generated_dataset", "why_not_a_file"]
 
 #: Bounds on a results file read back (``empirical compare``): ours are well under 1 MiB
 #: and nested 6 deep.
@@ -104,6 +104,20 @@ def input_paths(specs) -> "list[Path]":
     return found
 
 
+def why_not_a_file(path) -> str:
+    """Why ``path`` cannot be read as a regular file, in a few words: ``"no such file"``,
+    ``"a symbolic link that does not resolve"``, ``"a directory"`` or ``"not a regular
+    file (a device, FIFO or socket)"`` (the loaders' messages name the path and this)."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        return "a symbolic link that does not resolve"
+    if not path.exists():
+        return "no such file"
+    if path.is_dir():
+        return "a directory, not a file"
+    return "not a regular file (a device, FIFO or socket)"
+
+
 def check_inputs(out, inputs, what: str = "--out") -> None:
     """Refuse an output location that is, or contains, one of ``inputs`` (any path a run
     reads: data, checkpoints, configs, run folders), whatever the spelling of the paths
@@ -111,8 +125,8 @@ def check_inputs(out, inputs, what: str = "--out") -> None:
     (nothing there is replaced). ``ValueError`` naming both."""
     real = resolve_out(out)
     for given in input_paths(inputs):
-        source = resolve_out(given)
-        if contains(real, source):
+        source = Path(os.path.realpath(given))    # a link loop stays as it is: the loader
+        if contains(real, source):                # names it, with its own flag
             raise ValueError(f"{out} {'is' if real == source else 'contains'} the input "
                              f"{given}: a run never writes over what it reads; give another "
                              f"{what}")
@@ -121,10 +135,8 @@ def check_inputs(out, inputs, what: str = "--out") -> None:
 def _check_anchor(out: Path, real: Path, what: str = "") -> None:
     """Refuse ``out`` (resolved: ``real``) when its nearest existing ancestor is not a
     writable directory (the set is assembled beside it)."""
-    anchor = real.parent
-    while not anchor.exists() and anchor != anchor.parent:
-        anchor = anchor.parent
-    if not anchor.is_dir() or not os.access(anchor, os.W_OK | os.X_OK):
+    anchor = unwritable_anchor(real)
+    if anchor is not None:
         raise ValueError(f"cannot write {what + ' ' if what else 'into '}{out}: {anchor} is "
                          "not a writable directory")
 

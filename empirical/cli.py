@@ -116,6 +116,8 @@ TRUST_HELP = ("load third-party checkpoint files (nequip:PATH, sevenn:PATH, mace
               "(files an installed package lists with their hash in its RECORD, like "
               "SevenNet's pretrained models, need no flag)")
 DEVICE_HELP = "where the backbones run: cpu (default), cuda or cuda:N"
+OVERWRITE_HELP = ("replace an output directory this tool wrote (its manifest vouches for every "
+                  "file in it); a directory holding anything else, or an input, is refused")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = dsub.add_parser("aspirin", help="generate the aspirin GFN2-xTB MD dataset (needs the "
                         "data extra: ase, tblite)")
-    p.add_argument("--frames", type=_positive(int, "--frames"), default=5000)
-    p.add_argument("--temperature", type=_positive(float, "--temperature"), default=500.0,
+    p.add_argument("--frames", type=_bounded_int("--frames", 1, _GEN, "MAX_GENERATED_FRAMES"),
+                   default=5000)
+    p.add_argument("--temperature", type=_md_float("MAX_TEMPERATURE_K"), default=500.0,
                    help="Langevin target temperature in K (default 500, as MD17)")
     p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
     p.add_argument("--out", type=Path, default=None,
@@ -139,12 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out when it is a dataset this command wrote (recognised "
                    "by its members and generator metadata); any other file is refused")
-    p.add_argument("--chains", type=_positive(int, "--chains"), default=1,
+    p.add_argument("--chains", type=_bounded_int("--chains", 1, _GEN, "MAX_CHAINS"), default=1,
                    help="independent trajectories run in parallel processes (default 1)")
-    p.add_argument("--equilibration-ps", type=float, default=5.0)
-    p.add_argument("--timestep-fs", type=_positive(float, "--timestep-fs"), default=0.5)
-    p.add_argument("--spacing-fs", type=_positive(float, "--spacing-fs"), default=10.0)
-    p.add_argument("--friction", type=_positive(float, "--friction"), default=0.01,
+    p.add_argument("--equilibration-ps", type=_md_float("MAX_EQUILIBRATION_PS", low_open=False),
+                   default=5.0)
+    p.add_argument("--timestep-fs", type=_md_float("MAX_TIMESTEP_FS"), default=0.5)
+    p.add_argument("--spacing-fs", type=_md_float(None), default=10.0,
+                   help="frame spacing in fs, a multiple of --timestep-fs (default 10)")
+    p.add_argument("--friction", type=_md_float("MAX_FRICTION_PER_FS"), default=0.01,
                    help="Langevin friction in 1/fs (default 0.01)")
     p.add_argument("--no-progress", action="store_true")
 
@@ -220,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None,
                    help="output directory (default runs/diagnose-<data>-seed<seed>)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an output directory that already holds files")
+                   help=OVERWRITE_HELP)
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--threads", type=_positive(int, "--threads"), default=None,
                    help="torch CPU threads (default: all cores)")
@@ -242,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.add_argument("--out", type=Path, default=None, help="default runs/profile-d<d>-seed<seed>")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an output directory that already holds files")
+                   help=OVERWRITE_HELP)
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
     p.add_argument("--no-progress", action="store_true")
@@ -266,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.add_argument("--out", type=Path, default=None, help="default runs/survey-seed<seed>")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an output directory that already holds files")
+                   help=OVERWRITE_HELP)
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
     p.add_argument("--no-progress", action="store_true")
@@ -289,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes of the local cluster (default: the cores)")
     p.add_argument("--trust-checkpoints", action="store_true", help=TRUST_HELP)
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an output directory that already holds files")
+                   help=OVERWRITE_HELP)
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-progress", action="store_true")
 
@@ -311,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
     p.add_argument("--out", type=Path, default=None, help="default runs/c5-seed<seed>")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an output directory that already holds files")
+                   help=OVERWRITE_HELP)
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
     p.add_argument("--no-progress", action="store_true")
@@ -329,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["capacity", "parameters", "activation", "architecture", "untrained"])
     p.add_argument("--out", type=Path, default=None, help="default runs/controls-seed<seed>")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an output directory that already holds files")
+                   help=OVERWRITE_HELP)
     p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
     p.add_argument("--no-progress", action="store_true")
 
@@ -340,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="diagnose run folder or its results.json")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an output directory that already holds files")
+                   help=OVERWRITE_HELP)
 
     p = sub.add_parser("reproduce", help="c5 + diagnose + controls + compare in one folder")
     p.add_argument("--preset", choices=["quick", "full"], default="quick",
@@ -675,12 +680,37 @@ def _cmd_backbones(args) -> int:
     return EXIT_OK
 
 
+_GEN = "empirical.data._generate"
+
+
+def _md_float(constant: Optional[str], low_open: bool = True):
+    """A finite float option ``> 0`` (``>= 0`` unless ``low_open``), at most
+    ``empirical.data._generate.<constant>`` when one is named (read when given)."""
+    def parse(text: str) -> float:
+        from importlib import import_module
+
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        high = float("inf") if constant is None else getattr(import_module(_GEN), constant)
+        bad = value <= 0 if low_open else value < 0
+        if not (value == value and abs(value) != float("inf")) or bad or value > high:
+            limit = "" if constant is None else f" and at most {high:g} ({constant})"
+            raise argparse.ArgumentTypeError(f"must be a finite number {'>' if low_open else '>='}"
+                                             f" 0{limit}, got {text}")
+        return value
+    return parse
+
+
 def _cmd_aspirin(args) -> int:
     from .data import MDSettings, generate_aspirin, save_npz
+    from .data._generate import check_request
 
     settings = MDSettings(temperature_K=args.temperature, timestep_fs=args.timestep_fs,
                           spacing_fs=args.spacing_fs, equilibration_ps=args.equilibration_ps,
                           friction_per_fs=args.friction)
+    check_request(args.frames, args.chains, settings)     # the MD's size, before any work
     from ._io import check_output_file, is_generated_dataset
 
     out = args.out or Path(f"aspirin_gfn2xtb_{args.temperature:g}K.npz")

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["atomic_write_text", "atomic_write_json", "MANIFEST_NAME", "read_manifest",
-           "unvouched", "write_set", "resolve_out"]
+           "unvouched", "write_set", "resolve_out", "unwritable_anchor"]
 
 
 def atomic_write_text(path, text: str) -> Path:
@@ -122,15 +122,23 @@ def _hashes(entry) -> "list[str]":
     return []
 
 
-def unvouched(directory, check_dir=None, prefix: str = "") -> "list[str]":
+#: Sub-directories a manifest may vouch for, nested (ours: a reproduction folder holds step
+#: folders, 2 levels); a deeper chain of manifests is not ours.
+MAX_SET_DEPTH = 8
+
+
+def unvouched(directory, check_dir=None, prefix: str = "", depth: int = 0) -> "list[str]":
     """Entries of ``directory`` (relative names, sorted) that its manifest does not vouch
     for: everything when there is no manifest; else every entry other than the manifest
     that is a link, an unlisted name, a listed file whose size is over
     :data:`MAX_VOUCHED_FILE_BYTES` or whose sha256 is not a listed one, or a listed
     sub-directory that is not vouched for in turn. A sub-directory listed with a kind other
     than ``"set"`` is checked by ``check_dir(path, kind, prefix)`` (a list of foreign
-    names), and is foreign when no ``check_dir`` is given."""
+    names), and is foreign when no ``check_dir`` is given. A sub-directory deeper than
+    :data:`MAX_SET_DEPTH` is foreign (a chain of hand-made manifests is bounded)."""
     directory = Path(directory)
+    if depth > MAX_SET_DEPTH:
+        return [prefix or f"{directory.name}/"]
     entries = sorted(directory.iterdir(), key=lambda p: p.name)
     manifest = read_manifest(directory)
     if manifest is None:
@@ -151,7 +159,7 @@ def unvouched(directory, check_dir=None, prefix: str = "") -> "list[str]":
         elif path.is_dir() and name in dirs:
             kind = dirs[name]
             if kind == "set":
-                foreign += unvouched(path, check_dir, prefix + name + "/")
+                foreign += unvouched(path, check_dir, prefix + name + "/", depth + 1)
             elif check_dir is not None:
                 foreign += check_dir(path, kind, prefix + name + "/")
             else:
@@ -176,6 +184,24 @@ def resolve_out(path) -> Path:
     if real.is_symlink():
         raise ValueError(f"{path} is a symbolic link that does not resolve (a loop)")
     return real
+
+
+def unwritable_anchor(path) -> "Path | None":
+    """The nearest existing ancestor of ``path`` (where a set or a file is assembled before
+    it is renamed into place) when it is not a writable directory; ``None`` when it is."""
+    anchor = Path(path).parent
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
+    if not anchor.is_dir() or not os.access(anchor, os.W_OK | os.X_OK):
+        return anchor
+    # os.access says yes to root on a read-only file system (and on /sys, /proc): try it
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=anchor)
+    except OSError:
+        return anchor
+    os.close(fd)
+    os.unlink(probe)
+    return None
 
 
 def contains(outer: Path, inner: Path) -> bool:

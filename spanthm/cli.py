@@ -277,7 +277,7 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
     not write, or changed since); an unwritable place."""
     import os
 
-    from ._io import describe, resolve_out, unvouched
+    from ._io import describe, resolve_out, unvouched, unwritable_anchor
 
     real = resolve_out(out)
     if real.exists() and not real.is_dir():
@@ -298,10 +298,8 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
             raise BadInput(f"--out-dir {out} holds files this tool did not write "
                            f"({describe(foreign)}): --overwrite replaces only a directory it "
                            "wrote, as a whole; nothing was changed")
-    anchor = real.parent
-    while not anchor.exists() and anchor != anchor.parent:
-        anchor = anchor.parent
-    if not anchor.is_dir() or not os.access(anchor, os.W_OK | os.X_OK):
+    anchor = unwritable_anchor(real)
+    if anchor is not None:
         raise BadInput(f"--out-dir {out}: {anchor} is not a writable directory")
 
 
@@ -309,7 +307,7 @@ def _check_out_file(path: Path, overwrite: bool = False) -> None:
     """Refuse an output file path that cannot be written, before any work: a directory,
     an existing file (unless ``overwrite`` and it is one of our certificates), an
     unwritable directory."""
-    import os
+    from ._io import unwritable_anchor
 
     if path.is_dir():
         raise BadInput(f"--out {path} is a directory, not a file")
@@ -319,10 +317,8 @@ def _check_out_file(path: Path, overwrite: bool = False) -> None:
     if path.exists() and (not path.is_file() or not _is_certificate(path)):
         raise BadInput(f"--out {path} exists and is not a spanthm certificate; it is left as "
                        "it is: give another file name")
-    anchor = path.parent
-    while not anchor.exists() and anchor != anchor.parent:
-        anchor = anchor.parent
-    if not anchor.is_dir() or not os.access(anchor, os.W_OK | os.X_OK):
+    anchor = unwritable_anchor(path)
+    if anchor is not None:
         raise BadInput(f"--out {path}: {anchor} is not a writable directory")
 
 

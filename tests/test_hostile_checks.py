@@ -391,3 +391,170 @@ def test_compare_api_validates_both_inputs():
     with pytest.raises(ValueError, match=r"^aspirin results: summary\.2\.ceiling"):
         compare(C5, _set_at(ASPIRIN, "summary/2/ceiling", 1e9))
     assert math.isfinite(cmp["rows"][0]["aspirin_rho"])
+
+
+# -- issue 21, round 2: F7 (one large irrep hides a broken one), M8 (size arguments) -------
+
+class _HiddenVector:
+    """F7: a huge invariant scalar beside a vector block that does not rotate at all (a
+    constant): not equivariant, error ~ 8 on the vector, yet under the old whole-feature
+    tolerance (1e-4 x 1e5 = 10 in float32, 1e-9 x 1e10 = 10 in float64) it passed."""
+
+    irreps_out = o3.Irreps("1x0e+1x1o")
+
+    def __init__(self, dtype, big):
+        self.dtype, self.big = dtype, big
+
+    def node_features(self, positions, numbers):
+        n = positions.shape[0]
+        s = torch.full((n, 1), self.big, dtype=positions.dtype)
+        v = torch.tensor([3.0, -2.0, 3.2], dtype=positions.dtype).expand(n, 3)
+        return torch.cat([s, v], 1)
+
+
+class _HonestBigScalar(_HiddenVector):
+    """Equivariant: scalar ``big + |r|^2``, vector ``r`` (about the centroid) computed
+    through the scalar's magnitude, ``(r + s u) - s u``: its rounding error (~5e-3 in
+    float32) is far above 1e-4 x |r| but of the order of eps x big."""
+
+    def node_features(self, positions, numbers):
+        c = positions - positions.mean(0)
+        r = c.norm(dim=1, keepdim=True)
+        s = self.big + r ** 2
+        u = c / r
+        return torch.cat([s, (c + s * u) - s * u], 1)
+
+
+@pytest.mark.parametrize("dtype,big", [(torch.float32, 1e5), (torch.float64, 1e10)])
+def test_a_large_scalar_does_not_hide_a_broken_vector(dtype, big):
+    """F7: fails on the old code (the model passed); the message names the block."""
+    pos, num = _small_frame()
+    with pytest.raises(AssertionError) as err:
+        assert_equivariant_features(_HiddenVector(dtype, big), pos, num)
+    msg = str(err.value)
+    assert "_HiddenVector.node_features is not equivariant" in msg and str(dtype) in msg
+    assert "1x1o, features[:, 1:4]: max abs error 7.806e+00 (reflection 0) > tolerance" in msg
+    assert "1x0e" not in msg.split("(tolerance per irrep copy")[0]     # the scalar is fine
+    tol = float(msg.split("> tolerance ")[1].split()[0])
+    eps = torch.finfo(dtype).eps
+    assert tol == pytest.approx(float(f"{100 * eps * big:.1e}"))       # the rounding floor
+
+
+def test_each_copy_of_an_irrep_is_judged_on_its_own():
+    """A large vector copy does not hide a broken copy of the same ``2x1o`` entry."""
+
+    class TwoVectors(_Centred):
+        irreps_out = o3.Irreps("2x1o")
+
+        def node_features(self, positions, numbers):
+            c = super().node_features(positions, numbers)
+            return torch.cat([1e10 * c, torch.tensor([3.0, -2.0, 3.2],
+                                                     dtype=c.dtype).expand_as(c)], 1)
+
+    pos, num = _small_frame()
+    with pytest.raises(AssertionError, match=r"1o copy 1 of 2x1o, features\[:, 3:6\]: max "
+                                             r"abs error 7\.806e\+00"):
+        assert_equivariant_features(TwoVectors(), pos, num)
+
+
+@pytest.mark.parametrize("dtype,big", [(torch.float32, 1e5), (torch.float64, 1e10)])
+def test_the_rounding_floor_keeps_an_equivariant_model_with_a_large_scalar_passing(dtype,
+                                                                                   big):
+    """Guards what worked before (passes on the old code too): the per-block rule does not
+    fail a genuinely equivariant model whose small block carries the rounding of a huge
+    one; its error is far above the block's relative tolerance, so the floor is needed."""
+    pos, num = _small_frame()
+    errors = assert_equivariant_features(_HonestBigScalar(dtype, big), pos, num)
+    vector_size = float((torch.as_tensor(pos) - torch.as_tensor(pos).mean(0)).abs().max())
+    rtol = {torch.float32: 1e-4, torch.float64: 1e-9}[dtype]
+    assert rtol * vector_size < max(errors.values()) < 100 * torch.finfo(dtype).eps * big
+
+
+def test_n_rotations_is_bounded_before_anything_runs(monkeypatch):
+    """M8: ``n_rotations=10**9`` tried to allocate 29.8 GiB; 0, -1, True, 2.5 were not
+    refused cleanly. Over the limit: ValueError naming the argument, the model never runs
+    and the default frame is not even loaded."""
+    import empirical.data
+    import empirical.testing as testing
+    from empirical.testing import MAX_ROTATIONS
+
+    assert MAX_ROTATIONS == 1000
+    pos, num = _small_frame()
+    calls = []
+
+    class Counted(_Centred):
+        def node_features(self, positions, numbers):
+            calls.append(1)
+            return super().node_features(positions, numbers)
+
+    monkeypatch.setattr(empirical.data, "load", lambda *a, **k: pytest.fail("loaded data"))
+    for bad in (10**9, MAX_ROTATIONS + 1, 0, -1, True, 2.5, "3", None):
+        with pytest.raises(ValueError, match=rf"n_rotations must be an integer from 1 to "
+                                             rf"{MAX_ROTATIONS} \(MAX_ROTATIONS\), got"):
+            assert_equivariant_features(Counted(), n_rotations=bad)
+    assert calls == []
+    errors = testing.assert_equivariant_features(Counted(), pos, num,
+                                                 n_rotations=MAX_ROTATIONS)   # at the limit
+    assert len(errors) == 2 * MAX_ROTATIONS and len(calls) == 1 + 2 * MAX_ROTATIONS
+    assert len(assert_equivariant_features(_Centred(), pos, num, n_rotations=np.int64(2))) == 4
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"seed": -1}, "seed must be a non-negative integer, got -1"),
+    ({"seed": 2.5}, "seed must be a non-negative integer, got 2.5"),
+    ({"seed": True}, "seed must be a non-negative integer, got True"),
+    ({"atol": -1.0}, r"atol must be None or a number >= 0, got -1.0"),
+    ({"atol": float("nan")}, "atol must be None or a number >= 0, got nan"),
+    ({"atol": "1e-3"}, "atol must be None or a number >= 0, got '1e-3'"),
+])
+def test_assert_equivariant_features_refuses_bad_seed_and_atol(kwargs, needle):
+    """A negative or NaN atol failed every model (or a string crashed inside the check);
+    a bad seed surfaced as numpy's error after the model ran."""
+    pos, num = _small_frame()
+    with pytest.raises(ValueError, match=needle):
+        assert_equivariant_features(_Centred(), pos, num, **kwargs)
+
+
+def test_spectral_ceiling_bounds_d_and_budget_before_the_model_runs(monkeypatch):
+    """``d`` is bounded by the target degrees it needs (d * L + 2 <= 12), named as ``d``,
+    before the model runs (the old code ran the equivariance check, then refused ``lmax``);
+    a bad budget, seed or expected is a ValueError too."""
+    import empirical.diagnostic
+    from empirical.data import Dataset
+    from empirical.testing import spectral_ceiling
+
+    class Reached(Exception):
+        pass
+
+    def stub(**kwargs):
+        raise Reached(kwargs["lmax"])
+
+    monkeypatch.setattr(empirical.diagnostic, "diagnose", stub)
+    pos, num = _small_frame(21)
+    data = Dataset(positions=pos[None], numbers=num, energies=np.zeros(1),
+                   forces=np.zeros((1, 21, 3)), metadata={})
+    calls = []
+
+    class Counted(_Centred):                          # L = 1
+        def node_features(self, positions, numbers):
+            calls.append(1)
+            return super().node_features(positions, numbers)
+
+    with pytest.raises(Reached, match="12"):          # at the limit: d * L + 2 = 12
+        spectral_ceiling(Counted(), d=10, dataset=data)
+    for call in (spectral_ceiling, assert_spectral_ceiling):
+        with pytest.raises(ValueError, match=r"probe degree d = 11 is too high .*L = 1.* "
+                                             r"d \* L \+ 2 = 13"):
+            call(Counted(), d=11, dataset=data)
+        with pytest.raises(ValueError, match=r"probe degree d = 1000000000 is too high"):
+            call(Counted(), d=10**9, dataset=data)
+        for bad in (0, True, 1.5):
+            with pytest.raises(ValueError, match=r"probe degree d must be an integer >= 1"):
+                call(Counted(), d=bad, dataset=data)
+        with pytest.raises(ValueError, match=r"budget must be one of fast, thorough"):
+            call(Counted(), d=1, dataset=data, budget=["fast"])
+        with pytest.raises(ValueError, match=r"seed must be a non-negative integer"):
+            call(Counted(), d=1, dataset=data, seed=-3)
+    with pytest.raises(ValueError, match=r"expected must be None or an integer >= 0"):
+        assert_spectral_ceiling(Counted(), d=1, expected="two", dataset=data)
+    assert calls == []

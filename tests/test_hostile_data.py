@@ -617,3 +617,33 @@ def test_controls_never_cut_the_frames_silently(capsys):
         err = capsys.readouterr().err.strip()
         assert code == 2, (argv, err)
         assert len(err.splitlines()) == 1 and needle in err, (argv, err)
+
+
+def test_a_path_that_is_not_a_regular_file_is_named(tmp_path, capsys):
+    """A FIFO as --data blocked the read forever, /dev/zero never ends; a directory, a
+    device, a FIFO or a link loop given as data or as a checkpoint is named for what it
+    is, in one line, at once (it was "no such file", or a hang)."""
+    import os
+
+    from empirical import cli
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop1"
+    os.symlink(tmp_path / "loop2", loop)
+    os.symlink(loop, tmp_path / "loop2")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for argv, needle in (
+            (["data", "info", str(fifo)], "not a regular file"),
+            (["data", "info", "/dev/null"], "not a regular file"),
+            (["diagnose", "--backbones", str(fifo)], "not a regular file"),
+            (["diagnose", "--backbones", str(folder)], "a directory"),
+            (["diagnose", "--backbones", str(loop)], "does not resolve")):
+        if argv[0] == "diagnose":
+            argv = argv + ["--out", str(tmp_path / "out"), "--no-progress"]
+        code = cli.main(argv)
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and needle in err, (argv, err)
+        assert "--out" not in err
+    assert not (tmp_path / "out").exists()

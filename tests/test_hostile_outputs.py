@@ -523,3 +523,87 @@ def test_certify_out_file_replaces_only_a_certificate(tmp_path, capsys):
     assert spanthm_cli.main(["certify", "--L", "1", "--d", "1", "--out", str(cert)]) == 0
     assert spanthm_cli.main(["certify", "--L", "1", "--d", "1", "--out", str(cert),
                              "--overwrite"]) == 0
+
+
+def _remove_chain(leaf):
+    """Remove a deep chain of folders from its leaf up, without recursion (shutil.rmtree,
+    and so pytest's clean-up of old temporary folders, recurses once per level)."""
+    import os as _os
+
+    leaf.unlink()
+    level = leaf.parent
+    while level.name == "a":
+        for entry in level.iterdir():
+            entry.unlink()
+        level.rmdir()
+        level = level.parent
+    for entry in level.iterdir():
+        entry.unlink()
+    _os.rmdir(level)
+
+
+def test_a_deep_chain_of_manifests_is_foreign_not_a_crash(tmp_path, capsys):
+    """Hand-made manifests that vouch for a sub-directory that vouches for a
+    sub-directory ... (1500 deep, past Python's recursion limit) make the folder foreign:
+    ``--overwrite`` is refused in one line and nothing is deleted (it was a
+    RecursionError traceback). At MAX_SET_DEPTH the chain is still checked."""
+    import json as _json
+
+    from spanthm import _io as sio
+
+    def chain(root, depth):
+        level = root
+        for _ in range(depth):
+            level.mkdir(parents=True, exist_ok=True)
+            (level / sio.MANIFEST_NAME).write_text(_json.dumps(
+                {"tool": sio.MANIFEST_TOOL, "files": {}, "dirs": {"a": "set"}}))
+            level = level / "a"
+        level.mkdir(parents=True, exist_ok=True)
+        (level / "keep.txt").write_text("mine")
+        return level / "keep.txt"
+
+    keep = chain(tmp_path / "deep", 1500)
+    try:
+        code = cli.main(["c5", "--out", str(tmp_path / "deep"), "--overwrite",
+                         "--no-progress"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "did not write" in err, err
+        assert keep.read_text() == "mine"
+        assert sio.unvouched(tmp_path / "deep")        # foreign, not an exception
+    finally:
+        _remove_chain(keep)
+    # at the depth limit a chain of sets is still followed (and here holds a foreign file)
+    at = chain(tmp_path / "at", sio.MAX_SET_DEPTH)
+    assert sio.unvouched(tmp_path / "at") == ["a/" * sio.MAX_SET_DEPTH + "keep.txt"]
+    at.unlink()
+    assert sio.unvouched(tmp_path / "at") == []
+    over = chain(tmp_path / "over", sio.MAX_SET_DEPTH + 1)
+    over.unlink()
+    assert sio.unvouched(tmp_path / "over") == ["a/" * (sio.MAX_SET_DEPTH + 1)]
+
+
+def test_an_output_on_a_read_only_file_system_is_refused_before_work(tmp_path, monkeypatch,
+                                                                    capsys):
+    """Root passes ``os.access`` on a read-only file system; the check now tries to
+    create a file there (and removes it). Simulated by a mkstemp that fails as a
+    read-only mount does, for the shared helper every command uses."""
+    import errno
+    import tempfile as _tempfile
+
+    from spanthm import _io as sio
+
+    real_mkstemp = _tempfile.mkstemp
+
+    def read_only(*args, **kwargs):
+        if kwargs.get("prefix") == ".write-probe.":
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_mkstemp(*args, **kwargs)
+
+    assert sio.unwritable_anchor(tmp_path / "out") is None
+    assert not [p for p in tmp_path.iterdir()]          # the probe leaves nothing
+    monkeypatch.setattr(_tempfile, "mkstemp", read_only)
+    assert sio.unwritable_anchor(tmp_path / "out") == tmp_path
+    code = cli.main(["c5", "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "not a writable directory" in err, err
+    assert not (tmp_path / "out").exists()

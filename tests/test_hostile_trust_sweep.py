@@ -405,6 +405,88 @@ def test_a_service_that_is_not_dask_is_refused_in_bounded_time(name, payload):
     assert time.monotonic() - start < timeout + 2
 
 
+def _table(info: dict) -> bytes:
+    """A handshake-shaped message (length prefix, ``pack_frames``) holding ``info``."""
+    import msgpack
+
+    frame = msgpack.packb(info)
+    body = struct.pack("QQ", 1, len(frame)) + frame
+    return struct.pack("Q", len(body)) + body
+
+
+@pytest.mark.parametrize("info", [
+    {"compression": None, "python": [3, 11, 7], "pickle-protocol": "5"},
+    {"compression": None, "python": "3.11", "pickle-protocol": 5},
+    {"compression": None, "python": [3, 11], "pickle-protocol": 5},
+    {"compression": None, "python": [3, 11, 7], "pickle-protocol": True},
+    {"compression": None, "python": [3, 11, 7], "pickle-protocol": 10 ** 6},
+    {"compression": [1], "python": [3, 11, 7], "pickle-protocol": 5},
+    {"python": [3, 11, 7], "pickle-protocol": 5},
+])
+def test_a_handshake_with_the_keys_but_not_the_values_is_refused(info):
+    """The keys of Dask's handshake with values of other types (which Dask's client would
+    compare with its own and fail on, ``TypeError`` or ``KeyError`` inside Dask) are named
+    in one line."""
+    pytest.importorskip("distributed")
+    address = _service(_table(info), hold=3.0)
+    status, value = _client_within(address, 10)
+    assert status == "error" and type(value) is ValueError, (status, value)
+    assert "not a Dask scheduler" in str(value) and "\n" not in str(value)
+
+
+def _service_for(connections: int, payload: bytes, hold: float, then: bytes = b"") -> str:
+    """Like :func:`_service`, for up to ``connections`` connections (our handshake check,
+    then those of Dask's client), each sent ``payload`` and then ``then``; bounded in
+    time."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(connections)
+    srv.settimeout(hold)
+
+    def serve(conn):
+        with conn:
+            try:
+                conn.sendall(payload)
+                if then:
+                    conn.sendall(then)
+                time.sleep(hold)
+            except OSError:
+                pass
+
+    def run():
+        try:
+            for _ in range(connections):
+                conn, _ = srv.accept()
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
+        except OSError:
+            pass
+        srv.close()
+    threading.Thread(target=run, daemon=True).start()
+    return f"tcp://127.0.0.1:{srv.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("name, after", [
+    ("3 EiB frame", struct.pack("Q", 3 << 60) + b"\0" * 64),
+    ("random bytes", bytes(np.random.default_rng(1).integers(0, 256, 512, dtype=np.uint8))),
+    ("silence", b""),
+])
+def test_a_service_that_sends_a_handshake_and_then_garbage_is_one_line(name, after,
+                                                                        monkeypatch):
+    """A service that passes our handshake check and then sends what Dask cannot read
+    (a frame announced at 3 EiB: Dask allocates what a length prefix says; random bytes;
+    nothing) is named in one line, never a MemoryError traceback, an unexplained numpy
+    message or an empty reason."""
+    pytest.importorskip("distributed")
+    import empirical.sweep._sweep as sw
+
+    monkeypatch.setattr(sw, "CLIENT_TIMEOUT", 3.0)
+    address = _service_for(20, _handshake(), hold=8.0, then=after)
+    status, value = _client_within(address, 15)
+    assert status == "error" and type(value) is ValueError, (name, status, value)
+    text = str(value)
+    assert address in text and "\n" not in text and not text.rstrip().endswith(":"), text
+
+
 def test_a_closed_port_and_odd_addresses_are_one_line():
     pytest.importorskip("distributed")
     from empirical.sweep._sweep import _check_scheduler
@@ -573,6 +655,25 @@ def test_a_damaged_entry_is_missing_reported_and_replaceable(tmp_path, kind, how
     good = _entries(again)
     shutil.copy(again.path(kind, good[kind]), path)          # the task's result, saved
     assert TaskStore(tmp_path / "s").has(kind, key)
+
+
+def test_a_directory_where_an_entry_belongs_is_refused_not_replaced(tmp_path):
+    """A directory at an entry's path is not this tool's: ``has`` refuses it in one line
+    naming it (it was recomputed, then the rename onto it failed after the work with an
+    error naming a temporary file), and it is left as it is."""
+    pytest.importorskip("distributed")
+    from empirical.sweep import TaskStore
+
+    store = TaskStore(tmp_path / "s")
+    key = _entries(store)["features"]
+    path = store.path("features", key)
+    path.unlink()
+    path.mkdir()
+    (path / "mine.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is a directory") as err:
+        TaskStore(tmp_path / "s").has("features", key)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert (path / "mine.txt").read_text() == "mine"
 
 
 def test_an_intact_entry_at_the_size_check_is_used(tmp_path):

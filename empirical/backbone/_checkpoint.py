@@ -97,7 +97,8 @@ def read_checkpoint(path) -> dict:
     """The raw checkpoint dict, validated. Raises :class:`CheckpointError`."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: no such file")
+        from .._io import why_not_a_file
+        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {why_not_a_file(path)}")
     if path.suffix == ".xz":
         try:
             raw = _read_xz(path)

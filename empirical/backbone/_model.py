@@ -98,7 +98,9 @@ def _check_float(name: str, value, low: Optional[float] = None, high: Optional[f
     if positive and not value > 0:
         raise ValueError(f"{name} must be > 0, got {value}")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{name} = {value}: must be between {low} and {high}")
+        bounds = (["> 0"] if positive else []) + ([f">= {low}"] if low is not None else []) \
+            + ([f"at most {high}"] if high is not None else [])
+        raise ValueError(f"{name} must be {' and '.join(bounds)}, got {value}")
     return value
 
 

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import multiprocessing as mp
+import numbers
 import os
 import platform
 import sys
@@ -43,16 +45,63 @@ from ..units import BOLTZMANN
 from . import _aspirin_geometry as geom
 from ._dataset import Dataset
 
-__all__ = ["GenerationError", "MDSettings", "optimize_aspirin", "generate_aspirin", "save_npz"]
+__all__ = ["GenerationError", "MDSettings", "check_request", "md_steps",
+           "MAX_GENERATED_FRAMES", "MAX_CHAINS", "MAX_TEMPERATURE_K", "MAX_TIMESTEP_FS",
+           "MAX_EQUILIBRATION_PS", "MAX_FRICTION_PER_FS", "MAX_MD_STEPS", "optimize_aspirin",
+           "generate_aspirin", "save_npz"]
 
 
 class GenerationError(RuntimeError):
     """Generation could not produce a dataset that meets the protocol."""
 
 
+#: Most frames one request may keep (``frames``; the shipped set has 5000). Positions and
+#: forces are two float64 arrays of ``frames x 21 x 3`` (1 GB at this bound, twice that while
+#: the chains are joined), and at the default 20 MD steps a frame and ~5 ms a GFN2-xTB step
+#: this bound is already more than a day of MD on one core.
+MAX_GENERATED_FRAMES = 1_000_000
+#: Most independent chains (``chains``): one process each; more than a large node's cores
+#: only queue up.
+MAX_CHAINS = 64
+#: Highest Langevin target temperature in K. Aspirin decomposes far below it; above it the
+#: GFN2-xTB self-consistent field stops converging (1e9 K fails in the first steps).
+MAX_TEMPERATURE_K = 5000.0
+#: Longest MD time step in fs: hydrogen vibrations (~9 fs period) are not integrated
+#: beyond it (0.5 fs by default).
+MAX_TIMESTEP_FS = 5.0
+#: Longest equilibration in ps (5 ps by default; 1 ns is 2 M steps at 0.5 fs).
+MAX_EQUILIBRATION_PS = 1000.0
+#: Largest Langevin friction in 1/fs (0.01 by default; 1/fs already damps within a step).
+MAX_FRICTION_PER_FS = 1.0
+#: Most MD steps (each one a GFN2-xTB calculation) of one request, all chains, equilibration
+#: and production together: 50 M steps are about three days of one core at ~5 ms a step.
+#: The default request (5000 frames, 20 steps a frame, 5 ps at 0.5 fs) is 110 000 steps.
+MAX_MD_STEPS = 50_000_000
+
+
+def _finite(name: str, value, low: float, high: float, low_open: bool = False) -> float:
+    """``value`` as a finite float in ``[low, high]`` (``(low, high]`` if ``low_open``);
+    ``ValueError`` naming ``name`` and the value otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    below = value <= low if low_open else value < low
+    if not math.isfinite(value) or below or value > high:
+        raise ValueError(f"{name} must be a finite number {'>' if low_open else '>='} {low:g} "
+                         f"and at most {high:g}, got {value:g}")
+    return value
+
+
 @dataclass(frozen=True)
 class MDSettings:
-    """Langevin MD settings (ASE units converted where used)."""
+    """Langevin MD settings (ASE units converted where used).
+
+    Each field is checked on construction (``ValueError`` naming it): temperature in
+    ``(0, MAX_TEMPERATURE_K]``, time step in ``(0, MAX_TIMESTEP_FS]``, frame spacing a
+    whole multiple of the time step with at most :data:`MAX_MD_STEPS` steps a frame,
+    equilibration in ``[0, MAX_EQUILIBRATION_PS]``, friction in
+    ``(0, MAX_FRICTION_PER_FS]``, tolerance in ``(0, 1]``.
+    """
 
     temperature_K: float = 500.0
     timestep_fs: float = 0.5
@@ -62,16 +111,23 @@ class MDSettings:
     tolerance: float = 0.05
 
     def __post_init__(self):
-        if not self.temperature_K > 0:
-            raise ValueError(f"temperature must be > 0 K, got {self.temperature_K}")
-        if not self.timestep_fs > 0:
-            raise ValueError(f"time step must be > 0 fs, got {self.timestep_fs}")
+        _finite("temperature_K", self.temperature_K, 0.0, MAX_TEMPERATURE_K, low_open=True)
+        _finite("timestep_fs", self.timestep_fs, 0.0, MAX_TIMESTEP_FS, low_open=True)
+        _finite("spacing_fs", self.spacing_fs, 0.0, MAX_TIMESTEP_FS * MAX_MD_STEPS,
+                low_open=True)
+        _finite("equilibration_ps", self.equilibration_ps, 0.0, MAX_EQUILIBRATION_PS)
+        _finite("friction_per_fs", self.friction_per_fs, 0.0, MAX_FRICTION_PER_FS, low_open=True)
+        _finite("tolerance", self.tolerance, 0.0, 1.0, low_open=True)
+        # step counts as floats first: a tiny time step must not reach round(inf)
         stride = self.spacing_fs / self.timestep_fs
+        equilibration = self.equilibration_ps * 1000.0 / self.timestep_fs
+        if stride > MAX_MD_STEPS or equilibration > MAX_MD_STEPS:
+            raise ValueError(f"spacing_fs {self.spacing_fs:g} or equilibration_ps "
+                             f"{self.equilibration_ps:g} at timestep_fs {self.timestep_fs:g} "
+                             f"is more than {MAX_MD_STEPS} MD steps (MAX_MD_STEPS)")
         if stride < 1 or abs(stride - round(stride)) > 1e-9:
             raise ValueError(f"frame spacing {self.spacing_fs} fs must be a positive multiple "
                              f"of the time step {self.timestep_fs} fs")
-        if self.equilibration_ps < 0:
-            raise ValueError(f"equilibration must be >= 0 ps, got {self.equilibration_ps}")
 
     @property
     def stride(self) -> int:
@@ -80,6 +136,33 @@ class MDSettings:
     @property
     def equilibration_steps(self) -> int:
         return int(round(self.equilibration_ps * 1000.0 / self.timestep_fs))
+
+
+def md_steps(frames: int, chains: int, settings: MDSettings) -> int:
+    """MD steps of a request: each chain equilibrates, then ``frames * stride`` in all."""
+    return chains * settings.equilibration_steps + frames * settings.stride
+
+
+def check_request(frames, chains, settings: MDSettings) -> None:
+    """Refuse a request whose size is out of bounds, before any work (``ValueError`` naming
+    the value): ``frames`` in ``1..MAX_GENERATED_FRAMES``, ``chains`` in
+    ``1..min(frames, MAX_CHAINS)``, at most :data:`MAX_MD_STEPS` MD steps in all."""
+    if not _is_int(frames) or not 1 <= frames <= MAX_GENERATED_FRAMES:
+        raise ValueError(f"frames must be an integer between 1 and {MAX_GENERATED_FRAMES} "
+                         f"(MAX_GENERATED_FRAMES), got {frames!r}")
+    if not _is_int(chains) or not 1 <= chains <= min(frames, MAX_CHAINS):
+        raise ValueError(f"chains must be an integer between 1 and min(frames, {MAX_CHAINS}) "
+                         f"(MAX_CHAINS), got {chains!r} for {frames} frames")
+    steps = md_steps(frames, chains, settings)
+    if steps > MAX_MD_STEPS:
+        raise ValueError(f"{frames} frames every {settings.spacing_fs:g} fs at "
+                         f"{settings.timestep_fs:g} fs steps in {chains} chains with "
+                         f"{settings.equilibration_ps:g} ps equilibration is {steps} MD steps, "
+                         f"more than {MAX_MD_STEPS} (MAX_MD_STEPS)")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
 def _calculator():
@@ -129,6 +212,22 @@ def _optimize_cached(fmax: float, steps: int):
     return atoms.positions.copy(), float(atoms.get_potential_energy())
 
 
+def _md_step(dyn, chain: int, step: int, total: int, settings: MDSettings) -> None:
+    """One MD step; a GFN2-xTB failure becomes a :class:`GenerationError` naming the chain,
+    the step and the temperature (a plain message: it crosses the process boundary)."""
+    from ase.calculators.calculator import CalculationFailed
+
+    try:
+        dyn.run(1)
+    except CalculationFailed as exc:
+        atoms = dyn.atoms
+        kinetic = 2 * atoms.get_kinetic_energy() / ((3 * len(atoms) - 3) * BOLTZMANN)
+        raise GenerationError(
+            f"chain {chain}: GFN2-xTB failed at MD step {step} of {total} (target "
+            f"{settings.temperature_K:g} K, kinetic {kinetic:.0f} K, time step "
+            f"{settings.timestep_fs:g} fs): {exc}") from None
+
+
 def _run_chain(args):
     """One trajectory (runs in a worker process or in-process)."""
     chain, positions, frames, settings, seed_state, queue = args
@@ -160,7 +259,7 @@ def _run_chain(args):
             queue.put((chain, k, temperature))
 
     for k in range(1, settings.equilibration_steps + 1):
-        dyn.run(1)
+        _md_step(dyn, chain, k, total, settings)
         tick(k, float("nan"))
     done = settings.equilibration_steps
     pos = np.empty((frames, n, 3))
@@ -169,9 +268,9 @@ def _run_chain(args):
     kinetic = 0.0
     for f in range(frames):
         for _ in range(settings.stride):
-            dyn.run(1)
-            kinetic += atoms.get_kinetic_energy()
             done += 1
+            _md_step(dyn, chain, done, total, settings)
+            kinetic += atoms.get_kinetic_energy()
             t_now = 2 * atoms.get_kinetic_energy() / ((3 * n - 3) * BOLTZMANN)
             tick(done, t_now)
         pos[f] = atoms.positions
@@ -234,16 +333,20 @@ def generate_aspirin(frames: int = 5000, seed: int = 0, settings: Optional[MDSet
 
     Raises
     ------
+    ValueError
+        A request out of bounds (:func:`check_request`: frames, chains, MD steps), checked
+        before any work.
     GenerationError
-        Optimization failed or the production temperature is off target.
+        Optimization failed, GFN2-xTB failed during the MD (``CalculationFailed``: the
+        message names the chain, the step and the temperature), or the production
+        temperature is off target.
     ImportError
         ase or tblite missing (install the ``data`` extra).
     """
     settings = settings or MDSettings()
-    if not isinstance(frames, int) or frames < 1:
-        raise ValueError(f"frames must be a positive integer, got {frames!r}")
-    if not isinstance(chains, int) or not 1 <= chains <= frames:
-        raise ValueError(f"chains must be an integer in 1..frames, got {chains!r}")
+    if not isinstance(settings, MDSettings):
+        raise ValueError(f"settings must be an MDSettings, got {type(settings).__name__}")
+    check_request(frames, chains, settings)   # before the imports and the optimization
     import ase
     import tblite  # noqa: F401  (fail early with ImportError)
     from importlib.metadata import version
@@ -274,19 +377,24 @@ def generate_aspirin(frames: int = 5000, seed: int = 0, settings: Optional[MDSet
         old = os.environ.get("OMP_NUM_THREADS")
         os.environ["OMP_NUM_THREADS"] = "1"
         try:
-            with ctx.Pool(chains) as pool:
-                pending = pool.map_async(_run_chain, [
-                    (c, positions, per_chain[c], settings, seeds[c], queue) for c in range(chains)])
+            with ctx.Pool(chains) as pool:   # leaving it terminates the other chains
+                pending = [pool.apply_async(_run_chain, (
+                    (c, positions, per_chain[c], settings, seeds[c], queue),))
+                    for c in range(chains)]
                 done = [0] * chains
                 temps = [float("nan")] * chains
-                while not pending.ready():
-                    pending.wait(0.5)
+                while not all(p.ready() for p in pending):
+                    for p in [p for p in pending if not p.ready()][:1]:
+                        p.wait(0.5)
+                    for p in pending:   # the first failed chain ends the run now
+                        if p.ready() and not p.successful():
+                            p.get()     # re-raises the worker's GenerationError
                     while not queue.empty():
                         c, k, t = queue.get()
                         done[c], temps[c] = k, t
                     finite = [t for t in temps if t == t]
                     bar.update(sum(done), float(np.mean(finite)) if finite else float("nan"))
-                results = pending.get()
+                results = [p.get() for p in pending]
         finally:
             if old is None:
                 os.environ.pop("OMP_NUM_THREADS", None)

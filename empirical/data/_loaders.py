@@ -93,6 +93,9 @@ def load(source: Union[str, Path]) -> Dataset:
                         f"{', '.join(SHIPPED)})")
     if path.is_dir():
         raise DataError(f"cannot read {str(path)!r}: it is a directory, not a dataset file")
+    if not path.is_file():     # a FIFO would block the read forever, a device never ends
+        raise DataError(f"cannot read {str(path)!r}: not a regular file (a device, FIFO or "
+                        "socket)")
     if path.suffix.lower() == ".npz":
         return _load_npz(path)
     return _load_ase(path)

@@ -192,8 +192,15 @@ class TaskStore:
         if known is not None:
             return known
         path = self.path(kind, key)
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return False
+        if not path.is_symlink() and not path.is_file():
+            # a directory (or a device) where an entry belongs was not written by this
+            # tool: it is neither read nor replaced
+            raise ValueError(f"store entry {path} is "
+                             f"{'a directory' if path.is_dir() else 'not a regular file'}: "
+                             "the store holds only files this tool wrote; remove it, or "
+                             "give another --store")
         try:
             _read_entry(path, kind)
             usable = True

@@ -250,7 +250,7 @@ CLIENT_TIMEOUT = 20.0
 #: service that claims more is not a Dask scheduler, and nothing of that size is read.
 HANDSHAKE_MAX_BYTES = 64 * 1024
 #: Keys of the handshake a Dask scheduler sends first (``Comm.handshake_info``).
-_HANDSHAKE_KEYS = {"python", "pickle-protocol"}
+_HANDSHAKE_KEYS = {"python", "pickle-protocol", "compression"}
 #: Dask's length prefixes: unsigned 64-bit, native order (``distributed.comm.tcp``).
 _LENGTH = struct.Struct("Q")
 
@@ -296,6 +296,19 @@ def _check_handshake(body: bytes) -> None:
         raise _NotDask(f"its message is not msgpack ({exc})") from None
     if not isinstance(info, dict) or not _HANDSHAKE_KEYS <= set(info):
         raise _NotDask(f"its message is not a Dask handshake: {str(info)[:80]}")
+    # the values Dask's client then compares with its own (``handshake_configuration``):
+    # a table with the right keys but other types would fail there, inside Dask
+    python, protocol = info["python"], info["pickle-protocol"]
+    if (not isinstance(python, (list, tuple)) or len(python) != 3
+            or not all(type(v) is int for v in python)):
+        raise _NotDask(f"its handshake's python version is {str(python)[:40]}, not three "
+                       "integers")
+    if type(protocol) is not int or not 0 <= protocol <= 255:
+        raise _NotDask(f"its handshake's pickle protocol is {str(protocol)[:40]}, not a "
+                       "small integer")
+    if info["compression"] is not None and not isinstance(info["compression"], str):
+        raise _NotDask(f"its handshake's compression is {str(info['compression'])[:40]}, "
+                       "not a name")
 
 
 def _check_scheduler(address: str) -> None:
@@ -361,7 +374,16 @@ def _client(scheduler: Optional[str], workers: Optional[int]):
         try:
             return _connect(scheduler), None
         except (OSError, TimeoutError) as exc:
-            raise ValueError(f"no Dask scheduler answers at {scheduler}: {exc}") from None
+            reason = str(exc).strip() or (f"{type(exc).__name__}: no answer within "
+                                          f"{CLIENT_TIMEOUT:g} s")
+            raise ValueError(f"no Dask scheduler answers at {scheduler}: {reason}") from None
+        except (MemoryError, ValueError, TypeError, KeyError) as exc:
+            # a service that sent a Dask handshake and then something else: a frame whose
+            # announced size cannot be allocated (MemoryError), bytes msgpack or numpy
+            # refuse (ValueError), values Dask's own negotiation cannot compare
+            raise ValueError(f"{scheduler} is not a Dask scheduler: after its handshake it "
+                             f"sent what Dask cannot read ({type(exc).__name__}: "
+                             f"{str(exc)[:120]})") from None
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                            dashboard_address=":0", silence_logs=logging.ERROR,

@@ -5,7 +5,8 @@
 * :func:`assert_spectral_ceiling` passes when it equals the expected (default: the theorem's
   ``d * L`` for the backbone's ``irreps_out``) and otherwise fails with the rho table;
 * :func:`assert_equivariant_features` checks ``node_features`` under rotations and a
-  reflection, measure-then-assert, with tolerances per dtype.
+  reflection, measure-then-assert, with tolerances per dtype, judging every irrep copy of
+  ``irreps_out`` on its own (one large scalar cannot hide a broken vector).
 
 In a ``conftest.py``, one line gives the fixtures of :mod:`empirical.testing.plugin`::
 
@@ -33,7 +34,23 @@ import torch
 from e3nn import o3
 
 __all__ = ["BUDGETS", "CeilingMeasurement", "spectral_ceiling", "assert_spectral_ceiling",
-           "assert_equivariant_features", "EQUIVARIANCE_TOLERANCE"]
+           "assert_equivariant_features", "EQUIVARIANCE_TOLERANCE", "MAX_ROTATIONS",
+           "ROUNDING_FLOOR_ULPS"]
+
+#: Most rotations :func:`assert_equivariant_features` takes (each costs two evaluations
+#: of ``node_features``, a rotation and a roto-reflection): generous for a unit test (the
+#: default is 3), and it keeps a typo such as ``10**9`` from trying to allocate the
+#: rotation matrices (tens of GiB) and running for days.
+MAX_ROTATIONS = 1000
+
+#: Rounding floor of the per-irrep tolerance, in units of the features' machine epsilon
+#: times their largest magnitude anywhere. Rounding in an equivariant computation is of
+#: the order of ``eps`` times the magnitudes that enter it, so a small irrep block computed
+#: beside (or through) a huge one may honestly carry about that much absolute error; 100
+#: ulps leave room for the sums and products of a network. For float32 and float64 it is
+#: below :data:`EQUIVARIANCE_TOLERANCE` (1.2e-5 < 1e-4, 2.2e-14 < 1e-9), so no block is
+#: ever judged more loosely than the whole-feature rule of the diagnostic.
+ROUNDING_FLOOR_ULPS = 100
 
 BUDGETS = {"fast": {"frames": 1000, "n_boot": 50},
            "thorough": {"frames": None, "n_boot": 500}}
@@ -78,8 +95,54 @@ def _resolve(backbone, dataset):
 
 
 def _check_budget(budget) -> None:
-    if budget not in BUDGETS:
+    if not isinstance(budget, str) or budget not in BUDGETS:
         raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _check_rotations(n_rotations) -> None:
+    """``ValueError`` unless ``n_rotations`` is an integer in 1..:data:`MAX_ROTATIONS`."""
+    if not _is_int(n_rotations) or not 1 <= n_rotations <= MAX_ROTATIONS:
+        raise ValueError(f"n_rotations must be an integer from 1 to {MAX_ROTATIONS} "
+                         f"(MAX_ROTATIONS), got {n_rotations!r}")
+
+
+def _check_seed(seed) -> None:
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+
+
+def _check_atol(atol) -> None:
+    if atol is None:
+        return
+    if (isinstance(atol, (bool, np.bool_)) or not isinstance(atol, (int, float, np.number))
+            or not float(atol) >= 0):          # written so that NaN is refused
+        raise ValueError(f"atol must be None or a number >= 0, got {atol!r}")
+
+
+def _check_degree(d, expected=None) -> None:
+    """``d`` an integer >= 1 and ``expected`` None or an integer >= 0 (the bound on ``d``
+    from the target degrees needs ``L``: :func:`_check_degree_fits`)."""
+    if not _is_int(d) or d < 1:
+        raise ValueError(f"probe degree d must be an integer >= 1, got {d!r}")
+    if expected is not None and (not _is_int(expected) or expected < 0):
+        raise ValueError(f"expected must be None or an integer >= 0, got {expected!r}")
+
+
+def _check_degree_fits(d: int, backbone) -> int:
+    """``L`` of the backbone; ``ValueError`` naming ``d`` when the target degrees the
+    measurement needs (up to ``d * L + 2``) pass the diagnostic's ``MAX_LMAX``."""
+    from ..diagnostic._plan import MAX_LMAX
+
+    L = max(ir.l for _, ir in o3.Irreps(backbone.irreps_out))
+    if d * L + 2 > MAX_LMAX:
+        raise ValueError(f"probe degree d = {d} is too high for this backbone (L = {L}): "
+                         f"the measurement needs target degrees up to d * L + 2 = "
+                         f"{d * L + 2}, and they stop at {MAX_LMAX}")
+    return L
 
 
 def _name(backbone) -> str:
@@ -96,9 +159,11 @@ def spectral_ceiling(backbone, *, d: int = 2, dataset="aspirin",
     from ..diagnostic import diagnose
 
     _check_budget(budget)
+    _check_degree(d)
+    _check_seed(seed)
     start = time.perf_counter()
     backbone, dataset = _resolve(backbone, dataset)
-    L = max(ir.l for _, ir in o3.Irreps(backbone.irreps_out))
+    L = _check_degree_fits(d, backbone)
     b = BUDGETS[budget]
     frames = None if b["frames"] is None else min(b["frames"], dataset.n_frames)
     res = diagnose(backbones=[backbone], dataset=dataset, marked=marked, degrees=(d,),
@@ -125,8 +190,11 @@ def assert_spectral_ceiling(backbone, d: int = 2, expected: Optional[int] = None
     when the ceiling differs. ``kwargs`` go to :func:`spectral_ceiling`. Returns the
     measurement."""
     _check_budget(kwargs.get("budget", "fast"))
+    _check_degree(d, expected)
+    _check_seed(kwargs.get("seed", 0))
     name = _name(backbone)
     backbone, dataset = _resolve(backbone, kwargs.pop("dataset", "aspirin"))
+    _check_degree_fits(d, backbone)
     parity = getattr(backbone, "parity", None) is not False
     _check_equivariant(backbone, dataset.positions[0], dataset.numbers, n_rotations=1,
                        seed=kwargs.get("seed", 0), atol=None, reflections=parity, name=name)
@@ -190,25 +258,76 @@ def _checked_features(backbone, pos: torch.Tensor, num: torch.Tensor, dim: int,
     return f
 
 
+def _copies(irreps: o3.Irreps):
+    """``(label, slice, mul, dim)`` per entry of ``irreps``: the entry's columns hold
+    ``mul`` copies of one irrep, ``dim = 2l + 1`` columns each."""
+    return [(f"{mul}x{ir}", sl, mul, ir.dim) for (mul, ir), sl in zip(irreps, irreps.slices())
+            if mul > 0]
+
+
+def _per_copy_max(x: torch.Tensor, blocks) -> torch.Tensor:
+    """Largest ``|x|`` over atoms and components of every irrep copy, in the order of
+    :func:`_copies` (one value per copy)."""
+    parts = [x[:, sl].abs().reshape(x.shape[0], mul, dim).amax(dim=(0, 2))
+             for _, sl, mul, dim in blocks]
+    return torch.cat(parts) if parts else x.new_zeros(0)
+
+
+def _copy_names(blocks):
+    """``"1o copy 2 of 3x1o, features[:, 5:8]"`` per copy, in the order of :func:`_copies`."""
+    names = []
+    for label, sl, mul, dim in blocks:
+        ir = label.split("x", 1)[1]
+        for c in range(mul):
+            lo = sl.start + c * dim
+            names.append((f"{ir} copy {c} of {label}" if mul > 1 else label)
+                         + f", features[:, {lo}:{lo + dim}]")
+    return names
+
+
+def _copy_tolerances(features: torch.Tensor, irreps: o3.Irreps,
+                    atol: Optional[float] = None) -> torch.Tensor:
+    """The tolerance of every irrep copy of ``features`` (order of ``irreps``' entries and
+    copies): ``atol`` for all when given, else the larger of the dtype's relative tolerance
+    (:func:`~empirical.backbone.equivariance_tolerance` of the copy's own largest
+    magnitude) and the rounding floor ``ROUNDING_FLOOR_ULPS * eps * max |features|``."""
+    blocks = _copies(irreps)
+    n = sum(mul for _, _, mul, _ in blocks)
+    if atol is not None:
+        return torch.full((n,), float(atol), dtype=torch.float64)
+    scale = _per_copy_max(features.double(), blocks)
+    floor = ROUNDING_FLOOR_ULPS * torch.finfo(features.dtype).eps * float(features.abs().max())
+    rel = torch.tensor([equivariance_tolerance(features.dtype, float(v)) for v in scale],
+                       dtype=torch.float64)
+    return torch.clamp(rel, min=floor)
+
+
 def _check_equivariant(backbone, positions, numbers, n_rotations: int, seed: int,
                        atol: Optional[float], reflections: bool = True,
                        name: Optional[str] = None) -> Dict[str, float]:
     """Measure ``node_features(R x) - D(R) node_features(x)`` for seeded rotations (and
     roto-reflections ``-R`` if ``reflections``), every output checked for shape and
-    finiteness, then assert the largest error is within the tolerance (a NaN error fails)."""
+    finiteness, then assert that every irrep copy's largest error is within its own
+    tolerance (:func:`_copy_tolerances`; a NaN error fails). Returns the largest error
+    over all features per rotation."""
     from ..backbone import check_protocol
     from ..diagnostic import haar_rotations, model_dtype
 
+    _check_rotations(n_rotations)
+    _check_seed(seed)
+    _check_atol(atol)
     try:
         check_protocol(backbone)
     except TypeError as exc:
         raise AssertionError(str(exc)) from None
     name = name or type(backbone).__name__
     irreps = o3.Irreps(backbone.irreps_out)
+    blocks = _copies(irreps)
     dtype = model_dtype(backbone)   # positions reach the model in its own dtype
     pos, num = _input_arrays(positions, numbers, dtype)
     f = _checked_features(backbone, pos, num, irreps.dim, "the unrotated configuration")
     errors: Dict[str, float] = {}
+    per_copy = []                   # one row per rotation: the largest error of each copy
     previous = torch.get_default_dtype()
     for i, R in enumerate(haar_rotations(n_rotations, seed)):
         R = torch.as_tensor(R, dtype=torch.float64)
@@ -222,14 +341,28 @@ def _check_equivariant(backbone, positions, numbers, n_rotations: int, seed: int
                                       f"{label} {i}")
             diff = f_rot.to(f.device).double() - f.double() @ D.to(f.device).T
             errors[f"{label} {i}"] = float(diff.abs().max())
-    scale = float(f.abs().max())
-    tol = atol if atol is not None else equivariance_tolerance(f.dtype, scale)
-    worst = max(errors, key=lambda k: errors[k])
-    if not (errors[worst] <= tol):   # written so that a NaN error fails
-        raise AssertionError(f"{name}.node_features is not equivariant: "
-                             f"max abs error {errors[worst]:.3e} ({worst}) > tolerance "
-                             f"{tol:.1e} ({f.dtype}); all errors: "
-                             + ", ".join(f"{k} {v:.2e}" for k, v in errors.items()))
+            per_copy.append(_per_copy_max(diff.cpu(), blocks))
+    labels = list(errors)
+    err = torch.stack(per_copy)                      # (rotations, copies)
+    worst_err, worst_at = err.max(dim=0)
+    tol = _copy_tolerances(f.detach().cpu(), irreps, atol)
+    bad = [c for c in range(len(tol)) if not (worst_err[c] <= tol[c])]   # NaN fails
+    if bad:
+        names = _copy_names(blocks)
+        bad.sort(key=lambda c: -float(worst_err[c] / max(float(tol[c]), 1e-300)))
+        shown = bad[:5]
+        rule = ("atol" if atol is not None else
+                f"EQUIVARIANCE_TOLERANCE x max(1, the copy's largest feature), at least "
+                f"{ROUNDING_FLOOR_ULPS} eps x the largest feature {float(f.abs().max()):.3e}")
+        raise AssertionError(
+            f"{name}.node_features is not equivariant ({f.dtype}): "
+            + "; ".join(f"{names[c]}: max abs error {float(worst_err[c]):.3e} "
+                        f"({labels[int(worst_at[c])]}) > tolerance {float(tol[c]):.1e}"
+                        for c in shown)
+            + (f"; and {len(bad) - len(shown)} more irrep copies" if len(bad) > len(shown)
+               else "")
+            + f" (tolerance per irrep copy: {rule}); largest errors per rotation: "
+            + ", ".join(f"{k} {v:.2e}" for k, v in errors.items()))
     return errors
 
 
@@ -239,11 +372,22 @@ def assert_equivariant_features(backbone, positions=None, numbers=None, n_rotati
     rotations and as many roto-reflections (``-R``), with ``D`` from
     ``irreps_out.D_from_matrix``. Every output must be a real floating array of shape
     ``(atoms, irreps_out.dim)`` without NaN or inf (else ``AssertionError`` saying which).
-    Measures every error, then asserts the largest is within the tolerance (``atol``, or
-    :data:`EQUIVARIANCE_TOLERANCE` for the features' dtype times ``max(1, max
-    |features|)``); a NaN error fails. ``positions``/``numbers`` default to the first
-    shipped aspirin frame (``ValueError`` when they are not ``(atoms, 3)`` finite and
-    ``(atoms,)`` integers). Returns the measured errors."""
+    Measures every error, then judges every irrep copy of ``irreps_out`` (each ``2l + 1``
+    columns of each ``mul x ir`` entry) on its own, so that one large scalar cannot hide a
+    broken vector: its largest error over all rotations must be within ``atol`` if given,
+    else within :data:`EQUIVARIANCE_TOLERANCE` of the features' dtype times ``max(1, the
+    copy's largest magnitude)``, but never below the rounding floor
+    :data:`ROUNDING_FLOOR_ULPS` ``x eps x max |features|``; a NaN error fails, and the
+    message names each failing copy (irrep and columns), its error and its tolerance.
+    ``positions``/``numbers`` default to the first shipped aspirin frame (``ValueError``
+    when they are not ``(atoms, 3)`` finite and ``(atoms,)`` integers). ``n_rotations``
+    must be an integer from 1 to :data:`MAX_ROTATIONS`, ``seed`` a non-negative integer,
+    ``atol`` None or a number >= 0 (else ``ValueError``, before anything runs). Returns
+    the largest error over all features per rotation (``"rotation i"``,
+    ``"reflection i"``)."""
+    _check_rotations(n_rotations)
+    _check_seed(seed)
+    _check_atol(atol)
     if positions is None:
         from ..data import load as load_data
         data = load_data("aspirin")
