@@ -206,6 +206,27 @@ def test_load_checkpoint_and_package(saved, kind):
     assert bb.node_features(pos, num).abs().max() > 1e-3   # not a trivial model
 
 
+@pytest.mark.parametrize("kind", ["ckpt", "package"])
+def test_e3nn_settings_are_left_as_they_were(saved, kind):
+    """nequip's ``conditional_torchscript_mode`` restores only e3nn's legacy
+    ``jit_script_fx`` flag, which e3nn maps to ``jit_mode="script"``: after a nequip model
+    was built or loaded, every e3nn module built later (MACE's spherical harmonics) held a
+    ``torch.jit.script`` function that cannot be copied ("ScriptFunction cannot be
+    pickled": the MACE tests failed after these in one process). The adapter's guard
+    restores e3nn's settings exactly; an e3nn module built afterwards deep-copies."""
+    import copy
+
+    import e3nn
+    from e3nn import o3
+
+    before = dict(e3nn.get_optimization_defaults())
+    adapter.load(saved[kind], trusted=True)
+    assert e3nn.get_optimization_defaults() == before
+    # the fixtures built and packaged a model too: e3nn is still on its own default
+    assert before["jit_mode"] == e3nn._DEFAULT_JIT_MODE
+    copy.deepcopy(o3.SphericalHarmonics(2, True))
+
+
 def test_load_nequip_prefix_and_missing_file(saved, tmp_path):
     assert adapter.load(f"nequip:{saved['ckpt']}", trusted=True).origin.endswith(
         str(saved["ckpt"]))
