@@ -198,7 +198,8 @@ def _write_top(out: Path, files: "Dict[str, bytes]") -> None:
 
     def manifest(listed):
         with atomic_path(out / MANIFEST_NAME, suffix=".json") as tmp:
-            Path(tmp).write_bytes(manifest_bytes(listed, kind="reproduce", dirs=dirs))
+            Path(tmp).write_bytes(manifest_bytes(listed, kind="reproduce", dirs=dirs,
+                                                 base=real))
 
     manifest({**before, **{n: sorted(set(_hashes(before.get(n))) | {h})
                            for n, h in new.items()}})

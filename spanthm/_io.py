@@ -80,17 +80,28 @@ def sha256_file(path) -> str:
     return digest.hexdigest()
 
 
+def _portable(arg: str, base) -> str:
+    """``arg`` with an absolute path in it (``/x/y`` or ``--opt=/x/y``) written relative to
+    ``base`` (the output directory: what a reader of the manifest has), so that no path of
+    the machine a run happened on goes into an output."""
+    head, sep, tail = arg.partition("=") if arg.startswith("-") else ("", "", arg)
+    if base is None or not os.path.isabs(tail):
+        return arg
+    return head + sep + os.path.relpath(tail, os.path.realpath(base))
+
+
 def manifest_bytes(files: "dict[str, str]", kind: str = "set",
-                   dirs: "dict[str, str] | None" = None) -> bytes:
+                   dirs: "dict[str, str] | None" = None, base=None) -> bytes:
     """The manifest of a directory holding ``files`` (name -> sha256 hex, or a list of
     accepted hashes while a file is being replaced) and ``dirs`` (name -> ``"set"``, a
-    sub-directory with its own manifest, or another kind a caller knows how to check)."""
+    sub-directory with its own manifest, or another kind a caller knows how to check).
+    The command line is recorded with absolute paths made relative to ``base``."""
     import sys
 
     from . import __version__
 
     command = [Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python",
-               *sys.argv[1:]]
+               *(_portable(a, base) for a in sys.argv[1:])]
     manifest = {"tool": MANIFEST_TOOL, "version": __version__, "kind": kind,
                 "command": command, "files": dict(sorted(files.items())),
                 "dirs": dict(sorted((dirs or {}).items()))}
@@ -231,7 +242,7 @@ def write_set(out_dir, files: "dict[str, bytes]", kind: str = "set",
         for name, blob in files.items():
             (tmp / name).write_bytes(blob)
             hashes[name] = sha256_bytes(blob)
-        (tmp / MANIFEST_NAME).write_bytes(manifest_bytes(hashes, kind))
+        (tmp / MANIFEST_NAME).write_bytes(manifest_bytes(hashes, kind, base=out))
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)      # mkdtemp creates 0700

@@ -607,3 +607,23 @@ def test_an_output_on_a_read_only_file_system_is_refused_before_work(tmp_path, m
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "not a writable directory" in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_manifest_records_no_absolute_path(tmp_path, monkeypatch):
+    """The manifest records the command line; an absolute path typed there (``--out
+    /abs/run``, ``--data=/abs/x.npz``) is written relative to the output directory, so no
+    path of the machine a run happened on goes into an output."""
+    import json as _json
+    import sys as _sys
+
+    from spanthm import _io as sio
+
+    out = tmp_path / "run"
+    data = tmp_path / "in" / "x.npz"
+    monkeypatch.setattr(_sys, "argv", ["/usr/bin/empirical", "diagnose", "--out", str(out),
+                                       f"--data={data}", "--seed", "3"])
+    sio.write_set(out, {"a.txt": b"a"})
+    manifest = _json.loads((out / sio.MANIFEST_NAME).read_text())
+    assert manifest["command"] == ["empirical", "diagnose", "--out", ".",
+                                   "--data=../in/x.npz", "--seed", "3"]
+    assert str(tmp_path) not in (out / sio.MANIFEST_NAME).read_text()
