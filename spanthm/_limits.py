@@ -177,12 +177,26 @@ def check_feature_count(n: int, top: int) -> None:
             "raise it with SPANTHM_MAX_FEATURES if you mean it")
 
 
+#: The numeric method (float singular values, threshold relative to the largest) resolves
+#: the top degree only up to this d: the top degree's weight in a product of d factors
+#: falls like a power of d, and from d = 12 (L = 5), 13 (L = 3, 4), 14 (L = 1, 2) its
+#: singular values sank below the threshold, so the method said "fails" where the exact
+#: ones say "holds" (measured for L = 1..20 within the cost limit; every d <= 11 agreed).
+NUMERIC_MAX_D = 11
+
+
 def check_instance(top_feature, d: int, method: str = "exact", exactly: bool = False) -> int:
     """Refuse an instance above a limit; returns its cost units.
 
     ``top_feature``: ``max(S)`` (for ``S = {0..max(S)}``) or the feature set itself.
     """
     max_cost, max_d, _ = _limits()
+    if method in ("numeric", "all") and isinstance(d, int) and d > NUMERIC_MAX_D:
+        raise ValueError(
+            f"method {method}: d = {_short(d)} is above {NUMERIC_MAX_D}, where the numeric "
+            "method's floating-point singular values no longer separate the top degree from "
+            "rounding (it would report a false 'fails'); use the exact, rules or weights "
+            "method")
     if d > max_d:
         raise CostLimitExceeded(
             f"probe degree d = {_short(d)} exceeds the limit of {max_d} (products are built "

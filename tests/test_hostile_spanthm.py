@@ -224,3 +224,20 @@ def test_verify_lists_a_bounded_number_of_problems(tmp_path, capsys):
     assert code == 1 and err == ""
     lines = out.splitlines()
     assert len(lines) <= spanthm_cli.MAX_PROBLEMS + 2 and "more problems" in lines[-1]
+
+
+@pytest.mark.parametrize("L", [1, 3, 5])
+def test_numeric_method_at_and_over_its_resolvable_degree(L):
+    """At d = NUMERIC_MAX_D the numeric method finds exactly the exact method's degrees
+    (the theorem holds); one more d is refused before work, since there it reported a
+    false "fails" (measured: L = 5 at d = 12, L = 3 at d = 13, L = 1 at d = 14)."""
+    import spanthm
+    from spanthm import _limits
+
+    d = _limits.NUMERIC_MAX_D
+    numeric = spanthm.spectrum(range(L + 1), d, method="numeric")
+    assert numeric.theorem == "holds"
+    assert numeric.degrees == spanthm.spectrum(range(L + 1), d).degrees
+    for method in ("numeric", "all"):
+        with pytest.raises(ValueError, match="no longer separate the top degree"):
+            spanthm.spectrum(range(L + 1), d + 1, method=method)
