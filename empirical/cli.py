@@ -52,9 +52,11 @@ def _nonneg_int(name: str):
     return parse
 
 
-def _bounded_int(name: str, low: int, module: str, constant: str):
-    """An integer option in ``[low, module.constant]``; the bound is read when the option is
-    given (the module, e.g. the backbone's, imports torch: only commands that need it)."""
+def _bounded_int(name: str, low, module: str, constant: "Optional[str]" = None):
+    """An integer option ``>= low`` and, when ``constant`` is named, ``<= module.constant``;
+    ``low`` is a number or the name of a constant of ``module``. Bounds are read when the
+    option is given (the module, e.g. the backbone's, imports torch: only commands that
+    need it)."""
     def parse(text: str) -> int:
         from importlib import import_module
 
@@ -62,9 +64,15 @@ def _bounded_int(name: str, low: int, module: str, constant: str):
             value = int(text, 10)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-        high = getattr(import_module(module), constant)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high} ({constant}), "
+        mod = import_module(module)
+        lo = getattr(mod, low) if isinstance(low, str) else low
+        if constant is None:
+            if value < lo:
+                raise argparse.ArgumentTypeError(f"must be at least {lo} ({low}), got {value}")
+            return value
+        high = getattr(mod, constant)
+        if not lo <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {lo} and {high} ({constant}), "
                                              f"got {value}")
         return value
     return parse
@@ -72,32 +80,29 @@ def _bounded_int(name: str, low: int, module: str, constant: str):
 
 def _at_least(name: str, module: str, constant: str):
     """An integer option ``>= module.constant`` (read when the option is given)."""
-    def parse(text: str) -> int:
-        from importlib import import_module
-
-        try:
-            value = int(text, 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-        low = getattr(import_module(module), constant)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low} ({constant}), got {value}")
-        return value
-    return parse
+    return _bounded_int(name, constant, module)
 
 
 _PLAN, _DATA = "empirical.diagnostic._plan", "empirical.data._dataset"
 
 
-def _finite_float(name: str, low: float = 0.0):
-    """A finite float option ``>= low``."""
+def _finite_float(name: str, low: float = 0.0, low_open: bool = False,
+                  module: Optional[str] = None, constant: Optional[str] = None):
+    """A finite float option ``>= low`` (``> low`` if ``low_open``) and, when ``constant``
+    is named, ``<= module.constant`` (read when the option is given)."""
     def parse(text: str) -> float:
+        from importlib import import_module
+
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-        if not (value == value and abs(value) != float("inf")) or value < low:
-            raise argparse.ArgumentTypeError(f"must be a finite number >= {low}, got {text}")
+        high = float("inf") if constant is None else getattr(import_module(module), constant)
+        below = value <= low if low_open else value < low
+        if not (value == value and abs(value) != float("inf")) or below or value > high:
+            limit = "" if constant is None else f" and at most {high:g} ({constant})"
+            raise argparse.ArgumentTypeError(f"must be a finite number {'>' if low_open else '>='}"
+                                             f" {low:g}{limit}, got {text}")
         return value
     return parse
 
@@ -684,23 +689,9 @@ _GEN = "empirical.data._generate"
 
 
 def _md_float(constant: Optional[str], low_open: bool = True):
-    """A finite float option ``> 0`` (``>= 0`` unless ``low_open``), at most
-    ``empirical.data._generate.<constant>`` when one is named (read when given)."""
-    def parse(text: str) -> float:
-        from importlib import import_module
-
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-        high = float("inf") if constant is None else getattr(import_module(_GEN), constant)
-        bad = value <= 0 if low_open else value < 0
-        if not (value == value and abs(value) != float("inf")) or bad or value > high:
-            limit = "" if constant is None else f" and at most {high:g} ({constant})"
-            raise argparse.ArgumentTypeError(f"must be a finite number {'>' if low_open else '>='}"
-                                             f" 0{limit}, got {text}")
-        return value
-    return parse
+    """A finite float option of ``data aspirin``: ``> 0`` (``>= 0`` unless ``low_open``),
+    at most ``empirical.data._generate.<constant>`` when one is named."""
+    return _finite_float(constant or "", 0.0, low_open, _GEN, constant)
 
 
 def _cmd_aspirin(args) -> int:

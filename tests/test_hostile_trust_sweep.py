@@ -258,15 +258,21 @@ def test_a_config_key_cannot_grant_trust(raw):
         parse_config(raw)
 
 
-def test_a_shared_sweep_toml_does_not_run_its_pickles(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def no_cluster(monkeypatch):
+    """The sweep's cluster stubbed out: a refusal that comes before the cluster is needed
+    is all these tests may see."""
+    import empirical.sweep._sweep as sw
+
+    def refuse(scheduler, workers):
+        raise ValueError("no cluster in this test")
+    monkeypatch.setattr(sw, "_client", refuse)
+
+
+def test_a_shared_sweep_toml_does_not_run_its_pickles(tmp_path, capsys, no_cluster):
     """``trust_checkpoints = true`` in the file, no flag: one line, exit 2, the pickle
     does not run (the cluster is stubbed: the refusal comes before it is needed)."""
     pytest.importorskip("nequip")
-    import empirical.sweep._sweep as sw
-
-    def no_cluster(scheduler, workers):
-        raise ValueError("no cluster in this test")
-    monkeypatch.setattr(sw, "_client", no_cluster)
     marker = tmp_path / "ran"
     file = _crafted(tmp_path / "best.ckpt", marker)
     cfg = tmp_path / "shared.toml"
@@ -279,17 +285,13 @@ def test_a_shared_sweep_toml_does_not_run_its_pickles(tmp_path, capsys, monkeypa
     assert not marker.exists() and not out.exists() and not (tmp_path / "o.store").exists()
 
 
-def test_trust_in_a_sweep_comes_from_the_caller(tmp_path, monkeypatch):
+def test_trust_in_a_sweep_comes_from_the_caller(tmp_path, no_cluster):
     """Without the argument the crafted file is refused; ``sweep(...,
     trust_checkpoints=True)`` hands trust to the loader (and the pickle runs: the
     argument is what stands between the file and the machine); a non-bool is refused."""
     pytest.importorskip("nequip")
-    import empirical.sweep._sweep as sw
     from empirical.sweep import parse_config, sweep
 
-    def no_cluster(scheduler, workers):
-        raise ValueError("no cluster in this test")
-    monkeypatch.setattr(sw, "_client", no_cluster)
     marker = tmp_path / "ran"
     file = _crafted(tmp_path / "best.ckpt", marker)
     config = parse_config({"groups": [{"backbones": [f"nequip:{file}"]}], "degrees": [1]})

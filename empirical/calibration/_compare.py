@@ -200,12 +200,44 @@ def validate_c5_results(payload) -> Dict[Tuple, Dict]:
     _need_keys(payload, ("schema_version", "config", "cells", "summary", "training",
                          "agreement"), "top level")
     _check_schema(payload, C5_SCHEMAS)
-    cfg = _need_dict(payload["config"], "config")
+    cfg = _c5_config(_need_dict(payload["config"], "config"))
+    cells = _need_list(payload["cells"], "cells")
+    axis: Dict[Tuple, Dict] = {}
+    seen = set()
+    counts = {src: {"cells": 0, "agree": 0, "meet_bar": 0} for src in cfg["sources"]}
+    for i, c in enumerate(cells):
+        key = f"cells[{i}]"
+        ident, rho = _c5_cell(c, key, cfg)
+        if ident in seen:
+            src, L, d, probe, l = ident
+            raise ValueError(f"{key}: a second cell for source {src}, L = {L}, d = {d}, "
+                             f"{probe} probe, l = {l}")
+        seen.add(ident)
+        src, L, d, probe, l = ident
+        if probe == "axis":
+            axis[(src, L, d, l)] = c
+        if rho is not None:
+            counts[src]["cells"] += 1
+            counts[src]["agree"] += bool(c["agrees"])
+            counts[src]["meet_bar"] += bool(c["meets_bar"])
+    _c5_summary(_need_dict(payload["summary"], "summary"), cfg["sources"], counts)
+    for i, t in enumerate(_need_list(payload["training"], "training")):
+        _need_dict(t, f"training[{i}]")
+    agreement = _need_bool(payload["agreement"], "agreement", null=False)
+    want = all(c["agrees"] for c in cells if c["agrees"] is not None)
+    if agreement != want:
+        raise ValueError(f"agreement: {agreement}, but the cells give {want}")
+    return axis
+
+
+def _c5_config(cfg: Dict) -> Dict:
+    """The checked parts of a C5 ``config``: Ls, degrees, lmax, sources, the thresholds,
+    the calibration bar and the ring's target degree."""
     _need_keys(cfg, ("Ls", "degrees", "lmax", "sources", "thresholds", "calibration_bar"),
                "config")
-    Ls = _degree_list(cfg["Ls"], "config.Ls")
-    degrees = _degree_list(cfg["degrees"], "config.degrees", MAX_DEGREES)
-    lmax = _need_int(cfg["lmax"], "config.lmax", 0, MAX_LMAX)
+    out = {"Ls": _degree_list(cfg["Ls"], "config.Ls"),
+           "degrees": _degree_list(cfg["degrees"], "config.degrees", MAX_DEGREES),
+           "lmax": _need_int(cfg["lmax"], "config.lmax", 0, MAX_LMAX)}
     sources = _need_list(cfg["sources"], "config.sources")
     if not sources:
         raise ValueError("config.sources: empty")
@@ -213,64 +245,56 @@ def validate_c5_results(payload) -> Dict[Tuple, Dict]:
         _need_choice(src, SOURCES, f"config.sources[{i}]")
     if len(set(sources)) != len(sources):
         raise ValueError(f"config.sources: repeats a source: {sources}")
-    thresholds = _thresholds(cfg["thresholds"], "config.thresholds")
-    bar = _thresholds(cfg["calibration_bar"], "config.calibration_bar")
+    out["sources"] = sources
+    out["thresholds"] = _thresholds(cfg["thresholds"], "config.thresholds")
+    out["bar"] = _thresholds(cfg["calibration_bar"], "config.calibration_bar")
     for k in ("n_structures", "n_train", "n_test", "seed", "channels", "folds"):
         if k in cfg:
             _need_int(cfg[k], f"config.{k}", 0)
-    ring_degree = cfg.get("ring_target_degree", RING_DEGREE)
-    _need_int(ring_degree, "config.ring_target_degree", 0)
+    out["ring_degree"] = cfg.get("ring_target_degree", RING_DEGREE)
+    _need_int(out["ring_degree"], "config.ring_target_degree", 0)
+    return out
 
-    cells = _need_list(payload["cells"], "cells")
-    axis: Dict[Tuple, Dict] = {}
-    seen = set()
-    counts = {src: {"cells": 0, "agree": 0, "meet_bar": 0} for src in sources}
-    for i, c in enumerate(cells):
-        key = f"cells[{i}]"
-        _need_dict(c, key)
-        _need_keys(c, ("features", "source", "L", "d", "probe", "l", "rho", "predicted",
-                       "agrees", "meets_bar", "k"), key)
-        src = _need_choice(c["source"], sources, f"{key}.source")
-        L = _need_choice_int(c["L"], Ls, f"{key}.L", "config.Ls")
-        d = _need_choice_int(c["d"], degrees, f"{key}.d", "config.degrees")
-        probe = _need_choice(c["probe"], ("axis", "ring"), f"{key}.probe")
-        if probe == "axis":
-            l = _need_int(c["l"], f"{key}.l", 0, lmax)
-        else:
-            l = _need_choice_int(c["l"], [ring_degree], f"{key}.l",
-                                 "config.ring_target_degree")
-        label = "ideal" if src == "ideal" else f"L{L}-{src}"
-        if c["features"] != label:
-            raise ValueError(f"{key}.features: {_show(c['features'])}, but source {src} at "
-                             f"L = {L} is {label!r}")
-        rho = _need_rho(c["rho"], f"{key}.rho")
-        predicted = _need_choice(c["predicted"], _PREDICTED, f"{key}.predicted")
-        ceiling = d * L
-        seen_by_theorem = (l <= ceiling) if probe == "axis" else (ceiling >= ring_degree)
-        if (predicted == RECOVERABLE) != seen_by_theorem:
-            raise ValueError(f"{key}.predicted: {predicted} at l = {l}, but the ceiling d * L "
-                             f"= {d} * {L} = {ceiling} makes it "
-                             f"{RECOVERABLE if seen_by_theorem else BLIND}")
-        for flag, th in (("agrees", thresholds), ("meets_bar", bar)):
-            got = _need_bool(c[flag], f"{key}.{flag}")
-            want = agrees(rho, predicted, th)
-            if got != want:
-                raise ValueError(f"{key}.{flag}: {_show(got)}, but rho {_show(rho)} with "
-                                 f"prediction {predicted} gives {_show(want)}")
-        _need_int(c["k"], f"{key}.k", 1)
-        ident = (src, L, d, probe, l)
-        if ident in seen:
-            raise ValueError(f"{key}: a second cell for source {src}, L = {L}, d = {d}, "
-                             f"{probe} probe, l = {l}")
-        seen.add(ident)
-        if probe == "axis":
-            axis[(src, L, d, l)] = c
-        if rho is not None:
-            counts[src]["cells"] += 1
-            counts[src]["agree"] += bool(c["agrees"])
-            counts[src]["meet_bar"] += bool(c["meets_bar"])
 
-    summary = _need_dict(payload["summary"], "summary")
+def _c5_cell(c, key: str, cfg: Dict) -> Tuple[Tuple, Optional[float]]:
+    """Check one C5 cell against the config and the theorem's rule; returns its identity
+    ``(source, L, d, probe, l)`` and its rho."""
+    _need_dict(c, key)
+    _need_keys(c, ("features", "source", "L", "d", "probe", "l", "rho", "predicted",
+                   "agrees", "meets_bar", "k"), key)
+    src = _need_choice(c["source"], cfg["sources"], f"{key}.source")
+    L = _need_choice_int(c["L"], cfg["Ls"], f"{key}.L", "config.Ls")
+    d = _need_choice_int(c["d"], cfg["degrees"], f"{key}.d", "config.degrees")
+    probe = _need_choice(c["probe"], ("axis", "ring"), f"{key}.probe")
+    ring_degree = cfg["ring_degree"]
+    if probe == "axis":
+        l = _need_int(c["l"], f"{key}.l", 0, cfg["lmax"])
+    else:
+        l = _need_choice_int(c["l"], [ring_degree], f"{key}.l", "config.ring_target_degree")
+    label = "ideal" if src == "ideal" else f"L{L}-{src}"
+    if c["features"] != label:
+        raise ValueError(f"{key}.features: {_show(c['features'])}, but source {src} at "
+                         f"L = {L} is {label!r}")
+    rho = _need_rho(c["rho"], f"{key}.rho")
+    predicted = _need_choice(c["predicted"], _PREDICTED, f"{key}.predicted")
+    ceiling = d * L
+    seen_by_theorem = (l <= ceiling) if probe == "axis" else (ceiling >= ring_degree)
+    if (predicted == RECOVERABLE) != seen_by_theorem:
+        raise ValueError(f"{key}.predicted: {predicted} at l = {l}, but the ceiling d * L "
+                         f"= {d} * {L} = {ceiling} makes it "
+                         f"{RECOVERABLE if seen_by_theorem else BLIND}")
+    for flag, th in (("agrees", cfg["thresholds"]), ("meets_bar", cfg["bar"])):
+        got = _need_bool(c[flag], f"{key}.{flag}")
+        want = agrees(rho, predicted, th)
+        if got != want:
+            raise ValueError(f"{key}.{flag}: {_show(got)}, but rho {_show(rho)} with "
+                             f"prediction {predicted} gives {_show(want)}")
+    _need_int(c["k"], f"{key}.k", 1)
+    return (src, L, d, probe, l), rho
+
+
+def _c5_summary(summary: Dict, sources, counts: Dict) -> None:
+    """Each source's counts in ``summary`` equal those the cells give."""
     for src in sources:
         if src not in summary:
             raise ValueError(f"summary: no entry for source {src!r}")
@@ -283,13 +307,6 @@ def validate_c5_results(payload) -> Dict[Tuple, Dict]:
     extra = sorted(set(summary) - set(sources))
     if extra:
         raise ValueError(f"summary: sources {extra} are not in config.sources")
-    for i, t in enumerate(_need_list(payload["training"], "training")):
-        _need_dict(t, f"training[{i}]")
-    agreement = _need_bool(payload["agreement"], "agreement", null=False)
-    want = all(c["agrees"] for c in cells if c["agrees"] is not None)
-    if agreement != want:
-        raise ValueError(f"agreement: {agreement}, but the cells give {want}")
-    return axis
 
 
 def _need_choice_int(x, allowed: Sequence[int], key: str, where: str) -> int:
@@ -355,8 +372,34 @@ def validate_diagnose_results(payload) -> None:
     _need_keys(cfg, ("degrees", "lmax"), "config")
     degrees = _degree_list(cfg["degrees"], "config.degrees", MAX_DEGREES)
     lmax = _need_int(cfg["lmax"], "config.lmax", 0, MAX_LMAX)
+    L = _diagnose_backbones(_need_list(payload["backbones"], "backbones"))
+    for part in ("predicted", "summary"):
+        m = _need_dict(payload[part], part)
+        got = sorted(_degree_key(k, part) for k in m)
+        if got != sorted(degrees):
+            raise ValueError(f"{part}: probe degrees {got}, but config.degrees is "
+                             f"{sorted(degrees)}")
+    recoverable = {int(k): _diagnose_prediction(p, f"predicted.{k}", int(k), L, lmax)
+                   for k, p in payload["predicted"].items()}
+    for k, s in payload["summary"].items():
+        _diagnose_summary(s, f"summary.{k}", int(k), L, lmax, recoverable[int(k)],
+                          payload["schema_version"])
+    seen = set()
+    for i, c in enumerate(_need_list(payload["cells"], "cells")):
+        ident = _diagnose_cell(c, f"cells[{i}]", degrees, lmax, recoverable)
+        if ident in seen:
+            raise ValueError(f"cells[{i}]: a second cell for d = {ident[0]}, l = {ident[1]}")
+        seen.add(ident)
+    for part, keys in (("probes", _PROBE_KEYS), ("k_sweep", _SWEEP_KEYS)):
+        for i, r in enumerate(_need_list(payload.get(part, []), part)):
+            _diagnose_row(r, f"{part}[{i}]", keys, degrees, lmax)
+    _need_dict(payload.get("paper", {}), "paper")
+    for i, w in enumerate(_need_list(payload.get("warnings", []), "warnings")):
+        _need_str(w, f"warnings[{i}]")
 
-    backbones = _need_list(payload["backbones"], "backbones")
+
+def _diagnose_backbones(backbones: List) -> int:
+    """Check each backbone record; returns their common L (a run pools one L)."""
     if not backbones:
         raise ValueError("backbones: empty")
     Ls = []
@@ -384,103 +427,97 @@ def validate_diagnose_results(payload) -> None:
             _need_bool(b["equivariant"], f"{key}.equivariant")
     if len(set(Ls)) != 1:
         raise ValueError(f"backbones: the run mixes backbone degrees L = {sorted(set(Ls))}")
-    L = Ls[0]
+    return Ls[0]
 
-    for part in ("predicted", "summary"):
-        m = _need_dict(payload[part], part)
-        got = sorted(_degree_key(k, part) for k in m)
-        if got != sorted(degrees):
-            raise ValueError(f"{part}: probe degrees {got}, but config.degrees is "
-                             f"{sorted(degrees)}")
-    recoverable: Dict[int, set] = {}
-    for k, p in payload["predicted"].items():
-        key = f"predicted.{k}"
-        _need_dict(p, key)
-        _need_keys(p, ("ceiling", "recoverable"), key)
-        _ceiling(p["ceiling"], f"{key}.ceiling", int(k), L)
-        rec = [_need_int(v, f"{key}.recoverable[{i}]", 0, min(lmax, int(k) * L))
-               for i, v in enumerate(_need_list(p["recoverable"], f"{key}.recoverable"))]
-        if len(set(rec)) != len(rec):
-            raise ValueError(f"{key}.recoverable: repeats a degree: {rec}")
-        recoverable[int(k)] = set(rec)
-    for k, s in payload["summary"].items():
-        key = f"summary.{k}"
-        _need_dict(s, key)
-        _need_keys(s, _SUMMARY_KEYS, key)
-        d = int(k)
-        ceiling = _ceiling(s["ceiling"], f"{key}.ceiling", d, L)
-        rho = _by_degree(s["rho"], f"{key}.rho", lmax, _need_rho)
-        ci = _by_degree(s["rho_ci"], f"{key}.rho_ci", lmax,
-                        lambda v, kk: _interval(v, kk, rho=True))
-        if sorted(ci) != sorted(rho):
-            raise ValueError(f"{key}.rho_ci: degrees {sorted(ci)}, but rho has {sorted(rho)}")
-        for name in ("r2_inj", "gain"):
-            _by_degree(s[name], f"{key}.{name}", lmax, _need_num)
-            _by_degree(s[f"{name}_ci"], f"{key}.{name}_ci", lmax,
-                       lambda v, kk: _interval(v, kk, rho=False))
-        got = _need_int(s["measured_ceiling"], f"{key}.measured_ceiling", 0, lmax, null=True)
-        want = measured_ceiling(rho)
-        if got != want:
-            raise ValueError(f"{key}.measured_ceiling: {got}, but its rho gives {want}")
-        for name, l in (("rho_boundary", ceiling), ("rho_above", ceiling + 1)):
-            v = _need_rho(s[name], f"{key}.{name}")
-            if v != rho.get(l):
-                raise ValueError(f"{key}.{name}: {_show(v)}, but rho at l = {l} is "
-                                 f"{_show(rho.get(l))}")
-        _need_num(s["cliff_ratio"], f"{key}.cliff_ratio")
-        if s["cliff_ratio_ci"] is not None and not isinstance(s["cliff_ratio_ci"], (dict, list)):
-            raise ValueError(f"{key}.cliff_ratio_ci: expected an object or null, got "
-                             f"{_show(s['cliff_ratio_ci'])}")
-        _need_num(s["delta_contrast"], f"{key}.delta_contrast")
-        _interval(s["delta_contrast_ci"], f"{key}.delta_contrast_ci", rho=False)
-        agreement = _need_bool(s["agreement"], f"{key}.agreement")
-        if payload["schema_version"] >= 2:      # schema 1 had no null (untested) agreement
-            want = _agreement(rho, recoverable[d], ceiling, lmax)
-            if agreement != want:
-                raise ValueError(f"{key}.agreement: {_show(agreement)}, but its rho and "
-                                 f"prediction give {_show(want)}")
 
-    seen = set()
-    for i, c in enumerate(_need_list(payload["cells"], "cells")):
-        key = f"cells[{i}]"
-        _exact_keys(_need_dict(c, key), _CELL_KEYS, key)
-        d = _need_choice_int(c["d"], degrees, f"{key}.d", "config.degrees")
-        l = _need_int(c["l"], f"{key}.l", 0, lmax)
-        if (d, l) in seen:
-            raise ValueError(f"{key}: a second cell for d = {d}, l = {l}")
-        seen.add((d, l))
-        predicted = _need_choice(c["predicted"], _PREDICTED, f"{key}.predicted")
-        if predicted != (RECOVERABLE if l in recoverable[d] else BLIND):
-            raise ValueError(f"{key}.predicted: {predicted} at l = {l}, but predicted.{d}"
-                             f".recoverable is {sorted(recoverable[d])}")
-        rho = _need_rho(c["rho"], f"{key}.rho")
-        _interval(c["rho_ci"], f"{key}.rho_ci", rho=True)
-        _need_num(c["r2_inj"], f"{key}.r2_inj")
-        measured = _need_choice(c["measured"], (RECOVERABLE, BLIND, AMBIGUOUS, UNDEFINED),
-                                f"{key}.measured")
-        if measured != verdict(rho):
-            raise ValueError(f"{key}.measured: {measured}, but rho {_show(rho)} gives "
-                             f"{verdict(rho)}")
-        got = _need_bool(c["agrees"], f"{key}.agrees")
-        if got != (None if measured == UNDEFINED else measured == predicted):
-            raise ValueError(f"{key}.agrees: {_show(got)}, but measured {measured} against "
-                             f"predicted {predicted}")
-    for part, keys in (("probes", _PROBE_KEYS), ("k_sweep", _SWEEP_KEYS)):
-        for i, r in enumerate(_need_list(payload.get(part, []), part)):
-            key = f"{part}[{i}]"
-            _exact_keys(_need_dict(r, key), keys, key)
-            _need_str(r["backbone"], f"{key}.backbone")
-            _need_choice_int(r["d"], degrees, f"{key}.d", "config.degrees")
-            _need_int(r["l"], f"{key}.l", 0, lmax)
-            _need_rho(r["rho"], f"{key}.rho")
-            for k in keys:
-                if k in ("r2_inj", "gain"):
-                    _need_num(r[k], f"{key}.{k}")
-                elif k in ("channels_per_degree", "k", "monomials"):
-                    _need_int(r[k], f"{key}.{k}", 1)
-    _need_dict(payload.get("paper", {}), "paper")
-    for i, w in enumerate(_need_list(payload.get("warnings", []), "warnings")):
-        _need_str(w, f"warnings[{i}]")
+def _diagnose_prediction(p, key: str, d: int, L: int, lmax: int) -> set:
+    """Check one ``predicted`` entry (its ceiling is d * L); returns its recoverable set."""
+    _need_dict(p, key)
+    _need_keys(p, ("ceiling", "recoverable"), key)
+    _ceiling(p["ceiling"], f"{key}.ceiling", d, L)
+    rec = [_need_int(v, f"{key}.recoverable[{i}]", 0, min(lmax, d * L))
+           for i, v in enumerate(_need_list(p["recoverable"], f"{key}.recoverable"))]
+    if len(set(rec)) != len(rec):
+        raise ValueError(f"{key}.recoverable: repeats a degree: {rec}")
+    return set(rec)
+
+
+def _diagnose_summary(s, key: str, d: int, L: int, lmax: int, recoverable: set,
+                      schema: int) -> None:
+    """Check one probe degree's summary: types, intervals, and every figure that follows
+    from its own rho (measured ceiling, boundary and above-boundary rho, agreement)."""
+    _need_dict(s, key)
+    _need_keys(s, _SUMMARY_KEYS, key)
+    ceiling = _ceiling(s["ceiling"], f"{key}.ceiling", d, L)
+    rho = _by_degree(s["rho"], f"{key}.rho", lmax, _need_rho)
+    ci = _by_degree(s["rho_ci"], f"{key}.rho_ci", lmax,
+                    lambda v, kk: _interval(v, kk, rho=True))
+    if sorted(ci) != sorted(rho):
+        raise ValueError(f"{key}.rho_ci: degrees {sorted(ci)}, but rho has {sorted(rho)}")
+    for name in ("r2_inj", "gain"):
+        _by_degree(s[name], f"{key}.{name}", lmax, _need_num)
+        _by_degree(s[f"{name}_ci"], f"{key}.{name}_ci", lmax,
+                   lambda v, kk: _interval(v, kk, rho=False))
+    got = _need_int(s["measured_ceiling"], f"{key}.measured_ceiling", 0, lmax, null=True)
+    want = measured_ceiling(rho)
+    if got != want:
+        raise ValueError(f"{key}.measured_ceiling: {got}, but its rho gives {want}")
+    for name, l in (("rho_boundary", ceiling), ("rho_above", ceiling + 1)):
+        v = _need_rho(s[name], f"{key}.{name}")
+        if v != rho.get(l):
+            raise ValueError(f"{key}.{name}: {_show(v)}, but rho at l = {l} is "
+                             f"{_show(rho.get(l))}")
+    _need_num(s["cliff_ratio"], f"{key}.cliff_ratio")
+    if s["cliff_ratio_ci"] is not None and not isinstance(s["cliff_ratio_ci"], (dict, list)):
+        raise ValueError(f"{key}.cliff_ratio_ci: expected an object or null, got "
+                         f"{_show(s['cliff_ratio_ci'])}")
+    _need_num(s["delta_contrast"], f"{key}.delta_contrast")
+    _interval(s["delta_contrast_ci"], f"{key}.delta_contrast_ci", rho=False)
+    agreement = _need_bool(s["agreement"], f"{key}.agreement")
+    if schema >= 2:      # schema 1 had no null (untested) agreement
+        want = _agreement(rho, recoverable, ceiling, lmax)
+        if agreement != want:
+            raise ValueError(f"{key}.agreement: {_show(agreement)}, but its rho and "
+                             f"prediction give {_show(want)}")
+
+
+def _diagnose_cell(c, key: str, degrees, lmax: int, recoverable: Dict[int, set]) -> Tuple:
+    """Check one (d, l) cell: its prediction against ``predicted``, its verdict against its
+    rho; returns ``(d, l)``."""
+    _exact_keys(_need_dict(c, key), _CELL_KEYS, key)
+    d = _need_choice_int(c["d"], degrees, f"{key}.d", "config.degrees")
+    l = _need_int(c["l"], f"{key}.l", 0, lmax)
+    predicted = _need_choice(c["predicted"], _PREDICTED, f"{key}.predicted")
+    if predicted != (RECOVERABLE if l in recoverable[d] else BLIND):
+        raise ValueError(f"{key}.predicted: {predicted} at l = {l}, but predicted.{d}"
+                         f".recoverable is {sorted(recoverable[d])}")
+    rho = _need_rho(c["rho"], f"{key}.rho")
+    _interval(c["rho_ci"], f"{key}.rho_ci", rho=True)
+    _need_num(c["r2_inj"], f"{key}.r2_inj")
+    measured = _need_choice(c["measured"], (RECOVERABLE, BLIND, AMBIGUOUS, UNDEFINED),
+                            f"{key}.measured")
+    if measured != verdict(rho):
+        raise ValueError(f"{key}.measured: {measured}, but rho {_show(rho)} gives "
+                         f"{verdict(rho)}")
+    got = _need_bool(c["agrees"], f"{key}.agrees")
+    if got != (None if measured == UNDEFINED else measured == predicted):
+        raise ValueError(f"{key}.agrees: {_show(got)}, but measured {measured} against "
+                         f"predicted {predicted}")
+    return d, l
+
+
+def _diagnose_row(r, key: str, keys: Sequence[str], degrees, lmax: int) -> None:
+    """Check one ``probes`` or ``k_sweep`` row (exactly ``keys``)."""
+    _exact_keys(_need_dict(r, key), keys, key)
+    _need_str(r["backbone"], f"{key}.backbone")
+    _need_choice_int(r["d"], degrees, f"{key}.d", "config.degrees")
+    _need_int(r["l"], f"{key}.l", 0, lmax)
+    _need_rho(r["rho"], f"{key}.rho")
+    for k in keys:
+        if k in ("r2_inj", "gain"):
+            _need_num(r[k], f"{key}.{k}")
+        elif k in ("channels_per_degree", "k", "monomials"):
+            _need_int(r[k], f"{key}.{k}", 1)
 
 
 def _agreement(rho: Dict[int, Optional[float]], recoverable: set, ceiling: int,
