@@ -87,7 +87,7 @@ def main() -> int:
         print(f"{r['L']:>2} {r['d']:>2} {1e3 * r['certified_s']:>15.2f} "
               f"{1e3 * r['brute_force_s']:>17.2f} {r['ratio']:>8.1f}")
     if args.json:
-        from spanthm._io import atomic_write_json
+        from spanthm.io import atomic_write_json
         atomic_write_json(args.json, {
             "table": table, "ratios": ratios, "spanthm": spanthm.__version__,
             "python": platform.python_version(), "machine": platform.machine(),

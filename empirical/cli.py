@@ -383,7 +383,7 @@ def _cmd_train(args) -> int:
         torch.set_num_threads(args.threads)
     if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise BadInput(f"--device {args.device}: CUDA is not available on this machine")
-    from ._io import check_train_dir
+    from .io import check_train_dir
 
     try:   # a new or empty directory, or (--resume) one holding only its checkpoints
         check_train_dir(args.out, args.resume, inputs=[args.data])
@@ -412,10 +412,10 @@ def _run_setup(args, default_out: Path, inputs=()) -> Path:
     default all cores) and the output directory (``--out`` or ``default_out``), which must
     be writable, hold no files unless ``--overwrite`` (and then only files an earlier run
     of this tool wrote, per its manifest), and neither be nor hold any of
-    ``inputs`` (the paths the run reads; :func:`empirical._io.check_output_dir`)."""
+    ``inputs`` (the paths the run reads; :func:`empirical.io.check_output_dir`)."""
     import torch
 
-    from ._io import check_output_dir
+    from .io import check_output_dir
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     out = args.out or default_out
@@ -501,9 +501,9 @@ def _cmd_survey(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from spanthm._io import contains, resolve_out
+    from spanthm.io import contains, resolve_out
 
-    from ._io import check_inputs, check_output_dir
+    from .io import check_inputs, check_output_dir
     from .sweep import default_store, load_config, sweep
 
     config = load_config(args.config).with_frames(args.frames)
@@ -591,7 +591,7 @@ def _read_results(path: Path, what: str, validate=None) -> tuple:
     file = path / "results.json" if path.is_dir() else path
     if not file.is_file():
         raise BadInput(f"--{what} {path}: no results.json there")
-    from ._io import read_json
+    from .io import read_json
 
     try:
         payload = read_json(file)
@@ -609,7 +609,7 @@ def _read_results(path: Path, what: str, validate=None) -> tuple:
 def _cmd_compare(args) -> int:
     from .calibration import compare, write_compare_outputs
 
-    from ._io import check_output_dir
+    from .io import check_output_dir
 
     try:
         check_output_dir(args.out, overwrite=args.overwrite, inputs=[args.c5, args.aspirin])
@@ -661,7 +661,7 @@ def _cmd_backbones(args) -> int:
 
     plot = None
     if args.plot is not None:   # checked first: one line naming what was typed
-        from ._io import check_output_file, is_png
+        from .io import check_output_file, is_png
 
         plot = check_output_file(args.plot, overwrite=True, ours=is_png, what="--plot")
     rows = shipped(role=args.role)
@@ -702,7 +702,7 @@ def _cmd_aspirin(args) -> int:
                           spacing_fs=args.spacing_fs, equilibration_ps=args.equilibration_ps,
                           friction_per_fs=args.friction)
     check_request(args.frames, args.chains, settings)     # the MD's size, before any work
-    from ._io import check_output_file, is_generated_dataset
+    from .io import check_output_file, is_generated_dataset
 
     out = args.out or Path(f"aspirin_gfn2xtb_{args.temperature:g}K.npz")
     # before the MD: a writable place, never over a file this command did not write

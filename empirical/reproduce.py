@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Dict, Optional
 
-from spanthm._io import (MANIFEST_NAME, _hashes, describe, manifest_bytes, read_manifest,
+from spanthm.io import (MANIFEST_NAME, entry_hashes, describe, manifest_bytes, read_manifest,
                          resolve_out, sha256_bytes, sha256_file, unvouched)
 
-from ._io import _check_anchor, atomic_path, read_json, train_foreign, write_files
+from .io import _check_anchor, atomic_path, read_json, train_foreign, write_files
 from .backbone import BackboneConfig, TrainSettings, train
 from .calibration import compare, run_c5, write_compare_outputs
 from .controls import run_controls
@@ -107,7 +107,7 @@ def _foreign(real: Path) -> "list[str]":
         elif name == MANIFEST_NAME and ours:
             continue
         elif not (entry.is_file() and name in files
-                  and sha256_file(entry) in _hashes(files[name])):
+                  and sha256_file(entry) in entry_hashes(files[name])):
             foreign.append(name + ("/" if entry.is_dir() else ""))
     return foreign
 
@@ -201,11 +201,11 @@ def _write_top(out: Path, files: "Dict[str, bytes]") -> None:
             Path(tmp).write_bytes(manifest_bytes(listed, kind="reproduce", dirs=dirs,
                                                  base=real))
 
-    manifest({**before, **{n: sorted(set(_hashes(before.get(n))) | {h})
+    manifest({**before, **{n: sorted(set(entry_hashes(before.get(n))) | {h})
                            for n, h in new.items()}})
     write_files(out, files)
     kept = {n: h for n, h in before.items() if n not in new and (real / n).is_file()
-            and sha256_file(real / n) in _hashes(h)}
+            and sha256_file(real / n) in entry_hashes(h)}
     manifest({**kept, **new})
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import sympy
 
-from . import _limits, _io, _multiplicities, _projection, _spectrum, _validate
+from . import _limits, io as _io, _multiplicities, _projection, _spectrum, _validate
 
 __all__ = ["SCHEMA", "certificate", "certificate_filename", "write_certificate"]
 

@@ -277,7 +277,7 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
     not write, or changed since); an unwritable place."""
     import os
 
-    from ._io import describe, resolve_out, unvouched, unwritable_anchor
+    from .io import describe, resolve_out, unvouched, unwritable_anchor
 
     real = resolve_out(out)
     if real.exists() and not real.is_dir():
@@ -307,7 +307,7 @@ def _check_out_file(path: Path, overwrite: bool = False) -> None:
     """Refuse an output file path that cannot be written, before any work: a directory,
     an existing file (unless ``overwrite`` and it is one of our certificates), an
     unwritable directory."""
-    from ._io import unwritable_anchor
+    from .io import unwritable_anchor
 
     if path.is_dir():
         raise BadInput(f"--out {path} is a directory, not a file")
@@ -349,7 +349,7 @@ def _cmd_certify(args) -> int:
         _check_out_dir(args.out_dir, args.overwrite)
         # every certificate is computed before the set is written: all or none
         certs = [(certificate(feats, d, args.exactly), path) for feats, d, path in jobs]
-        from ._io import write_set
+        from .io import write_set
 
         def recheck(real: Path) -> None:     # files added while computing are never lost
             _check_out_dir(args.out_dir, args.overwrite)

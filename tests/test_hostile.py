@@ -99,7 +99,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from e3nn import o3  # noqa: E402
 
-from empirical._io import (MANIFEST_NAME, OutputExists, check_output_dir,  # noqa: E402
+from empirical.io import (MANIFEST_NAME, OutputExists, check_output_dir,  # noqa: E402
                           write_file_set)
 from empirical.data import Dataset, save_npz  # noqa: E402
 
@@ -423,7 +423,7 @@ def test_the_report_counts_rotations_as_rotations():
 
 
 def test_compare_bounds_its_input(tmp_path, capsys):
-    from empirical import _io
+    from empirical import io as _io
 
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 5000 + "]" * 5000)

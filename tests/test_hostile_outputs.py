@@ -47,7 +47,7 @@ def _one_line_2(capsys, code):
 
 
 def _our_set(out: Path, files=None):
-    from empirical._io import write_file_set
+    from empirical.io import write_file_set
     write_file_set(out, files or {"results.json": b"{}", "report.md": b"# r\n"})
 
 
@@ -104,7 +104,7 @@ def test_an_input_inside_our_own_output_is_never_replaced(tmp_path, capsys, no_d
 
 
 def test_overwrite_replaces_our_own_set_and_writes_a_manifest(tmp_path, capsys):
-    from empirical._io import read_manifest, write_file_set
+    from empirical.io import read_manifest, write_file_set
     out = tmp_path / "run"
     write_file_set(out, {"a.png": b"1", "results.json": b"{}"})
     manifest = read_manifest(out)
@@ -118,7 +118,7 @@ def test_overwrite_replaces_our_own_set_and_writes_a_manifest(tmp_path, capsys):
 @pytest.mark.parametrize("tamper", ["added", "edited", "symlink", "forged", "forged-dir",
                                     "no-manifest", "bad-manifest"])
 def test_a_manifest_vouches_only_for_files_it_hashed(tmp_path, tamper):
-    from empirical._io import ForeignFiles, OutputExists, write_file_set
+    from empirical.io import ForeignFiles, OutputExists, write_file_set
     out = tmp_path / "run"
     _our_set(out)
     if tamper == "added":
@@ -147,7 +147,7 @@ def test_a_manifest_vouches_only_for_files_it_hashed(tmp_path, tamper):
 
 
 def test_only_a_manifest_or_a_missing_listed_file_is_fine(tmp_path):
-    from empirical._io import OutputExists, write_file_set
+    from empirical.io import OutputExists, write_file_set
     out = tmp_path / "run"
     _our_set(out)
     (out / "report.md").unlink()                      # listed, not there: nothing to keep
@@ -160,7 +160,7 @@ def test_only_a_manifest_or_a_missing_listed_file_is_fine(tmp_path):
 
 
 def test_an_empty_existing_directory_is_written_into(tmp_path, capsys):
-    from empirical._io import write_file_set
+    from empirical.io import write_file_set
     out = tmp_path / "empty"
     out.mkdir()
     write_file_set(out, {"x": b"1"})
@@ -170,8 +170,8 @@ def test_an_empty_existing_directory_is_written_into(tmp_path, capsys):
 def test_a_file_gained_during_the_run_is_kept(tmp_path, monkeypatch):
     """The check is repeated just before the swap: a file added while the run worked stops
     the write, and nothing is deleted."""
-    import spanthm._io as sio
-    from empirical._io import ForeignFiles, write_file_set
+    import spanthm.io as sio
+    from empirical.io import ForeignFiles, write_file_set
     out = tmp_path / "run"
     _our_set(out)
     real = sio.write_set
@@ -180,7 +180,7 @@ def test_a_file_gained_during_the_run_is_kept(tmp_path, monkeypatch):
         (Path(out_dir) / "late.txt").write_text("added while computing")
         return real(out_dir, files, kind, recheck)
 
-    monkeypatch.setattr("empirical._io.write_set", late)
+    monkeypatch.setattr("empirical.io.write_set", late)
     with pytest.raises(ForeignFiles, match="late.txt"):
         write_file_set(out, {"x": b""}, overwrite=True)
     assert (out / "late.txt").exists() and (out / "results.json").exists()
@@ -189,7 +189,7 @@ def test_a_file_gained_during_the_run_is_kept(tmp_path, monkeypatch):
 
 def test_vouched_file_size_limit(tmp_path, monkeypatch):
     """A listed file over MAX_VOUCHED_FILE_BYTES is never vouched for (hashing is bounded)."""
-    import spanthm._io as sio
+    import spanthm.io as sio
     out = tmp_path / "run"
     _our_set(out, {"a": b"12345678"})
     monkeypatch.setattr(sio, "MAX_VOUCHED_FILE_BYTES", 8)
@@ -199,7 +199,7 @@ def test_vouched_file_size_limit(tmp_path, monkeypatch):
 
 
 def test_manifest_size_limit(tmp_path, monkeypatch):
-    import spanthm._io as sio
+    import spanthm.io as sio
     out = tmp_path / "run"
     _our_set(out, {"a": b"1"})
     size = (out / MANIFEST).stat().st_size
@@ -211,7 +211,7 @@ def test_manifest_size_limit(tmp_path, monkeypatch):
 
 def test_foreign_listing_limit(tmp_path, capsys, no_diagnose):
     """FOREIGN_SHOWN names, then "and N more"."""
-    from spanthm._io import FOREIGN_SHOWN
+    from spanthm.io import FOREIGN_SHOWN
     some = tmp_path / "some"
     some.mkdir()
     for i in range(FOREIGN_SHOWN):
@@ -244,7 +244,7 @@ def test_train_never_mixes_into_a_foreign_directory(tmp_path, capsys, monkeypatc
     run.mkdir()
     for name in ("last.pt", "best.pt", "epoch_0003.pt", ".last.pt.x1y2.tmp"):
         (run / name).write_bytes(b"")
-    from empirical._io import check_train_dir
+    from empirical.io import check_train_dir
     assert check_train_dir(run, resume=True) == run
 
 
@@ -303,7 +303,7 @@ def test_out_that_is_or_holds_the_current_directory_is_refused(tmp_path, capsys,
 # -------------------------------------------------------------- case 4: symlinked --out
 
 def test_out_symlink_is_followed_and_nothing_is_left_behind(tmp_path):
-    from empirical._io import write_file_set
+    from empirical.io import write_file_set
     real = tmp_path / "real" / "run"
     real.parent.mkdir()
     _our_set(real)
@@ -381,7 +381,7 @@ def test_data_aspirin_overwrite_replaces_only_our_dataset(tmp_path, capsys, monk
 
 
 def test_dataset_metadata_size_limit(tmp_path, monkeypatch):
-    import empirical._io as eio
+    import empirical.io as eio
     path = tmp_path / "mine.npz"
     save_npz(_toy(metadata={"method": "GFN2-xTB", "generation_seconds": 1.0}), path)
     import zipfile
@@ -425,7 +425,7 @@ def test_reproduce_step_reads_back_or_names_the_file(tmp_path):
     is recomputed; in a folder we did not write it is refused naming the file; deep nesting
     is bounded (no RecursionError)."""
     from empirical import reproduce as rep
-    from empirical._io import write_file_set
+    from empirical.io import write_file_set
 
     class Fake:
         seconds = 0.0
@@ -549,7 +549,7 @@ def test_a_deep_chain_of_manifests_is_foreign_not_a_crash(tmp_path, capsys):
     RecursionError traceback). At MAX_SET_DEPTH the chain is still checked."""
     import json as _json
 
-    from spanthm import _io as sio
+    from spanthm import io as sio
 
     def chain(root, depth):
         level = root
@@ -590,7 +590,7 @@ def test_an_output_on_a_read_only_file_system_is_refused_before_work(tmp_path, m
     import errno
     import tempfile as _tempfile
 
-    from spanthm import _io as sio
+    from spanthm import io as sio
 
     real_mkstemp = _tempfile.mkstemp
 
@@ -616,7 +616,7 @@ def test_the_manifest_records_no_absolute_path(tmp_path, monkeypatch):
     import json as _json
     import sys as _sys
 
-    from spanthm import _io as sio
+    from spanthm import io as sio
 
     out = tmp_path / "run"
     data = tmp_path / "in" / "x.npz"

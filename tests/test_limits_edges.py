@@ -12,7 +12,7 @@ import pytest
 import spanthm
 from spanthm import verify as spanthm_verify
 
-from empirical import _io
+from empirical import io as _io
 
 
 def _nested(depth: int) -> str:

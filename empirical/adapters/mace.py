@@ -432,7 +432,7 @@ def load(path, *, trusted: bool = False, layer: Union[None, int, str] = None,
         text = text[len(PREFIX) + 1:]
     file = Path(text)
     if not file.is_file():
-        from .._io import why_not_a_file
+        from ..io import why_not_a_file
         raise MACEAdapterError(f"cannot read MACE model {text!r}: {why_not_a_file(file)}")
     require_trust(file, trusted, f"MACE (mace-torch {version})")
     if _is_torchscript(file):

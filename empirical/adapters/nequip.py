@@ -470,7 +470,7 @@ def load(path, *, trusted: bool = False,
                                  "the package file and give its path")
     file = Path(text)
     if not file.is_file():
-        from .._io import why_not_a_file
+        from ..io import why_not_a_file
         raise NequIPAdapterError(f"cannot read nequip model {text!r}: {why_not_a_file(file)}")
     require_trust(file, trusted, f"nequip {version}")
     from nequip.model.saved_models import load_saved_model

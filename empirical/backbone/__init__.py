@@ -16,10 +16,11 @@ from ._checkpoint import CheckpointError, load, read_checkpoint, save_checkpoint
 from ._gate_points import GatePointsBackbone
 from ._model import Backbone, BackboneConfig, BackboneLayer, hidden_irreps
 from ._protocol import (EQUIVARIANCE_TOLERANCE, check_protocol, equivariance_error,
-                        equivariance_tolerance, supports)
+                        equivariance_tolerance, model_device, model_dtype, supports)
 from ._train import TrainSettings, dataset_statistics, evaluate, train
 
 __all__ = ["GatePointsBackbone", "Backbone", "BackboneLayer", "BackboneConfig", "hidden_irreps", "load", "shipped", "save_checkpoint",
            "read_checkpoint", "CheckpointError", "train", "TrainSettings", "evaluate",
            "dataset_statistics", "check_protocol", "equivariance_error",
-           "EQUIVARIANCE_TOLERANCE", "equivariance_tolerance", "supports"]
+           "EQUIVARIANCE_TOLERANCE", "equivariance_tolerance", "supports", "model_dtype",
+           "model_device"]

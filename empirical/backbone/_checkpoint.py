@@ -28,7 +28,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from .._io import atomic_path
+from ..io import atomic_path
 from ._model import Backbone, BackboneConfig
 
 __all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "read_checkpoint", "load",
@@ -97,7 +97,7 @@ def read_checkpoint(path) -> dict:
     """The raw checkpoint dict, validated. Raises :class:`CheckpointError`."""
     path = Path(path)
     if not path.is_file():
-        from .._io import why_not_a_file
+        from ..io import why_not_a_file
         raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {why_not_a_file(path)}")
     if path.suffix == ".xz":
         try:

@@ -39,7 +39,7 @@ from typing import Optional
 import torch
 from e3nn import o3
 
-__all__ = ["check_protocol", "equivariance_error", "EQUIVARIANCE_TOLERANCE",
+__all__ = ["model_dtype", "model_device", "check_protocol", "equivariance_error", "EQUIVARIANCE_TOLERANCE",
            "equivariance_tolerance", "supports"]
 
 
@@ -109,3 +109,51 @@ def equivariance_error(backbone, positions: torch.Tensor, numbers: torch.Tensor,
         f = backbone.node_features(positions, numbers)
     f_rot, f = torch.as_tensor(f_rot), torch.as_tensor(f)
     return float((f_rot - f @ D.to(f.device, f.dtype).T).abs().max())
+
+
+def _module_dtype(module) -> Optional[torch.dtype]:
+    for p in module.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    for b in module.buffers():
+        if b.is_floating_point():
+            return b.dtype
+    return None
+
+
+def model_dtype(backbone) -> torch.dtype:
+    """The dtype positions must have to reach ``backbone`` (see the module docstring).
+
+    >>> class Wrapper:
+    ...     def __init__(self): self.net = torch.nn.Linear(3, 3).double()
+    >>> model_dtype(Wrapper())
+    torch.float64
+    """
+    own = getattr(backbone, "dtype", None)
+    if isinstance(own, torch.dtype):
+        return own
+    if isinstance(backbone, torch.nn.Module):
+        found = _module_dtype(backbone)
+        if found is not None:
+            return found
+    for value in vars(backbone).values() if hasattr(backbone, "__dict__") else ():
+        if isinstance(value, torch.nn.Module):
+            found = _module_dtype(value)
+            if found is not None:
+                return found
+    return torch.get_default_dtype()
+
+
+def model_device(backbone) -> torch.device:
+    """Where ``backbone`` runs: its ``device`` attribute when it is a ``torch.device`` (or a
+    device string), else the device of its (or a held module's) first parameter, else CPU."""
+    own = getattr(backbone, "device", None)
+    if isinstance(own, (torch.device, str)):
+        return torch.device(own)
+    modules = [backbone] if isinstance(backbone, torch.nn.Module) else []
+    modules += [v for v in (vars(backbone).values() if hasattr(backbone, "__dict__") else ())
+                if isinstance(v, torch.nn.Module)]
+    for module in modules:
+        for p in module.parameters():
+            return p.device
+    return torch.device("cpu")

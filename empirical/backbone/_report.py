@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from .._io import atomic_path
+from ..io import atomic_path
 from ._checkpoint import checkpoint_name, read_checkpoint
 
 __all__ = ["plot_learning_curves"]

@@ -21,7 +21,7 @@ import numbers
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from .._io import write_file_set, write_files
+from ..io import write_file_set, write_files
 from ..diagnostic import DiagnoseResult
 from ..diagnostic._plan import MAX_LMAX
 from ..diagnostic._result import SCHEMA_VERSION as DIAGNOSE_SCHEMA_VERSION

@@ -1,7 +1,7 @@
 """Outputs of the C5 calibration: ``results.json``, ``report.md``, ``c5_heatmap.png``.
 
 Everything is rendered in memory first, then written file by file atomically
-(:func:`empirical._io.atomic_path`), so an error in the content writes nothing.
+(:func:`empirical.io.atomic_path`), so an error in the content writes nothing.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 from typing import Dict, List
 
-from .._io import write_file_set
+from ..io import write_file_set
 
 __all__ = ["write_c5_outputs", "render_c5_report", "c5_heatmap_png"]
 
@@ -151,7 +151,7 @@ def c5_heatmap_png(payload: Dict) -> bytes:
 def write_c5_outputs(result, out_dir: Path, plots: bool = True,
                      overwrite: bool = False) -> List[Path]:
     """Write ``results.json``, ``report.md`` and (with ``plots``) ``c5_heatmap.png`` as one
-    set (:func:`empirical._io.write_file_set`)."""
+    set (:func:`empirical.io.write_file_set`)."""
     files = {"results.json": result.to_json().encode(),
              "report.md": render_c5_report(result).encode()}
     if plots:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List
 
-from .._io import write_file_set
+from ..io import write_file_set
 
 __all__ = ["render_controls_report", "write_controls_outputs"]
 

@@ -461,7 +461,7 @@ def generate_aspirin(frames: int = 5000, seed: int = 0, settings: Optional[MDSet
 def save_npz(dataset: Dataset, path, float32: bool = True) -> Path:
     """Write a dataset as a compressed npz atomically (keys positions, numbers, energies,
     forces, metadata as a JSON string). Positions and forces as float32 unless told."""
-    from .._io import atomic_path
+    from ..io import atomic_path
 
     path = Path(path)
     dtype = np.float32 if float32 else np.float64

@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from e3nn import o3
 
-from ..backbone import Backbone, check_protocol, equivariance_error, supports
-from ..data._info import nearest_neighbour_distances
+from ..backbone import (Backbone, check_protocol, equivariance_error, model_device,
+                        model_dtype, supports)
+from ..data import nearest_neighbour_distances
 from ._injection import marked_direction, signal
 
 __all__ = ["FeatureSet", "MarkedFeatures", "extract_features", "feature_equivariance", "marked_features",
@@ -76,57 +77,9 @@ class FeatureSet:
         return sorted({ir.l for _, ir in self.irreps})
 
 
-def _module_dtype(module) -> Optional[torch.dtype]:
-    for p in module.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    for b in module.buffers():
-        if b.is_floating_point():
-            return b.dtype
-    return None
-
-
-def model_dtype(backbone) -> torch.dtype:
-    """The dtype positions must have to reach ``backbone`` (see the module docstring).
-
-    >>> class Wrapper:
-    ...     def __init__(self): self.net = torch.nn.Linear(3, 3).double()
-    >>> model_dtype(Wrapper())
-    torch.float64
-    """
-    own = getattr(backbone, "dtype", None)
-    if isinstance(own, torch.dtype):
-        return own
-    if isinstance(backbone, torch.nn.Module):
-        found = _module_dtype(backbone)
-        if found is not None:
-            return found
-    for value in vars(backbone).values() if hasattr(backbone, "__dict__") else ():
-        if isinstance(value, torch.nn.Module):
-            found = _module_dtype(value)
-            if found is not None:
-                return found
-    return torch.get_default_dtype()
-
-
 def rotate(positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
     """``positions[i] @ rotations[i].T`` for every configuration: ``(n, atoms, 3)``."""
     return np.einsum("nij,naj->nai", rotations, np.asarray(positions, dtype=np.float64))
-
-
-def model_device(backbone) -> torch.device:
-    """Where ``backbone`` runs: its ``device`` attribute when it is a ``torch.device`` (or a
-    device string), else the device of its (or a held module's) first parameter, else CPU."""
-    own = getattr(backbone, "device", None)
-    if isinstance(own, (torch.device, str)):
-        return torch.device(own)
-    modules = [backbone] if isinstance(backbone, torch.nn.Module) else []
-    modules += [v for v in (vars(backbone).values() if hasattr(backbone, "__dict__") else ())
-                if isinstance(v, torch.nn.Module)]
-    for module in modules:
-        for p in module.parameters():
-            return p.device
-    return torch.device("cpu")
 
 
 def batch_size(backbone, chunk: Optional[int] = None) -> int:

@@ -22,20 +22,18 @@ from ._injection import haar_rotations, marked_atoms, signal_coefficients
 from ._probe import n_monomials
 from ._result import Prediction
 
+from ..runtime import (MAX_BYTES, SAMPLES_PER_COEFFICIENT, STREAMS, WorkLimitExceeded,
+                       max_bytes, stream)
+
 __all__ = ["DiagnosePlan", "make_plan", "validate_options", "auto_k", "stream",
            "MAX_AUTO_CHANNELS", "STREAMS", "MAX_LMAX", "MAX_BYTES", "WorkLimitExceeded",
            "estimate_bytes", "backbone_bytes", "pairs_within", "check_backbone_memory",
            "MIN_N_BOOT", "ADAPTER_EDGE_BYTES"]
 
-#: numpy SeedSequence keys under the run seed, one per random stream.
-STREAMS = {"frames": 11, "split": 12, "rotations": 13, "cv": 14, "bootstrap": 15}
 #: Upper bound of the automatic width, in channels per feature degree.
 MAX_AUTO_CHANNELS = 4
 #: Highest target degree: e3nn's spherical harmonics stop at l = 12.
 MAX_LMAX = 12
-#: Memory one diagnose request may plan for, in bytes (``EMPIRICAL_MAX_BYTES`` raises it):
-#: the default run plans for about 0.45 GB.
-MAX_BYTES = 8 * 1024 ** 3
 #: Fewest bootstrap resamples a run accepts: the confidence intervals and the cliff ratio's
 #: confidence set (which needs the covariance of the resampled rho) mean nothing below it;
 #: between this and 200 (``_pipeline.MIN_BOOT``) the run warns that they are rough.
@@ -47,22 +45,6 @@ ADAPTER_EDGE_BYTES = 64 * 1024
 #: Frames, spread over the plan's, whose atom pairs inside the cutoff are counted for the
 #: estimate (the largest count is used).
 PAIR_SAMPLE_FRAMES = 16
-
-
-class WorkLimitExceeded(ValueError):
-    """A request whose estimated memory is above :data:`MAX_BYTES` (refused before work)."""
-
-
-def _max_bytes() -> int:
-    import os
-
-    raw = os.environ.get("EMPIRICAL_MAX_BYTES")
-    if raw is None:
-        return MAX_BYTES
-    try:
-        return max(1, int(raw))
-    except ValueError:
-        raise ValueError(f"EMPIRICAL_MAX_BYTES={raw!r} is not an integer") from None
 
 
 def estimate_bytes(n_samples: int, n_train: int, n_test: int, k_by_d: Dict[int, int],
@@ -129,7 +111,7 @@ def backbone_bytes(backbone, n_atoms: int, pairs: int, chunk: int) -> int:
 
     edges = int(chunk) * int(pairs)
     if isinstance(backbone, (Backbone, BackboneLayer)):
-        from ..backbone._model import estimate_size
+        from ..backbone import estimate_size
 
         model = backbone.backbone if isinstance(backbone, BackboneLayer) else backbone
         item = torch_itemsize(model.dtype)
@@ -174,7 +156,7 @@ def check_backbone_memory(backbone, dataset: Dataset, frames: np.ndarray,
 
 
 def _check_budget(est: Dict[str, int], why: str = "") -> None:
-    limit = _max_bytes()
+    limit = max_bytes()
     total = sum(est.values())
     if total > limit:
         parts = ", ".join(f"{k} {v / 1e9:.3g} GB" for k, v in est.items())
@@ -187,11 +169,6 @@ def _check_budget(est: Dict[str, int], why: str = "") -> None:
             f"this request needs about {total / 1e9:.3g} GB ({parts}), above the limit of "
             f"{limit / 1e9:.3g} GB: use fewer frames, rotations, bootstrap resamples or a "
             "narrower or lower-degree probe, or raise EMPIRICAL_MAX_BYTES if you mean it")
-
-
-def stream(seed: int, *keys: int) -> int:
-    """An integer seed for the random stream ``[seed, *keys]`` (numpy SeedSequence)."""
-    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
 
 
 def auto_k(width: int, d: int, n_train: int) -> int:

@@ -8,7 +8,7 @@ back from disk (``DiagnoseResult.from_dict(json.loads(text))``) renders the same
 
 :func:`write_outputs` computes everything first (the report text and every PNG, rendered
 into memory) and only then creates the directory and writes the files, each atomically
-(:func:`empirical._io.atomic_path`): an error in the content writes nothing, and an
+(:func:`empirical.io.atomic_path`): an error in the content writes nothing, and an
 interrupted write leaves no half-written file.
 
 Files
@@ -33,7 +33,7 @@ import io
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .._io import write_file_set
+from ..io import write_file_set
 from ._verdict import BLIND, THRESHOLDS, verdict
 from .statistics import RatioConfidenceSet
 
@@ -727,7 +727,7 @@ def write_outputs(result, out_dir: Path, plots: bool = True,
 
     All content is computed before the directory is created or any file written, so an
     error in it writes nothing; the files are then written as one set
-    (:func:`empirical._io.write_file_set`): ``out_dir`` must not hold files unless
+    (:func:`empirical.io.write_file_set`): ``out_dir`` must not hold files unless
     ``overwrite``, which replaces the earlier directory as a whole."""
     results_text = result.to_json()
     pngs = render_plots(result) if plots else {}

@@ -308,7 +308,7 @@ class DiagnoseResult(RunResult):
     def save(self, out_dir, plots: bool = True, overwrite: bool = False):
         """Write ``results.json``, ``report.md`` and the PNG plots into ``out_dir`` as one
         set (written beside it, then renamed into place). ``out_dir`` must not hold files
-        unless ``overwrite`` (:class:`empirical._io.OutputExists`). Returns the paths."""
+        unless ``overwrite`` (:class:`empirical.io.OutputExists`). Returns the paths."""
         from pathlib import Path
 
         from ._report import write_outputs

@@ -1,12 +1,12 @@
 """Reports of the per-layer profile and the survey: report.md, a figure, results.json,
-written as one set (:func:`empirical._io.write_file_set`)."""
+written as one set (:func:`empirical.io.write_file_set`)."""
 
 from __future__ import annotations
 
 import io
 from typing import Dict, List, Optional, Sequence
 
-from .._io import write_file_set
+from ..io import write_file_set
 
 __all__ = ["render_profile_report", "profile_figure", "write_profile_outputs",
            "render_survey_report", "survey_figure", "write_survey_outputs", "survey_table"]

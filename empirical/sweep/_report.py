@@ -1,7 +1,7 @@
 """A sweep's outputs (docs/method.md §2.11, §5): ``results.json`` (one row per group,
 dataset, marked pair, seed and ``d``, plus every run's full diagnose results),
 ``report.md``, ``sweep.png`` and ``timings.json``, written as one set
-(:func:`empirical._io.write_file_set`).
+(:func:`empirical.io.write_file_set`).
 
 ``results.json`` is a function of the configuration and the data only: the same sweep
 rerun (from the store or not, on any number of workers) writes the same file. What varies
@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .._io import write_file_set
+from ..io import write_file_set
 from .._result import RunResult
 from ..diagnostic._pipeline import versions
 from ..diagnostic._verdict import THRESHOLDS

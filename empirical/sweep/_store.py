@@ -10,7 +10,7 @@ is done once.
 
 Files are ``<kind>/<key[:2]>/<key>.npz``: numpy arrays and one JSON string, read with
 ``allow_pickle=False`` (the store never unpickles; a tampered file is at worst wrong
-numbers, never code). Each is written atomically (:func:`empirical._io.atomic_path`),
+numbers, never code). Each is written atomically (:func:`empirical.io.atomic_path`),
 so an interrupt leaves whole entries or none: a killed sweep loses at most the tasks
 that were running.
 
@@ -34,7 +34,7 @@ from typing import Callable, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
-from .._io import atomic_path
+from ..io import atomic_path
 
 __all__ = ["TaskStore", "content_key", "STORE_VERSION", "MARKER", "DamagedEntry", "REQUIRED"]
 

@@ -17,12 +17,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from spanthm._io import (MANIFEST_NAME, contains, describe, read_manifest, resolve_out,
+from spanthm.io import (MANIFEST_NAME, atomic_path, contains, describe, read_manifest, resolve_out,
                          unvouched, unwritable_anchor, write_set)
 
 __all__ = ["atomic_path", "write_files", "write_file_set", "check_output_dir", "OutputExists",
@@ -38,27 +35,6 @@ MAX_JSON_DEPTH = 32
 
 class OutputExists(ValueError):
     """The output directory already holds files and ``overwrite`` was not given."""
-
-
-@contextmanager
-def atomic_path(path, suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success give it the usual file mode and
-    rename it onto ``path`` (atomic on POSIX); on any exception, interrupt included, remove
-    it. Creates parent directories. ``suffix`` lets writers that insist on an extension
-    (``np.savez``, matplotlib) keep it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_files(out_dir, files: "dict[str, bytes]") -> "list[Path]":

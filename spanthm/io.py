@@ -1,38 +1,81 @@
-"""Atomic file output: a reader never sees a half-written file, an interrupt leaves none."""
+"""Output files for both command lines (``spanthm`` and ``empirical``): atomic writes and
+output sets with manifests.
+
+* :func:`atomic_path`, :func:`atomic_write_bytes`, :func:`atomic_write_text`,
+  :func:`atomic_write_json`: the one atomic writer of the project. Content goes to a
+  temporary file beside the target, is flushed and ``fsync``-ed, given the usual file mode
+  and renamed onto the target (:func:`os.replace`, atomic on POSIX); an exception or an
+  interrupt removes the temporary file. A reader never sees a half-written file.
+* :func:`write_set`, :func:`read_manifest`, :func:`unvouched`: a directory written as one
+  set with a manifest (docs/method.md §6), replaced with ``--overwrite`` only when the
+  manifest vouches for every entry in it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-__all__ = ["atomic_write_text", "atomic_write_json", "MANIFEST_NAME", "read_manifest",
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "MANIFEST_NAME", "read_manifest",
            "unvouched", "write_set", "resolve_out", "unwritable_anchor"]
 
 
-def atomic_write_text(path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and
-    :func:`os.replace` (atomic on POSIX). Creates parent directories."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _usual_mode(path) -> None:
+    """Give a file made by :func:`tempfile.mkstemp` (mode 0600) the mode a plain ``open``
+    would (0666 less the umask)."""
     umask = os.umask(0)
     os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def _write_synced(path, blob: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(blob)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync(path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+@contextmanager
+def atomic_path(path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` for a writer to fill (``np.savez``,
+    matplotlib, ``torch.save``); on success ``fsync`` it, give it the usual file mode and
+    rename it onto ``path``; on any exception, interrupt included, remove it. Creates
+    parent directories. ``suffix`` lets writers that insist on an extension keep it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield Path(tmp)
+        _fsync(tmp)
+        _usual_mode(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        try:
+    finally:
+        if os.path.exists(tmp):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+
+
+def atomic_write_bytes(path, blob: bytes) -> Path:
+    """Write ``blob`` to ``path`` atomically (:func:`atomic_path`). Returns the path."""
+    path = Path(path)
+    with atomic_path(path, suffix=path.suffix or ".tmp") as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(blob)
     return path
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """:func:`atomic_write_bytes` of ``text`` in UTF-8."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path, obj) -> Path:
@@ -125,7 +168,7 @@ def read_manifest(directory) -> "dict | None":
     return manifest
 
 
-def _hashes(entry) -> "list[str]":
+def entry_hashes(entry) -> "list[str]":
     if isinstance(entry, str):
         return [entry]
     if isinstance(entry, list):
@@ -165,7 +208,7 @@ def unvouched(directory, check_dir=None, prefix: str = "", depth: int = 0) -> "l
             foreign.append(prefix + name)
         elif path.is_file() and name in files:
             if (path.stat().st_size > MAX_VOUCHED_FILE_BYTES
-                    or sha256_file(path) not in _hashes(files[name])):
+                    or sha256_file(path) not in entry_hashes(files[name])):
                 foreign.append(prefix + name)
         elif path.is_dir() and name in dirs:
             kind = dirs[name]
@@ -240,9 +283,9 @@ def write_set(out_dir, files: "dict[str, bytes]", kind: str = "set",
     try:
         hashes = {}
         for name, blob in files.items():
-            (tmp / name).write_bytes(blob)
+            _write_synced(tmp / name, blob)
             hashes[name] = sha256_bytes(blob)
-        (tmp / MANIFEST_NAME).write_bytes(manifest_bytes(hashes, kind, base=out))
+        _write_synced(tmp / MANIFEST_NAME, manifest_bytes(hashes, kind, base=out))
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)      # mkdtemp creates 0700
