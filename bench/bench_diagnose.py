@@ -81,8 +81,8 @@ def _feature_workers(frames) -> dict:
     from empirical.backbone import load, shipped
     from empirical.data import load as load_data
     from empirical.diagnostic import make_plan
-    from empirical.diagnostic._pipeline import _features_and_probes
-    from empirical._progress import Progress
+    from empirical.diagnostic import features_and_probes as _features_and_probes
+    from empirical.runtime import Progress
 
     data = load_data("aspirin")
     names = [e["name"] for e in shipped(role="diagnostic")]

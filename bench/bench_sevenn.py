@@ -164,7 +164,7 @@ def main(argv=None) -> int:
 
     # what the diagnostic runs: atom_features with the batches split over the machine's
     # cores, one intra-op thread each (empirical.diagnostic._features, thread_safe)
-    from empirical.diagnostic._features import atom_features
+    from empirical.diagnostic import atom_features
     workers = args.extract_threads or os.cpu_count() or 1
     identity = np.broadcast_to(np.eye(3), (n, 3, 3))
 

@@ -51,7 +51,7 @@ def main() -> None:
     import torch
 
     from empirical import diagnose
-    from empirical._malloc import tune_malloc
+    from empirical.runtime import tune_malloc
 
     tune_malloc()      # as the empirical command does, so diagnose runs as from the CLI
     from empirical.sweep import load_config, sweep

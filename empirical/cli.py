@@ -615,7 +615,7 @@ def _cmd_compare(args) -> int:
         check_output_dir(args.out, overwrite=args.overwrite, inputs=[args.c5, args.aspirin])
     except ValueError as exc:
         raise BadInput(f"--out: {exc}") from None
-    from .calibration._compare import validate_c5_results, validate_diagnose_results
+    from .calibration import validate_c5_results, validate_diagnose_results
 
     c5, c5_file = _read_results(args.c5, "c5", validate_c5_results)
     aspirin, aspirin_file = _read_results(args.aspirin, "aspirin", validate_diagnose_results)
@@ -666,7 +666,7 @@ def _cmd_backbones(args) -> int:
         plot = check_output_file(args.plot, overwrite=True, ours=is_png, what="--plot")
     rows = shipped(role=args.role)
     if plot is not None:
-        from .backbone._report import plot_learning_curves
+        from .backbone import plot_learning_curves
 
         plot_learning_curves([r["path"] for r in rows], plot)
     if args.json:
@@ -696,7 +696,7 @@ def _md_float(constant: Optional[str], low_open: bool = True):
 
 def _cmd_aspirin(args) -> int:
     from .data import MDSettings, generate_aspirin, save_npz
-    from .data._generate import check_request
+    from .data import check_request
 
     settings = MDSettings(temperature_K=args.temperature, timestep_fs=args.timestep_fs,
                           spacing_fs=args.spacing_fs, equilibration_ps=args.equilibration_ps,

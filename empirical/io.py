@@ -108,7 +108,7 @@ def check_inputs(out, inputs, what: str = "--out") -> None:
                              f"{what}")
 
 
-def _check_anchor(out: Path, real: Path, what: str = "") -> None:
+def check_anchor(out: Path, real: Path, what: str = "") -> None:
     """Refuse ``out`` (resolved: ``real``) when its nearest existing ancestor is not a
     writable directory (the set is assembled beside it)."""
     anchor = unwritable_anchor(real)
@@ -147,7 +147,7 @@ def check_output_dir(out_dir, overwrite: bool = False, inputs=()) -> Path:
             raise OutputExists(f"{out} already holds files ({_listing(real)}): give another "
                                "output directory, or --overwrite (overwrite=True) to replace it")
         _refuse_foreign(out, real)
-    _check_anchor(out, real)
+    check_anchor(out, real)
     return out
 
 
@@ -215,7 +215,7 @@ def check_train_dir(out_dir, resume: bool, inputs=()) -> Path:
             raise ForeignFiles(f"{out} holds files training did not write "
                                f"({describe(foreign)}): a run directory holds only its "
                                "checkpoints; give another --out")
-    _check_anchor(out, real)
+    check_anchor(out, real)
     return out
 
 
@@ -276,7 +276,7 @@ def check_output_file(path, overwrite: bool = False, ours=None, what: str = "--o
         if not real.is_file() or ours is None or not ours(real):
             raise ValueError(f"{what} {out} exists and is not a file this tool wrote; it is "
                              "left as it is: give another file name")
-    _check_anchor(out, real, what)
+    check_anchor(out, real, what)
     return real
 
 

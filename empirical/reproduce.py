@@ -21,7 +21,7 @@ from typing import Dict, Optional
 from spanthm.io import (MANIFEST_NAME, entry_hashes, describe, manifest_bytes, read_manifest,
                          resolve_out, sha256_bytes, sha256_file, unvouched)
 
-from .io import _check_anchor, atomic_path, read_json, train_foreign, write_files
+from .io import check_anchor, atomic_path, read_json, train_foreign, write_files
 from .backbone import BackboneConfig, TrainSettings, train
 from .calibration import compare, run_c5, write_compare_outputs
 from .controls import run_controls
@@ -132,7 +132,7 @@ def check_reproduce_dir(out_dir) -> Path:
             raise ValueError(f"{out} holds files this tool did not write or that changed "
                              f"since ({describe(foreign)}): a reproduction goes into a new "
                              "folder or one an earlier reproduction wrote; nothing was changed")
-    _check_anchor(out, real)
+    check_anchor(out, real)
     return out
 
 

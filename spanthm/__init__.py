@@ -52,6 +52,7 @@ _EXPORTS = {
     "numeric_spectrum": "._numeric", "rotation_overlap": "._numeric",
     "brute_force_spectrum": "._projection", "exact_spectrum": "._projection",
     "gaunt_spectrum": "._rules",
+    "MAX_D": "._limits",
     "SpectrumResult": "._spectrum", "ceiling": "._spectrum",
     "recoverable_degrees": "._spectrum", "spectrum": "._spectrum", "table": "._spectrum",
     "theorem_applies": "._spectrum",

@@ -2,7 +2,7 @@ r"""MACE models as backbones of the diagnostic.
 
 ::
 
-    from empirical.adapters import mace as mace_adapter
+    from . import mace as mace_adapter
     bb = mace_adapter.load("runs/mace-aspirin/mace_aspirin.model", trusted=True)
     bb.irreps_out, bb.L, bb.layer, bb.layers   # 32x0e+32x1o+32x2e, 2, "interaction_0", (...)
     h = bb.node_features(positions, numbers)   # (n_atoms, irreps_out.dim)
@@ -71,7 +71,7 @@ import numpy as np
 import torch
 from e3nn import o3
 
-from ..data._dataset import CHEMICAL_SYMBOLS
+from ..data import CHEMICAL_SYMBOLS
 
 from ._framework import framework_version, preserved_process_state
 from ._trust import UntrustedCheckpoint, require_trust

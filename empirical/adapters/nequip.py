@@ -2,7 +2,7 @@ r"""nequip 0.19 models as backbones of the diagnostic (issue 7).
 
 ::
 
-    from empirical.adapters import nequip as nequip_adapter
+    from . import nequip as nequip_adapter
     bb = nequip_adapter.load("runs/.../best.ckpt")   # or a .nequip.zip package
     bb.irreps_out, bb.L, bb.origin       # 32x0e+...+32x2o, 2, "nequip 0.19.1: runs/..."
     h = bb.node_features(positions, numbers)         # (n_atoms, irreps_out.dim)
@@ -57,7 +57,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 from e3nn import o3
 
-from ..data._dataset import CHEMICAL_SYMBOLS
+from ..data import CHEMICAL_SYMBOLS
 
 from ._framework import default_dtype, framework_version, preserved_process_state
 from ._trust import UntrustedCheckpoint, require_trust

@@ -2,7 +2,7 @@ r"""SevenNet (sevenn 0.13) models as backbones of the diagnostic.
 
 ::
 
-    from empirical.adapters import sevenn as sevenn_adapter
+    from . import sevenn as sevenn_adapter
     bb = sevenn_adapter.load("7net-0")             # pretrained, shipped in the sevenn wheel
     bb.irreps_out, bb.L, bb.layer        # 128x0e+64x1e+32x2e, 2, "3_equivariant_gate"
     h = bb.node_features(positions, numbers)       # (n_atoms, irreps_out.dim)
@@ -81,7 +81,7 @@ import numpy as np
 import torch
 from e3nn import o3
 
-from ..data._dataset import CHEMICAL_SYMBOLS
+from ..data import CHEMICAL_SYMBOLS
 
 from ._framework import default_dtype, framework_version, preserved_process_state
 from ._trust import UntrustedCheckpoint, is_installed_file, require_trust

@@ -128,7 +128,7 @@ def _check_training_memory(config: BackboneConfig, n_atoms: int, batch_size: int
                            dtype: torch.dtype, device: str) -> None:
     """``ValueError`` when a training step would need more memory than a request may use
     (``EMPIRICAL_MAX_BYTES``, 8 GB by default; on CUDA the device's own memory)."""
-    from ..diagnostic._plan import _max_bytes
+    from ..runtime import max_bytes as _max_bytes
 
     need = training_bytes(config, n_atoms, batch_size, dtype)
     if device.startswith("cuda"):

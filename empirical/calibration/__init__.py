@@ -4,8 +4,10 @@ diagnostic (:func:`compare`, ``empirical compare``). The controls live in
 :mod:`empirical.controls`, the one-folder reproduction in :mod:`empirical.reproduce`."""
 
 from ._c5 import CALIBRATION_BAR, C5Result, IdealFeatures, run_c5
-from ._compare import compare, write_compare_outputs
+from ._compare import (compare, validate_c5_results, validate_diagnose_results,
+                       write_compare_outputs)
 from ._structures import c5_structures, reference_positions, synthetic_energy
 
 __all__ = ["compare", "write_compare_outputs", "run_c5", "C5Result", "IdealFeatures",
-           "CALIBRATION_BAR", "c5_structures", "reference_positions", "synthetic_energy"]
+           "CALIBRATION_BAR", "c5_structures", "reference_positions", "synthetic_energy",
+           "validate_c5_results", "validate_diagnose_results"]

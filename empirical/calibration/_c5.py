@@ -41,22 +41,24 @@ from e3nn import o3
 
 import spanthm
 
-from .._progress import Progress
+from ..runtime import Progress
 from .._result import RunResult
 from ..backbone import Backbone, BackboneConfig, TrainSettings, dataset_statistics, train
 from ..backbone import load as load_backbone
-from ..backbone._model import MAX_CHANNELS, MAX_L, _check_float, _check_int, _is_int
-from ..backbone._train import training_bytes
-from ..diagnostic._plan import MAX_LMAX, WorkLimitExceeded, _max_bytes
-from ..diagnostic._probe import n_monomials
-from ..diagnostic._cells import as_float
-from ..diagnostic._features import atom_features, rotate
-from ..diagnostic._injection import haar_rotations, signal, signal_coefficients
-from ..diagnostic._pipeline import versions
-from ..diagnostic._plan import auto_k
-from ..diagnostic._plan import stream as _stream
-from ..diagnostic._probe import SpectralProbe
-from ..diagnostic._verdict import THRESHOLDS, agrees
+from ..backbone import MAX_CHANNELS, MAX_L
+from ..checks import check_float as _check_float, check_int as _check_int, is_int as _is_int
+from ..backbone import training_bytes
+from ..diagnostic import MAX_LMAX
+from ..runtime import WorkLimitExceeded, max_bytes as _max_bytes
+from ..diagnostic import n_monomials
+from ..diagnostic import as_float
+from ..diagnostic import atom_features, rotate
+from ..diagnostic import haar_rotations, signal, signal_coefficients
+from ..runtime import versions
+from ..diagnostic import auto_k
+from ..runtime import stream as _stream
+from ..diagnostic import SpectralProbe
+from ..diagnostic import THRESHOLDS, agrees
 from ..diagnostic.statistics import pearson
 from ._structures import APEX, CENTRE, RING, RING_RADIUS, c5_structures
 
@@ -286,7 +288,7 @@ def validate_c5(Ls, degrees, lmax, n, seed, sources, channels, train_epochs, tra
 
 def spanthm_max_d() -> int:
     """The highest probe degree spanthm accepts."""
-    from spanthm._limits import MAX_D
+    from spanthm import MAX_D
     return MAX_D
 
 

@@ -23,10 +23,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from ..io import write_file_set, write_files
 from ..diagnostic import DiagnoseResult
-from ..diagnostic._plan import MAX_LMAX
-from ..diagnostic._result import SCHEMA_VERSION as DIAGNOSE_SCHEMA_VERSION
-from ..diagnostic._verdict import (AMBIGUOUS, BLIND, RECOVERABLE, UNDEFINED, agrees,
-                                   measured_ceiling, verdict)
+from ..diagnostic import MAX_LMAX
+from ..diagnostic import SCHEMA_VERSION as DIAGNOSE_SCHEMA_VERSION
+from ..diagnostic import AMBIGUOUS, BLIND, RECOVERABLE, UNDEFINED, agrees, measured_ceiling, verdict
 from ._c5 import RING_DEGREE, SOURCES
 from ._c5 import SCHEMA_VERSION as C5_SCHEMA_VERSION
 

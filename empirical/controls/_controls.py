@@ -41,16 +41,16 @@ from typing import Dict, List, Optional, Union
 
 from e3nn import o3
 
-from .._progress import Progress
+from ..runtime import Progress
 from .._result import RunResult
 from ..backbone import (Backbone, BackboneConfig, GatePointsBackbone, dataset_statistics,
                         shipped)
 from ..backbone import load as load_backbone
 from ..data import load as load_dataset
 from ..diagnostic import diagnose, extract_features, make_plan
-from ..diagnostic._pipeline import versions
-from ..diagnostic._probe import n_monomials
-from ..diagnostic._verdict import THRESHOLDS
+from ..runtime import versions
+from ..diagnostic import n_monomials
+from ..diagnostic import THRESHOLDS
 
 __all__ = ["run_controls", "ControlsResult", "CONTROL_BACKBONES"]
 

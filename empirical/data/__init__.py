@@ -10,7 +10,7 @@
 """
 
 from ._dataset import CHEMICAL_SYMBOLS, MAX_ABS_VALUE, MAX_ATOMS, MAX_FRAMES, DataError, Dataset
-from ._generate import GenerationError, MDSettings, generate_aspirin, save_npz
+from ._generate import GenerationError, MDSettings, check_request, generate_aspirin, save_npz
 from ._info import harmonic_temperature, nearest_neighbour_distances, summary, unit_warnings
 from ._loaders import SHIPPED, load, shipped_path
 from ._splits import DEFAULT_FRACTIONS, Splits, make_splits
@@ -18,4 +18,4 @@ from ._splits import DEFAULT_FRACTIONS, Splits, make_splits
 __all__ = ["Dataset", "DataError", "load", "shipped_path", "SHIPPED", "make_splits", "Splits",
            "DEFAULT_FRACTIONS", "summary", "harmonic_temperature", "generate_aspirin",
            "MDSettings", "GenerationError", "save_npz", "unit_warnings", "MAX_ATOMS",
-           "MAX_FRAMES", "MAX_ABS_VALUE", "nearest_neighbour_distances", "CHEMICAL_SYMBOLS"]
+           "MAX_FRAMES", "MAX_ABS_VALUE", "nearest_neighbour_distances", "CHEMICAL_SYMBOLS", "check_request"]

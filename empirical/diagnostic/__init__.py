@@ -15,17 +15,20 @@ The data flow, one module per stage::
 gives a dataset with the injected energies and forces.
 """
 
-from ._cells import BackboneProbes, DegreeFit, probe_backbone
-from ._features import FeatureSet, extract_features, model_dtype
+from ._cells import BackboneProbes, DegreeFit, as_float, merge_probes, probe_backbone
+from ._features import (FeatureSet, atom_features, batch_size, check_cutoff, equivariance_at,
+                        extract_features, marked_features, model_dtype, rotate)
 from ._injection import (haar_rotations, inject, marked_atoms, marked_direction, signal,
                          signal_coefficients, signal_gradient)
-from ._pipeline import PAPER, diagnose, resolve_backbones
-from ._plan import DiagnosePlan, auto_k, make_plan
-from ._probe import IrrepReduction, PCAReduction, SpectralProbe, make_reduction
+from ._pipeline import (PAPER, FeatureFacts, assemble_result, backbone_facts, common_degrees,
+                        diagnose, feature_facts, features_and_probes, resolve_backbones)
+from ._plan import MAX_LMAX, DiagnosePlan, auto_k, make_plan, validate_options
+from ._probe import IrrepReduction, PCAReduction, SpectralProbe, make_reduction, n_monomials
 from ._result import (SCHEMA_VERSION, BackboneRecord, Cell, DegreeSummary, DiagnoseResult,
                       Prediction, ProbeRecord, SweepRow)
 from ._summary import summarize
-from ._verdict import THRESHOLDS, measured_ceiling, verdict
+from ._verdict import (AMBIGUOUS, BLIND, RECOVERABLE, THRESHOLDS, UNDEFINED, agrees,
+                       measured_ceiling, verdict)
 
 __all__ = ["diagnose", "DiagnoseResult", "inject", "marked_atoms", "marked_direction",
            "haar_rotations", "signal", "signal_coefficients", "signal_gradient",
@@ -34,4 +37,8 @@ __all__ = ["diagnose", "DiagnoseResult", "inject", "marked_atoms", "marked_direc
            "model_dtype", "BackboneProbes", "DegreeFit", "probe_backbone", "summarize",
            "SpectralProbe", "IrrepReduction", "PCAReduction", "make_reduction",
            "BackboneRecord", "Cell", "DegreeSummary", "Prediction", "ProbeRecord",
-           "SweepRow", "resolve_backbones"]
+           "SweepRow", "resolve_backbones", "as_float", "merge_probes", "atom_features",
+           "batch_size", "check_cutoff", "equivariance_at", "marked_features", "rotate",
+           "FeatureFacts", "assemble_result", "backbone_facts", "common_degrees",
+           "feature_facts", "features_and_probes", "MAX_LMAX", "validate_options",
+           "n_monomials", "AMBIGUOUS", "BLIND", "RECOVERABLE", "UNDEFINED", "agrees"]

@@ -218,7 +218,7 @@ def marked_features(backbone, positions: np.ndarray, numbers: np.ndarray,
     return MarkedFeatures(feats.reshape(len(feats), -1), irreps + irreps, energies)
 
 
-def _equivariance(backbone, positions: np.ndarray, numbers: np.ndarray,
+def equivariance_at(backbone, positions: np.ndarray, numbers: np.ndarray,
                   rotation: np.ndarray, dtype: torch.dtype) -> Dict[str, float]:
     """Max abs equivariance error of the features for one rotation and one roto-reflection
     (:func:`empirical.backbone.equivariance_error`) on one configuration: recorded so that
@@ -236,7 +236,7 @@ def feature_equivariance(backbone, dataset, plan, index: int = 0) -> Dict[str, f
     plan under backbone ``index``'s first rotation. It sets torch's default dtype for a
     moment (e3nn builds its Wigner matrices in it): call it from one thread at a time."""
     rotation = plan.rotations(index)[0]
-    return _equivariance(backbone, plan.positions(dataset)[0], dataset.numbers, rotation,
+    return equivariance_at(backbone, plan.positions(dataset)[0], dataset.numbers, rotation,
                          model_dtype(backbone))
 
 
@@ -247,7 +247,7 @@ def shortest_distances(positions: np.ndarray) -> np.ndarray:
     return nearest_neighbour_distances(positions)[0].min(axis=1)
 
 
-def _check_cutoff(backbone, dataset, plan) -> None:
+def check_cutoff(backbone, dataset, plan) -> None:
     """A message-passing backbone sees nothing of a configuration with no atom pair inside
     its cutoff (ours fails inside the model): refuse it naming the frames, before work.
     The cutoff is ``backbone.config.r_max`` or ``backbone.r_max`` when the model has one."""
@@ -296,12 +296,12 @@ def extract_features(backbone, dataset, plan, index: int = 0, *,
     from ._plan import check_backbone_memory
 
     check_backbone_memory(backbone, dataset, plan.frames)
-    _check_cutoff(backbone, dataset, plan)
+    check_cutoff(backbone, dataset, plan)
     positions = plan.positions(dataset)
     rotations = plan.rotations(index)
     dtype = model_dtype(backbone)
     equi = (dict(equivariance) if equivariance is not None else
-            _equivariance(backbone, positions[0], dataset.numbers, rotations[0], dtype))
+            equivariance_at(backbone, positions[0], dataset.numbers, rotations[0], dtype))
     mf = marked_features(backbone, positions, dataset.numbers, rotations, a, b, chunk=chunk,
                          progress=progress, threads=threads)
     u = marked_direction(rotate(positions, rotations), a, b)

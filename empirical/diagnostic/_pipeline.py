@@ -32,11 +32,12 @@ import torch
 from e3nn import o3
 
 from .. import adapters
-from .._progress import Progress
+from ..runtime import (FIT_UNITS, Progress, dataset_fingerprint, place, resolve_device,
+                       versions)
 from ..backbone import Backbone, check_protocol, equivariance_tolerance, supports
 from ..backbone import load as load_backbone
 from ..backbone import shipped
-from ..backbone._checkpoint import checkpoint_name, shipped_paths
+from ..backbone import checkpoint_name, shipped_paths
 from ..data import Dataset
 from ..data import load as load_dataset
 from ..data import unit_warnings
@@ -55,71 +56,6 @@ __all__ = ["diagnose", "resolve_backbones", "resolve_device", "place", "run_conf
 #: The paper's headline figures (d = 2, L = 2 NequIP on aspirin), for the report.
 PAPER = {"rho": {"4": 0.913, "5": 0.078}, "cliff_ratio": 11.7, "r2_inj": {"4": 0.374, "5": 0.006}}
 
-#: Progress units of one fit, relative to one configuration's features.
-_FIT_UNITS = 50
-
-
-def versions() -> Dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-    out = {"python": platform.python_version()}
-    for name in ("numpy", "scipy", "sympy", "torch", "e3nn", "scikit-learn", "spectral-ceilings",
-                 "nequip", "sevenn", "mace-torch"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def dataset_fingerprint(dataset: Dataset) -> str:
-    h = hashlib.sha256()
-    for arr in (dataset.positions, dataset.numbers, dataset.energies, dataset.forces):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()
-
-
-#: Prefix of a nequip model in ``backbones`` (CLI ``--backbones nequip:PATH``).
-NEQUIP_PREFIX = "nequip:"
-
-
-def resolve_device(device) -> Optional[torch.device]:
-    """``None`` (leave every backbone where it is), or the ``torch.device`` for ``"cpu"``,
-    ``"cuda"`` or ``"cuda:N"``; ``ValueError`` naming the problem for anything else or for
-    a CUDA device this machine does not have."""
-    if device is None:
-        return None
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device {device!r} is not a torch device: cpu, cuda or cuda:N") from None
-    if dev.type == "cpu":
-        return dev
-    if dev.type != "cuda":
-        raise ValueError(f"device {device!r}: only cpu and cuda are supported")
-    if not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: no CUDA device is available here (torch "
-                         f"{torch.__version__}{'' if torch.version.cuda else ', a CPU build'})")
-    if dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA "
-                         "device(s)")
-    return dev
-
-
-def place(entries, device: Optional[torch.device]) -> None:
-    """Move every backbone to ``device`` (protocol ``to``); a backbone that cannot move and
-    is elsewhere is refused (``ValueError``) before any work."""
-    if device is None:
-        return
-    for name, obj, _ in entries:
-        if model_device(obj) == device:
-            continue
-        if not supports(obj, "device"):
-            raise ValueError(f"backbone {name!r} cannot be moved to {device}: it has no "
-                             "to(device) (see the backbone protocol)")
-        moved = obj.to(device)
-        if moved is not None and moved is not obj and model_device(obj) != device:
-            raise ValueError(f"backbone {name!r}: to({device}) returned a new object; the "
-                             "protocol's to(device) moves the backbone in place")
 
 
 def resolve_backbones(backbones, names=None, trust_checkpoints: bool = False):
@@ -255,12 +191,12 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
                      concurrent=_concurrent_batches(entries, workers))
     given = _given_features(features, entries, plan)
     fits = len(plan.degrees) * (1 + len(plan.k_sweep))
-    bar = Progress(len(entries) * (plan.n_samples + _FIT_UNITS * fits) + _FIT_UNITS,
+    bar = Progress(len(entries) * (plan.n_samples + FIT_UNITS * fits) + FIT_UNITS,
                    enabled=progress)
-    feature_sets, probes = _features_and_probes(entries, data, plan, given, workers, bar)
+    feature_sets, probes = features_and_probes(entries, data, plan, given, workers, bar)
     bar.set_label("bootstrap")
     summaries, cells = summarize(probes, plan)
-    bar.advance(_FIT_UNITS)
+    bar.advance(FIT_UNITS)
     bar.close()
     return assemble_result(
         [(name, backbone_facts(obj), info) for name, obj, info in entries], data, dataset,
@@ -291,7 +227,7 @@ def assemble_result(entries, data: Dataset, dataset, plan: DiagnosePlan, feature
 
 
 def _concurrent_batches(entries, workers: Optional[int]) -> int:
-    """Backbone batches that run at the same time in :func:`_features_and_probes` (for the
+    """Backbone batches that run at the same time in :func:`features_and_probes` (for the
     memory estimate): one per worker thread, or one per torch thread for a single
     thread-safe backbone whose batches are split over the threads."""
     threads = torch.get_num_threads()
@@ -315,7 +251,7 @@ def _given_features(features, entries, plan) -> List:
     return given
 
 
-def _features_and_probes(entries, data, plan, given, workers, bar):
+def features_and_probes(entries, data, plan, given, workers, bar):
     """Stages 2 and 3 for every backbone: ``(feature sets, probes)``, in backbone order.
 
     Backbones are independent until the summary, so with ``workers > 1`` each worker
@@ -353,7 +289,7 @@ def _features_and_probes(entries, data, plan, given, workers, bar):
         else:
             advance(plan.n_samples)
         return fs, probe_backbone(name, fs, plan, reference,
-                                  progress=lambda m: advance(_FIT_UNITS * m))
+                                  progress=lambda m: advance(FIT_UNITS * m))
 
     distinct = len({id(obj) for _, obj, _ in entries}) == n
     if workers == 1 or n == 1 or not distinct:

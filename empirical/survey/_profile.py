@@ -26,9 +26,9 @@ from ..backbone import supports
 from ..data import Dataset
 from ..data import load as load_dataset
 from ..diagnostic import diagnose, resolve_backbones
-from ..diagnostic._pipeline import place, resolve_device, versions
-from ..diagnostic._plan import MAX_LMAX, validate_options
-from ..diagnostic._verdict import THRESHOLDS
+from ..runtime import place, resolve_device, versions
+from ..diagnostic import MAX_LMAX, validate_options
+from ..diagnostic import THRESHOLDS
 
 __all__ = ["LayerProfile", "ProfileResult", "profile", "backbone_layers", "PROFILE_SCHEMA"]
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .. import adapters
-from ..diagnostic._plan import validate_options
+from ..diagnostic import validate_options
 
 __all__ = ["SweepConfig", "Group", "load_config", "parse_config", "OPTIONS", "epoch_of",
            "MAX_TASKS"]

@@ -17,9 +17,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..io import write_file_set
 from .._result import RunResult
-from ..diagnostic._pipeline import versions
-from ..diagnostic._verdict import THRESHOLDS
-from ..survey._report import _ci, _num, _png, _pyplot
+from ..runtime import versions
+from ..diagnostic import THRESHOLDS
+from ..render import interval, num, png_bytes, pyplot
 
 __all__ = ["SweepRow", "SweepResult", "SWEEP_SCHEMA", "render_sweep_report", "sweep_figure",
            "write_sweep_outputs"]
@@ -125,8 +125,8 @@ def render_sweep_report(result: SweepResult, plot_files: Sequence[str] = ()) -> 
                    f"{r['dataset']} | {r['marked'][0]}-{r['marked'][1]} | {r['seed']} | "
                    f"{r['d']} | {r['L']} | {r['predicted_ceiling']} | "
                    f"{'-' if r['measured_ceiling'] is None else r['measured_ceiling']} | "
-                   f"{_num(r['rho_boundary'])}{_ci(r['rho_boundary_ci'])} | "
-                   f"{_num(r['rho_above'])}{_ci(r['rho_above_ci'])} | "
+                   f"{num(r['rho_boundary'])} {interval(r['rho_boundary_ci'], 2)} | "
+                   f"{num(r['rho_above'])} {interval(r['rho_above_ci'], 2)} | "
                    f"{ {True: 'agrees', False: '**disagrees**', None: 'untested'}[r['agreement']]} |")
     out.append("")
     for name in plot_files:
@@ -144,7 +144,7 @@ def sweep_figure(result: SweepResult):
     """One panel per ``d``: rho(dL) and rho(dL + 1) with their 95 % intervals for every
     row, against the epoch when every group is a checkpoint of a training run, else
     against the group. Series per (dataset, marked pair, seed)."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = result.rows
     degrees = sorted({r["d"] for r in rows})
     by_epoch = all(r["epoch"] is not None for r in rows)
@@ -188,7 +188,7 @@ def write_sweep_outputs(result: SweepResult, out_dir, plots: bool = True,
                         overwrite: bool = False):
     files: Dict[str, bytes] = {}
     if plots:
-        files["sweep.png"] = _png(sweep_figure(result))
+        files["sweep.png"] = png_bytes(sweep_figure(result))
     files["report.md"] = render_sweep_report(result, list(files)).encode()
     files["results.json"] = result.to_json().encode()
     files["timings.json"] = (json.dumps(result.timings, indent=1) + "\n").encode()

@@ -38,17 +38,16 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .._progress import Progress
+from ..runtime import Progress
 from ..data import Dataset
 from ..data import load as load_dataset
-from ..diagnostic._cells import BackboneProbes, DegreeFit
-from ..diagnostic._features import _check_cutoff, batch_size, rotate
-from ..diagnostic._injection import marked_direction
-from ..diagnostic._pipeline import (FeatureFacts, assemble_result, backbone_facts,
-                                    common_degrees, dataset_fingerprint, resolve_backbones,
-                                    resolve_device, versions)
-from ..diagnostic._plan import DiagnosePlan, make_plan
-from ..diagnostic._result import DiagnoseResult, ProbeRecord, SweepRow
+from ..diagnostic import BackboneProbes, DegreeFit
+from ..diagnostic import check_cutoff as _check_cutoff, batch_size, rotate
+from ..diagnostic import marked_direction
+from ..diagnostic import FeatureFacts, assemble_result, backbone_facts, common_degrees, resolve_backbones
+from ..runtime import dataset_fingerprint, resolve_device, versions
+from ..diagnostic import DiagnosePlan, make_plan
+from ..diagnostic import DiagnoseResult, ProbeRecord, SweepRow
 from ._config import Group, SweepConfig, specs_of
 from ._store import TaskStore, content_key
 from . import _tasks

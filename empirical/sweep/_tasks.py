@@ -39,7 +39,8 @@ def worker_backbone(spec: str, trusted: bool, sha256: Optional[str], device=None
     """The backbone ``spec`` as this process loaded it (cached), in eval mode, on
     ``device`` when given; ``ValueError`` when its file's SHA-256 is not ``sha256``
     (``None``: not checked)."""
-    from ..diagnostic._pipeline import place, resolve_backbones, resolve_device
+    from ..runtime import place, resolve_device
+    from ..diagnostic import resolve_backbones
 
     key = (spec, bool(trusted), None if device is None else str(device))
     with _lock:
@@ -96,7 +97,7 @@ def extract_chunk(spec: str, trusted: bool, sha256: Optional[str], positions: np
     chunk of a backbone's samples; the batch size is the backbone's own, as in
     ``diagnose``). Returns ``{"features", "energies" (or None), "dtype", "scale"
     (largest absolute feature), "seconds"}``."""
-    from ..diagnostic._features import marked_features, model_dtype
+    from ..diagnostic import marked_features, model_dtype
 
     _threads(intra_threads)
     start = time.perf_counter()
@@ -118,7 +119,7 @@ def measure_equivariance(spec: str, trusted: bool, sha256: Optional[str],
                          device=None, intra_threads: Optional[int] = 1) -> Dict:
     """The equivariance error ``diagnose`` records (one configuration, one rotation and
     one roto-reflection): ``{"rotation", "reflection", "seconds"}``."""
-    from ..diagnostic._features import _equivariance, model_dtype
+    from ..diagnostic import equivariance_at as _equivariance, model_dtype
 
     _threads(intra_threads)
     start = time.perf_counter()
@@ -132,7 +133,7 @@ def feature_set(chunks: Sequence[Dict], irreps: str, directions: np.ndarray,
     """A :class:`~empirical.diagnostic.FeatureSet` from a backbone's chunks, in order."""
     from e3nn import o3
 
-    from ..diagnostic._features import FeatureSet
+    from ..diagnostic import FeatureSet
 
     feats = np.concatenate([c["features"] for c in chunks], axis=0).astype(np.float64)
     energies = (None if any(c["energies"] is None for c in chunks) else
@@ -148,7 +149,7 @@ def fit_probe(name: str, chunks: Sequence[Dict], irreps: str, directions: np.nda
               intra_threads: Optional[int] = 1) -> Dict:
     """One backbone's probes of degree ``d`` (:func:`~empirical.diagnostic.probe_backbone`
     with ``degrees=[d]``): ``{"probes": BackboneProbes, "seconds"}``."""
-    from ..diagnostic._cells import probe_backbone
+    from ..diagnostic import probe_backbone
 
     _threads(intra_threads)
     start = time.perf_counter()
@@ -161,8 +162,8 @@ def summarize_group(parts: Sequence[Sequence], plan,
                     intra_threads: Optional[int] = 1) -> Dict:
     """Every backbone's probe parts (:func:`fit_probe` results, one per ``d``) merged and
     pooled: ``{"probes" (merged, per backbone), "summaries", "cells", "seconds"}``."""
-    from ..diagnostic._cells import merge_probes
-    from ..diagnostic._summary import summarize
+    from ..diagnostic import merge_probes
+    from ..diagnostic import summarize
 
     _threads(intra_threads)
     start = time.perf_counter()

@@ -135,7 +135,7 @@ def _check_degree(d, expected=None) -> None:
 def _check_degree_fits(d: int, backbone) -> int:
     """``L`` of the backbone; ``ValueError`` naming ``d`` when the target degrees the
     measurement needs (up to ``d * L + 2``) pass the diagnostic's ``MAX_LMAX``."""
-    from ..diagnostic._plan import MAX_LMAX
+    from ..diagnostic import MAX_LMAX
 
     L = max(ir.l for _, ir in o3.Irreps(backbone.irreps_out))
     if d * L + 2 > MAX_LMAX:
