@@ -21,9 +21,9 @@ Sides
   edge tensor product replaces. In this process; always run, so that a ratio is reported
   even where ``nequip`` cannot run.
 * ``nequip``: ``nequip.model.NequIPGNNModel`` (nequip 0.19) with the same hyperparameters
-  as far as its API allows, eager mode (nequip's default). ``nequip`` is not installed next
-  to this project, so this side runs in a subprocess under ``--nequip-python`` (default
-  ``/tmp/nqvenv/bin/python``) executing this file with ``--side nequip``; the parent writes
+  as far as its API allows, eager mode (nequip's default). ``nequip`` may be installed
+  apart from this project, so this side runs in a subprocess under ``--nequip-python``
+  (default: the running interpreter) executing this file with ``--side nequip``; the parent writes
   the frames and statistics to a temporary ``.npz`` and reads one JSON line back. If the
   interpreter is missing or nequip fails, the reason is printed and only the e3nn-naive
   ratio is given.
@@ -41,13 +41,13 @@ Speed claims about the backbone live here, never in timed tests: the ratio ours/
 Set up the nequip side once (nequip and this project are kept apart; nequip pulls in
 lightning and hydra)::
 
-    python -m venv /tmp/nqvenv
-    /tmp/nqvenv/bin/pip install torch==2.13.0 'nequip==0.19.*'
+    python -m venv .venv-nequip
+    .venv-nequip/bin/pip install torch==2.13.0 'nequip==0.19.*'
 
 Usage::
 
     python bench/bench_backbone.py [--steps 20] [--repeat 3] [--threads 1]
-        [--nequip-python /tmp/nqvenv/bin/python] [--json bench/results/backbone.json]
+        [--nequip-python .venv-nequip/bin/python] [--json bench/results/backbone.json]
 """
 
 from __future__ import annotations
@@ -68,8 +68,6 @@ import numpy as np
 import torch
 
 RESULT_PREFIX = "BENCH_BACKBONE_RESULT "
-#: The running interpreter (install nequip into it, or pass --nequip-python).
-DEFAULT_NEQUIP_PYTHON = sys.executable
 TYPE_NAMES = {1: "H", 6: "C", 8: "O"}
 
 #: Hyperparameters shared by every side (names of our BackboneConfig where they exist).
@@ -105,6 +103,23 @@ def time_training(step: Callable[[int], float], batch_size: int, warmup: int, st
             "seconds_per_step": best / steps, "frames_per_s": batch_size * steps / best,
             "first_timed_loss": losses[0], "last_timed_loss": losses[-1],
             "finite": bool(all(math.isfinite(x) for x in losses))}
+
+
+def training_step(batches: list, energy_and_forces: Callable, opt, n_atoms: int
+                  ) -> Callable[[int], float]:
+    """Step ``k`` of training, the same on every side: ``(inputs, e_ref, f_ref) =
+    batches[k % len(batches)]``, ``energy_and_forces(inputs) -> (E, F)``, the loss
+    ``mean(((E - E_ref) / N)^2) + mean((F - F_ref)^2)``, its backward and an ``opt`` step;
+    returns the loss."""
+    def step(k: int) -> float:
+        inputs, e_ref, f_ref = batches[k % len(batches)]
+        e, f = energy_and_forces(inputs)
+        loss = (((e - e_ref) / n_atoms) ** 2).mean() + ((f - f_ref) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+    return step
 
 
 def batch_slices(n_frames: int, batch_size: int, step: int) -> np.ndarray:
@@ -203,6 +218,8 @@ def build_model(side: str, stats: dict, seed: int = 0) -> torch.nn.Module:
 
 def run_in_process(side: str, frames: dict, stats: dict, args) -> dict:
     """Time training of ``ours`` or ``e3nn-naive`` in this process."""
+    from empirical.runtime import versions as runtime_versions
+
     torch.set_num_threads(args.threads)
     model = build_model(side, stats)
     model.train()
@@ -218,21 +235,14 @@ def run_in_process(side: str, frames: dict, stats: dict, args) -> dict:
                         torch.as_tensor(frames["energies"][idx], dtype=torch.float32),
                         torch.as_tensor(frames["forces"][idx].reshape(-1, 3), dtype=torch.float32)))
 
-    def step(k: int) -> float:
-        pos, e_ref, f_ref = batches[k % len(batches)]
-        e, f = model.energy_and_forces(pos, numbers, graph, create_graph=True)
-        loss = (((e - e_ref) / n_atoms) ** 2).mean() + ((f - f_ref) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
-
+    step = training_step(batches, lambda pos: model.energy_and_forces(
+        pos, numbers, graph, create_graph=True), opt, n_atoms)
     result = time_training(step, args.batch_size, args.warmup, args.steps, args.repeat)
     edges = [count_edges(frames["positions"][batch_slices(n_frames, args.batch_size, k)],
                          HYPERPARAMETERS["r_max"]) for k in range(len(batches))]
     return {**result, "side": side, "parameters": sum(p.numel() for p in model.parameters()),
             "edges_per_batch": float(np.mean(edges)), "threads": torch.get_num_threads(),
-            "versions": versions(["torch", "e3nn"])}
+            "versions": runtime_versions()}
 
 
 # -- nequip side (runs under --nequip-python, cannot import ``empirical``) ------------------------
@@ -280,6 +290,7 @@ def nequip_differences() -> List[str]:
 def run_nequip_side(data_path: str, args) -> dict:
     """Time nequip training (called in the subprocess)."""
     torch.set_num_threads(args.threads)
+    import e3nn
     import nequip
     from nequip.data import AtomicDataDict, compute_neighborlist_, from_dict
     from nequip.model import NequIPGNNModel
@@ -308,24 +319,18 @@ def run_nequip_side(data_path: str, args) -> dict:
                         torch.as_tensor(frames["energies"][idx], dtype=dtype),
                         torch.as_tensor(frames["forces"][idx].reshape(-1, 3), dtype=dtype)))
 
-    def step(k: int) -> float:
-        data, e_ref, f_ref = batches[k % len(batches)]
+    def energy_and_forces(data):
         out = model(dict(data))
-        e = out[AtomicDataDict.TOTAL_ENERGY_KEY].reshape(-1)
-        f = out[AtomicDataDict.FORCE_KEY]
-        loss = (((e - e_ref) / n_atoms) ** 2).mean() + ((f - f_ref) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
+        return out[AtomicDataDict.TOTAL_ENERGY_KEY].reshape(-1), out[AtomicDataDict.FORCE_KEY]
 
+    step = training_step(batches, energy_and_forces, opt, n_atoms)
     result = time_training(step, args.batch_size, args.warmup, args.steps, args.repeat)
     return {**result, "side": "nequip", "parameters": sum(p.numel() for p in model.parameters()),
             "edges_per_batch": float(np.mean([AtomicDataDict.num_edges(b[0]) for b in batches])),
             "threads": torch.get_num_threads(), "model_kwargs": kwargs,
             "nequip_input_dtype": str(dtype).replace("torch.", ""),
-            "versions": {"nequip": nequip.__version__, **versions(["torch", "e3nn"]),
-                         "python": platform.python_version()}}
+            "versions": {"nequip": nequip.__version__, "torch": torch.__version__,
+                         "e3nn": e3nn.__version__, "python": platform.python_version()}}
 
 
 def launch_nequip(python: str, frames: dict, stats: dict, args) -> Tuple[Optional[dict], str]:
@@ -361,40 +366,21 @@ def launch_nequip(python: str, frames: dict, stats: dict, args) -> Tuple[Optiona
 
 
 def nequip_child(args) -> int:
-    """Entry point of the subprocess: print one result line (or an error line)."""
+    """Entry point of the subprocess: print one result line (or an error line when nequip
+    cannot be imported). Any other failure ends the subprocess with its traceback, whose
+    last lines the parent reports (:func:`launch_nequip`)."""
     try:
         import nequip  # noqa: F401
-    except Exception as exc:  # ImportError and anything nequip raises while importing
+    except ImportError as exc:
         print(RESULT_PREFIX + json.dumps(
             {"error": f"`import nequip` failed under {sys.executable}: "
                       f"{type(exc).__name__}: {exc}"}), flush=True)
         return 0
-    try:
-        result = run_nequip_side(args.data, args)
-    except Exception as exc:
-        import traceback
-
-        traceback.print_exc()
-        print(RESULT_PREFIX + json.dumps(
-            {"error": f"nequip side failed: {type(exc).__name__}: {exc}"}), flush=True)
-        return 0
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    print(RESULT_PREFIX + json.dumps(run_nequip_side(args.data, args)), flush=True)
     return 0
 
 
 # -- parent -------------------------------------------------------------------------------------
-
-def versions(names: Sequence[str]) -> Dict[str, str]:
-    from importlib.metadata import version
-
-    out = {}
-    for name in names:
-        try:
-            out[name] = version(name)
-        except Exception:
-            out[name] = "unknown"
-    return out
-
 
 def load_frames(n: int) -> Tuple[dict, dict]:
     """The first ``n`` aspirin frames and their statistics (shift, scale, neighbours)."""
@@ -409,25 +395,6 @@ def load_frames(n: int) -> Tuple[dict, dict]:
               "forces": np.array(ds.forces[:n], dtype=np.float64)}
     stats = dataset_statistics(ds, np.arange(n), float(HYPERPARAMETERS["r_max"]))
     return frames, stats
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def print_table(results: Dict[str, Optional[dict]]) -> None:
@@ -451,8 +418,9 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     p.add_argument("--threads", type=int, default=1, help="torch threads on every side (1)")
     p.add_argument("--batch-size", type=int, default=8, help="molecules per step (8)")
     p.add_argument("--frames", type=int, default=64, help="aspirin frames used, cycled (64)")
-    p.add_argument("--nequip-python", default=DEFAULT_NEQUIP_PYTHON,
-                   help=f"interpreter with nequip installed ({DEFAULT_NEQUIP_PYTHON})")
+    p.add_argument("--nequip-python", default=None,
+                   help="interpreter with nequip installed (default: the running one; "
+                   "recorded as given)")
     p.add_argument("--nequip-timeout", type=float, default=1800.0,
                    help="seconds before the nequip subprocess is abandoned (1800)")
     p.add_argument("--json", type=Path, default=None, help="write all figures to this file")
@@ -489,8 +457,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for side in ("ours", "e3nn-naive"):
         print(f"timing {side} ...", flush=True)
         results[side] = run_in_process(side, frames, stats, args)
-    print(f"timing nequip ({args.nequip_python}, subprocess) ...", flush=True)
-    results["nequip"], nequip_error = launch_nequip(args.nequip_python, frames, stats, args)
+    print(f"timing nequip ({args.nequip_python or 'this interpreter'}, subprocess) ...",
+          flush=True)
+    results["nequip"], nequip_error = launch_nequip(args.nequip_python or sys.executable,
+                                                    frames, stats, args)
     if nequip_error:
         print(f"nequip side unavailable: {nequip_error}\n"
               f"-> comparing against the e3nn-naive baseline only", flush=True)
@@ -518,7 +488,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"ratio ours/nequip = n/a ({nequip_error.splitlines()[0]})")
 
     if args.json is not None:
-        write_json_atomic(args.json, {
+        from empirical.runtime import versions as runtime_versions
+        from spanthm.io import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps({
             "benchmark": "backbone training throughput (frames/s)",
             "settings": {"steps": args.steps, "warmup": args.warmup, "repeat": args.repeat,
                          "threads": args.threads, "batch_size": args.batch_size,
@@ -528,12 +501,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "nequip_model_kwargs": nequip_model_kwargs(stats),
             "nequip_differences": differences, "results": results,
             "nequip_error": nequip_error or None, "ratios": ratios,
-            "versions": {**versions(["torch", "e3nn", "numpy"]),
-                         "python": platform.python_version()},
+            "versions": runtime_versions(),
             "machine": {"processor": platform.processor() or platform.machine(),
                         "cpus": os.cpu_count(), "load_average_before": load_before,
                         "load_average_after": load_after},
-        })
+        }, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE = "503d47f"   # before the staged pipeline (issue 13)
+BASELINE = "503d47f"   # before the diagnostic became the stages of docs/method.md §2
 
 
 def _run(tree: Path, out: Path, frames) -> float:
@@ -78,7 +78,8 @@ def _largest_difference(a, b, path=""):
 def _feature_workers(frames) -> dict:
     """Stages 2 and 3 (features, probes) of the four shipped backbones: workers=1 against
     the default (side by side), in one process."""
-    from empirical.backbone import load, shipped
+    from empirical.adapters import resolve_backbones
+    from empirical.backbone import shipped
     from empirical.data import load as load_data
     from empirical.diagnostic import make_plan
     from empirical.diagnostic import features_and_probes as _features_and_probes
@@ -86,7 +87,7 @@ def _feature_workers(frames) -> dict:
 
     data = load_data("aspirin")
     names = [e["name"] for e in shipped(role="diagnostic")]
-    entries = [(n, load(n).eval(), {}) for n in names]
+    entries = resolve_backbones(names)
     plan = make_plan(data, [0, 1, 2], frames=frames)
     times = {}
     for workers in (1, None):

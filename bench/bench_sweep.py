@@ -78,8 +78,8 @@ def main() -> None:
                 row[f"sweep x{n}"] = time.perf_counter() - start
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-            run = next(iter(result.payload["runs"].values()))
-            assert run["cells"] == ref.to_dict()["cells"], "sweep and diagnose disagree"
+            run = next(iter(result.runs.values()))
+            assert run.to_dict()["cells"] == ref.to_dict()["cells"], "sweep and diagnose disagree"
             last_timings = result.timings
         rounds.append(row)
         print(f"round {r + 1}: " + ", ".join(f"{k} {v:.1f} s" for k, v in row.items()),

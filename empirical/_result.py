@@ -1,26 +1,62 @@
-"""The result type of every ``empirical`` run: a JSON payload and its wall time."""
+"""The base of every ``empirical`` run's result: typed records whose :meth:`~RunResult.to_dict`
+is exactly the run's ``results.json`` (docs/method.md §5, §6: JSON only at the file
+boundary)."""
 
 from __future__ import annotations
 
-import copy
 import json
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
 from typing import Dict
 
-__all__ = ["RunResult"]
+__all__ = ["RunResult", "TypedResult"]
 
 
-@dataclass
-class RunResult:
-    """``payload`` is exactly the run's ``results.json`` (:meth:`to_dict`, :meth:`to_json`);
-    ``seconds`` the wall time, kept out of the payload so that a fixed seed gives an
-    identical file. Subclasses add ``save``."""
+class RunResult(ABC):
+    """A run's result. :meth:`to_dict` is exactly its ``results.json`` (a new dictionary),
+    :meth:`to_json` that file's text; ``seconds`` is the wall time, kept out of the file so
+    that a fixed seed gives an identical file. Subclasses (dataclasses of records) declare
+    ``seconds`` and add ``save``."""
 
-    payload: Dict
-    seconds: float = 0.0
+    #: Wall time of the run in seconds (never in ``results.json``).
+    seconds: float
 
+    @abstractmethod
     def to_dict(self) -> Dict:
-        return copy.deepcopy(self.payload)
+        """``results.json`` as a new dictionary."""
 
     def to_json(self) -> str:
-        return json.dumps(self.payload, indent=1) + "\n"
+        """``results.json``'s text: :meth:`to_dict`, indented by one, with a newline."""
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
+
+class TypedResult(RunResult):
+    """The file boundary of a run's typed result (a dataclass of records): ``results.json``
+    is :meth:`to_dict` with ``"schema": SCHEMA`` first, read back by :meth:`from_dict`.
+    A subclass sets :attr:`SCHEMA` and :attr:`COMMAND` and defines ``to_dict`` and
+    ``_from_payload`` (the records from a dictionary whose schema was checked)."""
+
+    #: ``results.json["schema"]``.
+    SCHEMA = ""
+    #: The command that writes it (named in a refusal).
+    COMMAND = ""
+
+    @property
+    def payload(self) -> Dict:
+        """``results.json`` as a dictionary (the same as :meth:`to_dict`)."""
+        return self.to_dict()
+
+    @classmethod
+    def from_dict(cls, payload: Dict):
+        """The records of a ``results.json`` dictionary; ``ValueError`` when it is not one
+        of this kind."""
+        if not isinstance(payload, dict) or payload.get("schema") != cls.SCHEMA:
+            raise ValueError(f"not the results of empirical {cls.COMMAND} (schema "
+                             f"{cls.SCHEMA!r} expected)")
+        try:
+            return cls._from_payload(payload)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not the results of empirical {cls.COMMAND} ({exc})") from None
+
+    @classmethod
+    def _from_payload(cls, payload: Dict):
+        raise NotImplementedError

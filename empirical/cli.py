@@ -11,8 +11,11 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import List, Optional
+
+from spanthm.cli import int_at_least
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -35,19 +38,6 @@ def _positive(kind, name: str):
                 from None
         if not value > 0 or value != value:
             raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
-        return value
-    return parse
-
-
-def _nonneg_int(name: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text, 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a non-negative integer, "
-                                             f"got {text!r}") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a non-negative integer, got {value}")
         return value
     return parse
 
@@ -83,7 +73,10 @@ def _at_least(name: str, module: str, constant: str):
     return _bounded_int(name, constant, module)
 
 
-_PLAN, _DATA = "empirical.diagnostic._plan", "empirical.data._dataset"
+#: The package faces that hold the bounds the options name (each imported when such an
+#: option is given: the backbone's imports torch, wanted only by commands that need it).
+_DIAGNOSTIC, _DATA, _BACKBONE, _CALIBRATION = ("empirical.diagnostic", "empirical.data",
+                                               "empirical.backbone", "empirical.calibration")
 
 
 def _finite_float(name: str, low: float = 0.0, low_open: bool = False,
@@ -107,10 +100,6 @@ def _finite_float(name: str, low: float = 0.0, low_open: bool = False,
     return parse
 
 
-_MODEL, _TRAIN, _C5 = "empirical.backbone._model", "empirical.backbone._train", \
-    "empirical.calibration._c5"
-
-
 BACKBONES_HELP = ("checkpoint paths, shipped names, or adapter specs: nequip:PATH (a nequip "
                   "0.19 .ckpt or .nequip.zip; extra [nequip]), sevenn:NAME[@MODAL] or "
                   "sevenn:PATH (SevenNet: 7net-0, 7net-l3i5, 7net-mf-0@PBE; extra "
@@ -125,29 +114,96 @@ OVERWRITE_HELP = ("replace an output directory this tool wrote (its manifest vou
                   "file in it); a directory holding anything else, or an input, is refused")
 
 
+def _md_float(constant: Optional[str], low_open: bool = True):
+    """A finite float option of ``data aspirin``: ``> 0`` (``>= 0`` unless ``low_open``),
+    at most ``empirical.data.<constant>`` when one is named."""
+    return _finite_float(constant or "", 0.0, low_open, _DATA, constant)
+
+
+def _options() -> argparse.ArgumentParser:
+    """An empty parent parser: options given to subcommands through argparse ``parents=``
+    (a subcommand's own options form its first parent, so that they come first in its
+    usage and help)."""
+    return argparse.ArgumentParser(add_help=False)
+
+
+def _flag(option: str, help: Optional[str] = None) -> argparse.ArgumentParser:
+    """A parent parser of one ``store_true`` option."""
+    parent = _options()
+    parent.add_argument(option, action="store_true", help=help)
+    return parent
+
+
+def _out(help: Optional[str]) -> argparse.ArgumentParser:
+    """A parent parser of ``--out`` (optional; its help names the command's default)."""
+    parent = _options()
+    parent.add_argument("--out", type=Path, default=None, help=help)
+    return parent
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """The parent parsers of the options several subcommands share."""
+
+    overwrite: argparse.ArgumentParser
+    no_plots: argparse.ArgumentParser
+    threads: argparse.ArgumentParser
+    no_progress: argparse.ArgumentParser
+    checkpoints: argparse.ArgumentParser     # --trust-checkpoints
+    device: argparse.ArgumentParser
+
+    @classmethod
+    def build(cls) -> "_Shared":
+        threads, device = _options(), _options()
+        threads.add_argument("--threads", type=_positive(int, "--threads"), default=None,
+                             help="torch CPU threads (default: all cores)")
+        device.add_argument("--device", default="cpu", help=DEVICE_HELP)
+        return cls(overwrite=_flag("--overwrite", OVERWRITE_HELP), no_plots=_flag("--no-plots"),
+                   threads=threads, no_progress=_flag("--no-progress"),
+                   checkpoints=_flag("--trust-checkpoints", TRUST_HELP), device=device)
+
+    def run(self, out_help: str, plots: bool = True) -> List[argparse.ArgumentParser]:
+        """The closing options of a run command: ``--out`` (this help), ``--overwrite``,
+        ``--no-plots`` (when it makes plots), ``--threads``, ``--no-progress``."""
+        return [_out(out_help), self.overwrite, *([self.no_plots] if plots else []),
+                self.threads, self.no_progress]
+
+    def backbone_run(self, out_help: str) -> List[argparse.ArgumentParser]:
+        """``--trust-checkpoints``, ``--device`` and :meth:`run`'s options: a command that
+        loads backbones."""
+        return [self.checkpoints, self.device, *self.run(out_help)]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="empirical", description="Spectral-injection diagnostic of "
                      "equivariant force fields (docs/method.md §2-§5).")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
     sub.required = True
+    shared = _Shared.build()
+    for add in (_data_parser, _train_parser, _diagnose_parser, _profile_parser, _survey_parser,
+                _sweep_parser, _c5_parser, _controls_parser, _compare_parser,
+                _reproduce_parser, _backbones_parser):
+        add(sub, shared)
+    return parser
+
+
+def _data_parser(sub, shared: _Shared) -> None:
     data = sub.add_parser("data", help="generate or inspect datasets")
     dsub = data.add_subparsers(dest="data_command", parser_class=_Parser, metavar="ACTION")
     dsub.required = True
-
-    p = dsub.add_parser("aspirin", help="generate the aspirin GFN2-xTB MD dataset (needs the "
-                        "data extra: ase, tblite)")
-    p.add_argument("--frames", type=_bounded_int("--frames", 1, _GEN, "MAX_GENERATED_FRAMES"),
+    p = _options()
+    p.add_argument("--frames", type=_bounded_int("--frames", 1, _DATA, "MAX_GENERATED_FRAMES"),
                    default=5000)
     p.add_argument("--temperature", type=_md_float("MAX_TEMPERATURE_K"), default=500.0,
                    help="Langevin target temperature in K (default 500, as MD17)")
-    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
+    p.add_argument("--seed", type=int_at_least("--seed", 0), default=0)
     p.add_argument("--out", type=Path, default=None,
                    help="output npz (default ./aspirin_gfn2xtb_<T>K.npz); an existing file "
                    "is refused")
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out when it is a dataset this command wrote (recognised "
                    "by its members and generator metadata); any other file is refused")
-    p.add_argument("--chains", type=_bounded_int("--chains", 1, _GEN, "MAX_CHAINS"), default=1,
+    p.add_argument("--chains", type=_bounded_int("--chains", 1, _DATA, "MAX_CHAINS"), default=1,
                    help="independent trajectories run in parallel processes (default 1)")
     p.add_argument("--equilibration-ps", type=_md_float("MAX_EQUILIBRATION_PS", low_open=False),
                    default=5.0)
@@ -156,37 +212,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frame spacing in fs, a multiple of --timestep-fs (default 10)")
     p.add_argument("--friction", type=_md_float("MAX_FRICTION_PER_FS"), default=0.01,
                    help="Langevin friction in 1/fs (default 0.01)")
-    p.add_argument("--no-progress", action="store_true")
+    dsub.add_parser("aspirin", help="generate the aspirin GFN2-xTB MD dataset (needs the "
+                    "data extra: ase, tblite)", parents=[p, shared.no_progress])
 
     p = dsub.add_parser("info", help="frames, atoms, formula, energies, forces, temperature")
     p.add_argument("source", help='"aspirin", an MD17/rMD17/empirical npz, or an extxyz file')
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("train", help="train a NequIP-style backbone on energies and forces")
+
+def _train_parser(sub, shared: _Shared) -> None:
+    """``train``: its training options default to :class:`empirical.backbone.TrainSettings`'
+    (``None`` here: not given)."""
+    p = _options()
     p.add_argument("--data", default="aspirin", help='dataset source (default "aspirin")')
-    p.add_argument("--L", type=_bounded_int("--L", 1, _MODEL, "MAX_L"), default=2,
+    p.add_argument("--L", type=_bounded_int("--L", 1, _BACKBONE, "MAX_L"), default=2,
                    help="max feature degree (>= 1)")
-    p.add_argument("--seed", type=_nonneg_int("--seed"), required=True)
+    p.add_argument("--seed", type=int_at_least("--seed", 0), required=True)
     p.add_argument("--out", type=Path, required=True, help="run directory (checkpoints)")
-    p.add_argument("--channels", type=_bounded_int("--channels", 1, _MODEL, "MAX_CHANNELS"),
+    p.add_argument("--channels", type=_bounded_int("--channels", 1, _BACKBONE, "MAX_CHANNELS"),
                    default=32)
-    p.add_argument("--layers", type=_bounded_int("--layers", 2, _MODEL, "MAX_LAYERS"), default=3)
+    p.add_argument("--layers", type=_bounded_int("--layers", 2, _BACKBONE, "MAX_LAYERS"), default=3)
     p.add_argument("--activation", default="silu", choices=["silu", "tanh", "softplus", "gelu"])
     p.add_argument("--r-max", type=_positive(float, "--r-max"), default=5.0)
-    p.add_argument("--epochs", type=_bounded_int("--epochs", 1, _TRAIN, "MAX_EPOCHS"),
-                   default=200)
-    p.add_argument("--batch-size", type=_bounded_int("--batch-size", 0, _TRAIN, "MAX_BATCH_SIZE"),
-                   default=0, help="0: 32 on CUDA, 8 on CPU")
-    p.add_argument("--lr", type=_positive(float, "--lr"), default=5e-3)
-    p.add_argument("--energy-weight", type=_finite_float("--energy-weight"), default=1.0)
-    p.add_argument("--force-weight", type=_finite_float("--force-weight"), default=1.0)
-    p.add_argument("--train-frames", type=_positive(int, "--train-frames"), default=1000)
-    p.add_argument("--val-frames", type=_positive(int, "--val-frames"), default=250)
-    p.add_argument("--test-frames", type=_positive(int, "--test-frames"), default=1000)
-    p.add_argument("--split-seed", type=_nonneg_int("--split-seed"), default=0)
-    p.add_argument("--max-minutes", type=_finite_float("--max-minutes"), default=0.0,
+    p.add_argument("--epochs", type=_bounded_int("--epochs", 1, _BACKBONE, "MAX_EPOCHS"))
+    p.add_argument("--batch-size", type=_bounded_int("--batch-size", 0, _BACKBONE, "MAX_BATCH_SIZE"),
+                   help="0: 32 on CUDA, 8 on CPU")
+    p.add_argument("--lr", type=_positive(float, "--lr"))
+    p.add_argument("--energy-weight", type=_finite_float("--energy-weight"))
+    p.add_argument("--force-weight", type=_finite_float("--force-weight"))
+    p.add_argument("--train-frames", type=_positive(int, "--train-frames"))
+    p.add_argument("--val-frames", type=_positive(int, "--val-frames"))
+    p.add_argument("--test-frames", type=_positive(int, "--test-frames"))
+    p.add_argument("--split-seed", type=int_at_least("--split-seed", 0))
+    p.add_argument("--max-minutes", type=_finite_float("--max-minutes"),
                    help="stop after the epoch that passes this wall time (0: no limit)")
-    p.add_argument("--save-every", type=_nonneg_int("--save-every"), default=0, metavar="N",
+    p.add_argument("--save-every", type=int_at_least("--save-every", 0), metavar="N",
                    help="also keep OUT/epoch_<k>.pt for the initialization and every N-th "
                    "epoch (0: no; the checkpoints of the ceiling over training)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -194,27 +254,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive(int, "--threads"), default=None,
                    help="torch CPU threads (default: torch's choice)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--no-progress", action="store_true")
+    sub.add_parser("train", help="train a NequIP-style backbone on energies and forces",
+                   parents=[p, shared.no_progress])
 
-    p = sub.add_parser("diagnose", help="the spectral-injection diagnostic (default: shipped "
-                       "aspirin, four shipped L=2 backbones, d = 1, 2, 3, l = 0..7)")
+
+def _diagnose_parser(sub, shared: _Shared) -> None:
+    p = _options()
     p.add_argument("--data", default="aspirin", help='dataset source (default "aspirin")')
     p.add_argument("--backbones", nargs="+", default=None, metavar="CKPT",
                    help=BACKBONES_HELP + " (default: the shipped ones)")
-    p.add_argument("--marked", nargs=2, type=_nonneg_int("--marked"), default=None,
+    p.add_argument("--marked", nargs=2, type=int_at_least("--marked", 0), default=None,
                    metavar=("A", "B"), help="marked atom pair, 0-based (default: the "
                    "dataset's marked bond; aspirin: 6 7 = C7=O8)")
     p.add_argument("--degrees", nargs="+", type=_positive(int, "--degrees"), default=[1, 2, 3],
                    metavar="D", help="SPN polynomial degrees (default 1 2 3)")
-    p.add_argument("--lmax", type=_nonneg_int("--lmax"), default=7,
+    p.add_argument("--lmax", type=int_at_least("--lmax", 0), default=7,
                    help="highest target degree l (default 7)")
     p.add_argument("--k", type=_positive(int, "--k"), default=None,
                    help="SPN width (default: per d, the widest with >= 2 samples per monomial)")
     p.add_argument("--reduction", default="irrep", choices=["irrep", "pca"])
     p.add_argument("--spn", default="ridge", choices=["ridge", "trained"])
-    p.add_argument("--n-boot", type=_at_least("--n-boot", _PLAN, "MIN_N_BOOT"), default=2000,
+    p.add_argument("--n-boot", type=_at_least("--n-boot", _DIAGNOSTIC, "MIN_N_BOOT"), default=2000,
                    help="bootstrap resamples (default 2000; at least 10)")
-    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
+    p.add_argument("--seed", type=int_at_least("--seed", 0), default=0)
     p.add_argument("--frames", type=_bounded_int("--frames", 2, _DATA, "MAX_FRAMES"),
                    default=None, help="use a seeded subset of this many frames (default: all)")
     p.add_argument("--test-fraction", type=_positive(float, "--test-fraction"), default=0.2)
@@ -225,40 +287,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="channels per degree of the capacity sweep (default 1 2 3 4; none: skip)")
     p.add_argument("--rotations", type=_positive(int, "--rotations"), default=1,
                    help="samples per configuration, each under its own Haar rotation (default 1)")
-    p.add_argument("--trust-checkpoints", action="store_true", help=TRUST_HELP)
-    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
-    p.add_argument("--out", type=Path, default=None,
-                   help="output directory (default runs/diagnose-<data>-seed<seed>)")
-    p.add_argument("--overwrite", action="store_true",
-                   help=OVERWRITE_HELP)
-    p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--threads", type=_positive(int, "--threads"), default=None,
-                   help="torch CPU threads (default: all cores)")
-    p.add_argument("--no-progress", action="store_true")
+    sub.add_parser("diagnose", help="the spectral-injection diagnostic (default: shipped "
+                   "aspirin, four shipped L=2 backbones, d = 1, 2, 3, l = 0..7)",
+                   parents=[p, *shared.backbone_run(
+                       "output directory (default runs/diagnose-<data>-seed<seed>)")])
 
-    p = sub.add_parser("profile", help="the per-layer spectral profile: rho(l) of every "
-                       "interaction layer's features at one d, beside d x L_layer")
+
+def _profile_parser(sub, shared: _Shared) -> None:
+    p = _options()
     p.add_argument("--data", default="aspirin")
     p.add_argument("--backbones", nargs="+", default=None, metavar="CKPT",
                    help=BACKBONES_HELP + " (default: the shipped ones)")
     p.add_argument("--d", type=_positive(int, "--d"), default=2, help="probe degree (default 2)")
-    p.add_argument("--lmax", type=_nonneg_int("--lmax"), default=None,
+    p.add_argument("--lmax", type=int_at_least("--lmax", 0), default=None,
                    help="highest target degree (default d x max L + 2, at most 12)")
     p.add_argument("--frames", type=_bounded_int("--frames", 2, _DATA, "MAX_FRAMES"),
                    default=1000, help="seeded subset of frames (default 1000)")
-    p.add_argument("--n-boot", type=_at_least("--n-boot", _PLAN, "MIN_N_BOOT"), default=500)
-    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
-    p.add_argument("--trust-checkpoints", action="store_true", help=TRUST_HELP)
-    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
-    p.add_argument("--out", type=Path, default=None, help="default runs/profile-d<d>-seed<seed>")
-    p.add_argument("--overwrite", action="store_true",
-                   help=OVERWRITE_HELP)
-    p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--n-boot", type=_at_least("--n-boot", _DIAGNOSTIC, "MIN_N_BOOT"), default=500)
+    p.add_argument("--seed", type=int_at_least("--seed", 0), default=0)
+    sub.add_parser("profile", help="the per-layer spectral profile: rho(l) of every "
+                   "interaction layer's features at one d, beside d x L_layer",
+                   parents=[p, *shared.backbone_run("default runs/profile-d<d>-seed<seed>")])
 
-    p = sub.add_parser("survey", help="diagnose every model available here (shipped, "
-                       "SevenNet's pretrained, and any given) at d = 1, 2, 3")
+
+def _survey_parser(sub, shared: _Shared) -> None:
+    p = _options()
     p.add_argument("--data", default="aspirin")
     p.add_argument("--models", nargs="+", default=None, metavar="SPEC",
                    help="these models instead of the default ones (the shipped backbones "
@@ -270,19 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--degrees", nargs="+", type=_positive(int, "--degrees"), default=[1, 2, 3])
     p.add_argument("--frames", type=_bounded_int("--frames", 2, _DATA, "MAX_FRAMES"),
                    default=None, help="seeded subset of frames (default: all)")
-    p.add_argument("--n-boot", type=_at_least("--n-boot", _PLAN, "MIN_N_BOOT"), default=1000)
-    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
-    p.add_argument("--trust-checkpoints", action="store_true", help=TRUST_HELP)
-    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
-    p.add_argument("--out", type=Path, default=None, help="default runs/survey-seed<seed>")
-    p.add_argument("--overwrite", action="store_true",
-                   help=OVERWRITE_HELP)
-    p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--n-boot", type=_at_least("--n-boot", _DIAGNOSTIC, "MIN_N_BOOT"), default=1000)
+    p.add_argument("--seed", type=int_at_least("--seed", 0), default=0)
+    sub.add_parser("survey", help="diagnose every model available here (shipped, "
+                   "SevenNet's pretrained, and any given) at d = 1, 2, 3",
+                   parents=[p, *shared.backbone_run("default runs/survey-seed<seed>")])
 
-    p = sub.add_parser("sweep", help="many backbone groups x datasets x marked pairs x "
-                       "degrees on Dask (local processes or a cluster), resumable")
+
+def _sweep_parser(sub, shared: _Shared) -> None:
+    p = _options()
     p.add_argument("config", type=Path, help="the sweep's TOML file (docs/method.md §2.11; "
                    "examples/sweep/aspirin.toml)")
     p.add_argument("--frames", type=_positive(int, "--frames"), default=None,
@@ -297,80 +346,79 @@ def build_parser() -> argparse.ArgumentParser:
                    "local cluster started and stopped here)")
     p.add_argument("--workers", type=_positive(int, "--workers"), default=None,
                    help="worker processes of the local cluster (default: the cores)")
-    p.add_argument("--trust-checkpoints", action="store_true", help=TRUST_HELP)
-    p.add_argument("--overwrite", action="store_true",
-                   help=OVERWRITE_HELP)
-    p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    sub.add_parser("sweep", help="many backbone groups x datasets x marked pairs x "
+                   "degrees on Dask (local processes or a cluster), resumable",
+                   parents=[p, shared.checkpoints, shared.overwrite, shared.no_plots,
+                            shared.no_progress])
 
-    p = sub.add_parser("c5", help="the synthetic C5 calibration (axis and ring probes, ideal, "
-                       "random and briefly trained features, L = 1, 2, 3, d = 1, 2, 3)")
-    p.add_argument("--L", nargs="+", type=_bounded_int("--L", 1, _MODEL, "MAX_L"),
+
+def _c5_parser(sub, shared: _Shared) -> None:
+    p = _options()
+    p.add_argument("--L", nargs="+", type=_bounded_int("--L", 1, _BACKBONE, "MAX_L"),
                    default=[1, 2, 3], dest="Ls")
     p.add_argument("--degrees", nargs="+", type=_positive(int, "--degrees"), default=[1, 2, 3])
-    p.add_argument("--lmax", type=_bounded_int("--lmax", 0, "empirical.diagnostic._plan",
-                                               "MAX_LMAX"), default=7)
-    p.add_argument("--structures", type=_bounded_int("--structures", 20, _C5, "MAX_STRUCTURES"),
+    p.add_argument("--lmax", type=_bounded_int("--lmax", 0, _DIAGNOSTIC, "MAX_LMAX"), default=7)
+    p.add_argument("--structures", type=_bounded_int("--structures", 20, _CALIBRATION, "MAX_STRUCTURES"),
                    default=6000)
     p.add_argument("--sources", nargs="+", choices=["ideal", "random", "trained"],
                    default=["ideal", "random", "trained"])
-    p.add_argument("--channels", type=_bounded_int("--channels", 1, _MODEL, "MAX_CHANNELS"),
+    p.add_argument("--channels", type=_bounded_int("--channels", 1, _BACKBONE, "MAX_CHANNELS"),
                    default=32)
-    p.add_argument("--train-epochs", type=_bounded_int("--train-epochs", 1, _C5,
+    p.add_argument("--train-epochs", type=_bounded_int("--train-epochs", 1, _CALIBRATION,
                                                        "MAX_TRAIN_EPOCHS"), default=20)
-    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
-    p.add_argument("--out", type=Path, default=None, help="default runs/c5-seed<seed>")
-    p.add_argument("--overwrite", action="store_true",
-                   help=OVERWRITE_HELP)
-    p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--seed", type=int_at_least("--seed", 0), default=0)
+    sub.add_parser("c5", help="the synthetic C5 calibration (axis and ring probes, ideal, "
+                   "random and briefly trained features, L = 1, 2, 3, d = 1, 2, 3)",
+                   parents=[p, *shared.run("default runs/c5-seed<seed>")])
 
-    p = sub.add_parser("controls", help="the controls of docs/method.md §4 (capacity, parameters, "
-                       "activation, architecture, untrained) on the shipped aspirin")
+
+def _controls_parser(sub, shared: _Shared) -> None:
+    p = _options()
     p.add_argument("--data", default="aspirin")
     p.add_argument("--frames", type=_bounded_int("--frames", 20, _DATA, "MAX_FRAMES"),
                    default=2500,
                    help="use a seeded subset of this many frames (default 2500, the CPU "
                    "budget; the shipped aspirin has 5000)")
-    p.add_argument("--n-boot", type=_at_least("--n-boot", _PLAN, "MIN_N_BOOT"), default=500)
-    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
+    p.add_argument("--n-boot", type=_at_least("--n-boot", _DIAGNOSTIC, "MIN_N_BOOT"), default=500)
+    p.add_argument("--seed", type=int_at_least("--seed", 0), default=0)
     p.add_argument("--kinds", nargs="+", default=None,
                    choices=["capacity", "parameters", "activation", "architecture", "untrained"])
-    p.add_argument("--out", type=Path, default=None, help="default runs/controls-seed<seed>")
-    p.add_argument("--overwrite", action="store_true",
-                   help=OVERWRITE_HELP)
-    p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
-    p.add_argument("--no-progress", action="store_true")
+    sub.add_parser("controls", help="the controls of docs/method.md §4 (capacity, parameters, "
+                   "activation, architecture, untrained) on the shipped aspirin",
+                   parents=[p, *shared.run("default runs/controls-seed<seed>", plots=False)])
 
-    p = sub.add_parser("compare", help="C5 calibration vs aspirin: overlay per d, table, "
-                       "paragraph")
+
+def _compare_parser(sub, shared: _Shared) -> None:
+    p = _options()
     p.add_argument("--c5", type=Path, required=True, help="C5 run folder or its results.json")
     p.add_argument("--aspirin", type=Path, required=True,
                    help="diagnose run folder or its results.json")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--overwrite", action="store_true",
-                   help=OVERWRITE_HELP)
+    sub.add_parser("compare", help="C5 calibration vs aspirin: overlay per d, table, "
+                   "paragraph", parents=[p, shared.overwrite])
 
-    p = sub.add_parser("reproduce", help="c5 + diagnose + controls + compare in one folder")
+
+def _reproduce_parser(sub, shared: _Shared) -> None:
+    p = _options()
     p.add_argument("--preset", choices=["quick", "full"], default="quick",
                    help="quick: shipped backbones on CPU; full: retrain every backbone first (GPU)")
-    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
+    p.add_argument("--seed", type=int_at_least("--seed", 0), default=0)
     p.add_argument("--out", type=Path, default=None,
                    help="default runs/reproduce-<preset>; a rerun into the same folder keeps "
                    "the steps an earlier run finished")
     p.add_argument("--overwrite", action="store_true",
                    help="recompute every step, replacing an earlier run's folder")
-    p.add_argument("--threads", type=_positive(int, "--threads"), default=None)
-    p.add_argument("--no-progress", action="store_true")
+    sub.add_parser("reproduce", help="c5 + diagnose + controls + compare in one folder",
+                   parents=[p, shared.threads, shared.no_progress])
 
+
+def _backbones_parser(sub, shared: _Shared) -> None:
     p = sub.add_parser("backbones", help="list the shipped backbones")
     p.add_argument("--role", choices=["diagnostic", "control"], default=None,
                    help="only the four diagnose backbones, or only the controls' (default all)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", type=Path, default=None,
                    help="also write their learning curves to this PNG")
-    return parser
 
 
 def _cmd_train(args) -> int:
@@ -393,11 +441,9 @@ def _cmd_train(args) -> int:
     config = BackboneConfig(L=args.L, channels=args.channels, layers=args.layers,
                             r_max=args.r_max, activation=args.activation,
                             species=sorted(set(int(z) for z in dataset.numbers)))
-    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                             energy_weight=args.energy_weight, force_weight=args.force_weight,
-                             train_frames=args.train_frames, val_frames=args.val_frames,
-                             test_frames=args.test_frames, split_seed=args.split_seed,
-                             max_minutes=args.max_minutes, save_every=args.save_every)
+    # the options given; TrainSettings' own defaults for the rest
+    settings = TrainSettings(**{f.name: getattr(args, f.name) for f in fields(TrainSettings)
+                                if getattr(args, f.name, None) is not None})
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     meta = train(dataset, args.out, config, seed=args.seed, settings=settings, dtype=dtype,
                  device=args.device, resume=args.resume, progress=not args.no_progress)
@@ -430,6 +476,22 @@ def _run_inputs(args) -> list:
     """What a run command reads from disk: ``--data`` and every backbone or model spec."""
     return [getattr(args, "data", None), *(getattr(args, "backbones", None) or ()),
             *(getattr(args, "models", None) or ()), *(getattr(args, "extra", None) or ())]
+
+
+#: A row's verdict as the run commands print it.
+VERDICTS = {True: "agrees", False: "DISAGREES", None: "untested"}
+
+
+def _verdict(headline) -> str:
+    """``ceiling P (measured M)  verdict`` of a row's degree headline."""
+    return (f"ceiling {headline.predicted_ceiling} (measured {headline.measured_ceiling})  "
+            f"{VERDICTS[headline.agreement]}")
+
+
+def _wrote(result, out: Path, plot: Optional[str]) -> None:
+    """The last line of a run command: its wall time and the files it wrote."""
+    print(f"{result.seconds:.0f} s; wrote {out}/results.json, report.md"
+          + ("" if plot is None else f", {plot}"))
 
 
 def _progress(args):
@@ -474,11 +536,8 @@ def _cmd_profile(args) -> int:
                      progress=_progress(args))
     result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
     for r in result.rows:
-        print(f"{r['backbone']:<20} {r['layer']:<24} L={r['L']}  ceiling {r['predicted_ceiling']}"
-              f" (measured {r['measured_ceiling']})  "
-              f"{ {True: 'agrees', False: 'DISAGREES', None: 'untested'}[r['agreement']]}")
-    print(f"{result.seconds:.0f} s; wrote {out}/results.json, report.md"
-          + ("" if args.no_plots else ", profile.png"))
+        print(f"{r.backbone:<20} {r.layer:<24} L={r.headline.L}  {_verdict(r.headline)}")
+    _wrote(result, out, None if args.no_plots else "profile.png")
     return EXIT_OK
 
 
@@ -492,11 +551,8 @@ def _cmd_survey(args) -> int:
                     device=args.device, progress=_progress(args))
     result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
     for r in result.rows:
-        print(f"{r['model']:<24} d={r['d']}  ceiling {r['predicted_ceiling']} (measured "
-              f"{r['measured_ceiling']})  "
-              f"{ {True: 'agrees', False: 'DISAGREES', None: 'untested'}[r['agreement']]}")
-    print(f"{result.seconds:.0f} s; wrote {out}/results.json, report.md"
-          + ("" if args.no_plots else ", survey.png"))
+        print(f"{r.model:<24} d={r.headline.d}  {_verdict(r.headline)}")
+    _wrote(result, out, None if args.no_plots else "survey.png")
     return EXIT_OK
 
 
@@ -536,13 +592,11 @@ def _cmd_sweep(args) -> int:
         return EXIT_INTERRUPTED
     result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
     for r in result.rows:
-        print(f"{r['group']:<28} {r['dataset']:<10} d={r['d']}  ceiling "
-              f"{r['predicted_ceiling']} (measured {r['measured_ceiling']})  "
-              f"{ {True: 'agrees', False: 'DISAGREES', None: 'untested'}[r['agreement']]}")
+        print(f"{r.group:<28} {r.dataset:<10} d={r.headline.d}  {_verdict(r.headline)}")
     t = result.timings
     print(f"{t['seconds']:.0f} s on {t['cluster']}; tasks computed {sum(t['computed'].values())}, "
           f"from the store {sum(t['from_store'].values())} ({store})")
-    for w in result.payload["warnings"]:
+    for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"wrote {out}/results.json, report.md, timings.json"
           + ("" if args.no_plots else ", sweep.png"))
@@ -558,11 +612,10 @@ def _cmd_c5(args) -> int:
                     train_epochs=args.train_epochs,
                     progress=_progress(args))
     result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
-    for source, s in result.payload["summary"].items():
-        print(f"{source:8s} {s['agree']}/{s['cells']} cells agree with spanthm, "
-              f"{s['meet_bar']} meet the calibration bar")
-    print(f"{result.seconds:.0f} s; wrote {out}/results.json, report.md"
-          + ("" if args.no_plots else ", c5_heatmap.png"))
+    for source, s in result.summary.items():
+        print(f"{source:8s} {s.agree}/{s.cells} cells agree with spanthm, "
+              f"{s.meet_bar} meet the calibration bar")
+    _wrote(result, out, None if args.no_plots else "c5_heatmap.png")
     return EXIT_OK
 
 
@@ -574,13 +627,13 @@ def _cmd_controls(args) -> int:
                           seed=args.seed, kinds=tuple(args.kinds or KINDS),
                           progress=_progress(args))
     result.save(out, overwrite=args.overwrite)
-    for c in result.payload["controls"]:
-        if c["status"] == "missing":
-            print(f"{c['name']:<22} d={c['d']}  missing backbone {c['backbone']}")
+    for c in result.controls:
+        if c.status == "missing":
+            print(f"{c.name:<22} d={c.d}  missing backbone {c.backbone}")
         else:
-            print(f"{c['name']:<22} d={c['d']}  measured ceiling {c['measured_ceiling']}, "
-                  f"predicted {c['predicted_ceiling']}  {'agrees' if c['agrees'] else 'DISAGREES'}")
-    print(f"{result.seconds:.0f} s; wrote {out}/results.json, report.md")
+            print(f"{c.name:<22} d={c.d}  measured ceiling {c.measured_ceiling}, "
+                  f"predicted {c.predicted_ceiling}  {'agrees' if c.agrees else 'DISAGREES'}")
+    _wrote(result, out, None)
     return EXIT_OK
 
 
@@ -685,15 +738,6 @@ def _cmd_backbones(args) -> int:
     return EXIT_OK
 
 
-_GEN = "empirical.data._generate"
-
-
-def _md_float(constant: Optional[str], low_open: bool = True):
-    """A finite float option of ``data aspirin``: ``> 0`` (``>= 0`` unless ``low_open``),
-    at most ``empirical.data._generate.<constant>`` when one is named."""
-    return _finite_float(constant or "", 0.0, low_open, _GEN, constant)
-
-
 def _cmd_aspirin(args) -> int:
     from .data import MDSettings, generate_aspirin, save_npz
     from .data import check_request
@@ -753,6 +797,12 @@ def _cmd_info(args) -> int:
     return EXIT_OK
 
 
+COMMANDS = {"train": _cmd_train, "backbones": _cmd_backbones, "diagnose": _cmd_diagnose,
+            "profile": _cmd_profile, "survey": _cmd_survey, "sweep": _cmd_sweep, "c5": _cmd_c5,
+            "controls": _cmd_controls, "compare": _cmd_compare, "reproduce": _cmd_reproduce}
+DATA_COMMANDS = {"aspirin": _cmd_aspirin, "info": _cmd_info}
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``empirical`` console script; returns the exit code. An
     interrupt anywhere, the first imports included, ends in one line and exit 130."""
@@ -775,29 +825,9 @@ def _main(argv: Optional[List[str]]) -> int:
 
     try:
         args = build_parser().parse_args(argv)
-        if args.command == "train":
-            return _cmd_train(args)
-        if args.command == "backbones":
-            return _cmd_backbones(args)
-        if args.command == "diagnose":
-            return _cmd_diagnose(args)
-        if args.command == "profile":
-            return _cmd_profile(args)
-        if args.command == "survey":
-            return _cmd_survey(args)
-        if args.command == "sweep":
-            return _cmd_sweep(args)
-        if args.command == "c5":
-            return _cmd_c5(args)
-        if args.command == "controls":
-            return _cmd_controls(args)
-        if args.command == "compare":
-            return _cmd_compare(args)
-        if args.command == "reproduce":
-            return _cmd_reproduce(args)
-        if args.command == "data" and args.data_command == "aspirin":
-            return _cmd_aspirin(args)
-        return _cmd_info(args)
+        if args.command == "data":
+            return DATA_COMMANDS[args.data_command](args)
+        return COMMANDS[args.command](args)
     except GenerationError as exc:
         print(f"empirical: failed: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -230,8 +230,8 @@ def reproduce(preset: str, out_dir, seed: int = 0, progress=None, log=print,
     steps = {}
     log("C5 calibration ...")
     c5 = _step(out, "c5", seed, overwrite, lambda: run_c5(seed=seed, progress=progress),
-               lambda p: C5Result(payload=_with_keys("c5", p)), log)
-    steps["c5"] = {"seconds": c5.seconds, "agreement": c5.payload["agreement"]}
+               lambda p: C5Result.from_dict(_with_keys("c5", p)), log)
+    steps["c5"] = {"seconds": c5.seconds, "agreement": c5.agreement}
     log("aspirin diagnostic ...")
     names = [f"aspirin_L2_seed{s}" for s in range(4)]
     backbones = [paths[n] for n in names] if paths else None
@@ -244,10 +244,10 @@ def reproduce(preset: str, out_dir, seed: int = 0, progress=None, log=print,
     log("controls ...")
     controls = _step(out, "controls", seed, overwrite,
                      lambda: run_controls(seed=seed, progress=progress, backbone_paths=paths),
-                     lambda p: ControlsResult(payload=_with_keys("controls", p)), log)
-    steps["controls"] = {"seconds": controls.seconds, "complete": controls.payload["complete"],
-                         "agreement": controls.payload["agreement"]}
-    cmp = compare(c5.payload, diag)
+                     lambda p: ControlsResult.from_dict(_with_keys("controls", p)), log)
+    steps["controls"] = {"seconds": controls.seconds, "complete": controls.complete,
+                         "agreement": controls.agreement}
+    cmp = compare(c5, diag)
     top = write_compare_outputs(cmp, out, render_only=True)
     steps["compare"] = {"agreement": cmp["agreement"]}
     index = {"preset": preset, "seed": seed, "steps": steps,

@@ -164,8 +164,7 @@ def place(entries, device) -> None:
     if device is None:
         return
     for entry in entries:
-        name, obj = ((entry.name, entry.backbone) if hasattr(entry, "backbone")
-                     else (entry[0], entry[1]))   # (name, obj, info) until the typed entry
+        name, obj = entry.name, entry.backbone
         if model_device(obj) == device:
             continue
         if not supports(obj, "device"):

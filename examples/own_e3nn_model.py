@@ -49,7 +49,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     result = empirical.diagnose(backbones=[build()], names=["gate-points"], dataset="aspirin",
                                 degrees=(1, 2), frames=args.frames, n_boot=200, k_sweep=())
-    for d, s in result.payload["summary"].items():
-        print(f"d={d}: predicted ceiling {s['ceiling']}, measured {s['measured_ceiling']}, "
-              f"rho {[None if v is None else round(v, 2) for v in s['rho'].values()]}")
+    for d, s in sorted(result.summaries.items()):
+        print(f"d={d}: predicted ceiling {s.ceiling}, measured {s.measured_ceiling}, "
+              f"rho {[None if v is None else round(v, 2) for _, v in sorted(s.rho.items())]}")
     result.save("runs/own_e3nn_model")

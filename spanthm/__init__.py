@@ -25,12 +25,14 @@ Public API
 ----------
 :func:`spectrum`, :func:`ceiling`, :func:`recoverable_degrees`, :func:`table`,
 :func:`multiplicities`, :func:`o3_multiplicities`, :func:`certificate`,
-:func:`verify_certificate`, :func:`rotation_overlap`, the method functions
+:func:`verify_certificate`, :func:`rotation_overlap`, :func:`clear_caches`, the method functions
 (:func:`exact_spectrum`, :func:`gaunt_spectrum`, :func:`weights_spectrum`,
 :func:`numeric_spectrum`, :func:`brute_force_spectrum`), the cyclic-ring (C_n) functions
 (:func:`ring_orientation_modes`, :func:`carries_orientation`, :func:`ring_orientation_degrees`,
-:func:`ring_recoverable`, :func:`min_probe_degree`, :func:`ring_spectrum` (:class:`RingSpectrum`),
-:func:`ring_orientation_modes_numeric`) and the conventions module
+:func:`ring_recoverable`, :func:`min_probe_degree`, :func:`ring_spectrum` (:class:`RingSpectrum`
+of :class:`RingDegree` rows), :func:`ring_orientation_modes_numeric`), the records
+:class:`SpectrumResult`, :class:`Verification` and :class:`CertificateError`, the largest
+probe degree :data:`MAX_D`, and the conventions module
 :mod:`spanthm.harmonics` (real basis, normalization and phase, with maps to e3nn and sympy).
 """
 
@@ -41,6 +43,7 @@ import importlib
 #: until a computation needs sympy: an interrupt during start-up reaches the command's own
 #: handler instead of a traceback.
 _EXPORTS = {
+    "clear_caches": "._caches",
     "certificate": "._certificates", "certificate_filename": "._certificates",
     "write_certificate": "._certificates",
     "RingDegree": "._cyclic", "RingSpectrum": "._cyclic", "carries_orientation": "._cyclic",
@@ -77,34 +80,6 @@ def __dir__():
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "__version__",
-    "ring_orientation_modes",
-    "carries_orientation",
-    "ring_orientation_degrees",
-    "ring_recoverable",
-    "min_probe_degree",
-    "ring_spectrum",
-    "ring_orientation_modes_numeric",
-    "spectrum",
-    "SpectrumResult",
-    "ceiling",
-    "recoverable_degrees",
-    "table",
-    "theorem_applies",
-    "multiplicities",
-    "o3_multiplicities",
-    "weights_spectrum",
-    "exact_spectrum",
-    "brute_force_spectrum",
-    "gaunt_spectrum",
-    "numeric_spectrum",
-    "rotation_overlap",
-    "certificate",
-    "certificate_filename",
-    "write_certificate",
-    "verify_certificate",
-    "Verification",
-    "CertificateError",
-    "harmonics",
-]
+#: The public names: every lazy export, the version and the conventions module; derived
+#: from :data:`_EXPORTS` so that the two cannot disagree.
+__all__ = ["__version__", *_EXPORTS, "harmonics"]

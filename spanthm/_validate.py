@@ -48,22 +48,24 @@ def _is_integer(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _integer(value: object, name: str, low: int, wanted: str) -> int:
+    """``value`` as an int ``>= low``: ``TypeError`` when it is not an integer,
+    ``ValueError`` ("``name`` must be ``wanted``") when it is below ``low``."""
+    if not _is_integer(value):
+        raise TypeError(f"{name} must be an integer, got {short(value)}")
+    if value < low:
+        raise ValueError(f"{name} must be {wanted}, got {short(value)}")
+    return int(value)
+
+
 def degree_L(L: object) -> int:
     """Validate a maximal feature degree ``L`` (an integer >= 0)."""
-    if not _is_integer(L):
-        raise TypeError(f"L must be an integer, got {short(L)}")
-    if L < 0:
-        raise ValueError(f"L must be a non-negative integer, got {short(L)}")
-    return int(L)
+    return _integer(L, "L", 0, "a non-negative integer")
 
 
 def probe_degree(d: object) -> int:
     """Validate a probe degree ``d`` (an integer >= 1)."""
-    if not _is_integer(d):
-        raise TypeError(f"probe degree d must be an integer, got {short(d)}")
-    if d < 1:
-        raise ValueError(f"probe degree d must be >= 1, got {short(d)}")
-    return int(d)
+    return _integer(d, "probe degree d", 1, ">= 1")
 
 
 def feature_set(features: Iterable[object]) -> tuple[int, ...]:

@@ -65,30 +65,22 @@ class _Parser(argparse.ArgumentParser):
         raise BadInput(_one_line(message))
 
 
-def _nonneg_int(name: str):
+def int_at_least(name: str, low: int):
+    """An argparse ``type``: a base-10 integer ``>= low``; otherwise an error naming the
+    option ``name`` and the value (quoted short, :func:`spanthm._validate.short`), e.g.
+    ``--d must be an integer >= 1, got 0`` (``low = 0``: ``a non-negative integer``).
+    Shared by the ``spanthm`` and ``empirical`` commands."""
+    wanted = "a non-negative integer" if low == 0 else f"an integer >= {low}"
+
     def parse(text: str) -> int:
         try:
             value = int(text, 10)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"{name} must be a non-negative integer, got {_validate.short(text)}") from None
-        if value < 0:
+                f"{name} must be {wanted}, got {_validate.short(text)}") from None
+        if value < low:
             raise argparse.ArgumentTypeError(
-                f"{name} must be a non-negative integer, got {_validate.short(value)}")
-        return value
-    return parse
-
-
-def _pos_int(name: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text, 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{name} must be an integer >= 1, got {_validate.short(text)}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(
-                f"{name} must be an integer >= 1, got {_validate.short(value)}")
+                f"{name} must be {wanted}, got {_validate.short(value)}")
         return value
     return parse
 
@@ -102,10 +94,10 @@ def _features_arg(text: str):
 
 def _add_instance(p: argparse.ArgumentParser, required: bool = True) -> None:
     group = p.add_mutually_exclusive_group(required=required)
-    group.add_argument("--L", type=_nonneg_int("--L"), help="features S = {0, 1, ..., L}")
+    group.add_argument("--L", type=int_at_least("--L", 0), help="features S = {0, 1, ..., L}")
     group.add_argument("--features", type=_features_arg, metavar="K,K,...",
                        help="feature degrees, comma-separated, e.g. 0,1,2 or 2")
-    p.add_argument("--d", type=_pos_int("--d"), required=required, help="probe degree d >= 1")
+    p.add_argument("--d", type=int_at_least("--d", 1), required=required, help="probe degree d >= 1")
 
 
 def _features(args) -> tuple:
@@ -131,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exactly", action="store_true", help="products of exactly d features")
     p.add_argument("--method", default="exact", choices=_validate.METHODS,
                    help="exact (default), rules, weights, numeric, brute or all")
-    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0,
+    p.add_argument("--seed", type=int_at_least("--seed", 0), default=0,
                    help="seed of the numeric method's random samples (default 0)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -141,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("table", help="one row per instance S = {0..L}, d")
-    p.add_argument("--Lmax", type=_pos_int("--Lmax"), default=4)
-    p.add_argument("--dmax", type=_pos_int("--dmax"), default=4)
+    p.add_argument("--Lmax", type=int_at_least("--Lmax", 1), default=4)
+    p.add_argument("--dmax", type=int_at_least("--dmax", 1), default=4)
     p.add_argument("--method", default="exact", choices=_validate.METHODS)
     p.add_argument("--json", action="store_true")
 
@@ -150,9 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_instance(p, required=False)
     p.add_argument("--exactly", action="store_true")
     p.add_argument("--out", type=Path, help="certificate file (default: print to stdout)")
-    p.add_argument("--Lmax", type=_pos_int("--Lmax"),
+    p.add_argument("--Lmax", type=int_at_least("--Lmax", 1),
                    help="certify every S = {0..L}, L <= Lmax (with --dmax, --out-dir)")
-    p.add_argument("--dmax", type=_pos_int("--dmax"))
+    p.add_argument("--dmax", type=int_at_least("--dmax", 1))
     p.add_argument("--out-dir", type=Path, help="directory for --Lmax/--dmax certificates "
                    "(written as one set with a manifest; must be new or empty)")
     p.add_argument("--overwrite", action="store_true",

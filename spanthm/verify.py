@@ -29,7 +29,7 @@ from fractions import Fraction
 from itertools import combinations_with_replacement
 from math import comb
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import sympy
 
@@ -309,6 +309,12 @@ def _irreps(character: Dict[int, Fraction]) -> Dict[int, int]:
 def verify_certificate(source) -> Verification:
     """Re-check a certificate (a path or an already loaded dict).
 
+    The steps, each adding the claims it finds false to ``Verification.problems`` in this
+    order: the degrees claimed (:func:`_degree_claims`), the witnesses
+    (:func:`_check_witnesses`), the absences (:func:`_check_absences`), the dimensions
+    (:func:`_check_dims`), the multiplicities (:func:`_check_multiplicities`), then
+    ceiling, boundary multiplicity and verdict (:func:`_check_verdict`).
+
     Raises
     ------
     CertificateError
@@ -321,16 +327,29 @@ def verify_certificate(source) -> Verification:
     d, exactly = inst["d"], inst["exactly"]
     report = Verification(instance={"features": list(feats), "d": d, "exactly": exactly})
     fail = report.problems.append
-
     lmax = max(feats) * d + 2
+    present, absent = _degree_claims(cert, lmax, fail)
+    gens = list(_generators(feats, d, exactly))
+    _check_witnesses(present, feats, d, exactly, lmax, report)
+    _check_absences(absent, gens, lmax, report)
+    _check_dims(cert["dims"], present, lmax, fail)
+    sym, tensor = _check_multiplicities(cert["multiplicities"], feats, d, exactly, report)
+    _check_verdict(cert, feats, d, present, sym, tensor, fail)
+    return report
+
+
+def _degree_claims(cert: dict, lmax: int, fail: Callable[[str], None]) -> Tuple[dict, dict]:
+    """The witnessed (``present``) and excluded (``absent``) degrees, each ``{l: entry}``;
+    fails a wrong ``lmax``, a degree claimed twice, one in ``0..lmax`` claimed by neither,
+    one beyond ``lmax``."""
     if cert["lmax"] != lmax:
         fail(f"lmax is {_short(cert['lmax'])}, expected max(S)*d+2 = {lmax}")
-    present = {}
+    present: dict = {}
     for e in cert["present"]:
         if e["l"] in present:
             fail(f"degree {_short(e['l'])} has two witnesses")
         present[e["l"]] = e
-    absent = {}
+    absent: dict = {}
     for e in cert["absent"]:
         if e["l"] in absent or e["l"] in present:
             fail(f"degree {_short(e['l'])} is claimed twice")
@@ -341,9 +360,14 @@ def verify_certificate(source) -> Verification:
     for l in set(present) | set(absent):
         if l > lmax:
             fail(f"degree {_short(l)} lies beyond lmax = {lmax}")
+    return present, absent
 
-    gens = list(_generators(feats, d, exactly))
-    max_degree = max(sum(g) for g in gens)
+
+def _check_witnesses(present: dict, feats: tuple, d: int, exactly: bool, lmax: int,
+                     report: Verification) -> None:
+    """Each witness: a product of at most ``d`` (exactly ``d`` if ``exactly``) feature
+    degrees whose Legendre projection on ``l`` is the claimed, non-zero coefficient."""
+    fail = report.problems.append
     for l, e in sorted(present.items()):
         factors = tuple(sorted(e["factors"]))
         report.checked += 1
@@ -363,6 +387,13 @@ def verify_certificate(source) -> Verification:
                  f"certificate says {_short(claimed)}")
         elif actual == 0:
             fail(f"witness for l={l}: projection of {list(factors)} is zero")
+
+
+def _check_absences(absent: dict, gens: list, lmax: int, report: Verification) -> None:
+    """Each absence: its reason (``degree``, ``parity`` or ``bounds``) excludes ``l`` for
+    every generating product ``gens``."""
+    fail = report.problems.append
+    max_degree = max(sum(g) for g in gens)
     for l, e in sorted(absent.items()):
         report.checked += 1
         if l > lmax:                  # failed above; each absence walks every product
@@ -384,7 +415,9 @@ def verify_certificate(source) -> Verification:
         else:
             fail(f"absence of l={_short(l)}: unknown reason {_short(reason)}")
 
-    dims = cert["dims"]
+
+def _check_dims(dims: dict, present: dict, lmax: int, fail: Callable[[str], None]) -> None:
+    """``dims[l]`` is ``2l + 1`` for a witnessed degree, 0 otherwise, for ``l <= lmax`` only."""
     for l in range(lmax + 1):
         expected = 2 * l + 1 if l in present else 0
         if dims.get(str(l)) != expected:
@@ -392,8 +425,14 @@ def verify_certificate(source) -> Verification:
     if set(dims) - {str(l) for l in range(lmax + 1)}:
         fail("dims has entries outside 0..lmax")
 
+
+def _check_multiplicities(mult: dict, feats: tuple, d: int, exactly: bool,
+                          report: Verification) -> Tuple[Dict[int, int], Dict[int, int]]:
+    """The space (the features, with the constant unless ``exactly``) and the irreducible
+    multiplicities of its symmetric and tensor powers, recomputed from their characters;
+    returns the recomputed ``(sym, tensor)``."""
+    fail = report.problems.append
     space = list(feats) if (exactly or 0 in feats) else sorted(feats + (0,))
-    mult = cert["multiplicities"]
     if mult["space"] != space:
         fail(f"multiplicities.space is {_short(mult['space'])}, expected {space}")
     sym = _irreps(_sym_character(space, d))
@@ -404,7 +443,13 @@ def verify_certificate(source) -> Verification:
         report.checked += 1
         if claimed != {str(l): m for l, m in actual.items()}:
             fail(f"multiplicities.{name} differ from the recomputed {_short(actual)}")
+    return sym, tensor
 
+
+def _check_verdict(cert: dict, feats: tuple, d: int, present: dict, sym: Dict[int, int],
+                   tensor: Dict[int, int], fail: Callable[[str], None]) -> None:
+    """Ceiling (the highest witnessed degree), boundary multiplicity (of the ceiling in the
+    symmetric power) and the theorem's verdict (for ``S = {0..L}``, ``L >= 1``)."""
     ceiling = max(present) if present else None
     if cert["ceiling"] != ceiling:
         fail(f"ceiling is {_short(cert['ceiling'])}, the highest witnessed degree is {ceiling}")
@@ -422,7 +467,6 @@ def verify_certificate(source) -> Verification:
         verdict = "not-applicable"
     if cert["theorem"] != verdict:
         fail(f"theorem is {_short(cert['theorem'])}, recomputed {verdict!r}")
-    return report
 
 
 def _tensor_power(character: Dict[int, Fraction], d: int) -> Dict[int, Fraction]:

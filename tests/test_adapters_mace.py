@@ -37,7 +37,8 @@ with adapter._preserved_process_state():       # import mace without its process
     from mace import modules as mace_modules  # noqa: E402
 
 from e3nn import o3  # noqa: E402
-from scipy.spatial.transform import Rotation  # noqa: E402
+from _helpers import rotation as _rotation  # noqa: E402
+from _helpers import wigner_D as _D  # noqa: E402
 
 from empirical.data import load as load_dataset  # noqa: E402
 
@@ -60,19 +61,6 @@ def _build(max_ell, hidden_irreps, correlation, seed=0):
             atomic_numbers=[1, 6, 8], correlation=correlation, gate=torch.nn.functional.silu,
             radial_MLP=[16, 16], atomic_inter_scale=0.7, atomic_inter_shift=0.1)
     return model.eval()
-
-
-def _rotation(seed: int) -> torch.Tensor:
-    return torch.tensor(Rotation.random(random_state=seed).as_matrix(), dtype=torch.float64)
-
-
-def _D(irreps, matrix: torch.Tensor) -> torch.Tensor:
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)    # e3nn builds its generators in the default dtype
-    try:
-        return o3.Irreps(irreps).D_from_matrix(matrix)
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def _positions(frame: int = 0) -> torch.Tensor:
@@ -330,14 +318,16 @@ def test_other_files_get_clear_errors(files, tmp_path):
 def test_from_spec_and_info(files):
     from empirical import adapters
 
-    bb, name, info = adapter.from_spec(str(files["model"]), trusted=True)
+    entry = adapter.from_spec(str(files["model"]), trusted=True)
+    bb, name, info = entry.backbone, entry.name, entry.info()
     assert name == "mace-small" and bb.layer == "interaction_0"
     assert info["source"] == bb.origin and info["sha256"] == bb.sha256 and info["seed"] == -1
     assert info["test_energy_mae_meV"] is None and info["test_force_mae_meV_per_A"] is None
     assert info["layers"] == {"interaction_0": "8x0e+8x1o+8x2e", "interaction_1": "8x0e"}
     assert info["model_class"] == "ScaleShiftMACE" and info["r_max"] == 5.0
-    bb1, name1, _ = adapters.from_spec(f"mace:{files['model']}@interaction_1", trusted=True)
-    assert name1 == "mace-small@interaction_1" and bb1.layer == "interaction_1"
+    entry1 = adapters.from_spec(f"mace:{files['model']}@interaction_1", trusted=True)
+    assert entry1.name == "mace-small@interaction_1"
+    assert entry1.backbone.layer == "interaction_1"
     assert adapters.is_spec(f"mace:{files['model']}")
 
 
@@ -392,6 +382,34 @@ def test_process_state_in_this_process(files, model_a):
         with pytest.raises(pickle.UnpicklingError):
             torch.load(files["crafted"])
         assert not files["marker"].exists()
+
+
+def test_a_mace_model_after_a_nequip_model_in_one_process():
+    """nequip's model builder runs under its ``conditional_torchscript_mode``, which leaves
+    e3nn's ``jit_mode`` at ``"script"``; the nequip adapter's guard puts e3nn's settings
+    back. Without it, a MACE model built afterwards in the same process holds a
+    ``torch.jit.script`` function and cannot be copied ("ScriptFunction cannot be
+    pickled"), which failed these tests after the nequip ones."""
+    pytest.importorskip("nequip")
+    from nequip.model import NequIPGNNModel
+    from nequip.utils.global_state import set_global_state
+
+    from empirical.adapters import nequip as nequip_adapter
+    from empirical.adapters._framework import preserved_process_state
+
+    with preserved_process_state():   # whatever happens, later tests find e3nn as it was
+        with nequip_adapter._preserved_global_state():
+            set_global_state()
+            NequIPGNNModel(seed=0, model_dtype="float64", type_names=["H", "C", "O"],
+                           r_max=3.0, num_layers=2, l_max=1, parity=True, num_features=4,
+                           radial_mlp_width=8, avg_num_neighbors=3.0,
+                           per_type_energy_scales=1.0, per_type_energy_shifts=0.0)
+        model = _build(**MODEL_A)
+        copy.deepcopy(model)
+        pickle.loads(pickle.dumps(model))
+        feats, _ = adapter.from_model(model).features_batch(
+            torch.tensor(ASPIRIN.positions[:2]), NUMBERS)
+    assert torch.isfinite(feats).all()
 
 
 # -- the diagnostic --------------------------------------------------------------------------

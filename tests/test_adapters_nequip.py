@@ -1,4 +1,4 @@
-"""The nequip adapter (issue 7): nequip 0.19 models as backbones of the diagnostic.
+"""The nequip adapter: nequip 0.19 models as backbones of the diagnostic.
 
 Needs nequip 0.19 (``pip install 'spectral-ceilings[nequip]'``); skipped without it. The
 models are tiny and seeded: A (float64, l_max 1, parity, 3 layers, 4 channels) is saved with
@@ -16,10 +16,12 @@ nequip = pytest.importorskip("nequip")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from scipy.spatial.transform import Rotation  # noqa: E402
+from _helpers import rotation as _rotation  # noqa: E402
+from _helpers import wigner_D as _D  # noqa: E402
 
 from empirical.adapters import nequip as adapter  # noqa: E402
 from empirical.data import Dataset  # noqa: E402
+from empirical.runtime import default_dtype  # noqa: E402
 
 TYPES = ["H", "C", "O"]
 NUMBERS = np.array([6, 8, 1, 1, 6])            # the marked pair is atoms 0, 1 (C, O)
@@ -52,19 +54,6 @@ def _build(config):
     return model.eval()
 
 
-def _rotation(seed: int) -> torch.Tensor:
-    return torch.tensor(Rotation.random(random_state=seed).as_matrix(), dtype=torch.float64)
-
-
-def _D(irreps, matrix: torch.Tensor) -> torch.Tensor:
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)    # e3nn builds its generators in the default dtype
-    try:
-        return irreps.D_from_matrix(matrix)
-    finally:
-        torch.set_default_dtype(previous)
-
-
 def _nequip_reference(model, positions: np.ndarray, layer: str):
     """Energy, forces and the layer's node_features from nequip's own ASE pipeline."""
     import ase
@@ -74,15 +63,13 @@ def _nequip_reference(model, positions: np.ndarray, layer: str):
     captured = {}
     module = dict(model.named_modules())[layer]
     handle = module.register_forward_hook(lambda m, i, o: captured.update(h=o["node_features"]))
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)    # nequip's data dtype (its global state)
     try:
-        calc = NequIPCalculator(model, device="cpu", transforms=basic_transforms(
-            model.metadata, float(model.metadata["r_max"]), TYPES, {t: t for t in TYPES}))
-        atoms = ase.Atoms(numbers=NUMBERS, positions=positions, calculator=calc)
-        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        with default_dtype(torch.float64):    # nequip's data dtype (its global state)
+            calc = NequIPCalculator(model, device="cpu", transforms=basic_transforms(
+                model.metadata, float(model.metadata["r_max"]), TYPES, {t: t for t in TYPES}))
+            atoms = ase.Atoms(numbers=NUMBERS, positions=positions, calculator=calc)
+            energy, forces = atoms.get_potential_energy(), atoms.get_forces()
     finally:
-        torch.set_default_dtype(previous)
         handle.remove()
     return float(energy), forces, captured["h"].detach()
 
@@ -350,7 +337,7 @@ def test_diagnose_puts_the_d2_ceiling_at_2_for_l_max_1(model_a):
     assert max(record["equivariance_error"].values()) < 1e-9
 
 
-# -- issue 15: the batch path, layers, device and the spec ----------------------------------
+# -- the batch path, layers, device and the spec ---------------------------------------------
 
 
 @pytest.mark.parametrize("which", ["a", "b"])
@@ -385,7 +372,8 @@ def test_layers_at_layer_and_device(model_a):
 def test_from_spec_names_and_trust(saved, tmp_path):
     with pytest.raises(adapter.UntrustedCheckpoint):
         adapter.from_spec(str(saved["ckpt"]))
-    obj, name, info = adapter.from_spec(str(saved["ckpt"]), trusted=True)
+    entry = adapter.from_spec(str(saved["ckpt"]), trusted=True)
+    obj, name, info = entry.backbone, entry.name, entry.info()
     assert name == "model" and info["nequip_layer"] == obj.layer
     assert info["sha256"] == obj.sha256 and info["parameters"] > 0 and info["seed"] == -1
     assert adapter.available() == []

@@ -8,6 +8,7 @@ of the shipped aspirin data; the model is float32, so tolerances are float32's.
 import os
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ from scipy.spatial.transform import Rotation  # noqa: E402
 from empirical.adapters import sevenn as adapter  # noqa: E402
 from empirical.adapters._trust import UntrustedCheckpoint  # noqa: E402
 from empirical.backbone import equivariance_error, equivariance_tolerance  # noqa: E402
-from empirical.data import load as load_dataset  # noqa: E402
+from _helpers import wigner_D as _D  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:No tensor product accelerator")
 
@@ -29,10 +30,10 @@ IRREPS_7NET0 = "128x0e+64x1e+32x2e"
 
 
 @pytest.fixture(scope="module")
-def aspirin():
-    data = load_dataset("aspirin")
-    return (torch.tensor(np.asarray(data.positions[:6]), dtype=torch.float64),
-            torch.tensor(np.asarray(data.numbers), dtype=torch.long))
+def aspirin(aspirin):
+    """Six frames of the shared ``aspirin`` dataset (conftest.py) as tensors."""
+    return (torch.tensor(np.asarray(aspirin.positions[:6]), dtype=torch.float64),
+            torch.tensor(np.asarray(aspirin.numbers), dtype=torch.long))
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +44,6 @@ def net0():
 @pytest.fixture(scope="module")
 def mf_spec():
     return adapter.from_spec("7net-mf-0@pbe")
-
-
-def _D(irreps, rotation):
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        return o3.Irreps(irreps).D_from_matrix(rotation.double())
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def _calculator_energies(name, positions, numbers, modal=None):
@@ -76,8 +68,9 @@ def test_7net0_irreps_layers_and_origin(net0, aspirin):
     assert net0.layers == tuple(f"{i}_equivariant_gate" for i in range(5))
     assert net0.parity is False and net0.dtype == torch.float32 and net0.r_max == 5.0
     assert net0.device == torch.device("cpu") and net0.to("cpu") is net0
-    assert net0.origin.startswith(f"sevenn {sevenn.__version__}: ")
-    assert net0.origin.endswith("SevenNet_0__11Jul2024/checkpoint_sevennet_0.pth")
+    # the path inside the installed package, not this machine's site directory
+    assert net0.origin == ("sevenn/pretrained_potentials/SevenNet_0__11Jul2024/"
+                           f"checkpoint_sevennet_0.pth (sevenn {sevenn.__version__})")
     h = net0.node_features(pos[0], z)
     assert h.shape == (21, o3.Irreps(IRREPS_7NET0).dim) and h.dtype == torch.float64
     assert torch.isfinite(h).all()
@@ -105,7 +98,7 @@ def test_load_preserves_global_state_and_reads_l3i5(aspirin):
 
 
 def test_multifidelity_needs_a_known_modal(mf_spec, aspirin):
-    bb, name, info = mf_spec
+    bb, name, info = mf_spec.backbone, mf_spec.name, mf_spec.info()
     assert name == "7net-mf-0@PBE" and bb.modal == "PBE" and info["sevenn_modal"] == "PBE"
     assert set(bb.modals) == {"PBE", "R2SCAN"}
     with pytest.raises(adapter.SevenNetAdapterError, match=r"needs a modal.*PBE.*R2SCAN|"
@@ -165,16 +158,20 @@ def test_untrusted_checkpoint_is_not_opened(tmp_path):
     assert marker.read_text() == "ran"
 
 
-def test_copied_checkpoint_needs_trust(tmp_path, net0, aspirin):
+def test_copied_checkpoint_needs_trust(tmp_path, monkeypatch, net0, aspirin):
     from sevenn.util import pretrained_name_to_path
 
-    copy = tmp_path / "my_7net.pth"
+    monkeypatch.chdir(tmp_path)
+    copy = Path("runs") / "my_7net.pth"             # relative, as a user types it
+    copy.parent.mkdir()
     shutil.copy(pretrained_name_to_path("7net-0"), copy)
     with pytest.raises(UntrustedCheckpoint):
         adapter.load(copy)
-    bb, name, info = adapter.from_spec(str(copy), trusted=True)
+    entry = adapter.from_spec(str(copy), trusted=True)
+    bb, name, info = entry.backbone, entry.name, entry.info()
     assert name == str(copy) and info["sha256"] == net0.sha256
-    assert info["source"] == f"sevenn {sevenn.__version__}: {copy.resolve()}"
+    # the path as given, never resolved to this machine's absolute path
+    assert info["source"] == f"sevenn {sevenn.__version__}: runs/my_7net.pth"
     pos, z = aspirin
     assert torch.equal(bb.node_features(pos[0], z), net0.node_features(pos[0], z))
 
@@ -265,7 +262,10 @@ def test_from_spec_and_available(net0):
     names = adapter.available()
     assert names[:3] == ["7net-0", "7net-0_22may2024", "7net-l3i5"]
     assert "7net-mf-0@PBE" in names and not any("omat" in n or "omni" in n for n in names)
-    bb, name, info = adapter.from_spec("sevenn:7NET-0")
+    entry = adapter.from_spec("sevenn:7NET-0")
+    bb, name, info = entry.backbone, entry.name, entry.info()
+    assert not Path(entry.source.split(" (")[0]).is_absolute()
+    assert str(Path(sevenn.__file__).parents[1]) not in entry.source
     assert name == "7net-0" and bb.layer == "3_equivariant_gate"
     assert set(info) >= {"source", "sha256", "seed", "test_energy_mae_meV",
                          "test_force_mae_meV_per_A", "sevenn_layer", "sevenn_modal",

@@ -1,10 +1,10 @@
-"""The house rules that no single module can check for itself (docs/method.md §7).
+"""The house rules that no single module can check for itself (docs/method.md §6).
 
 * Packages meet only at their public faces: a private module (a dotted name with a segment
   ``_name``) or a private name is imported only from inside the package that holds it
   (``empirical.sweep`` may use ``empirical.sweep._store`` and ``empirical.runtime``, not
   ``empirical.diagnostic._features``). Tests are white-box and exempt; ``bench/``,
-  ``examples/`` and ``proofs/`` are users of the public faces like anyone else.
+  ``examples/``, ``proofs/`` and ``training/`` are users of the public faces like anyone else.
 * No function of more than :data:`MAX_FUNCTION_LINES` lines of code (docstring, blank
   lines and comments not counted) outside ``bench/``.
 * No tracked file (code, docs, results, logs) holds an absolute path of the machine it was
@@ -25,7 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Folders whose code must use other packages through their public faces.
-CHECKED = ("spanthm", "empirical", "bench", "examples", "proofs")
+CHECKED = ("spanthm", "empirical", "bench", "examples", "proofs", "training")
 #: Private modules of other distributions that are their documented way in: SevenNet's
 #: key names live in ``sevenn._keys`` (its own code and docs import them from there).
 FOREIGN_ALLOWED = {"sevenn._keys"}
@@ -68,6 +68,8 @@ def private_crossings(path: Path):
         for i, segment in enumerate(segments):
             if segment.startswith("_") and not segment.startswith("__"):
                 owner = ".".join(segments[:i])
+                if (ROOT / Path(*segments[:i])).with_suffix(".py").is_file():
+                    owner = owner.rpartition(".")[0]    # a module's private name: its package's
                 foreign = ".".join(segments[: i + 1])
                 inside = module == owner or module.startswith(owner + ".")
                 if not inside and foreign not in FOREIGN_ALLOWED:
@@ -95,11 +97,13 @@ def test_the_crossing_check_can_fail(tmp_path, monkeypatch):
     (tmp_path / "empirical" / "sweep").mkdir(parents=True)
     (tmp_path / "empirical" / "diagnostic").mkdir(parents=True)
     bad = tmp_path / "empirical" / "sweep" / "_tasks.py"
+    (tmp_path / "empirical" / "io.py").write_text("")
     bad.write_text("from ..diagnostic._features import batch_size\n"
                    "from empirical.diagnostic import _helper\n"
-                   "from ..runtime import stream\n")
+                   "from ..runtime import stream\n"
+                   "from ..io import _check_anchor\n")
     ok = tmp_path / "empirical" / "diagnostic" / "_cells.py"
-    ok.write_text("from ._features import batch_size\nfrom .statistics._ratio import x\n")
+    ok.write_text("from ._features import batch_size\nfrom ..io import _check_anchor\n")
     assert [t for _, t in private_crossings(bad)] == [
         "empirical.diagnostic._features.batch_size", "empirical.diagnostic._helper"]
     assert private_crossings(ok) == []
@@ -186,3 +190,21 @@ def test_the_path_check_can_fail(tmp_path):
     assert absolute_paths_in(planted, machine_paths()) != []
     planted.write_text('{"source": "runs/epoch_0000.pt", "shebang": "#!/usr/bin/env bash"}')
     assert absolute_paths_in(planted, machine_paths()) == []
+
+
+def _packages():
+    for folder in ("spanthm", "empirical"):
+        for init in sorted((ROOT / folder).rglob("__init__.py")):
+            yield _module_name(init)
+
+
+@pytest.mark.parametrize("package", list(_packages()))
+def test_every_public_face_resolves(package):
+    """Each package's ``__all__`` names things it really has (a face is a promise)."""
+    import importlib
+
+    module = importlib.import_module(package)
+    names = getattr(module, "__all__", [])
+    assert len(names) == len(set(names)), f"{package}.__all__ repeats a name"
+    missing = [n for n in names if not hasattr(module, n)]
+    assert not missing, f"{package}.__all__ names what it does not have: {missing}"

@@ -13,14 +13,8 @@ from empirical.backbone import (Backbone, BackboneConfig, CheckpointError, Train
                                 check_protocol, equivariance_error, load, save_checkpoint,
                                 shipped, train)
 from empirical.data import Dataset
-from empirical.data import load as load_data
 
 TOL = {torch.float64: 1e-9, torch.float32: 1e-4}
-
-
-@pytest.fixture(scope="module")
-def aspirin():
-    return load_data("aspirin")
 
 
 def small(L=2, dtype=torch.float64, seed=0, **kw):
@@ -349,3 +343,18 @@ def test_save_every_keeps_the_checkpoints_of_one_run(aspirin, tmp_path):
     assert not torch.equal(w[0], w[1]) and not torch.equal(w[1], w[2])
     with pytest.raises(ValueError, match="save_every"):
         TrainSettings(save_every=-1)
+
+
+def test_learning_curves_png_is_byte_identical_across_reruns(tmp_path):
+    """The learning-curve PNG goes through empirical.render (one dpi, fixed metadata): the
+    same checkpoints written twice give the same bytes."""
+    from empirical.backbone import plot_learning_curves
+    from empirical.render import DPI
+
+    paths = [r["path"] for r in shipped() if r["role"] == "diagnostic"][:2]
+    first = plot_learning_curves(paths, tmp_path / "a.png").read_bytes()
+    second = plot_learning_curves(paths, tmp_path / "b.png").read_bytes()
+    assert first == second
+    assert b"Software" not in first
+    width = int.from_bytes(first[16:20], "big")       # the IHDR chunk: a 10-inch figure
+    assert width == 10 * DPI

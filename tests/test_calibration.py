@@ -67,7 +67,7 @@ def ideal_c5():
 def test_ideal_calibration_matches_spanthm_exactly(ideal_c5):
     """Ideal features: rho ~ 1 where spanthm predicts recovery, ~0 where blind; the ring
     probe is blind at (L=2, d=2), seen at (L=2, d=3) and (L=3, d=2)."""
-    cells = ideal_c5.payload["cells"]
+    cells = ideal_c5.to_dict()["cells"]
     ring = {(c["L"], c["d"]): c for c in cells if c["probe"] == "ring"}
     assert ring[(2, 2)]["predicted"] == "blind" and abs(ring[(2, 2)]["rho"]) < 0.15
     assert ring[(2, 3)]["predicted"] == "recoverable" and ring[(2, 3)]["rho"] > 0.99
@@ -84,7 +84,7 @@ def test_ideal_calibration_matches_spanthm_exactly(ideal_c5):
             assert c["rho"] > 0.99, c
         else:
             assert abs(c["rho"]) < 0.15, c
-    assert ideal_c5.payload["agreement"] is True
+    assert ideal_c5.agreement is True
 
 
 def test_c5_outputs_and_cli(ideal_c5, tmp_path, capsys):
@@ -109,9 +109,9 @@ def test_c5_outputs_and_cli(ideal_c5, tmp_path, capsys):
 
 def test_briefly_trained_source_runs_and_records_training():
     res = run_c5(Ls=(1,), degrees=(1,), lmax=2, n=80, sources=("trained",), channels=4,
-                 train_epochs=1, train_frames=40, progress=False).payload
-    assert res["training"][0]["features"] == "L1-trained" and res["training"][0]["epochs"] == 1
-    assert {c["features"] for c in res["cells"]} == {"L1-trained"}
+                 train_epochs=1, train_frames=40, progress=False)
+    assert res.training[0].features == "L1-trained" and res.training[0].epochs == 1
+    assert {c.features for c in res.cells} == {"L1-trained"}
 
 
 @pytest.mark.parametrize("kwargs,needle", [
@@ -142,7 +142,7 @@ def test_controls_contract_fast(tmp_path):
 
     res = run_controls(frames=80, n_boot=10, kinds=("untrained",),
                        parameter_widths=(9, 27), progress=False)
-    p = res.payload
+    p = res.to_dict()
     assert [(c["kind"], c["d"]) for c in p["controls"]] == [("untrained", d) for d in (1, 2, 3)]
     for c in p["controls"]:
         assert set(c) >= {"name", "kind", "L", "d", "measured_ceiling", "predicted_ceiling",
@@ -157,7 +157,7 @@ def test_controls_contract_fast(tmp_path):
 
 @pytest.mark.slow
 def test_controls_contract(small_controls, tmp_path):
-    p = small_controls.payload
+    p = small_controls.to_dict()
     kinds = {c["kind"] for c in p["controls"]}
     assert kinds == {"untrained", "parameters", "activation"}
     for c in p["controls"]:
@@ -186,12 +186,12 @@ def test_controls_without_their_backbone_are_listed_as_missing():
     from empirical.controls._controls import _plan
 
     plan = _plan(available={"aspirin_L2_seed0"}, frames=1000)
-    unavailable = {p["backbone"] for p in plan if not p["available"]}
+    unavailable = {p.backbone for p in plan if not p.available}
     assert unavailable == {"aspirin_L2_c64_seed0", "aspirin_L2_c128_seed0",
                            "aspirin_L2_tanh_seed0", "aspirin_L2_gelu_seed0",
                            "aspirin_L1_seed0", "aspirin_L3_seed0"}
-    assert all(p["available"] for p in _plan(available=set(), frames=1000)
-               if p["backbone"] in ("random", "gate-points"))
+    assert all(p.available for p in _plan(available=set(), frames=1000)
+               if p.backbone in ("random", "gate-points"))
 
 
 def test_controls_bad_options():
@@ -212,17 +212,17 @@ def test_compare_calibration_with_a_diagnostic(ideal_c5, tmp_path, capsys):
     data = c5_structures(1200, seed=8)
     diag = diagnose(backbones=[IdealFeatures(2)], dataset=data, degrees=(2, 3), lmax=6,
                     n_boot=20, k_sweep=(), progress=False)
-    cmp = compare(ideal_c5.payload, diag.payload)
+    cmp = compare(ideal_c5, diag)
     assert cmp["L"] == 2 and cmp["agreement"] is True
     assert {(r["d"], r["l"]) for r in cmp["rows"]} == {(d, l) for d in (2, 3) for l in range(1, 7)}
     assert "agree at every l" in cmp["paragraph"]
     # a disagreement is reported, not hidden
-    bad = json.loads(json.dumps(diag.payload))
+    bad = diag.to_dict()
     bad["summary"]["2"]["rho"]["5"] = 0.8
     bad["summary"]["2"]["measured_ceiling"] = 5     # kept consistent: compare checks them
     bad["summary"]["2"]["rho_above"] = 0.8
     bad["summary"]["2"]["agreement"] = False
-    assert "disagree" in compare(ideal_c5.payload, bad)["paragraph"]
+    assert "disagree" in compare(ideal_c5.to_dict(), bad)["paragraph"]
 
     ideal_c5.save(tmp_path / "c5")
     diag.save(tmp_path / "asp", plots=False)

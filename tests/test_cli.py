@@ -1,4 +1,5 @@
-"""The spanthm command line: JSON contract, exit codes, one-line errors."""
+"""The spanthm command line: JSON contract, exit codes, one-line errors; the empirical
+command line's parser: shared options and the training defaults."""
 
 import json
 import subprocess
@@ -149,3 +150,69 @@ def test_console_script_runs():
     proc = subprocess.run([sys.executable, "-m", "spanthm.cli", "check", "--L", "1", "--d",
                            "2", "--json"], capture_output=True, text=True)
     assert proc.returncode == 0 and json.loads(proc.stdout)["ceiling"] == 2
+
+
+# -- the empirical parser ------------------------------------------------------------------------
+
+#: The run commands whose --threads means "torch CPU threads, default all cores".
+RUN_COMMANDS = ("diagnose", "profile", "survey", "c5", "controls", "reproduce")
+
+
+def _subparsers(parser):
+    from argparse import _SubParsersAction
+
+    action = next(a for a in parser._actions if isinstance(a, _SubParsersAction))
+    return action.choices
+
+
+def _option(subparser, option):
+    return next(a for a in subparser._actions if option in a.option_strings)
+
+
+def test_empirical_run_commands_share_their_common_options():
+    """One definition of --threads, --overwrite, --no-plots and --no-progress serves every
+    run command: the same help and type wherever the option means the same thing."""
+    from empirical import cli as ecli
+
+    commands = _subparsers(ecli.build_parser())
+    threads = [_option(commands[c], "--threads") for c in RUN_COMMANDS]
+    assert {a.help for a in threads} == {"torch CPU threads (default: all cores)"}
+    assert {a.type for a in threads} == {threads[0].type}
+    for option, names in (("--overwrite", ("diagnose", "profile", "survey", "sweep", "c5",
+                                           "controls", "compare")),
+                          ("--no-plots", ("diagnose", "profile", "survey", "sweep", "c5")),
+                          ("--no-progress", RUN_COMMANDS + ("train", "sweep"))):
+        actions = [_option(commands[c], option) for c in names]
+        assert len({(a.help, a.default, a.dest) for a in actions}) == 1, option
+    assert _option(commands["diagnose"], "--overwrite").help == ecli.OVERWRITE_HELP
+
+
+def test_empirical_train_defaults_come_from_train_settings(tmp_path, monkeypatch, capsys):
+    """The train command restates none of TrainSettings' defaults: an option not given
+    leaves the field to TrainSettings; a given one reaches it."""
+    from dataclasses import fields
+
+    import numpy as np
+
+    import empirical.backbone as backbone
+    import empirical.data as data
+    from empirical import cli as ecli
+
+    argv = ["train", "--seed", "0", "--out", str(tmp_path / "run"), "--no-progress"]
+    args = ecli.build_parser().parse_args(argv)
+    options = [f.name for f in fields(backbone.TrainSettings) if hasattr(args, f.name)]
+    assert len(options) == 11 and all(getattr(args, name) is None for name in options)
+
+    seen = []
+
+    def fake_train(dataset, out, config, seed, settings, **kwargs):
+        seen.append(settings)
+        return {"test": {"energy_mae_meV": 1.0, "force_mae_meV_per_A": 2.0}, "status": "done"}
+
+    monkeypatch.setattr(backbone, "train", fake_train)
+    monkeypatch.setattr(data, "load", lambda source: type("D", (), {"numbers": np.array([1, 6])}))
+    assert ecli.main(argv) == 0
+    assert ecli.main(argv + ["--epochs", "7", "--lr", "0.01", "--max-minutes", "0"]) == 0
+    capsys.readouterr()
+    assert seen[0] == backbone.TrainSettings()
+    assert seen[1] == backbone.TrainSettings(epochs=7, lr=0.01)

@@ -227,11 +227,6 @@ def test_info_json(capsys, tmp_path):
 # --- the shipped dataset ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def aspirin():
-    return load("aspirin")
-
-
 def test_shipped_aspirin_shape_and_provenance(aspirin):
     assert aspirin.n_frames >= 5000 and aspirin.n_atoms == 21 and aspirin.formula == "C9H8O4"
     meta = aspirin.metadata

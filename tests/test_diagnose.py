@@ -14,22 +14,14 @@ from empirical.backbone import Backbone, BackboneConfig, save_checkpoint
 from empirical.data import Dataset, save_npz
 from empirical.diagnostic import (SCHEMA_VERSION, DiagnoseResult, diagnose, haar_rotations, inject, marked_direction, signal,
                                 signal_coefficients, signal_gradient)
-from empirical.diagnostic._probe import (fit_reduction, fit_ridge, fit_trained, group_folds,
-                                       monomial_exponents, monomials, n_monomials)
+from empirical.runtime import default_dtype
+from empirical.diagnostic._probe import (SpectralProbe, fit_ridge, group_folds, make_reduction,
+                                         monomial_exponents, monomials, n_monomials)
 
 
 # -- fixtures ---------------------------------------------------------------------------------
 
-def toy_dataset(n=600, atoms=4, seed=0, marked=(0, 1)) -> Dataset:
-    """Random small 'molecules': an invariant energy (pair distances) plus noise."""
-    rng = np.random.default_rng(seed)
-    pos = rng.normal(scale=1.2, size=(n, atoms, 3))
-    pos[:, 1] = pos[:, 0] + rng.normal(size=(n, 3))           # marked pair never coincides
-    d = np.linalg.norm(pos[:, :, None] - pos[:, None], axis=-1)
-    energies = d.sum(axis=(1, 2)) / 2 + rng.normal(scale=0.05, size=n)
-    return Dataset(positions=pos, numbers=np.array([6, 8] + [1] * (atoms - 2)),
-                   energies=energies, forces=np.zeros_like(pos),
-                   metadata={"source": "toy", "marked_bond": {"atoms": list(marked)}})
+from _helpers import toy_dataset  # noqa: E402
 
 
 class IdealBackbone:
@@ -152,18 +144,15 @@ def test_irrep_reduction_is_equivariant():
     irreps = o3.Irreps("3x0e+2x1o+3x2e")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, irreps.dim))
-    red = fit_reduction(x, irreps, k=9 * 2)
-    torch.set_default_dtype(torch.float64)
-    try:
+    red = make_reduction("irrep", irreps, 9 * 2).fit(x)
+    with default_dtype(torch.float64):
         R = o3.rand_matrix()
         D = irreps.D_from_matrix(R).numpy()
         z = red.transform(x)
         z_rot = red.transform(x @ D.T)
         reduced = o3.Irreps("2x0e+2x1o+2x2e")
         D_red = reduced.D_from_matrix(R).numpy()
-    finally:
-        torch.set_default_dtype(torch.float32)
-    assert red.k == reduced.dim
+    assert red.k_ == reduced.dim
     # scalars are centred (a shift), the rest rotate
     assert np.allclose(z_rot, z @ D_red.T, atol=1e-10)
 
@@ -171,7 +160,7 @@ def test_irrep_reduction_is_equivariant():
 def test_pca_reduction_whitens():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(300, 12)) @ rng.normal(size=(12, 12))
-    red = fit_reduction(x, o3.Irreps("12x0e"), k=5, method="pca")
+    red = make_reduction("pca", o3.Irreps("12x0e"), 5).fit(x)
     z = red.transform(x)
     assert z.shape == (300, 5)
     assert np.allclose(np.cov(z.T, bias=True), np.eye(5), atol=1e-8)
@@ -184,11 +173,11 @@ def test_trained_spn_finds_the_boundary_and_not_above():
     irreps = o3.Irreps.spherical_harmonics(1)
     x = o3.spherical_harmonics(irreps, torch.as_tensor(u), True, normalization="component").numpy()
     x = x + 0.01 * rng.normal(size=x.shape)
-    red = fit_reduction(x[:700], irreps, k=4)
     for l, recoverable in ((2, True), (3, False)):
         s = signal(l, u, signal_coefficients(l, seed=0))
-        predict = fit_trained(x[:700], s[:700], np.arange(700), red, d=2, seed=0, epochs=300)
-        rho = np.corrcoef(predict(x[700:]), s[700:])[0, 1]
+        probe = SpectralProbe(d=2, k=4, irreps=irreps, solver="trained", seed=0, epochs=300)
+        rho = np.corrcoef(probe.fit(x[:700], s[:700], np.arange(700)).predict(x[700:]),
+                          s[700:])[0, 1]
         assert (rho > 0.95) if recoverable else (abs(rho) < 0.25), (l, rho)
 
 
@@ -391,8 +380,9 @@ def test_channel_allocation_fills_the_width_from_the_top_degree():
         alloc = channel_allocation(irreps, k)
         used = sum(m * (2 * l + 1) for l, m in alloc.items())
         assert used <= k and k - used < 5           # less than one l = 2 block is left
-    red = fit_reduction(np.random.default_rng(0).normal(size=(50, irreps.dim)), irreps, k=16)
-    assert red.k == 15
+    red = make_reduction("irrep", irreps, 16).fit(np.random.default_rng(0).normal(
+        size=(50, irreps.dim)))
+    assert red.k_ == 15
 
 
 def test_cli_nequip_backbone_without_nequip_exits_2(monkeypatch, tmp_path, capsys):

@@ -296,13 +296,24 @@ def test_disagreement_verdict(result):
 
 
 def test_number_format():
-    assert _report._num(None) == "undefined"
-    assert _report._num(-0.0001) == "0.000"
-    assert _report._num(11.66, 1) == "11.7"
-    assert _report._num(-0.0004, signed=True) == "+0.000"
-    assert _report._num(0.25, signed=True) == "+0.250"
-    assert _report._with_ci(0.5, [None, None]) == "0.500 [undefined]"
-    assert _report._with_ci(0.5, [0.4, 0.61234]) == "0.500 [0.400, 0.612]"
+    from empirical.render import num, with_interval
+    from empirical.diagnostic.statistics import Interval
+
+    assert num(None) == "undefined"
+    assert num(-0.0001) == "0.000"
+    assert num(11.66, 1) == "11.7"
+    assert num(-0.0004, signed=True) == "+0.000"
+    assert num(0.25, signed=True) == "+0.250"
+    assert with_interval(0.5, [None, None]) == "0.500 [undefined]"
+    assert with_interval(0.5, [0.4, 0.61234]) == "0.500 [0.400, 0.612]"
+    assert with_interval(0.5, Interval(0.4, 0.61234)) == "0.500 [0.400, 0.612]"
+
+
+def test_report_formats_through_render():
+    """The report has no formatting copies of its own: numbers and PNGs go through
+    empirical.render (one missing-value word, one dpi, fixed metadata)."""
+    for name in ("_num", "_ci", "_with_ci", "_pyplot", "_png_bytes", "UNDEFINED", "DPI"):
+        assert not hasattr(_report, name), name
 
 
 def test_capacity_interpretation_from_numbers(result):
@@ -457,3 +468,25 @@ def test_cliff_ratio_of_the_run_is_a_fieller_set(result, written):
     assert f"= {s.cliff_ratio:.1f}" in _cliff_line(report) and text in _cliff_line(report)
     assert "Fieller-type confidence set from the bootstrap covariance" in report
     assert "read it with rho(5) and its interval" in report
+
+
+def test_records_hold_intervals_and_json_holds_lists(result):
+    """Between the typed records an interval is a statistics.Interval (None where the
+    quantity has none); results.json still writes [low, high] lists, and reading it back
+    gives the same records."""
+    from empirical.diagnostic import CapacityPoint
+    from empirical.diagnostic.statistics import Interval
+
+    s = result.summaries[2]
+    assert s.rho_ci[0] is None and isinstance(s.rho_ci[1], Interval)
+    assert isinstance(s.gain_ci[1], Interval) and isinstance(s.delta_contrast_ci, Interval)
+    assert all(c.rho_ci is None if c.l == 0 else isinstance(c.rho_ci, Interval)
+               for c in result.cells)
+    assert all(isinstance(p, CapacityPoint) for p in result.k_sweep)
+    payload = json.loads(result.to_json())
+    assert payload == result.to_dict()              # plain lists, no tuples, in the dict too
+    assert isinstance(result.to_dict()["summary"]["2"]["rho_ci"]["1"], list)
+    assert isinstance(result.to_dict()["cells"][1]["rho_ci"], list)
+    back = DiagnoseResult.from_dict(payload)
+    assert back.summaries == result.summaries and back.cells == result.cells
+    assert back.to_dict() == payload

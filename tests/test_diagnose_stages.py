@@ -18,7 +18,7 @@ from e3nn import o3
 from hypothesis import given, settings
 from hypothesis import strategies as hst
 
-from empirical.data import Dataset
+from _helpers import toy_dataset
 from empirical.diagnostic import (FeatureSet, SpectralProbe, diagnose,
                                   extract_features, make_plan, model_dtype, probe_backbone,
                                   summarize, verdict)
@@ -29,15 +29,6 @@ from empirical.testing import assert_equivariant_features, assert_spectral_ceili
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def toy_dataset(n=300, atoms=4, seed=0) -> Dataset:
-    rng = np.random.default_rng(seed)
-    pos = rng.normal(scale=1.2, size=(n, atoms, 3))
-    pos[:, 1] = pos[:, 0] + rng.normal(size=(n, 3))
-    d = np.linalg.norm(pos[:, :, None] - pos[:, None], axis=-1)
-    energies = d.sum(axis=(1, 2)) / 2 + rng.normal(scale=0.05, size=n)
-    return Dataset(positions=pos, numbers=np.array([6, 8] + [1] * (atoms - 2)),
-                   energies=energies, forces=np.zeros_like(pos),
-                   metadata={"source": "toy", "marked_bond": {"atoms": [0, 1]}})
 
 
 class FingerprintBackbone:
@@ -384,3 +375,12 @@ def test_probe_parts_per_degree_merge_to_one_call(fingerprint_features, split):
         merge_probes(parts + parts[:1], plan)
     with pytest.raises(ValueError, match="not in the plan"):
         probe_backbone("fp", fs, plan, plan.energies(data), degrees=[3])
+
+
+def test_seed_streams_record_the_diagnostics_streams_only():
+    """``config.seed_streams`` names the plan's streams and the signal's, with the keys of
+    the one registry (empirical.runtime.STREAMS), and nothing of other commands (C5)."""
+    from empirical.diagnostic._plan import seed_streams
+
+    assert seed_streams() == {"frames": 11, "split": 12, "rotations": 13, "cv": 14,
+                              "bootstrap": 15, "signal_coefficients": "[seed, 1, l]"}

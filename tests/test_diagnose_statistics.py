@@ -314,7 +314,7 @@ def test_statistic_objects_are_explicit():
     # no fast path hangs off the functions themselves any more
     assert not any(hasattr(f, "weighted") for f in (pearson_rows, raw_gain_rows,
                                                      r2_injected_rows))
-    with pytest.raises(Exception):
+    with pytest.raises(AttributeError, match="cannot assign to field 'weighted'"):
         PEARSON.weighted = None                                 # frozen
     with pytest.raises(ValueError, match="rows of statistic 'x'"):
         Statistic("x", 3)

@@ -30,7 +30,7 @@ def test_own_e3nn_model_example_is_diagnosable():
     assert equivariance_error(model, pos, num, rot) < 1e-4
     assert equivariance_error(model, pos, num, -rot) < 1e-4
     res = diagnose(backbones=[model], names=["gate-points"], dataset=data, degrees=(1,),
-                   lmax=3, frames=200, n_boot=20, k_sweep=(), progress=False).payload
+                   lmax=3, frames=200, n_boot=20, k_sweep=(), progress=False).to_dict()
     s = res["summary"]["1"]
     assert s["ceiling"] == 2
     assert s["rho"]["3"] is not None and abs(s["rho"]["3"]) < 0.3      # blind above dL

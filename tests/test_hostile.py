@@ -9,27 +9,16 @@ import pickle
 
 import pytest
 
+from _helpers import SavedPayload, WritesAFile, crafted_pickle
 from empirical import cli
 from empirical.adapters._trust import (UntrustedCheckpoint, is_installed_file,
                                        require_trust)
 
 
-class _WritesAFile:
-    """Unpickling this runs ``open(marker, "w").write("ran")``: a stand-in for any code."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
-
-
 @pytest.fixture
 def crafted(tmp_path):
     marker = tmp_path / "written-by-the-checkpoint"
-    path = tmp_path / "best.ckpt"
-    path.write_bytes(pickle.dumps({"state_dict": _WritesAFile(marker)}))
-    return path, marker
+    return crafted_pickle(tmp_path / "best.ckpt", marker), marker
 
 
 def test_the_crafted_checkpoint_really_runs_code_when_unpickled(crafted):
@@ -65,17 +54,19 @@ def test_cli_refuses_an_untrusted_checkpoint_exit_2(crafted, tmp_path, capsys):
     assert not marker.exists() and not out.exists()
 
 
-def test_our_own_checkpoints_never_unpickle_code(crafted, tmp_path):
-    """``empirical.backbone.load`` reads with ``weights_only=True``: the crafted pickle is
-    refused, trusted or not, and its code does not run."""
-    from empirical.backbone import load
+def test_our_own_checkpoints_never_unpickle_code(tmp_path):
+    """``empirical.backbone.load`` reads with ``weights_only=True``: a torch file whose
+    pickle runs code is refused by torch's safe unpickler, and its code does not run."""
+    from empirical.backbone import CheckpointError, load
 
-    path, marker = crafted
+    marker = tmp_path / "written-by-the-checkpoint"
     own = tmp_path / "model.pt"
-    own.write_bytes(path.read_bytes())
-    with pytest.raises(Exception):
+    torch.save({"format": "empirical-backbone/1", "state_dict": WritesAFile(marker)}, own)
+    with pytest.raises(CheckpointError, match=r"model\.pt'.*\(UnpicklingError\)"):
         load(own)
     assert not marker.exists()
+    torch.load(own, weights_only=False)       # the premise: an unsafe load runs its code
+    assert marker.read_text() == "ran"
 
 
 def test_trust_rule(tmp_path):
@@ -93,6 +84,7 @@ def test_trust_rule(tmp_path):
 # -- outputs: never mixed, never lost ----------------------------------------------------------
 
 import json  # noqa: E402
+import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -128,15 +120,16 @@ def _toy(n=120):
 def test_a_set_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     out = tmp_path / "run"
     calls = {"n": 0}
-    real = Path.write_bytes
+    real = os.fsync
 
-    def interrupted(self, data):
+    def interrupted(fd):
+        """The second file's sync to disk is interrupted."""
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return real(self, data)
+        return real(fd)
 
-    monkeypatch.setattr(Path, "write_bytes", interrupted)
+    monkeypatch.setattr(os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_file_set(out, {"a.png": b"1", "results.json": b"{}"})
     monkeypatch.undo()
@@ -145,7 +138,7 @@ def test_a_set_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "a.png", "results.json"]
     # an interrupted overwrite leaves the earlier set as it was
     calls["n"] = 0
-    monkeypatch.setattr(Path, "write_bytes", interrupted)
+    monkeypatch.setattr(os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_file_set(out, {"b.png": b"2", "results.json": b"[]"}, overwrite=True)
     monkeypatch.undo()
@@ -215,26 +208,16 @@ def test_reproduce_keeps_finished_steps_and_says_so(tmp_path, capsys, monkeypatc
     out = tmp_path / "repro"
     ran = []
 
-    class Fake:
-        seconds = 1.0
-
-        def __init__(self, payload):
-            self.payload = payload
-
-        def save(self, folder, overwrite=False):
-            write_file_set(folder, {"results.json": json.dumps(self.payload).encode()},
-                           overwrite=overwrite)
-
     def run():
         ran.append(1)
-        return Fake({"config": {"seed": 0}, "x": 1})
+        return SavedPayload({"config": {"seed": 0}, "x": 1}, seconds=1.0)
 
-    first = rep._step(out, "c5", 0, False, run, Fake, log=lambda s: None)
-    again = rep._step(out, "c5", 0, False, run, Fake, log=lambda s: None)
+    first = rep._step(out, "c5", 0, False, run, SavedPayload, log=lambda s: None)
+    again = rep._step(out, "c5", 0, False, run, SavedPayload, log=lambda s: None)
     assert len(ran) == 1 and again.payload == first.payload          # resumed, not rerun
     with pytest.raises(ValueError, match="seed 0, not 1"):
-        rep._step(out, "c5", 1, False, run, Fake, log=lambda s: None)
-    rep._step(out, "c5", 0, True, run, Fake, log=lambda s: None)       # --overwrite reruns
+        rep._step(out, "c5", 1, False, run, SavedPayload, log=lambda s: None)
+    rep._step(out, "c5", 0, True, run, SavedPayload, log=lambda s: None)   # --overwrite reruns
     assert len(ran) == 2
 
     def interrupted(*a, **k):

@@ -113,10 +113,8 @@ class _Offset(_Centred):
 
 
 @pytest.fixture(scope="module")
-def aspirin_small():
-    from empirical.data import load as load_data
-
-    return load_data("aspirin").subset(range(200))
+def aspirin_small(aspirin):
+    return aspirin.subset(range(200))
 
 
 def test_assert_spectral_ceiling_fails_on_a_model_that_is_not_equivariant(aspirin_small):

@@ -193,120 +193,135 @@ class _no_runtime_warning:
 
 # -- about 30 hostile files: each one line, exit 2, naming the file (or read as it should be) ----
 
-def _write_hostile(kind: str, path):
-    t = _toy()
-    if kind == "truncated zip":
-        full = _npz(path.with_name("full.npz"), t).read_bytes()
-        path.write_bytes(full[:len(full) // 2])
-    elif kind == "empty file":
-        path.write_bytes(b"")
-    elif kind == "random bytes":
-        path.write_bytes(np.random.default_rng(0).bytes(4096))
-    elif kind == "text file":
-        path.write_text("positions,energies\n1,2\n")
-    elif kind == "non-npy member":
+def _savez_edited(**edits):
+    """A writer of ``np.savez(path, **arrays)``, each ``key: edit`` replacing (or adding)
+    ``arrays[key]`` by ``edit(arrays)``."""
+    def write(path, t):
+        np.savez(path, **{**t, **{key: edit(t) for key, edit in edits.items()}})
+    return write
+
+
+def _with_value(key, index, value):
+    """An edit: a copy of ``arrays[key]`` with ``value`` at ``index``."""
+    def edit(t):
+        array = t[key].copy()
+        array[index] = value
+        return array
+    return edit
+
+
+def _savez_all(transform):
+    """A writer of ``np.savez(path, **transform(arrays))``."""
+    return lambda path, t: np.savez(path, **transform(t))
+
+
+def _truncated_zip(path, t):
+    full = _npz(path.with_name("full.npz"), t).read_bytes()
+    path.write_bytes(full[:len(full) // 2])
+
+
+def _zip_with(name, content):
+    """A writer of a zip archive holding the one member ``name``."""
+    def write(path, t):
         with zipfile.ZipFile(path, "w") as z:
-            z.writestr("readme.txt", "hello")
-    elif kind == "bad npy magic":
-        with zipfile.ZipFile(path, "w") as z:
-            z.writestr("positions.npy", b"NOTNUMPY" + bytes(100))
-    elif kind == "object array":
-        t["energies"] = np.array([{"e": 1.0}] * 20, dtype=object)
-        np.savez(path, **t)
-    elif kind == "object metadata":
-        t["metadata"] = np.array([{"a": 1}], dtype=object)
-        np.savez(path, **t)
-    elif kind == "string energies":
-        t["energies"] = np.array(["x"] * 20)
-        np.savez(path, **t)
-    elif kind == "complex positions":
-        t["positions"] = t["positions"].astype(complex)
-        np.savez(path, **t)
-    elif kind == "forces shape mismatch":
-        t["forces"] = t["forces"][:-1]
-        np.savez(path, **t)
-    elif kind == "energies length mismatch":
-        t["energies"] = t["energies"][:5]
-        np.savez(path, **t)
-    elif kind == "zero frames":
-        np.savez(path, **{k: (v[:0] if k != "numbers" else v) for k, v in t.items()})
-    elif kind == "NaN positions":
-        t["positions"][2, 1, 0] = np.nan
-        np.savez(path, **t)
-    elif kind == "inf energies":
-        t["energies"][4] = np.inf
-        np.savez(path, **t)
-    elif kind == "2-D positions":
-        t["positions"] = t["positions"].reshape(20, -1)
-        np.savez(path, **t)
-    elif kind == "atomic number 200":
-        t["numbers"] = np.array([6, 8, 1, 200])
-        np.savez(path, **t)
-    elif kind == "atomic number 0":
-        t["numbers"] = np.array([6, 8, 0, 1])
-        np.savez(path, **t)
-    elif kind == "fractional atomic numbers":
-        t["numbers"] = np.array([6.5, 8, 1, 1])
-        np.savez(path, **t)
-    elif kind == "duplicated member":
-        with zipfile.ZipFile(path, "w") as z:
-            for key, arr in t.items():
-                with z.open(key + ".npy", "w") as out:
-                    npy_format.write_array(out, arr)
-            import warnings
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")                      # "Duplicate name"
-                with z.open("energies.npy", "w") as out:
-                    npy_format.write_array(out, t["energies"] * 0)
-    elif kind == "MD17 without forces":
-        np.savez(path, R=t["positions"], E=t["energies"], z=t["numbers"])
-    elif kind == "unknown layout":
-        np.savez(path, a=np.zeros(3))
-    elif kind == "metadata not JSON":
-        t["metadata"] = np.array("{not json")
-        np.savez(path, **t)
-    elif kind == "corrupt deflate stream":
-        good = tmp = path.with_name("good.npz")
-        _npz(tmp, t)
-        raw = bytearray(good.read_bytes())
-        with zipfile.ZipFile(good) as z:
-            info = z.getinfo("positions.npy")
-        start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 200
-        raw[start:start + 200] = bytes(200)
-        path.write_bytes(bytes(raw))
-    elif kind == "truncated member":
-        with zipfile.ZipFile(path, "w") as z:
-            for key, arr in t.items():
-                data = arr.tobytes()
-                with z.open(key + ".npy", "w") as out:
-                    npy_format.write_array_header_1_0(
-                        out, npy_format.header_data_from_array_1_0(arr))
-                    out.write(data[:len(data) // 2] if key == "forces" else data)
-    elif kind == "directory":
-        path.mkdir()
-    elif kind == "too many atoms in the header":
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-            _member(z, "positions", (1, 20_000, 3))
-            _member(z, "forces", (1, 20_000, 3))
-            _member(z, "energies", (1,))
-            _member(z, "numbers", (20_000,), dtype="<i8")
-    elif kind in ("fortran order", "big endian", "one atom", "float32", "MD17 (frames, 1) E"):
-        if kind == "fortran order":
-            t["positions"] = np.asfortranarray(t["positions"])
-        elif kind == "big endian":
-            t = {k: v.astype(v.dtype.newbyteorder(">")) for k, v in t.items()}
-        elif kind == "one atom":
-            t = {k: (v[:1] if k == "numbers" else v[:, :1] if v.ndim == 3 else v)
-                 for k, v in t.items()}
-        elif kind == "float32":
-            t = {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in t.items()}
-        else:
-            np.savez(path, R=t["positions"], E=t["energies"][:, None], F=t["forces"],
-                     z=t["numbers"])
-            return
-        np.savez(path, **t)
-    else:
-        raise AssertionError(kind)
+            z.writestr(name, content)
+    return write
+
+
+def _duplicated_member(path, t):
+    import warnings
+
+    with zipfile.ZipFile(path, "w") as z:
+        for key, arr in t.items():
+            with z.open(key + ".npy", "w") as out:
+                npy_format.write_array(out, arr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")                      # "Duplicate name"
+            with z.open("energies.npy", "w") as out:
+                npy_format.write_array(out, t["energies"] * 0)
+
+
+def _corrupt_deflate_stream(path, t):
+    good = _npz(path.with_name("good.npz"), t)
+    raw = bytearray(good.read_bytes())
+    with zipfile.ZipFile(good) as z:
+        info = z.getinfo("positions.npy")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 200
+    raw[start:start + 200] = bytes(200)
+    path.write_bytes(bytes(raw))
+
+
+def _truncated_member(path, t):
+    with zipfile.ZipFile(path, "w") as z:
+        for key, arr in t.items():
+            data = arr.tobytes()
+            with z.open(key + ".npy", "w") as out:
+                npy_format.write_array_header_1_0(out, npy_format.header_data_from_array_1_0(arr))
+                out.write(data[:len(data) // 2] if key == "forces" else data)
+
+
+def _too_many_atoms_in_the_header(path, t):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        _member(z, "positions", (1, 20_000, 3))
+        _member(z, "forces", (1, 20_000, 3))
+        _member(z, "energies", (1,))
+        _member(z, "numbers", (20_000,), dtype="<i8")
+
+
+#: kind -> writer(path, arrays of :func:`_toy`): files ``empirical data info`` refuses
+#: (:data:`REFUSED` holds the words of each refusal).
+_REFUSED_WRITERS = {
+    "truncated zip": _truncated_zip,
+    "empty file": lambda path, t: path.write_bytes(b""),
+    "random bytes": lambda path, t: path.write_bytes(np.random.default_rng(0).bytes(4096)),
+    "text file": lambda path, t: path.write_text("positions,energies\n1,2\n"),
+    "non-npy member": _zip_with("readme.txt", "hello"),
+    "bad npy magic": _zip_with("positions.npy", b"NOTNUMPY" + bytes(100)),
+    "object array": _savez_edited(energies=lambda t: np.array([{"e": 1.0}] * 20, dtype=object)),
+    "object metadata": _savez_edited(metadata=lambda t: np.array([{"a": 1}], dtype=object)),
+    "string energies": _savez_edited(energies=lambda t: np.array(["x"] * 20)),
+    "complex positions": _savez_edited(positions=lambda t: t["positions"].astype(complex)),
+    "forces shape mismatch": _savez_edited(forces=lambda t: t["forces"][:-1]),
+    "energies length mismatch": _savez_edited(energies=lambda t: t["energies"][:5]),
+    "zero frames": _savez_all(lambda t: {k: (v[:0] if k != "numbers" else v)
+                                         for k, v in t.items()}),
+    "NaN positions": _savez_edited(positions=_with_value("positions", (2, 1, 0), np.nan)),
+    "inf energies": _savez_edited(energies=_with_value("energies", 4, np.inf)),
+    "2-D positions": _savez_edited(positions=lambda t: t["positions"].reshape(20, -1)),
+    "atomic number 200": _savez_edited(numbers=lambda t: np.array([6, 8, 1, 200])),
+    "atomic number 0": _savez_edited(numbers=lambda t: np.array([6, 8, 0, 1])),
+    "fractional atomic numbers": _savez_edited(numbers=lambda t: np.array([6.5, 8, 1, 1])),
+    "duplicated member": _duplicated_member,
+    "MD17 without forces": lambda path, t: np.savez(path, R=t["positions"], E=t["energies"],
+                                                    z=t["numbers"]),
+    "unknown layout": lambda path, t: np.savez(path, a=np.zeros(3)),
+    "metadata not JSON": _savez_edited(metadata=lambda t: np.array("{not json")),
+    "corrupt deflate stream": _corrupt_deflate_stream,
+    "truncated member": _truncated_member,
+    "directory": lambda path, t: path.mkdir(),
+    "too many atoms in the header": _too_many_atoms_in_the_header,
+}
+
+#: kind -> writer(path, arrays of :func:`_toy`): unusual files that are valid.
+_ACCEPTED_WRITERS = {
+    "fortran order": _savez_edited(positions=lambda t: np.asfortranarray(t["positions"])),
+    "big endian": _savez_all(lambda t: {k: v.astype(v.dtype.newbyteorder(">"))
+                                        for k, v in t.items()}),
+    "one atom": _savez_all(lambda t: {k: (v[:1] if k == "numbers" else v[:, :1] if v.ndim == 3
+                                          else v) for k, v in t.items()}),
+    "float32": _savez_all(lambda t: {k: (v.astype(np.float32) if v.dtype.kind == "f" else v)
+                                     for k, v in t.items()}),
+    "MD17 (frames, 1) E": lambda path, t: np.savez(path, R=t["positions"],
+                                                   E=t["energies"][:, None], F=t["forces"],
+                                                   z=t["numbers"]),
+}
+
+
+def _write_hostile(kind: str, path) -> None:
+    """Write the file of ``kind`` (a key of :data:`_REFUSED_WRITERS` or
+    :data:`_ACCEPTED_WRITERS`) at ``path``, from :func:`_toy`'s arrays."""
+    writer = _REFUSED_WRITERS.get(kind) or _ACCEPTED_WRITERS[kind]
+    writer(path, _toy())
 
 
 REFUSED = {
@@ -330,7 +345,11 @@ REFUSED = {
     "truncated member": "'forces'", "directory": "it is a directory",
     "too many atoms in the header": "20000 atoms per frame, above the limit",
 }
-ACCEPTED = ["fortran order", "big endian", "one atom", "float32", "MD17 (frames, 1) E"]
+ACCEPTED = list(_ACCEPTED_WRITERS)
+
+
+def test_every_refused_kind_has_its_writer_and_its_message():
+    assert sorted(REFUSED) == sorted(_REFUSED_WRITERS)
 
 
 @pytest.mark.parametrize("kind", sorted(REFUSED))
@@ -457,8 +476,8 @@ def test_shortest_distances_are_exact_and_fast():
 # -- case 11: unit heuristics ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def aspirin50():
-    return load("aspirin").subset(range(50))
+def aspirin50(aspirin):
+    return aspirin.subset(range(50))
 
 
 def _scaled(ds, pos=1.0, energy=1.0, force=1.0):
@@ -466,11 +485,11 @@ def _scaled(ds, pos=1.0, energy=1.0, force=1.0):
                    {"source": "scaled aspirin"})
 
 
-def test_true_aspirin_raises_no_unit_warning(aspirin50):
+def test_true_aspirin_raises_no_unit_warning(aspirin, aspirin50):
     from empirical.data import unit_warnings
 
     assert unit_warnings(aspirin50) == []
-    assert unit_warnings(load("aspirin")) == []
+    assert unit_warnings(aspirin) == []
 
 
 @pytest.mark.parametrize("unit, scale, needle", [
@@ -517,7 +536,7 @@ def test_the_unit_windows_hold_at_their_edges(aspirin50):
         _info.UNIT_WINDOWS.update(windows)
 
 
-def test_the_unit_warning_reaches_the_result():
+def test_the_unit_warning_reaches_the_result(aspirin):
     """The issue's kcal/mol aspirin ran without a word: the result now carries the warning."""
     import torch
     from e3nn import o3
@@ -533,7 +552,7 @@ def test_the_unit_warning_reaches_the_result():
             return o3.spherical_harmonics(self.irreps_out, v[None], normalize=True,
                                           normalization="component").repeat(len(positions), 1)
 
-    asp = load("aspirin").subset(range(60))
+    asp = aspirin.subset(range(60))
     kcal = Dataset(asp.positions, asp.numbers, asp.energies / KCAL_PER_MOL,
                    asp.forces / KCAL_PER_MOL, dict(asp.metadata))
     res = diagnose(backbones=[Ideal()], dataset=kcal, degrees=(1,), lmax=2, n_boot=10,

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _helpers import SavedPayload
 from empirical import cli
 from empirical.data import Dataset, save_npz
 
@@ -427,24 +428,14 @@ def test_reproduce_step_reads_back_or_names_the_file(tmp_path):
     from empirical import reproduce as rep
     from empirical.io import write_file_set
 
-    class Fake:
-        seconds = 0.0
-
-        def __init__(self, payload):
-            self.payload = payload
-
-        def save(self, folder, overwrite=False):
-            write_file_set(folder, {"results.json": json.dumps(self.payload).encode()},
-                           overwrite=overwrite)
-
     def read(p):
-        return Fake(rep._with_keys("c5", p))
+        return SavedPayload(rep._with_keys("c5", p))
 
     ran = []
 
     def run():
         ran.append(1)
-        return Fake({"config": {"seed": 0}, "cells": [], "agreement": 1, "summary": {}})
+        return SavedPayload({"config": {"seed": 0}, "cells": [], "agreement": 1, "summary": {}})
 
     out = tmp_path / "D"
     write_file_set(out / "c5", {"results.json": b'{"config": {"seed": 0}}'})   # old schema

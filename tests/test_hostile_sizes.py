@@ -12,23 +12,12 @@ from empirical import cli
 from empirical.backbone import Backbone, BackboneConfig, CheckpointError
 from empirical.backbone import _model, _train
 from empirical.backbone._checkpoint import load, read_checkpoint
+from empirical.backbone._model import (MAX_CHANNELS, MAX_CUTOFF_P, MAX_L, MAX_LAYERS,
+                                       MAX_N_BASIS, MAX_R_MAX, MAX_RADIAL_HIDDEN, MAX_Z)
+from empirical.backbone._train import MAX_BATCH_SIZE, MAX_EPOCHS
 from empirical.calibration import _c5
+from empirical.calibration._c5 import MAX_STRUCTURES, MAX_TRAIN_EPOCHS
 from empirical.data import Dataset
-
-# The limits (with their values as fallbacks, so that this file also runs, and fails test by
-# test, on code that does not have them yet).
-MAX_L = getattr(_model, "MAX_L", 8)
-MAX_CHANNELS = getattr(_model, "MAX_CHANNELS", 1024)
-MAX_LAYERS = getattr(_model, "MAX_LAYERS", 32)
-MAX_N_BASIS = getattr(_model, "MAX_N_BASIS", 128)
-MAX_RADIAL_HIDDEN = getattr(_model, "MAX_RADIAL_HIDDEN", 1024)
-MAX_CUTOFF_P = getattr(_model, "MAX_CUTOFF_P", 32)
-MAX_R_MAX = getattr(_model, "MAX_R_MAX", 100.0)
-MAX_Z = getattr(_model, "MAX_Z", 118)
-MAX_EPOCHS = getattr(_train, "MAX_EPOCHS", 100_000)
-MAX_BATCH_SIZE = getattr(_train, "MAX_BATCH_SIZE", 4096)
-MAX_STRUCTURES = getattr(_c5, "MAX_STRUCTURES", 100_000)
-MAX_TRAIN_EPOCHS = getattr(_c5, "MAX_TRAIN_EPOCHS", 1000)
 
 
 def estimate_size(config):

@@ -23,24 +23,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _helpers import crafted_pickle, dask_client
 from empirical.adapters._trust import UntrustedCheckpoint, is_installed_file, require_trust
 from empirical.cli import main
 
 
-class _WritesAFile:
-    """Unpickling this runs ``open(marker, "w").write("ran")``: a stand-in for any code."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
-
-
 def _crafted(path: Path, marker: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps({"state_dict": _WritesAFile(marker), "config": 1}))
-    return path
+    return crafted_pickle(path, marker, config=1)
 
 
 def _record_hash(data: bytes) -> str:
@@ -99,6 +88,16 @@ def test_the_cli_refuses_a_pickle_under_a_fake_site_packages(tmp_path, capsys):
     assert not marker.exists() and not out.exists()
 
 
+def _distribution(site, name: str, file: str, marker):
+    """A crafted pickle at ``site/file`` and an ``{name}-1.0.dist-info`` folder beside it
+    holding METADATA: ``(the crafted file, the dist-info folder, the file's bytes)``."""
+    crafted = _crafted(site / file, marker)
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    return crafted, info, crafted.read_bytes()
+
+
 @pytest.fixture
 def fake_site(tmp_path, monkeypatch):
     """A site directory named ``site-packages`` that the trust rule treats as this
@@ -108,11 +107,7 @@ def fake_site(tmp_path, monkeypatch):
 
     site = tmp_path / "lib" / "site-packages"
     marker = tmp_path / "ran"
-    file = _crafted(site / "fakepkg" / "model.ckpt", marker)
-    info = site / "fakepkg-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakepkg\nVersion: 1.0\n")
-    data = file.read_bytes()
+    file, info, data = _distribution(site, "fakepkg", "fakepkg/model.ckpt", marker)
 
     def record(*lines):
         (info / "RECORD").write_text("".join(f"{x}\n" for x in lines)
@@ -174,11 +169,7 @@ def test_a_dist_info_outside_the_site_directories_grants_nothing(tmp_path, monke
     adapter = _adapter("nequip")
     site = tmp_path / "site-packages"
     marker = tmp_path / "ran"
-    file = _crafted(site / "evil" / "best.ckpt", marker)
-    info = site / "evil-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: evil\nVersion: 1.0\n")
-    data = file.read_bytes()
+    file, info, data = _distribution(site, "evil", "evil/best.ckpt", marker)
     (info / "RECORD").write_text(f"evil/best.ckpt,sha256={_record_hash(data)},{len(data)}\n")
     monkeypatch.syspath_prepend(str(site))
     with pytest.raises(UntrustedCheckpoint):
@@ -702,14 +693,8 @@ def test_an_intact_entry_at_the_size_check_is_used(tmp_path):
 @pytest.fixture(scope="module")
 def one_worker():
     pytest.importorskip("distributed")
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                           dashboard_address=":0")
-    client = Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
+    with dask_client(n_workers=1, threads_per_worker=1, processes=False) as client:
+        yield client
 
 
 def test_a_sweep_recomputes_damaged_entries_and_says_so(one_worker, tmp_path):

@@ -1,7 +1,7 @@
 """The SPN estimator (:class:`SpectralProbe`) and its reductions, in scikit-learn's conventions.
 
 The estimator must reproduce the hand-assembled pipelines it replaces bit for bit
-(``fit_reduction -> monomials -> fit_ridge``; the C5 ring recipe), keep grouped folds
+(``make_reduction(...).fit -> monomials -> fit_ridge``; the C5 ring recipe), keep grouped folds
 intact, recover exactly the polynomials of degree ``<= d`` of the reduced features and
 refuse bad input with a ValueError that names the problem.
 """
@@ -17,8 +17,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import r2_score
 
 from empirical.diagnostic._probe import (LAMBDA_GRID, IrrepReduction, PCAReduction,
-                                         SpectralProbe, fit_reduction, fit_ridge, fit_trained,
-                                         group_folds, make_reduction, monomials, n_monomials)
+                                         SpectralProbe, fit_ridge, group_folds, make_reduction,
+                                         monomials, n_monomials)
 from empirical.diagnostic.statistics import pearson
 
 IRREPS = o3.Irreps("4x0e + 4x1o + 4x2e")
@@ -48,7 +48,7 @@ def test_bit_identical_to_hand_assembled_pipeline(d, reduction):
     and of the test rows, one multi-target ridge."""
     x, y, groups, tr, te = _data(seed=d)
     k = WIDTH[d]
-    red = fit_reduction(x[tr], PAIR, k, reduction)
+    red = make_reduction(reduction, PAIR, k).fit(x[tr])
     fit = fit_ridge(monomials(red.transform(x[tr]), d), y[tr], groups[tr], folds=3, seed=7)
     ref = fit.predict(monomials(red.transform(x[te]), d))
 
@@ -107,7 +107,7 @@ def _frozen_ridge_predict(phi, y, groups, folds, seed, phi_new, lambdas=LAMBDA_G
 @pytest.mark.parametrize("d", [1, 2])
 def test_bit_identical_to_frozen_numerics(d):
     x, y, groups, tr, te = _data(seed=30 + d)
-    red = fit_reduction(x[tr], PAIR, WIDTH[d])
+    red = make_reduction("irrep", PAIR, WIDTH[d]).fit(x[tr])
     ref = _frozen_ridge_predict(monomials(red.transform(x[tr]), d), y[tr], groups[tr], 3, 2,
                                 monomials(red.transform(x[te]), d))
     probe = SpectralProbe(d=d, k=WIDTH[d], irreps=PAIR, seed=2).fit(x[tr], y[tr], groups[tr])
@@ -127,7 +127,7 @@ def test_ring_form_bit_identical_to_c5_recipe(d):
     t = y[:, 0]
     n, m, D = x.shape
     k = 9
-    red = fit_reduction(x[tr].reshape(-1, D), IRREPS, k)
+    red = make_reduction("irrep", IRREPS, k).fit(x[tr].reshape(-1, D))
     z = red.transform(x.reshape(-1, D)).reshape(n, m, -1)
     phi = _ring_summed_monomials(z, d)
     fit = fit_ridge(phi[tr], t[tr], groups[tr], folds=3, seed=3)
@@ -143,7 +143,7 @@ def test_one_atom_ring_is_the_c5_axis_recipe(d):
     """C5 axis probe (monomials of all samples, then sliced: C-ordered rows) is the ring
     form with one atom, bit for bit."""
     x, y, groups, tr, te = _data(seed=20 + d)
-    red = fit_reduction(x[tr], PAIR, WIDTH[d])
+    red = make_reduction("irrep", PAIR, WIDTH[d]).fit(x[tr])
     phi = monomials(red.transform(x), d)
     ref = fit_ridge(phi[tr], y[tr], groups[tr], folds=3, seed=5).predict(phi[te])
     probe = SpectralProbe(d=d, k=WIDTH[d], irreps=PAIR, seed=5)
@@ -151,22 +151,13 @@ def test_one_atom_ring_is_the_c5_axis_recipe(d):
     assert np.array_equal(got, ref)
 
 
-def test_trained_solver_bit_identical_to_fit_trained():
-    x, y, groups, tr, te = _data(seed=4, n_cfg=40)
-    red = fit_reduction(x[tr], PAIR, 9)
-    ref = fit_trained(x[tr], y[tr, :2], groups[tr], red, 2, seed=5, epochs=15)(x[te])
-    probe = SpectralProbe(d=2, k=9, irreps=PAIR, solver="trained", seed=5, epochs=15)
-    assert np.array_equal(probe.fit(x[tr], y[tr, :2], groups[tr]).predict(x[te]), ref)
-
-
-def test_reductions_match_fit_reduction():
+def test_make_reduction_gives_the_estimators():
     x, *_ = _data(seed=6)
     for method, k in (("irrep", 16), ("pca", 7)):
-        ref = fit_reduction(x, PAIR, k, method)
         est = make_reduction(method, PAIR, k)
         assert isinstance(est, IrrepReduction if method == "irrep" else PCAReduction)
         z = est.fit_transform(x)
-        assert np.array_equal(z, ref.transform(x)) and est.k_ == ref.k == z.shape[1]
+        assert np.array_equal(z, est.transform(x)) and est.k_ == z.shape[1]
     assert IrrepReduction(PAIR, 16).fit(x).allocation_ == {0: 2, 1: 1, 2: 2}   # 15 dims
 
 

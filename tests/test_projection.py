@@ -93,3 +93,25 @@ def test_absence_kinds():
     res = exact_spectrum((0, 5), 2)
     assert res.degrees == [0, 2, 4, 5, 6, 8, 10]
     assert res.absences[1].reason == "bounds" and res.absences[3].reason == "bounds"
+
+
+def test_clear_caches_empties_every_memo_and_changes_no_result():
+    """``spanthm.clear_caches`` (the benchmarks' way to time without earlier work) leaves
+    every memo table empty, and the results computed afterwards are the same."""
+    import functools
+    import inspect
+
+    from spanthm import _cyclic, _harmonics, _projection, clear_caches, ring_spectrum
+
+    def results():
+        return (exact_spectrum((0, 1, 2), 2).dims, brute_force_spectrum((0, 1), 2),
+                ring_spectrum(5, d=2, L=3).to_dict())
+
+    before = results()
+    memos = [f for module in (_cyclic, _harmonics, _projection)
+             for _, f in inspect.getmembers(module)
+             if isinstance(f, functools._lru_cache_wrapper) and f.__module__ == module.__name__]
+    assert len(memos) == 6 and all(f.cache_info().currsize for f in memos)
+    clear_caches()
+    assert [f.cache_info().currsize for f in memos] == [0] * len(memos)
+    assert results() == before

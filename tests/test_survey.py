@@ -17,18 +17,13 @@ from empirical import adapters
 from empirical.backbone import BackboneLayer, GatePointsBackbone, equivariance_error, supports
 from empirical.backbone import load as load_backbone
 from empirical.cli import main
-from empirical.data import load as load_data
 from empirical.diagnostic import diagnose
 from empirical.diagnostic._features import atom_features, batch_size, model_device
 from empirical.diagnostic._pipeline import place, resolve_device
-from empirical.survey import backbone_layers, profile, survey, survey_models
+from empirical.diagnostic.statistics import Interval
+from empirical.survey import SurveyResult, backbone_layers, profile, survey, survey_models
 
 FAST = dict(frames=200, n_boot=100, seed=0)
-
-
-@pytest.fixture(scope="module")
-def aspirin():
-    return load_data("aspirin")
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +138,8 @@ def test_a_backbone_that_cannot_move_is_refused(seed0):
             raise AssertionError("never run")
 
     with pytest.raises(ValueError, match="cannot be moved"):
-        place([("x", Elsewhere(), {})], torch.device("cpu"))
-    place([("s", seed0, {})], torch.device("cpu"))           # already there: nothing to do
+        place([adapters.BackboneEntry("x", Elsewhere())], torch.device("cpu"))
+    place([adapters.BackboneEntry("s", seed0)], torch.device("cpu"))           # already there: nothing to do
     assert model_device(seed0) == torch.device("cpu")
 
 
@@ -174,7 +169,7 @@ def test_adapter_registry():
         adapters.from_spec("mace:")
     with pytest.raises(ValueError, match="unknown adapter"):
         adapters.adapter("allegro")
-    assert set(adapters.ADAPTERS) == {"nequip", "sevenn", "mace"}
+    assert set(adapters.ADAPTERS) == {"native", "nequip", "sevenn", "mace"}
     for prefix in adapters.ADAPTERS:       # every adapter file has the same shape
         try:
             module = adapters.adapter(prefix)
@@ -191,13 +186,15 @@ def test_adapter_registry():
 def test_profile_rows_follow_each_layer(aspirin, seed0):
     res = profile([seed0], dataset=aspirin, d=1, lmax=4, progress=False, **FAST)
     rows = res.rows
-    assert [r["layer"] for r in rows] == ["blocks.0", "blocks.1"]
+    assert [r.layer for r in rows] == ["blocks.0", "blocks.1"]
     for r in rows:
-        assert r["predicted_ceiling"] == r["d"] * r["L"] == 2
+        h = r.headline
+        assert h.predicted_ceiling == h.d * h.L == 2
         # 40 held-out samples: a blind cell scatters with SD ~0.16, so the test reads the
         # ceiling, not every cell's verdict
-        assert r["measured_ceiling"] == 2
-        assert r["rho"]["2"] > 0.5 and r["rho"]["3"] < 0.5 and r["rho"]["4"] < 0.5
+        assert h.measured_ceiling == 2
+        assert r.rho[2] > 0.5 and r.rho[3] < 0.5 and r.rho[4] < 0.5
+        assert isinstance(r.rho_ci[2], Interval) and r.rho_ci[2].low < r.rho[2]
     assert res.payload["schema"] == "spectral-ceilings-profile/1"
     json.loads(res.to_json())
 
@@ -232,7 +229,7 @@ def test_profile_of_a_degree_one_layer(aspirin):
 
     res = profile([TwoLayers(load_backbone("aspirin_L2_seed0").eval())], dataset=aspirin,
                   d=1, lmax=3, progress=False, **FAST)
-    assert [(r["layer"], r["L"], r["predicted_ceiling"], r["measured_ceiling"])
+    assert [(r.layer, r.headline.L, r.headline.predicted_ceiling, r.headline.measured_ceiling)
             for r in res.rows] == [("low", 1, 1, 1), ("high", 2, 2, 2)]
 
 
@@ -240,16 +237,20 @@ def test_survey_rows_and_outputs(aspirin, tmp_path):
     res = survey(models=["aspirin_L2_seed1"], dataset=aspirin, degrees=[1], progress=False,
                  **FAST)
     (row,) = res.rows
-    assert row["model"] == "aspirin_L2_seed1" and row["L"] == 2 and row["d"] == 1
-    assert row["predicted_ceiling"] == 2 and row["measured_ceiling"] == 2
-    assert row["rho_boundary"] > 0.5 and row["rho_above"] < 0.5
-    assert row["parameters"] > 1000 and row["layers"] == 2
-    assert res.payload["runs"]["aspirin_L2_seed1"]["config"]["lmax"] == 3   # d L + 1
+    h = row.headline
+    assert row.model == "aspirin_L2_seed1" and h.L == 2 and h.d == 1
+    assert h.predicted_ceiling == 2 and h.measured_ceiling == 2
+    assert h.rho_boundary > 0.5 and h.rho_above < 0.5
+    assert isinstance(h.rho_boundary_ci, Interval) and h.rho_boundary_ci.high >= h.rho_boundary
+    assert row.parameters > 1000 and row.layers == 2
+    assert res.runs["aspirin_L2_seed1"].lmax == 3   # d L + 1
     paths = res.save(tmp_path / "s")
     assert sorted(p.name for p in paths) == ["report.md", "results.json", "survey.png"]
     report = (tmp_path / "s" / "report.md").read_text()
     assert "| aspirin_L2_seed1 | 2 | 2 |" in report
-    assert f"{int(row['agreement'] is True)} of 1" in report
+    assert f"{int(h.agreement is True)} of 1" in report
+    text = (tmp_path / "s" / "results.json").read_text()
+    assert SurveyResult.from_dict(json.loads(text)).to_json() == text == res.to_json()
 
 
 def test_survey_models_default_list():

@@ -50,12 +50,12 @@ def test_sweep_cells_are_identical_to_a_serial_diagnose(client, tmp_path):
     result = sweep(parse_config(SMALL), store=tmp_path / "store", client=client,
                    progress=False)
     reference = diagnose(TWO, progress=False, **OPTIONS).to_dict()
-    run = result.payload["runs"][result.rows[0]["run"]]
+    run = result.runs[result.rows[0].run].to_dict()
     assert run["cells"] == reference["cells"]
     assert run["summary"] == reference["summary"]
     assert run == reference
-    assert [r["d"] for r in result.rows] == [1, 2]
-    assert result.rows[0]["rho_boundary"] == reference["summary"]["1"]["rho"]["2"]
+    assert [r.headline.d for r in result.rows] == [1, 2]
+    assert result.rows[0].headline.rho_boundary == reference["summary"]["1"]["rho"]["2"]
     assert {r["d"] for r in run["k_sweep"]} == {1, 2}
     assert result.timings["computed"]["features"] == 8       # 2 backbones x 4 chunks
 
@@ -65,7 +65,7 @@ def test_a_single_checkpoint_group_is_a_single_backbone_diagnose(client, tmp_pat
     raw = {**SMALL, "groups": [{"backbones": TWO[:1], "pool": False}]}
     result = sweep(parse_config(raw), store=tmp_path / "s", client=client, progress=False)
     reference = diagnose(TWO[:1], progress=False, **OPTIONS).to_dict()
-    (run,) = result.payload["runs"].values()
+    (run,) = (r.to_dict() for r in result.runs.values())
     assert run["cells"] == reference["cells"] and run == reference
 
 
@@ -167,8 +167,8 @@ def test_the_same_backbone_twice_is_extracted_once(client, tmp_path):
     assert counts["run"] == 1 and counts["features"] == 8
     result = sweep(config, store=tmp_path / "s", client=client, progress=False)
     assert result.timings["computed"]["features"] == 8
-    a, b = (result.payload["runs"][k] for k in result.payload["runs"])
-    assert a["cells"] == b["cells"]
+    a, b = result.runs.values()
+    assert a.cells == b.cells
 
 
 # -- configuration ------------------------------------------------------------------------
@@ -285,8 +285,60 @@ def test_cli_sweep_writes_one_set(client, tmp_path, monkeypatch, capsys):
     assert payload["schema"] == "spectral-ceilings-sweep/1" and payload["config"]["frames"] == 30
     (row,) = payload["rows"]
     assert row["group"] == "aspirin_L2_seed2" and row["d"] == 1
-    assert "| aspirin_L2_seed2 | - | aspirin |" in (out / "report.md").read_text()
+    assert "| aspirin_L2_seed2 | undefined | aspirin |" in (out / "report.md").read_text()
     assert (tmp_path / "o.store" / "SPECTRAL_CEILINGS_STORE").is_file()
+
+
+def _strings(value):
+    """Every string in a JSON value (keys too)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_a_sweep_records_paths_relative_to_its_configuration(client, tmp_path):
+    """A checkpoint named by a glob relative to the configuration file is loaded from where
+    it lies and recorded relative to the file (the group's backbones, the run's backbone
+    source): results.json holds no absolute path, and no part of the machine's."""
+    import shutil
+
+    from empirical.backbone import shipped_paths
+
+    (tmp_path / "ck").mkdir()
+    shutil.copy(shipped_paths()["aspirin_L2_seed2"], tmp_path / "ck" / "epoch_0003.pt")
+    (tmp_path / "cfg").mkdir()
+    cfg = tmp_path / "cfg" / "c.toml"
+    cfg.write_text('degrees = [1]\nlmax = 3\nn_boot = 40\nk_sweep = []\nchunk = 8\n'
+                   'frames = 30\n[[groups]]\nbackbones = ["../ck/epoch_000?.pt"]\n')
+    config = load_config(cfg)
+    assert config.groups[0].backbones == (str(tmp_path / "ck" / "epoch_0003.pt"),)  # loadable
+    result = sweep(config, store=tmp_path / "s", client=client, progress=False)
+    payload = json.loads(result.to_json())
+    assert payload["config"]["groups"][0]["backbones"] == ["../ck/epoch_0003.pt"]
+    (run,) = payload["runs"].values()
+    assert run["backbones"][0]["source"] == "../ck/epoch_0003.pt"
+    assert result.rows[0].epoch == 3
+    for text in _strings(payload):
+        assert not os.path.isabs(text) and str(tmp_path) not in text, text
+
+
+def test_recorded_paths_are_relative_to_the_file(tmp_path):
+    """Every recorded path: relative to the configuration's directory, after an adapter
+    prefix too; names and specs that are not paths as they are."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "m.model").write_text("x")
+    raw = {"groups": [{"backbones": ["aspirin_L2_seed0", "mace:" + str(tmp_path / "a" / "*.model"),
+                                     "sevenn:7net-0"]}]}
+    config = parse_config(raw, base=tmp_path / "b")
+    (group,) = config.to_dict()["groups"]
+    assert group["backbones"] == ["aspirin_L2_seed0", "mace:../a/m.model", "sevenn:7net-0"]
+    assert config.recorded(str(tmp_path / "b" / "data.npz")) == "data.npz"
 
 
 # -- store ---------------------------------------------------------------------------------

@@ -86,13 +86,10 @@ pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(scope="module")
-def aspirin_400():
+def aspirin_400(aspirin):
     """The first 400 aspirin frames: the fast equivalents of the slow ceiling tests (a
     d = 1 probe is already wide at this size; d = 2 needs the 1000 frames of the budget)."""
-    from empirical.data import load as load_data
-
-    data = load_data("aspirin")
-    return data.subset(range(400))
+    return aspirin.subset(range(400))
 
 
 @pytest.mark.slow

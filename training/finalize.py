@@ -13,9 +13,7 @@ table that starts with "| name | role |").
 import shutil
 from pathlib import Path
 
-from empirical.backbone import shipped
-from empirical.backbone._checkpoint import compress_checkpoint
-from empirical.backbone._report import plot_learning_curves
+from empirical.backbone import compress_checkpoint, plot_learning_curves, shipped
 from empirical.controls import CONTROL_BACKBONES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,44 +1,62 @@
-"""Adapters: force fields from other packages as backbones of the diagnostic.
+"""Adapters: backbones from a spec, through one registry.
 
-Each adapter wraps a model of another framework in an object that follows the backbone
-protocol (:mod:`empirical.backbone._protocol`: ``irreps_out``, ``node_features``,
-``energy``, and the optional ``features_batch``, ``device``/``to``, ``layers``/``at_layer``),
-records where it came from (``origin``, ``sha256``) and its feature degree ``L``. The other
-framework is an optional dependency, imported only when an adapter is used, so importing
-this package (or an adapter module) never needs it.
+:func:`resolve_backbones` turns what a user names into :class:`BackboneEntry` records (the
+name, the protocol object, and where it came from: ``source``, ``sha256``, ``seed``, the
+test MAEs and the adapter's own keys in ``extra``; :meth:`BackboneEntry.info` is what
+results.json records). Every spec goes through :data:`ADAPTERS`: ``PREFIX:SPEC`` through
+that adapter's ``from_spec``, a plain shipped name or checkpoint path (``aspirin_L2_seed0``,
+``x.pt``) through the ``native`` one, a protocol object as it is.
 
-Every adapter is one file of the same shape (``empirical/adapters/<framework>.py``):
+Each adapter is one file of the same shape (``empirical/adapters/<framework>.py``):
 
 * ``PREFIX`` (the spec prefix, e.g. ``"sevenn"``), ``REQUIREMENT``, ``MISSING_MESSAGE``;
-* ``<Framework>AdapterError(ValueError)`` and ``<Framework>Missing(ImportError, ...Error)``;
-* ``load(name_or_path, *, trusted=False, layer=None, ...)`` and ``from_model(model, ...)``
-  returning the backbone object;
-* ``from_spec(spec, *, trusted=False) -> (backbone, name, info)`` for the text after
-  ``PREFIX:`` in ``--backbones`` (``info``: ``source``, ``sha256``, ``seed`` (-1), the
-  test MAEs (``None``) and the adapter's own keys, recorded in results.json);
+* ``load(name_or_path, ...)`` and ``from_model(model, ...)`` returning the backbone object;
+* ``from_spec(spec, *, trusted=False) -> BackboneEntry`` for the text after ``PREFIX:``
+  in ``--backbones``;
 * ``available() -> list[str]``: the full specs this environment can load without a
   download (the survey's list; empty when the framework is absent).
 
-Third-party checkpoints are pickled code: every adapter calls
-:func:`empirical.adapters._trust.require_trust` before it opens one.
+The adapters:
 
+* :mod:`empirical.adapters.native`: this package's own checkpoints (``native:NAME_OR_PATH``
+  or the plain name or path); loaded with ``weights_only=True``, no trust needed.
 * :mod:`empirical.adapters.nequip`: nequip 0.19 checkpoints and packaged models
   (``nequip:PATH``; ``pip install 'spectral-ceilings[nequip]'``).
 * :mod:`empirical.adapters.sevenn`: SevenNet's pretrained potentials and checkpoints
   (``sevenn:7net-0``, ``sevenn:7net-mf-0@PBE``, ``sevenn:PATH``; extra ``[sevenn]``).
 * :mod:`empirical.adapters.mace`: MACE model files (``mace:PATH``; see the README for the
   install route beside e3nn 0.6).
+
+A framework adapter wraps the framework's model in a subclass of
+:class:`~empirical.adapters._base.FrameworkBackbone`, which holds the plumbing every one
+shares (``device``, ``to``, ``parameters``, ``eval``, ``dtype``, the input checks), and
+adds the protocol's model-specific part (:mod:`empirical.backbone._protocol`:
+``irreps_out``, ``node_features``, ``energy``, ``features_batch``, ``layers``/``at_layer``).
+The other framework is an optional dependency, imported only when its adapter is used, so
+importing this package (or an adapter module) never needs it. It is imported, and its
+models built, inside :func:`~empirical.adapters._framework.preserved_process_state`, which
+leaves the process as it was found (default dtype, generators, ``os.environ``, e3nn's
+settings). Third-party checkpoints are pickled code: every framework adapter calls
+:func:`empirical.adapters._trust.require_trust` before it opens one.
+
+Recorded sources never hold an absolute path of the machine: a file is recorded as the user
+gave it, a model shipped in an installed package relative to its site directory, with the
+package's version (``sevenn 0.13.0: sevenn/pretrained_potentials/...``).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import List, Tuple
+from typing import List
 
-__all__ = ["ADAPTERS", "adapter", "from_spec", "is_spec", "available"]
+from ._entry import BackboneEntry, resolve_backbones
+
+__all__ = ["ADAPTERS", "adapter", "from_spec", "is_spec", "available", "BackboneEntry",
+           "resolve_backbones"]
 
 #: Spec prefix -> adapter module (``--backbones PREFIX:SPEC``).
-ADAPTERS = {"nequip": "empirical.adapters.nequip",
+ADAPTERS = {"native": "empirical.adapters.native",
+            "nequip": "empirical.adapters.nequip",
             "sevenn": "empirical.adapters.sevenn",
             "mace": "empirical.adapters.mace"}
 
@@ -55,8 +73,8 @@ def adapter(prefix: str):
     return importlib.import_module(ADAPTERS[prefix])
 
 
-def from_spec(item: str, trusted: bool = False) -> Tuple[object, str, dict]:
-    """``(backbone, name, info)`` for ``PREFIX:SPEC`` through that adapter's ``from_spec``."""
+def from_spec(item: str, trusted: bool = False) -> BackboneEntry:
+    """The :class:`BackboneEntry` of ``PREFIX:SPEC`` through that adapter's ``from_spec``."""
     prefix, spec = item.split(":", 1)
     if not spec:
         raise ValueError(f"{item!r}: nothing after {prefix}:")

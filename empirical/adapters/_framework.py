@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator, Sequence, Tuple, Type, Union
 import numpy as np
 import torch
 
-__all__ = ["framework_version", "preserved_process_state", "default_dtype"]
+__all__ = ["framework_version", "preserved_process_state"]
 
 
 def framework_version(package: str, supported: Tuple[int, int], missing: Type[Exception],
@@ -110,13 +110,3 @@ def _restore_e3nn_defaults(saved: dict) -> None:
     if "jit_mode" in saved:
         e3nn.set_optimization_defaults(jit_mode=saved["jit_mode"])
 
-
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """torch's default dtype set to ``dtype`` inside, restored afterwards."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)

@@ -30,7 +30,8 @@ import sysconfig
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
-__all__ = ["UntrustedCheckpoint", "require_trust", "is_installed_file", "site_directories"]
+__all__ = ["UntrustedCheckpoint", "require_trust", "is_installed_file", "site_directories",
+           "site_relative"]
 
 #: What a user types to trust a file on the command line.
 CLI_FLAG = "--trust-checkpoints"
@@ -57,6 +58,23 @@ def site_directories() -> List[Path]:
         if p.is_dir() and p not in out:
             out.append(p)
     return out
+
+
+def site_relative(path) -> Optional[str]:
+    """``path`` (symlinks resolved) relative to the site directory that holds it, in POSIX
+    form (``sevenn/pretrained_potentials/...``), or ``None`` when no site directory
+    (:func:`site_directories`) holds it: how a file of an installed package is named
+    without the machine's own path."""
+    try:
+        real = Path(path).resolve()
+    except (OSError, RuntimeError):
+        return None
+    for root in site_directories():
+        try:
+            return real.relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return None
 
 
 def _record_hash(path: Path) -> str:

@@ -67,12 +67,12 @@ import zipfile
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 from e3nn import o3
 
-from ..data import CHEMICAL_SYMBOLS
-
+from ..runtime import max_l
+from ._base import FrameworkBackbone, element_names
+from ._entry import BackboneEntry
 from ._framework import framework_version, preserved_process_state
 from ._trust import UntrustedCheckpoint, require_trust
 
@@ -121,17 +121,6 @@ def _mace_version() -> str:
 # -- the model ------------------------------------------------------------------------------
 
 
-def _max_l(irreps) -> int:
-    return max((ir.l for _, ir in o3.Irreps(irreps)), default=0)
-
-
-def _module_dtype(model) -> torch.dtype:
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    raise MACEAdapterError("the MACE model has no floating-point parameters")
-
-
 def _check_model(model) -> None:
     """Raise :class:`MACEAdapterError` unless ``model`` is a MACE energy model whose per-
     interaction features the adapter can read."""
@@ -162,7 +151,7 @@ def _layer_irreps(model) -> List[o3.Irreps]:
 def _select_layer(layers: Sequence[str], irreps: Sequence[o3.Irreps], layer) -> int:
     if layer is None:
         for index in reversed(range(len(layers))):
-            if _max_l(irreps[index]) > 0:
+            if max_l(irreps[index]) > 0:
                 return index
         raise MACEAdapterError(f"no interaction of the MACE model carries l > 0 features "
                                f"({', '.join(f'{n}: {i}' for n, i in zip(layers, irreps))}): "
@@ -195,7 +184,7 @@ def _pick_head(heads: List[str], head: Optional[str]) -> str:
     return default[0]
 
 
-class MACEBackbone:
+class MACEBackbone(FrameworkBackbone):
     """A MACE model as a backbone (protocol of :mod:`empirical.backbone`).
 
     Build it with :func:`load` or :func:`from_model`. Attributes: ``model``, ``irreps_out``,
@@ -204,6 +193,9 @@ class MACEBackbone:
     ``None``), ``r_max``, ``atomic_numbers`` (the model's elements), ``heads``, ``head``,
     ``mace_version``, ``batch_size`` (configurations per forward in the diagnostic).
     """
+
+    error = MACEAdapterError
+    framework = "MACE"
 
     def __init__(self, model, *, layer: Union[None, int, str] = None, head: Optional[str] = None,
                  origin: Optional[str] = None, sha256: Optional[str] = None,
@@ -218,7 +210,7 @@ class MACEBackbone:
         index = _select_layer(self.layers, self.layer_irreps, layer)
         self.layer = self.layers[index]
         self.irreps_out = self.layer_irreps[index]
-        self.L = _max_l(self.irreps_out)
+        self.L = max_l(self.irreps_out)
         start = sum(irreps.dim for irreps in self.layer_irreps[:index])
         self._slice = slice(start, start + self.irreps_out.dim)
         self._width = sum(irreps.dim for irreps in self.layer_irreps)
@@ -268,54 +260,14 @@ class MACEBackbone:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def parameters(self):
-        """The MACE model's parameters (the diagnostic reads the model's dtype from them)."""
-        return self.model.parameters()
-
-    def eval(self) -> "MACEBackbone":
-        return self
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The model's parameter dtype: positions reach the model in it."""
-        return _module_dtype(self.model)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def to(self, device) -> "MACEBackbone":
-        """Move the model to ``device`` (in place; backbones of :meth:`at_layer` follow)."""
-        self.model.to(device)
-        return self
-
     def __repr__(self) -> str:
         return (f"MACEBackbone(irreps_out={self.irreps_out}, L={self.L}, layer={self.layer!r}, "
                 f"layers={self.layers}, r_max={self.r_max}, "
                 f"atomic_numbers={self.atomic_numbers}, origin={self.origin!r})")
 
-    def _positions(self, positions, batched: bool):
-        pos = torch.as_tensor(positions)
-        dtype = pos.dtype if pos.is_floating_point() else torch.float64
-        shape = "(B, n_atoms, 3)" if batched else "(n_atoms, 3)"
-        if pos.ndim != (3 if batched else 2) or pos.shape[-1] != 3:
-            raise MACEAdapterError(f"positions must have shape {shape}, got {tuple(pos.shape)}")
-        return pos, dtype
-
-    def _numbers(self, numbers, n_atoms: int) -> np.ndarray:
-        nums = torch.as_tensor(numbers).detach().to("cpu", torch.long).reshape(-1).numpy()
-        if nums.shape[0] != n_atoms:
-            raise MACEAdapterError(f"{nums.shape[0]} atomic numbers for {n_atoms} atoms")
-        unknown = sorted({int(z) for z in nums} - set(self.atomic_numbers))
-        if unknown:
-            names = [CHEMICAL_SYMBOLS[z] if 0 < z < len(CHEMICAL_SYMBOLS) else str(z)
-                     for z in unknown]
-            known = [CHEMICAL_SYMBOLS[z] if 0 < z < len(CHEMICAL_SYMBOLS) else str(z)
-                     for z in self.atomic_numbers]
-            raise MACEAdapterError(f"atomic numbers {unknown} ({', '.join(names)}) are not "
-                                   f"elements of the MACE model (it knows {self.atomic_numbers}: "
-                                   f"{', '.join(known)})")
-        return nums
+    def _elements(self):
+        return set(self.atomic_numbers), (f"it knows {self.atomic_numbers}: "
+                                          f"{element_names(self.atomic_numbers)}")
 
     def graph(self, positions, numbers) -> dict:
         """MACE's input dict for configurations ``(B, n_atoms, 3)`` (or one ``(n_atoms, 3)``)
@@ -414,7 +366,7 @@ def load(path, *, trusted: bool = False, layer: Union[None, int, str] = None,
     module) and wrap it (:func:`from_model`); ``device`` is where it is mapped and runs.
 
     ``path`` is a local file (a ``mace:`` prefix is accepted and dropped). The wrapper's
-    ``origin`` is ``"mace-torch <version>: <path>"`` and ``sha256`` the file's hash.
+    ``origin`` is ``"mace-torch <version>: <path as given>"`` and ``sha256`` the file's hash.
 
     The file is pickled code: it is loaded only when ``trusted=True`` (CLI
     ``--trust-checkpoints``) or an installed distribution lists it with its hash in its
@@ -460,11 +412,12 @@ def load(path, *, trusted: bool = False, layer: Union[None, int, str] = None,
                         origin=f"mace-torch {version}: {file}", sha256=digest)
 
 
-def from_spec(spec: str, *, trusted: bool = False) -> Tuple[MACEBackbone, str, dict]:
-    """``(backbone, name, info)`` for ``--backbones mace:SPEC``: ``SPEC`` is the path of a
+def from_spec(spec: str, *, trusted: bool = False) -> BackboneEntry:
+    """The :class:`BackboneEntry` of ``--backbones mace:SPEC``: ``SPEC`` is the path of a
     ``.model`` file, optionally followed by ``@LAYER`` (an index or ``interaction_<i>``)
     when no file of that whole name exists. ``name`` is ``mace-<file stem>`` (plus
-    ``@LAYER`` when given); ``info`` records the source, the file's hash and the model."""
+    ``@LAYER`` when given); the entry records the source (``"mace-torch <version>: <path
+    as given>"``), the file's hash and, in ``extra``, the model."""
     path, layer = spec, None
     if not Path(spec).is_file() and "@" in spec:
         path, layer = spec.rsplit("@", 1)
@@ -475,12 +428,12 @@ def from_spec(spec: str, *, trusted: bool = False) -> Tuple[MACEBackbone, str, d
             stem = stem[:-len(suffix)]
             break
     name = f"mace-{stem}" + (f"@{layer}" if layer is not None else "")
-    info = {"source": bb.origin, "sha256": bb.sha256, "seed": -1, "test_energy_mae_meV": None,
-            "test_force_mae_meV_per_A": None, "framework": f"mace-torch {bb.mace_version}",
-            "model_class": type(bb.model).__name__,
-            "layers": {n: str(i) for n, i in zip(bb.layers, bb.layer_irreps)},
-            "r_max": bb.r_max, "atomic_numbers": list(bb.atomic_numbers), "head": bb.head}
-    return bb, name, info
+    return BackboneEntry(
+        name=name, backbone=bb, source=bb.origin, sha256=bb.sha256,
+        extra={"framework": f"mace-torch {bb.mace_version}",
+               "model_class": type(bb.model).__name__,
+               "layers": {n: str(i) for n, i in zip(bb.layers, bb.layer_irreps)},
+               "r_max": bb.r_max, "atomic_numbers": list(bb.atomic_numbers), "head": bb.head})
 
 
 def available() -> List[str]:

@@ -1,4 +1,4 @@
-r"""nequip 0.19 models as backbones of the diagnostic (issue 7).
+r"""nequip 0.19 models as backbones of the diagnostic.
 
 ::
 
@@ -59,7 +59,10 @@ from e3nn import o3
 
 from ..data import CHEMICAL_SYMBOLS
 
-from ._framework import default_dtype, framework_version, preserved_process_state
+from ..runtime import default_dtype, max_l
+from ._base import FrameworkBackbone
+from ._entry import BackboneEntry
+from ._framework import framework_version, preserved_process_state
 from ._trust import UntrustedCheckpoint, require_trust
 
 __all__ = ["load", "from_model", "from_spec", "available", "NequIPBackbone",
@@ -96,13 +99,6 @@ def _preserved_global_state():
     nequip's ``set_global_state`` (which seeds and sets float64); nequip's other one-time
     settings (TorchScript flags in ``os.environ``) stay, as nequip needs them."""
     return preserved_process_state(environ=("PL_GLOBAL_SEED",))
-
-
-_default_dtype = default_dtype
-
-
-def _max_l(irreps) -> int:
-    return max((ir.l for _, ir in o3.Irreps(irreps)), default=0)
 
 
 def _species_map(type_names: List[str], given: Optional[Dict[str, str]]) -> Dict[str, str]:
@@ -178,13 +174,13 @@ def _select_layer(model, layer):
         return name, module, _node_field(module)
     for name, module in reversed(convs):
         irreps = _node_field(module)
-        if irreps is not None and _max_l(irreps) > 0:
+        if irreps is not None and max_l(irreps) > 0:
             return name, module, irreps
     raise NequIPAdapterError("no interaction layer of the model carries l > 0 node features: "
                              "nothing to probe")
 
 
-class NequIPBackbone:
+class NequIPBackbone(FrameworkBackbone):
     """A nequip model as a backbone (protocol of :mod:`empirical.backbone`).
 
     Build it with :func:`load` or :func:`from_model`. Attributes: ``model`` (the nequip
@@ -192,6 +188,9 @@ class NequIPBackbone:
     module), ``type_names``, ``species_map`` (chemical symbol -> type name), ``r_max``,
     ``model_dtype``, ``nequip_version``, ``sha256`` (of the loaded file, or ``None``).
     """
+
+    error = NequIPAdapterError
+    framework = "nequip"
 
     def __init__(self, model, *, layer=None, chemical_species_to_atom_type_map=None,
                  type_names: Optional[Sequence[str]] = None, r_max: Optional[float] = None,
@@ -225,7 +224,7 @@ class NequIPBackbone:
         }[metadata.get("model_dtype", "float64")]
         self.layer, self._layer_module, irreps = _select_layer(model, layer)
         self.irreps_out = o3.Irreps(irreps)
-        self.L = _max_l(self.irreps_out)
+        self.L = max_l(self.irreps_out)
         self.origin = origin or (f"nequip {self.nequip_version}: python object "
                                  f"{type(model).__module__}.{type(model).__qualname__}")
         self.sha256 = sha256
@@ -290,7 +289,7 @@ class NequIPBackbone:
 
         handle = self._layer_module.register_forward_hook(hook)
         try:
-            with _default_dtype(torch.float64), torch.no_grad():
+            with default_dtype(torch.float64), torch.no_grad():
                 graphs = [self.graph(p, numbers) for p in pos]
                 data = AtomicDataDict.batched_from_list(graphs)
                 with self._energy_only():
@@ -310,7 +309,7 @@ class NequIPBackbone:
         """Names of the interaction layers (``ConvNetLayer``) with ``l > 0`` features."""
         return tuple(name for name, m in self.model.named_modules()
                      if type(m).__name__ == _CONVNET and _node_field(m) is not None
-                     and _max_l(_node_field(m)) > 0)
+                     and max_l(_node_field(m)) > 0)
 
     def at_layer(self, layer) -> "NequIPBackbone":
         """The same model read at another interaction layer (an index into :attr:`layers`
@@ -326,44 +325,23 @@ class NequIPBackbone:
         view = copy.copy(self)
         view.layer, view._layer_module, irreps = _select_layer(self.model, layer)
         view.irreps_out = o3.Irreps(irreps)
-        view.L = _max_l(view.irreps_out)
+        view.L = max_l(view.irreps_out)
         return view
-
-    @property
-    def device(self) -> torch.device:
-        for p in self.model.parameters():
-            return p.device
-        return torch.device("cpu")
-
-    def to(self, device) -> "NequIPBackbone":
-        """Move the model to ``device`` (inputs follow it)."""
-        self.model.to(device)
-        return self
 
     # -- helpers --------------------------------------------------------------------------
 
-    def parameters(self):
-        """The nequip model's parameters (the diagnostic reads the model's dtype from them)."""
-        return self.model.parameters()
-
-    def eval(self) -> "NequIPBackbone":
-        return self
-
     @property
     def dtype(self) -> torch.dtype:
+        """The model's dtype (nequip's ``model_dtype``)."""
         return self.model_dtype
 
     def __repr__(self) -> str:
         return (f"NequIPBackbone(irreps_out={self.irreps_out}, L={self.L}, layer={self.layer!r}, "
                 f"type_names={self.type_names}, r_max={self.r_max}, origin={self.origin!r})")
 
-    def _positions(self, positions):
-        pos = torch.as_tensor(positions)
-        dtype = pos.dtype if pos.is_floating_point() else torch.float64
-        if pos.ndim != 2 or pos.shape[-1] != 3:
-            raise NequIPAdapterError(f"positions must have shape (n_atoms, 3), got "
-                                     f"{tuple(pos.shape)}")
-        return pos, dtype
+    def _elements(self):
+        return self._numbers_allowed, (f"type names {self.type_names}, species map "
+                                       f"{self.species_map}")
 
     def graph(self, positions, numbers):
         """nequip's input dict for one configuration (float64 positions, type indices from
@@ -371,16 +349,7 @@ class NequIPBackbone:
         from nequip.data import from_dict
 
         pos, _ = self._positions(positions)
-        nums = torch.as_tensor(numbers).to(torch.long).reshape(-1)
-        if nums.shape[0] != pos.shape[0]:
-            raise NequIPAdapterError(f"{nums.shape[0]} atomic numbers for {pos.shape[0]} atoms")
-        unknown = sorted({int(z) for z in nums.tolist()} - self._numbers_allowed)
-        if unknown:
-            names = [CHEMICAL_SYMBOLS[z] if 0 < z < len(CHEMICAL_SYMBOLS) else str(z)
-                     for z in unknown]
-            raise NequIPAdapterError(f"atomic numbers {unknown} ({', '.join(names)}) are not "
-                                     f"types of the nequip model (type names {self.type_names}, "
-                                     f"species map {self.species_map})")
+        nums = torch.from_numpy(self._numbers(numbers, pos.shape[0]))
         data = from_dict({"pos": pos.detach().cpu().to(torch.float64) if not pos.requires_grad
                           else pos.to(torch.float64), "atomic_numbers": nums.cpu()})
         data = self._neighbors(self._type_mapper(data))
@@ -410,7 +379,7 @@ class NequIPBackbone:
         # autograd history only where the positions ask for it (the weights of a frozen
         # backbone need none): cheaper, and the outputs convert to floats without warnings
         track = torch.is_grad_enabled() and pos.requires_grad
-        with _default_dtype(torch.float64), torch.set_grad_enabled(track):
+        with default_dtype(torch.float64), torch.set_grad_enabled(track):
             data = self.graph(pos, numbers)   # float64 positions: nequip's data dtype
             with self._energy_only():
                 return self.model(data)
@@ -449,7 +418,7 @@ def load(path, *, trusted: bool = False,
 
     ``path`` is a local file (a ``nequip:`` prefix is accepted and dropped); nequip.net model
     IDs are not fetched. ``model_key`` picks the model of a multi-model file. The wrapper's
-    ``origin`` is ``"nequip <version>: <path>"`` and ``sha256`` the file's hash.
+    ``origin`` is ``"nequip <version>: <path as given>"`` and ``sha256`` the file's hash.
 
     Both formats are code: nequip unpickles a ``.ckpt`` (``weights_only=False``) and
     imports a ``.nequip.zip`` through ``torch.package``. The file is loaded only when
@@ -494,8 +463,10 @@ def load(path, *, trusted: bool = False,
                           origin=f"nequip {version}: {file}", sha256=digest)
 
 
-def from_spec(spec: str, *, trusted: bool = False):
-    """``(backbone, name, info)`` for ``--backbones nequip:PATH`` (``spec`` is ``PATH``).
+def from_spec(spec: str, *, trusted: bool = False) -> BackboneEntry:
+    """The :class:`BackboneEntry` of ``--backbones nequip:PATH`` (``spec`` is ``PATH``):
+    ``source`` ``"nequip <version>: <path as given>"``, the file's hash, and in ``extra``
+    ``nequip_layer`` and ``parameters`` (the model's parameter count).
 
     The name is the file's stem; nequip-train names its checkpoints ``best`` / ``last``, so
     for those the run directory is put in front (``run-best``)."""
@@ -507,11 +478,9 @@ def from_spec(spec: str, *, trusted: bool = False):
             base = base[:-len(suffix)]
             break
     name = f"{path.parent.name}-{base}" if base in ("best", "last") and path.parent.name else base
-    info = {"source": obj.origin, "sha256": obj.sha256, "seed": -1,
-            "test_energy_mae_meV": None, "test_force_mae_meV_per_A": None,
-            "nequip_layer": obj.layer,
-            "parameters": int(sum(p.numel() for p in obj.model.parameters()))}
-    return obj, name, info
+    return BackboneEntry(name=name, backbone=obj, source=obj.origin, sha256=obj.sha256,
+                         extra={"nequip_layer": obj.layer,
+                                "parameters": int(sum(p.numel() for p in obj.parameters()))})
 
 
 def available() -> List[str]:

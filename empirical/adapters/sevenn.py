@@ -81,10 +81,11 @@ import numpy as np
 import torch
 from e3nn import o3
 
-from ..data import CHEMICAL_SYMBOLS
-
-from ._framework import default_dtype, framework_version, preserved_process_state
-from ._trust import UntrustedCheckpoint, is_installed_file, require_trust
+from ..runtime import default_dtype, max_l
+from ._base import FrameworkBackbone
+from ._entry import BackboneEntry
+from ._framework import framework_version, preserved_process_state
+from ._trust import UntrustedCheckpoint, is_installed_file, require_trust, site_relative
 
 __all__ = ["load", "from_model", "from_spec", "available", "SevenNetBackbone",
            "SevenNetAdapterError", "SevenNetMissing", "SevenNetNotShipped", "PREFIX",
@@ -138,11 +139,6 @@ def _sevenn_version() -> str:
 #: torch's default dtype, the generator states (SevenNet's initialisation consumes the
 #: torch one) and ``os.environ``, restored after loading.
 _preserved_global_state = preserved_process_state
-_default_dtype = default_dtype
-
-
-def _max_l(irreps) -> int:
-    return max((ir.l for _, ir in o3.Irreps(irreps)), default=0)
 
 
 class _DownloadRefused(Exception):
@@ -296,7 +292,7 @@ def _select_layer(gates, layer) -> int:
                                        f"interaction layers ({names})")
         return int(layer) % len(names)
     for i in reversed(range(len(gates))):
-        if _max_l(_gate_irreps(gates[i][1])) > 0:
+        if max_l(_gate_irreps(gates[i][1])) > 0:
             return i
     raise SevenNetAdapterError("no interaction layer of the model carries l > 0 features: "
                                "nothing to probe")
@@ -312,7 +308,7 @@ def _is_parity_model(model) -> Optional[bool]:
     return o3.Irreps(irreps_in) == o3.Irreps("1x1o")
 
 
-class SevenNetBackbone:
+class SevenNetBackbone(FrameworkBackbone):
     """A SevenNet model as a backbone (protocol of :mod:`empirical.backbone`).
 
     Build it with :func:`load` or :func:`from_model`. Attributes: ``model`` (sevenn's
@@ -322,6 +318,10 @@ class SevenNetBackbone:
     model), ``origin``, ``sha256`` (of the loaded file, or ``None``), ``name`` (the spec
     name), ``sevenn_version``, ``batch_size`` (configurations per graph).
     """
+
+    error = SevenNetAdapterError
+    framework = "SevenNet"
+    fallback_dtype = torch.float32     # SevenNet's checkpoints are float32
 
     def __init__(self, model, *, modal: Optional[str] = None, layer=None,
                  origin: Optional[str] = None, sha256: Optional[str] = None,
@@ -350,7 +350,7 @@ class SevenNetBackbone:
         self.layer = self.layers[index]
         self._gate = gates[index][1]
         self.irreps_out = _gate_irreps(self._gate)
-        self.L = _max_l(self.irreps_out)
+        self.L = max_l(self.irreps_out)
         self.r_max = float(model.cutoff)
         self.parity = _is_parity_model(model)
         self.type_map = {int(z): int(i) for z, i in model.type_map.items()}
@@ -403,17 +403,6 @@ class SevenNetBackbone:
         features = torch.cat(feats).to(dtype)
         return features, (torch.cat(energies).to(dtype) if with_energy else None)
 
-    @property
-    def device(self) -> torch.device:
-        for p in self.model.parameters():
-            return p.device
-        return torch.device("cpu")
-
-    def to(self, device) -> "SevenNetBackbone":
-        """Move the model to ``device`` (shared with every :meth:`at_layer` backbone)."""
-        self.model.to(device)
-        return self
-
     def at_layer(self, layer) -> "SevenNetBackbone":
         """A backbone of the same model (shared, not copied) reading ``layer`` (an index into
         ``layers`` or a name)."""
@@ -422,51 +411,14 @@ class SevenNetBackbone:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def parameters(self):
-        """The SevenNet model's parameters."""
-        return self.model.parameters()
-
-    def eval(self) -> "SevenNetBackbone":
-        return self
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The model's dtype (float32 for SevenNet's checkpoints)."""
-        for p in self.model.parameters():
-            if p.is_floating_point():
-                return p.dtype
-        return torch.float32
-
     def __repr__(self) -> str:
         modal = f", modal={self.modal!r}" if self.modal else ""
         return (f"SevenNetBackbone(irreps_out={self.irreps_out}, L={self.L}, "
                 f"layer={self.layer!r}{modal}, r_max={self.r_max}, origin={self.origin!r})")
 
-    def _positions(self, positions, *, batched: bool):
-        pos = torch.as_tensor(positions)
-        dtype = pos.dtype if pos.is_floating_point() else torch.float64
-        want = 3 if batched else 2
-        if pos.ndim != want or pos.shape[-1] != 3:
-            shape = "(B, n_atoms, 3)" if batched else "(n_atoms, 3)"
-            raise SevenNetAdapterError(f"positions must have shape {shape}, got "
-                                       f"{tuple(pos.shape)}")
-        if not pos.is_floating_point():
-            pos = pos.to(torch.float64)
-        return pos, dtype
-
-    def _numbers(self, numbers, n_atoms: int) -> np.ndarray:
-        nums = np.asarray(torch.as_tensor(numbers).detach().cpu()).astype(np.int64).reshape(-1)
-        if nums.shape[0] != n_atoms:
-            raise SevenNetAdapterError(f"{nums.shape[0]} atomic numbers for {n_atoms} atoms")
-        unknown = sorted({int(z) for z in nums.tolist()} - set(self.type_map))
-        if unknown:
-            names = [CHEMICAL_SYMBOLS[z] if 0 < z < len(CHEMICAL_SYMBOLS) else str(z)
-                     for z in unknown]
-            raise SevenNetAdapterError(
-                f"atomic numbers {unknown} ({', '.join(names)}) are not elements of the "
-                f"SevenNet model (it knows {len(self.type_map)} elements, Z in "
-                f"{sorted(self.type_map)})")
-        return nums
+    def _elements(self):
+        return set(self.type_map), (f"it knows {len(self.type_map)} elements, Z in "
+                                    f"{sorted(self.type_map)}")
 
     def graph(self, positions, numbers):
         """sevenn's input graph of ``B`` configurations ``(B, n_atoms, 3)`` (or one,
@@ -599,7 +551,8 @@ def load(name_or_path, *, modal: Optional[str] = None, layer: Union[None, int, s
     (the pretrained models; :mod:`empirical.adapters._trust`) or ``trusted=True`` (CLI ``--trust-checkpoints``); otherwise
     :class:`UntrustedCheckpoint` (a ``ValueError``) is raised before the file is opened. (A
     name whose checkpoint sevenn itself downloaded earlier, to ``~/.cache/sevennet``, is such
-    an other file.) The backbone's ``origin`` is ``"sevenn <version>: <path>"``, ``sha256`` the file's hash.
+    an other file.) The backbone's ``origin`` is :func:`_origin` (no absolute path of this
+    machine), ``sha256`` the file's hash.
 
     Raises :class:`SevenNetMissing` (an ``ImportError`` and ``ValueError``) when sevenn 0.13
     is not installed; :class:`SevenNetAdapterError` (a ``ValueError``) for an unknown name,
@@ -611,7 +564,7 @@ def load(name_or_path, *, modal: Optional[str] = None, layer: Union[None, int, s
     from sevenn.util import load_checkpoint
 
     try:
-        with _preserved_global_state(), _default_dtype(torch.float32):
+        with _preserved_global_state(), default_dtype(torch.float32):
             checkpoint = load_checkpoint(str(file))
             # a missing or unknown modal is refused before the model is built
             _canonical_modal(modal, tuple(checkpoint.config.get("_modal_map") or ()), name)
@@ -627,9 +580,20 @@ def load(name_or_path, *, modal: Optional[str] = None, layer: Union[None, int, s
     model.set_is_batch_data(True)
     digest = hashlib.sha256(file.read_bytes()).hexdigest()
     backbone = SevenNetBackbone(model, modal=modal, layer=layer,
-                                origin=f"sevenn {version}: {file.resolve()}", sha256=digest,
+                                origin=_origin(file, version), sha256=digest,
                                 name=name, batch_size=batch_size)
     return backbone.to(device)
+
+
+def _origin(file: Path, version: str) -> str:
+    """Where a checkpoint came from, in terms a reader has: a file of an installed package
+    relative to its site directory, with sevenn's version
+    (``sevenn/pretrained_potentials/SevenNet_0__11Jul2024/checkpoint_sevennet_0.pth
+    (sevenn 0.13.0)``); any other file as the user gave it (``sevenn 0.13.0: PATH``)."""
+    installed = site_relative(file)
+    if installed is not None:
+        return f"{installed} (sevenn {version})"
+    return f"sevenn {version}: {file}"
 
 
 def _split_spec(spec: str) -> Tuple[str, Optional[str]]:
@@ -645,26 +609,24 @@ def _split_spec(spec: str) -> Tuple[str, Optional[str]]:
     return base, modal
 
 
-def from_spec(spec: str, *, trusted: bool = False):
-    """``(backbone, name, info)`` for the text after ``sevenn:`` in ``--backbones``:
+def from_spec(spec: str, *, trusted: bool = False) -> BackboneEntry:
+    """The :class:`BackboneEntry` of the text after ``sevenn:`` in ``--backbones``:
     ``7net-0``, ``7net-mf-0@PBE`` (modal after ``@``) or a checkpoint path.
 
     ``name``: the pretrained name in lower case (``7net-0``), with ``@MODAL`` in the
     model's spelling for a multi-fidelity model (``7net-mf-0@PBE``), or the path as given.
-    ``info`` (recorded in results.json): ``source`` (``"sevenn <version>: <path>"``),
-    ``sha256`` of the checkpoint, ``seed`` -1, ``test_energy_mae_meV`` and
-    ``test_force_mae_meV_per_A`` None, ``sevenn_layer``, ``sevenn_modal``, ``parameters``
-    (the model's parameter count) and ``sevenn_parity`` (False: an SO(3) model).
+    ``source``: :func:`_origin`; ``sha256`` of the checkpoint; in ``extra``
+    ``sevenn_layer``, ``sevenn_modal``, ``sevenn_parity`` (False: an SO(3) model) and
+    ``parameters`` (the model's parameter count).
     """
     base, modal = _split_spec(spec)
     backbone = load(base, modal=modal, trusted=trusted)
     name = backbone.name + (f"@{backbone.modal}" if backbone.modal else "")
-    info = {"source": backbone.origin, "sha256": backbone.sha256, "seed": -1,
-            "test_energy_mae_meV": None, "test_force_mae_meV_per_A": None,
-            "sevenn_layer": backbone.layer, "sevenn_modal": backbone.modal,
-            "sevenn_parity": backbone.parity,
-            "parameters": int(sum(p.numel() for p in backbone.model.parameters()))}
-    return backbone, name, info
+    return BackboneEntry(
+        name=name, backbone=backbone, source=backbone.origin, sha256=backbone.sha256,
+        extra={"sevenn_layer": backbone.layer, "sevenn_modal": backbone.modal,
+               "sevenn_parity": backbone.parity,
+               "parameters": int(sum(p.numel() for p in backbone.parameters()))})
 
 
 def available() -> List[str]:

@@ -14,8 +14,8 @@ from typing import Sequence
 import torch
 from e3nn import o3
 
-from ._model import (MAX_CHANNELS, MAX_L, MAX_LAYERS, MAX_R_MAX, _check_float, _check_int,
-                     _check_species)
+from ..checks import check_float, check_int
+from ._model import MAX_CHANNELS, MAX_L, MAX_LAYERS, MAX_R_MAX, _check_species
 
 __all__ = ["GatePointsBackbone"]
 
@@ -29,11 +29,11 @@ class GatePointsBackbone:
         from e3nn.nn.models.gate_points_2101 import Network
 
         # the same bounds as the NequIP-style backbone, checked before anything is built
-        L = _check_int("L", L, 1, MAX_L, " (the backbone's highest feature degree)")
-        channels = _check_int("channels", channels, 1, MAX_CHANNELS)
-        layers = _check_int("layers", layers, 1, MAX_LAYERS)
-        _check_float("r_max", r_max, high=MAX_R_MAX, positive=True)
-        _check_float("num_neighbors", num_neighbors, positive=True)
+        L = check_int("L", L, 1, MAX_L, " (the backbone's highest feature degree)")
+        channels = check_int("channels", channels, 1, MAX_CHANNELS)
+        layers = check_int("layers", layers, 1, MAX_LAYERS)
+        check_float("r_max", r_max, high=MAX_R_MAX, positive=True)
+        check_float("num_neighbors", num_neighbors, positive=True)
         self.species = _check_species(list(species))
         self.L = int(L)
         hidden = o3.Irreps([(channels, (l, p)) for l in range(L + 1) for p in (1, -1)])

@@ -29,13 +29,15 @@ Wigner matrices (``irreps_out.D_from_matrix``).
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, List, Optional
 
 import torch
 from e3nn import nn as enn
 from e3nn import o3
+
+from ..checks import check_float, check_int, is_int
+from ..runtime import default_dtype
 
 __all__ = ["BackboneConfig", "Backbone", "BackboneLayer", "hidden_irreps", "estimate_size",
            "MAX_L", "MAX_CHANNELS", "MAX_LAYERS", "MAX_N_BASIS", "MAX_RADIAL_HIDDEN",
@@ -74,36 +76,6 @@ MAX_PARAMETERS = 100_000_000
 MAX_CONSTANTS = 100_000_000
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-def _check_int(name: str, value, low: int, high: int, why: str = "") -> int:
-    """``value`` as an int in ``[low, high]``; ``ValueError`` naming ``name`` otherwise."""
-    if not _is_int(value):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}{why}, got {value}")
-    return int(value)
-
-
-def _check_float(name: str, value, low: Optional[float] = None, high: Optional[float] = None,
-                 positive: bool = False) -> float:
-    """``value`` as a finite float (``> 0`` if ``positive``, within ``[low, high]``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value}")
-    if positive and not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = (["> 0"] if positive else []) + ([f">= {low}"] if low is not None else []) \
-            + ([f"at most {high}"] if high is not None else [])
-        raise ValueError(f"{name} must be {' and '.join(bounds)}, got {value}")
-    return value
-
-
 def _check_species(species) -> List[int]:
     """Distinct atomic numbers in ``1..MAX_Z`` (at most ``MAX_Z`` of them)."""
     if isinstance(species, (str, bytes)) or not isinstance(species, (list, tuple)):
@@ -113,7 +85,7 @@ def _check_species(species) -> List[int]:
     if len(species) > MAX_Z:
         raise ValueError(f"species lists {len(species)} atomic numbers; there are {MAX_Z}")
     for z in species:
-        if not _is_int(z) or not 1 <= z <= MAX_Z:
+        if not is_int(z) or not 1 <= z <= MAX_Z:
             shown = repr(z) if len(repr(z)) <= 40 else repr(z)[:40] + "..."
             raise ValueError(f"species: {shown} is not an atomic number (1..{MAX_Z})")
     if len(set(species)) != len(species):
@@ -150,28 +122,28 @@ class BackboneConfig:
     species_scale: Optional[List[float]] = None
 
     def __post_init__(self):
-        if not _is_int(self.L) or self.L < 1:
+        if not is_int(self.L) or self.L < 1:
             raise ValueError(f"L must be an integer >= 1 (the backbone needs l > 0 features), "
                              f"got {self.L!r}")
-        self.L = _check_int("L", self.L, 1, MAX_L, " (the backbone's highest feature degree)")
-        self.channels = _check_int("channels", self.channels, 1, MAX_CHANNELS)
-        if _is_int(self.layers) and self.layers < 2:
+        self.L = check_int("L", self.L, 1, MAX_L, " (the backbone's highest feature degree)")
+        self.channels = check_int("channels", self.channels, 1, MAX_CHANNELS)
+        if is_int(self.layers) and self.layers < 2:
             raise ValueError(f"layers must be an integer >= 2 (the last one is scalar-only), "
                              f"got {self.layers!r}")
-        self.layers = _check_int("layers", self.layers, 2, MAX_LAYERS)
-        self.n_basis = _check_int("n_basis", self.n_basis, 1, MAX_N_BASIS)
-        self.cutoff_p = _check_int("cutoff_p", self.cutoff_p, 1, MAX_CUTOFF_P)
-        self.radial_hidden = _check_int("radial_hidden", self.radial_hidden, 1,
+        self.layers = check_int("layers", self.layers, 2, MAX_LAYERS)
+        self.n_basis = check_int("n_basis", self.n_basis, 1, MAX_N_BASIS)
+        self.cutoff_p = check_int("cutoff_p", self.cutoff_p, 1, MAX_CUTOFF_P)
+        self.radial_hidden = check_int("radial_hidden", self.radial_hidden, 1,
                                         MAX_RADIAL_HIDDEN)
         if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
                              f"got {self.activation!r}")
-        self.r_max = _check_float("r_max", self.r_max, high=MAX_R_MAX, positive=True)
+        self.r_max = check_float("r_max", self.r_max, high=MAX_R_MAX, positive=True)
         self.species = _check_species(self.species)
-        self.avg_num_neighbors = _check_float("avg_num_neighbors", self.avg_num_neighbors,
+        self.avg_num_neighbors = check_float("avg_num_neighbors", self.avg_num_neighbors,
                                               positive=True)
-        self.energy_shift = _check_float("energy_shift", self.energy_shift)
-        self.energy_scale = _check_float("energy_scale", self.energy_scale)
+        self.energy_shift = check_float("energy_shift", self.energy_shift)
+        self.energy_scale = check_float("energy_scale", self.energy_scale)
         for name in ("species_shift", "species_scale"):
             values = getattr(self, name)
             if values is None:
@@ -179,7 +151,7 @@ class BackboneConfig:
             if not isinstance(values, (list, tuple)) or len(values) != len(self.species):
                 raise ValueError(f"{name} must list one number per species "
                                  f"({len(self.species)}), got {_short(values)}")
-            setattr(self, name, [_check_float(name, v) for v in values])
+            setattr(self, name, [check_float(name, v) for v in values])
         size = estimate_size(self)
         if size["parameters"] > MAX_PARAMETERS:
             raise ValueError(f"a backbone with L = {self.L}, {self.channels} channels, "
@@ -387,13 +359,9 @@ class _EdgeTensorProduct(torch.nn.Module):
         irreps_mid = o3.Irreps([(self.irreps_in[i].mul, ir) for (i, _, _), ir
                                 in zip(self.paths, self.path_irreps)])
         instructions = [(i, j, k, "uvu", True) for k, (i, j, _) in enumerate(self.paths)]
-        default = torch.get_default_dtype()
-        torch.set_default_dtype(torch.float64)   # e3nn's constants exact to double precision
-        try:
+        with default_dtype(torch.float64):   # e3nn's constants exact to double precision
             return o3.TensorProduct(self.irreps_in, self.irreps_sh, irreps_mid, instructions,
                                     shared_weights=False, internal_weights=False)
-        finally:
-            torch.set_default_dtype(default)
 
     def forward(self, x: torch.Tensor, edge_src: torch.Tensor, edge_dst: torch.Tensor,
                 sh: torch.Tensor, hidden: torch.Tensor, weight_map: torch.Tensor) -> list:
@@ -534,41 +502,43 @@ class Backbone(torch.nn.Module):
         self.seed = seed
         c = config
         gen_state = torch.random.get_rng_state()
-        default_dtype = torch.get_default_dtype()
         torch.manual_seed(seed)
-        # Build in float64 so that e3nn's constants (coupling tensors, generators) are exact
-        # to double precision; cast to the requested dtype afterwards.
-        torch.set_default_dtype(torch.float64)
         try:
-            n_species = len(c.species)
-            self.register_buffer("species_index", torch.full((MAX_Z + 1,), -1, dtype=torch.long))
-            for i, z in enumerate(c.species):
-                self.species_index[z] = i
-            self.irreps_sh = o3.Irreps.spherical_harmonics(c.L)
-            self.embedding = o3.Linear(o3.Irreps(f"{n_species}x0e"), o3.Irreps(f"{c.channels}x0e"))
-            self.radial_basis = _BesselCutoff(c.r_max, c.n_basis, c.cutoff_p)
-            act = ACTIVATIONS[c.activation]
-            blocks = []
-            irreps = o3.Irreps(f"{c.channels}x0e")
-            hidden = hidden_irreps(c.channels, c.L)
-            for layer in range(c.layers):
-                last = layer == c.layers - 1
-                target = o3.Irreps(f"{c.channels}x0e") if last else hidden
-                block = _Interaction(irreps, self.irreps_sh, target, n_species, c.n_basis,
-                                     c.radial_hidden, c.avg_num_neighbors, act, gate=not last)
-                blocks.append(block)
-                irreps = block.irreps_out
-            self.blocks = torch.nn.ModuleList(blocks)
-            self.irreps_out = self.blocks[-2].irreps_out
-            self.readout_1 = o3.Linear(irreps, o3.Irreps(f"{max(c.channels // 2, 1)}x0e"))
-            self.readout_2 = o3.Linear(o3.Irreps(f"{max(c.channels // 2, 1)}x0e"), o3.Irreps("1x0e"))
-            shift = c.species_shift or [c.energy_shift] * n_species
-            scale = c.species_scale or [c.energy_scale] * n_species
-            self.register_buffer("shift", torch.tensor(shift, dtype=torch.float64))
-            self.register_buffer("scale", torch.tensor(scale, dtype=torch.float64))
+            # Build in float64 so that e3nn's constants (coupling tensors, generators)
+            # are exact to double precision; cast to the requested dtype afterwards.
+            with default_dtype(torch.float64):
+                n_species = len(c.species)
+                self.register_buffer("species_index",
+                                     torch.full((MAX_Z + 1,), -1, dtype=torch.long))
+                for i, z in enumerate(c.species):
+                    self.species_index[z] = i
+                self.irreps_sh = o3.Irreps.spherical_harmonics(c.L)
+                self.embedding = o3.Linear(o3.Irreps(f"{n_species}x0e"),
+                                           o3.Irreps(f"{c.channels}x0e"))
+                self.radial_basis = _BesselCutoff(c.r_max, c.n_basis, c.cutoff_p)
+                act = ACTIVATIONS[c.activation]
+                blocks = []
+                irreps = o3.Irreps(f"{c.channels}x0e")
+                hidden = hidden_irreps(c.channels, c.L)
+                for layer in range(c.layers):
+                    last = layer == c.layers - 1
+                    target = o3.Irreps(f"{c.channels}x0e") if last else hidden
+                    block = _Interaction(irreps, self.irreps_sh, target, n_species,
+                                         c.n_basis, c.radial_hidden, c.avg_num_neighbors, act,
+                                         gate=not last)
+                    blocks.append(block)
+                    irreps = block.irreps_out
+                self.blocks = torch.nn.ModuleList(blocks)
+                self.irreps_out = self.blocks[-2].irreps_out
+                self.readout_1 = o3.Linear(irreps, o3.Irreps(f"{max(c.channels // 2, 1)}x0e"))
+                self.readout_2 = o3.Linear(o3.Irreps(f"{max(c.channels // 2, 1)}x0e"),
+                                           o3.Irreps("1x0e"))
+                shift = c.species_shift or [c.energy_shift] * n_species
+                scale = c.species_scale or [c.energy_scale] * n_species
+                self.register_buffer("shift", torch.tensor(shift, dtype=torch.float64))
+                self.register_buffer("scale", torch.tensor(scale, dtype=torch.float64))
         finally:
             torch.random.set_rng_state(gen_state)
-            torch.set_default_dtype(default_dtype)
         self.to(dtype)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):

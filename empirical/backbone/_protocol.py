@@ -1,4 +1,5 @@
-"""The backbone protocol and a measure-then-assert equivariance check (STYLE: e3nn's split).
+"""The backbone protocol and a measure-then-assert equivariance check (docs/method.md §2.2:
+:func:`equivariance_error` measures, the caller decides what error is acceptable).
 
 Required (:func:`check_protocol`): ``irreps_out`` (e3nn ``Irreps`` of the per-atom
 features) and ``node_features(positions, numbers) -> (n_atoms, irreps_out.dim)``.
@@ -38,6 +39,8 @@ from typing import Optional
 
 import torch
 from e3nn import o3
+
+from ..runtime import default_dtype
 
 __all__ = ["model_dtype", "model_device", "check_protocol", "equivariance_error", "EQUIVARIANCE_TOLERANCE",
            "equivariance_tolerance", "supports"]
@@ -98,12 +101,8 @@ def equivariance_error(backbone, positions: torch.Tensor, numbers: torch.Tensor,
     if rotation is None:
         rotation = o3.rand_matrix(dtype=dtype)
     rotation = rotation.to(dtype)
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # e3nn builds its generators in the default dtype
-    try:
+    with default_dtype(torch.float64):   # e3nn builds its generators in the default dtype
         D = irreps.D_from_matrix(rotation.to("cpu", torch.float64)).to(dtype)
-    finally:
-        torch.set_default_dtype(previous)
     with torch.no_grad():
         f_rot = backbone.node_features(positions @ rotation.T, numbers)
         f = backbone.node_features(positions, numbers)

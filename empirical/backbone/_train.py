@@ -22,16 +22,18 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 import torch
 
+from ..checks import check_float, check_int
 from ..data import Dataset, make_splits
+from ..runtime import Progress
 from ._checkpoint import read_checkpoint, save_checkpoint
-from ._model import Backbone, BackboneConfig, _check_float, _check_int, estimate_size
+from ._model import Backbone, BackboneConfig, estimate_size
 
 __all__ = ["TrainSettings", "train", "evaluate", "dataset_statistics", "epoch_checkpoint_name",
            "training_bytes", "MAX_BATCH_SIZE", "MAX_EPOCHS", "TRAIN_ACTIVATION_FACTOR"]
@@ -68,20 +70,18 @@ class TrainSettings:
     save_every: int = 0              # N > 0: also keep epoch_<k>.pt every N epochs (and 0)
 
     def __post_init__(self):
-        if (not isinstance(self.save_every, int) or isinstance(self.save_every, bool)
-                or self.save_every < 0):
-            raise ValueError(f"save_every must be an integer >= 0, got {self.save_every!r}")
-        self.epochs = _check_int("epochs", self.epochs, 1, MAX_EPOCHS)
-        self.batch_size = _check_int("batch_size", self.batch_size, 0, MAX_BATCH_SIZE,
-                                     " (0: the default)")
+        self.save_every = check_int("save_every", self.save_every, 0)
+        self.epochs = check_int("epochs", self.epochs, 1, MAX_EPOCHS)
+        self.batch_size = check_int("batch_size", self.batch_size, 0, MAX_BATCH_SIZE,
+                                    " (0: the default)")
         for name in ("train_frames", "val_frames", "test_frames"):
-            setattr(self, name, _check_int(name, getattr(self, name), 1, 2 ** 62))
+            setattr(self, name, check_int(name, getattr(self, name), 1, 2 ** 62))
         for name in ("patience", "stop_patience", "split_seed"):
-            setattr(self, name, _check_int(name, getattr(self, name), 0, 2 ** 62))
-        self.lr = _check_float("lr", self.lr, positive=True)
-        self.min_lr = _check_float("min_lr", self.min_lr, low=0.0)
+            setattr(self, name, check_int(name, getattr(self, name), 0, 2 ** 62))
+        self.lr = check_float("lr", self.lr, positive=True)
+        self.min_lr = check_float("min_lr", self.min_lr, low=0.0)
         for name in ("energy_weight", "force_weight", "max_minutes"):
-            setattr(self, name, _check_float(name, getattr(self, name), low=0.0))
+            setattr(self, name, check_float(name, getattr(self, name), low=0.0))
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -182,6 +182,12 @@ def train(dataset: Dataset, out_dir, config: BackboneConfig, seed: int,
           log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> dict:
     """Train a backbone; returns the final training record (also in ``backbone.pt``).
 
+    The steps: split and measure the training data, start (or resume) the run
+    (:func:`_start`), train epoch by epoch until a stopping rule (:func:`_train_epoch`,
+    :func:`_end_of_epoch`), then evaluate the best weights on the test split
+    (:func:`_finish`). ``progress`` shows a bar per epoch on a terminal
+    (:class:`empirical.runtime.Progress`).
+
     Raises
     ------
     ValueError
@@ -196,6 +202,53 @@ def train(dataset: Dataset, out_dir, config: BackboneConfig, seed: int,
                                             "test": settings.test_frames},
                          seed=settings.split_seed)
     stats = dataset_statistics(dataset, splits["train"], config.r_max)
+    run = _start(out, dataset, config, seed, settings, stats, batch_size, dtype, device,
+                 resume, log)
+    run.meta_base = _meta_base(dataset, splits, settings, batch_size, stats, device)
+    start_time = time.perf_counter()
+    if settings.save_every and run.epoch == 0:
+        # the initialization too: the first point of the ceiling over training
+        save_checkpoint(out / epoch_checkpoint_name(0), run.model,
+                        {**run.meta_base, "history": [], "epochs_run": 0, "status": "initial"})
+    while run.epoch < settings.epochs:
+        run.epoch += 1
+        t0 = time.perf_counter()
+        train_loss = _train_epoch(run, dataset, np.asarray(splits["train"]), settings,
+                                  batch_size, device, progress)
+        run.model.eval()
+        val = evaluate(run.model, dataset, splits["validation"], batch_size=2 * batch_size)
+        if _end_of_epoch(run, out, dataset, settings, train_loss, val, t0, log):
+            break
+        if settings.max_minutes and time.perf_counter() - start_time > 60 * settings.max_minutes:
+            log(f"stop: time limit of {settings.max_minutes} min reached (resume with --resume)")
+            break
+    return _finish(run, out, dataset, splits, settings, batch_size, log)
+
+
+@dataclass(eq=False)
+class _Run:
+    """The state of one training run between epochs (what ``last.pt`` saves)."""
+
+    model: Backbone
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.ReduceLROnPlateau
+    gen: torch.Generator
+    history: list = field(default_factory=list)
+    epoch: int = 0
+    best: float = float("inf")
+    since_best: int = 0
+    meta_base: dict = field(default_factory=dict)
+
+    @property
+    def lr(self) -> float:
+        return self.opt.param_groups[0]["lr"]
+
+
+def _start(out: Path, dataset: Dataset, config: BackboneConfig, seed: int,
+           settings: TrainSettings, stats: dict, batch_size: int, dtype: torch.dtype,
+           device: str, resume: bool, log: Callable[[str], None]) -> _Run:
+    """A new run (the backbone built from ``config`` and the training statistics), or the
+    run of ``out / "last.pt"`` with ``resume`` (its config, seed, dtype and states)."""
     state = None
     if resume:
         last = out / "last.pt"
@@ -212,18 +265,24 @@ def train(dataset: Dataset, out_dir, config: BackboneConfig, seed: int,
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5,
                                                        patience=settings.patience)
-    history, epoch, best, since_best = [], 0, float("inf"), 0
-    gen = torch.Generator().manual_seed(seed)
+    run = _Run(model=model, opt=opt, sched=sched, gen=torch.Generator().manual_seed(seed))
     if state is not None:
         model.load_state_dict(state["state_dict"])
         tr = state["training"]
         opt.load_state_dict(tr["optimizer"])
         sched.load_state_dict(tr["scheduler"])
-        gen.set_state(tr["shuffle_rng"])
-        history, epoch = state["metadata"]["history"], tr["epoch"]
-        best, since_best = tr["best"], tr["since_best"]
-        log(f"resumed from {out / 'last.pt'} after epoch {epoch}")
-    meta_base = {
+        run.gen.set_state(tr["shuffle_rng"])
+        run.history, run.epoch = state["metadata"]["history"], tr["epoch"]
+        run.best, run.since_best = tr["best"], tr["since_best"]
+        log(f"resumed from {out / 'last.pt'} after epoch {run.epoch}")
+    return run
+
+
+def _meta_base(dataset: Dataset, splits, settings: TrainSettings, batch_size: int,
+               stats: dict, device: str) -> dict:
+    """What every checkpoint of the run records besides its history: data, splits,
+    settings, statistics, versions and hardware."""
+    return {
         "data": {"source": dataset.metadata.get("source"), "frames": dataset.n_frames,
                  "formula": dataset.formula},
         "splits": {"seed": splits.seed, "strategy": splits.strategy, "sizes": splits.sizes,
@@ -235,85 +294,89 @@ def train(dataset: Dataset, out_dir, config: BackboneConfig, seed: int,
         else f"CPU ({platform.processor() or platform.machine()}, "
              f"{torch.get_num_threads()} threads)",
     }
-    train_idx = np.asarray(splits["train"])
-    start_time = time.perf_counter()
-    if settings.save_every and epoch == 0:
-        # the initialization too: the first point of the ceiling over training
-        save_checkpoint(out / epoch_checkpoint_name(0), model,
-                        {**meta_base, "history": [], "epochs_run": 0, "status": "initial"})
-    while epoch < settings.epochs:
-        epoch += 1
-        t0 = time.perf_counter()
-        model.train()
-        perm = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
-        total, seen = 0.0, 0
-        n_batches = (len(perm) + batch_size - 1) // batch_size
-        for b, (pos, num, batch, e_ref, f_ref) in enumerate(
-                _batches(dataset, perm, batch_size, model.dtype, device)):
-            e, f = model.energy_and_forces(pos, num, batch, create_graph=True)
-            n_atoms = dataset.n_atoms
+
+
+def _train_epoch(run: _Run, dataset: Dataset, train_idx: np.ndarray, settings: TrainSettings,
+                 batch_size: int, device: str, progress: bool) -> float:
+    """One pass over the shuffled training split; returns the mean training loss."""
+    run.model.train()
+    perm = train_idx[torch.randperm(len(train_idx), generator=run.gen).numpy()]
+    total, seen = 0.0, 0
+    n_batches = (len(perm) + batch_size - 1) // batch_size
+    n_atoms = dataset.n_atoms
+    with Progress(n_batches, enabled=None if progress else False, desc=f"epoch {run.epoch}",
+                  unit="batch") as bar:
+        for pos, num, batch, e_ref, f_ref in _batches(dataset, perm, batch_size,
+                                                      run.model.dtype, device):
+            e, f = run.model.energy_and_forces(pos, num, batch, create_graph=True)
             loss = (settings.energy_weight * (((e - e_ref) / n_atoms) ** 2).mean()
                     + settings.force_weight * ((f - f_ref) ** 2).mean())
-            opt.zero_grad(set_to_none=True)
+            run.opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            run.opt.step()
             total += float(loss.detach()) * len(e_ref)
             seen += len(e_ref)
-            if progress and sys.stderr.isatty():
-                sys.stderr.write(f"\repoch {epoch} [{'#' * int(20 * (b + 1) / n_batches):<20}] "
-                                 f"loss {total / seen:.3e}")
-                sys.stderr.flush()
-        model.eval()
-        val = evaluate(model, dataset, splits["validation"], batch_size=2 * batch_size)
-        val_loss = (settings.energy_weight * (val["energy_rmse_meV"] / 1e3 / dataset.n_atoms) ** 2
-                    + settings.force_weight * (val["force_rmse_meV_per_A"] / 1e3) ** 2)
-        sched.step(val_loss)
-        lr = opt.param_groups[0]["lr"]
-        record = {"epoch": epoch, "train_loss": total / seen, "val_loss": val_loss,
-                  "val_energy_mae_meV": val["energy_mae_meV"],
-                  "val_force_mae_meV_per_A": val["force_mae_meV_per_A"], "lr": lr,
-                  "seconds": time.perf_counter() - t0}
-        history.append(record)
-        if progress and sys.stderr.isatty():
-            sys.stderr.write("\r")
-        log(f"epoch {epoch:4d}  train loss {record['train_loss']:.3e}  val E MAE "
-            f"{val['energy_mae_meV']:7.2f} meV  val F MAE {val['force_mae_meV_per_A']:7.2f} "
-            f"meV/A  lr {lr:.1e}  {record['seconds']:.1f} s")
-        improved = val_loss < best
-        if improved:
-            best, since_best = val_loss, 0
-        else:
-            since_best += 1
-        meta = {**meta_base, "history": history, "epochs_run": epoch, "status": "training"}
-        if improved:
-            save_checkpoint(out / "best.pt", model, {**meta, "best_epoch": epoch,
+            bar.advance(1, f"loss {total / seen:.3e}")
+    return total / seen
+
+
+def _end_of_epoch(run: _Run, out: Path, dataset: Dataset, settings: TrainSettings,
+                  train_loss: float, val: dict, t0: float, log: Callable[[str], None]) -> bool:
+    """Record the epoch, step the scheduler, write the checkpoints (``best.pt`` when the
+    validation loss improved, ``epoch_<k>.pt``, ``last.pt``); True when a stopping rule
+    (patience, learning rate) ends the run."""
+    val_loss = (settings.energy_weight * (val["energy_rmse_meV"] / 1e3 / dataset.n_atoms) ** 2
+                + settings.force_weight * (val["force_rmse_meV_per_A"] / 1e3) ** 2)
+    run.sched.step(val_loss)
+    lr = run.lr
+    record = {"epoch": run.epoch, "train_loss": train_loss, "val_loss": val_loss,
+              "val_energy_mae_meV": val["energy_mae_meV"],
+              "val_force_mae_meV_per_A": val["force_mae_meV_per_A"], "lr": lr,
+              "seconds": time.perf_counter() - t0}
+    run.history.append(record)
+    log(f"epoch {run.epoch:4d}  train loss {record['train_loss']:.3e}  val E MAE "
+        f"{val['energy_mae_meV']:7.2f} meV  val F MAE {val['force_mae_meV_per_A']:7.2f} "
+        f"meV/A  lr {lr:.1e}  {record['seconds']:.1f} s")
+    improved = val_loss < run.best
+    if improved:
+        run.best, run.since_best = val_loss, 0
+    else:
+        run.since_best += 1
+    meta = {**run.meta_base, "history": run.history, "epochs_run": run.epoch,
+            "status": "training"}
+    if improved:
+        save_checkpoint(out / "best.pt", run.model, {**meta, "best_epoch": run.epoch,
                                                      "validation": val})
-        if settings.save_every and epoch % settings.save_every == 0:
-            save_checkpoint(out / epoch_checkpoint_name(epoch), model, meta)
-        save_checkpoint(out / "last.pt", model, meta, training={
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "shuffle_rng": gen.get_state(), "epoch": epoch, "best": best,
-            "since_best": since_best})
-        if since_best >= settings.stop_patience:
-            log(f"early stop: no validation improvement for {since_best} epochs")
-            break
-        if lr < settings.min_lr:
-            log(f"stop: learning rate {lr:.1e} below {settings.min_lr:.1e}")
-            break
-        if settings.max_minutes and time.perf_counter() - start_time > 60 * settings.max_minutes:
-            log(f"stop: time limit of {settings.max_minutes} min reached (resume with --resume)")
-            break
+    if settings.save_every and run.epoch % settings.save_every == 0:
+        save_checkpoint(out / epoch_checkpoint_name(run.epoch), run.model, meta)
+    save_checkpoint(out / "last.pt", run.model, meta, training={
+        "optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
+        "shuffle_rng": run.gen.get_state(), "epoch": run.epoch, "best": run.best,
+        "since_best": run.since_best})
+    if run.since_best >= settings.stop_patience:
+        log(f"early stop: no validation improvement for {run.since_best} epochs")
+        return True
+    if lr < settings.min_lr:
+        log(f"stop: learning rate {lr:.1e} below {settings.min_lr:.1e}")
+        return True
+    return False
+
+
+def _finish(run: _Run, out: Path, dataset: Dataset, splits, settings: TrainSettings,
+            batch_size: int, log: Callable[[str], None]) -> dict:
+    """Evaluate the best weights on the test split and write ``backbone.pt``; returns its
+    training record."""
     best_blob = read_checkpoint(out / "best.pt")
-    model.load_state_dict(best_blob["state_dict"])
-    model.eval()
-    test = evaluate(model, dataset, splits["test"], batch_size=2 * batch_size)
-    finished = epoch >= settings.epochs or since_best >= settings.stop_patience or \
-        opt.param_groups[0]["lr"] < settings.min_lr
-    meta = {**meta_base, "history": history, "epochs_run": epoch,
+    run.model.load_state_dict(best_blob["state_dict"])
+    run.model.eval()
+    test = evaluate(run.model, dataset, splits["test"], batch_size=2 * batch_size)
+    finished = run.epoch >= settings.epochs or run.since_best >= settings.stop_patience or \
+        run.lr < settings.min_lr
+    meta = {**run.meta_base, "history": run.history, "epochs_run": run.epoch,
             "best_epoch": best_blob["metadata"]["best_epoch"],
             "validation": best_blob["metadata"]["validation"], "test": test,
             "status": "finished" if finished else "interrupted (resumable)"}
-    save_checkpoint(out / "backbone.pt", model, meta)
+    save_checkpoint(out / "backbone.pt", run.model, meta)
     log(f"held-out test ({test['frames']} frames): energy MAE {test['energy_mae_meV']:.2f} meV "
         f"({test['energy_mae_meV_per_atom']:.3f} meV/atom), force MAE "
         f"{test['force_mae_meV_per_A']:.2f} meV/A -> {out / 'backbone.pt'}")
@@ -321,9 +384,9 @@ def train(dataset: Dataset, out_dir, config: BackboneConfig, seed: int,
 
 
 def _version(name: str) -> str:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version(name)
-    except Exception:  # pragma: no cover
+    except PackageNotFoundError:  # pragma: no cover
         return "unknown"

@@ -1,32 +1,36 @@
-"""Calibration versus aspirin (docs/method.md §5): one overlay per probe degree, a table, a paragraph.
+"""Calibration versus aspirin (docs/method.md §5): one overlay per probe degree, a table,
+a paragraph.
 
-:func:`compare` reads the payloads of a C5 run (:func:`run_c5`) and an aspirin diagnostic
-(:func:`empirical.diagnose`) and sets, for the aspirin backbones' ``L`` and every ``d`` of
-the diagnostic, the C5 axis-probe rho(l) of every C5 feature source beside the aspirin mean
-rho(l) (with its bootstrap interval) and the predicted step (1 up to ``dL``, 0 above).
+:func:`compare` reads a C5 run (:func:`run_c5`) and an aspirin diagnostic
+(:func:`empirical.diagnose`), as records or as their ``results.json``, and sets, for the
+aspirin backbones' ``L`` and every ``d`` of the diagnostic, the C5 axis-probe rho(l) of
+every C5 feature source beside the aspirin mean rho(l) (with its bootstrap interval) and
+the predicted step (1 up to ``dL``, 0 above).
 
-Both payloads are validated first (:func:`validate_c5_results`,
+Both are validated first (:func:`validate_c5_results`,
 :func:`validate_diagnose_results`): the schema versions this code reads, every key the
 comparison and the reports use with its type, and the values that follow from the file's
 own content (a ceiling is ``d * L``; a verdict follows from its rho and prediction; a
 correlation lies in [-1, 1] or is null). A file that fails gets one ``ValueError`` naming
-the key and the problem, before anything is written.
+the key and the problem, before anything is written. The report and figures are
+rendered with :mod:`empirical.render`.
 """
 
 from __future__ import annotations
 
-import io
+import json
 import math
 import numbers
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from ..io import write_file_set, write_files
-from ..diagnostic import DiagnoseResult
-from ..diagnostic import MAX_LMAX
+from ..checks import is_int
+from ..diagnostic import (AMBIGUOUS, BLIND, MAX_LMAX, RECOVERABLE, UNDEFINED, DiagnoseResult,
+                          agrees, measured_ceiling, verdict)
 from ..diagnostic import SCHEMA_VERSION as DIAGNOSE_SCHEMA_VERSION
-from ..diagnostic import AMBIGUOUS, BLIND, RECOVERABLE, UNDEFINED, agrees, measured_ceiling, verdict
-from ._c5 import RING_DEGREE, SOURCES
+from ..io import write_file_set, write_files
+from ..render import png_bytes, pyplot, table, with_interval, num
+from ._c5 import RING_DEGREE, SOURCES, C5Cell, C5Result
 from ._c5 import SCHEMA_VERSION as C5_SCHEMA_VERSION
 
 __all__ = ["compare", "write_compare_outputs", "validate_c5_results",
@@ -48,10 +52,6 @@ _PREDICTED = (RECOVERABLE, BLIND)
 
 
 # ------------------------------------------------------------------------------ validation
-
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
 
 def _is_num(x) -> bool:
     return (isinstance(x, numbers.Real) and not isinstance(x, bool)
@@ -86,7 +86,7 @@ def _need_int(x, key: str, low: Optional[int] = None, high: Optional[int] = None
               null: bool = False) -> Optional[int]:
     if x is None and null:
         return None
-    if not _is_int(x) or (low is not None and x < low) or (high is not None and x > high):
+    if not is_int(x) or (low is not None and x < low) or (high is not None and x > high):
         bounds = ("" if low is None and high is None else
                   f" >= {low}" if high is None else f" in [{low}, {high}]")
         raise ValueError(f"{key}: expected an integer{bounds}{' or null' if null else ''}, "
@@ -174,7 +174,7 @@ def _interval(x, key: str, rho: bool) -> None:
 
 def _check_schema(payload: Dict, known: Tuple[int, ...]) -> None:
     version = payload["schema_version"]
-    if not _is_int(version) or version not in known:
+    if not is_int(version) or version not in known:
         raise ValueError(f"schema_version: {_show(version)} is not one this version of "
                          f"empirical reads ({', '.join(map(str, known))})")
 
@@ -538,59 +538,81 @@ def _ceiling(x, key: str, d: int, L: int) -> int:
 
 # ------------------------------------------------------------------------------ comparison
 
-def compare(c5: Dict, aspirin: Union[DiagnoseResult, Dict]) -> Dict:
-    """The comparison as a JSON-ready dict: ``rows`` (d, l, predicted, C5 rho per source,
-    aspirin rho and interval, agreement flags) and ``paragraph``. ``aspirin`` is a
-    :class:`DiagnoseResult` or its ``results.json`` dictionary. Both are validated first
-    (``ValueError`` naming the bad key: ``"C5 results: ..."``, ``"aspirin results: ..."``);
-    ``ValueError`` too when the C5 run lacks the aspirin backbones' ``L``."""
+def _c5_result(c5: Union[C5Result, Dict]) -> C5Result:
+    """``c5`` as checked records (``ValueError`` starting ``"C5 results: "``)."""
     try:
-        axis = validate_c5_results(c5)
+        if isinstance(c5, C5Result):
+            validate_c5_results(c5.to_dict())
+            return c5
+        return C5Result.from_dict(c5)
     except ValueError as exc:
         raise ValueError(f"C5 results: {exc}") from None
+
+
+def _aspirin_result(aspirin: Union[DiagnoseResult, Dict]) -> DiagnoseResult:
+    """``aspirin`` as checked records (``ValueError`` starting ``"aspirin results: "``)."""
     try:
         validate_diagnose_results(aspirin.to_dict() if isinstance(aspirin, DiagnoseResult)
                                   else aspirin)
     except ValueError as exc:
         raise ValueError(f"aspirin results: {exc}") from None
-    if not isinstance(aspirin, DiagnoseResult):
-        aspirin = DiagnoseResult.from_dict(aspirin)
+    return aspirin if isinstance(aspirin, DiagnoseResult) else DiagnoseResult.from_dict(aspirin)
+
+
+def _rows_of_degree(s, axis: Dict[Tuple, C5Cell], sources: List[str], L: int
+                    ) -> Tuple[List[Dict], List[str]]:
+    """The rows of one probe degree (``s``: the aspirin summary at ``d``) and the cells
+    that disagree with the prediction, named."""
+    rows, bad = [], []
+    for l, rho in sorted(s.rho.items()):
+        if l == 0:
+            continue
+        predicted = "recoverable" if l <= s.ceiling else "blind"
+        row = {"d": s.d, "l": l, "predicted": predicted, "aspirin_rho": rho,
+               "aspirin_rho_ci": None if s.rho_ci[l] is None else s.rho_ci[l].to_list(),
+               "aspirin_agrees": agrees(rho, predicted)}
+        for src in sources:
+            cell = axis.get((src, L, s.d, l))
+            row[f"c5_{src}_rho"] = None if cell is None else cell.rho
+            row[f"c5_{src}_agrees"] = None if cell is None else cell.agrees
+        rows.append(row)
+        bad += [f"{key.replace('c5_', 'C5 ')} at l = {l}"
+                for key in ["aspirin"] + [f"c5_{src}" for src in sources]
+                if row[f"{key}_agrees"] is False]
+    return rows, bad
+
+
+def compare(c5: Union[C5Result, Dict], aspirin: Union[DiagnoseResult, Dict]) -> Dict:
+    """The comparison as a JSON-ready dict: ``rows`` (d, l, predicted, C5 rho per source,
+    aspirin rho and interval, agreement flags) and ``paragraph``. ``c5`` is a
+    :class:`C5Result` or its ``results.json`` dictionary, ``aspirin`` a
+    :class:`DiagnoseResult` or its. Both are validated first (``ValueError`` naming the bad
+    key: ``"C5 results: ..."``, ``"aspirin results: ..."``); ``ValueError`` too when the C5
+    run lacks the aspirin backbones' ``L``."""
+    c5 = _c5_result(c5)
+    aspirin = _aspirin_result(aspirin)
     L = aspirin.L
-    if L not in c5["config"]["Ls"]:
-        raise ValueError(f"the C5 run has no L = {L} (it has {c5['config']['Ls']}): rerun "
+    if L not in c5.config.Ls:
+        raise ValueError(f"the C5 run has no L = {L} (it has {c5.config.Ls}): rerun "
                          f"empirical c5 with --L {L}")
-    sources = list(c5["config"]["sources"])
+    sources = list(c5.config.sources)
+    axis = {(c.source, c.L, c.d, c.l): c for c in c5.cells if c.probe == "axis"}
     rows: List[Dict] = []
     sentences: List[str] = []
     for d, s in sorted(aspirin.summaries.items()):
-        if d not in c5["config"]["degrees"]:
+        if d not in c5.config.degrees:
             continue
-        dl = s.ceiling
-        bad = []
-        for l, rho in sorted(s.rho.items()):
-            if l == 0:
-                continue
-            predicted = "recoverable" if l <= dl else "blind"
-            row = {"d": d, "l": l, "predicted": predicted, "aspirin_rho": rho,
-                   "aspirin_rho_ci": s.rho_ci[l],
-                   "aspirin_agrees": agrees(rho, predicted)}
-            for src in sources:
-                cell = axis.get((src, L, d, l))
-                row[f"c5_{src}_rho"] = None if cell is None else cell["rho"]
-                row[f"c5_{src}_agrees"] = None if cell is None else cell["agrees"]
-            rows.append(row)
-            for key in ["aspirin"] + [f"c5_{src}" for src in sources]:
-                if row[f"{key}_agrees"] is False:
-                    bad.append(f"{key.replace('c5_', 'C5 ')} at l = {l}")
+        mine, bad = _rows_of_degree(s, axis, sources, L)
+        rows += mine
         if bad:
-            sentences.append(f"d = {d} (ceiling {dl}): calibration, aspirin and theorem "
-                             f"disagree at: {'; '.join(bad)}.")
+            sentences.append(f"d = {d} (ceiling {s.ceiling}): calibration, aspirin and "
+                             f"theorem disagree at: {'; '.join(bad)}.")
         else:
-            sentences.append(f"d = {d} (ceiling {dl}): the C5 calibration "
+            sentences.append(f"d = {d} (ceiling {s.ceiling}): the C5 calibration "
                              f"({', '.join(sources)} features), aspirin and the theorem agree "
-                             f"at every l: recovered up to l = {dl}, blind above.")
+                             f"at every l: recovered up to l = {s.ceiling}, blind above.")
     if not rows:
-        raise ValueError(f"the C5 run (d = {list(c5['config']['degrees'])}) and the aspirin "
+        raise ValueError(f"the C5 run (d = {list(c5.config.degrees)}) and the aspirin "
                          f"run (d = {aspirin.degrees}) share no probe degree with l > 0: "
                          f"nothing to compare")
     return {"L": L, "sources": sources, "rows": rows, "paragraph": " ".join(sentences),
@@ -598,10 +620,9 @@ def compare(c5: Dict, aspirin: Union[DiagnoseResult, Dict]) -> Dict:
 
 
 def _figure(cmp: Dict, d: int) -> bytes:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """The overlay of one probe degree: the predicted step, every C5 source's rho(l) and
+    the aspirin mean rho(l) with its bootstrap interval."""
+    plt = pyplot()
     rows = [r for r in cmp["rows"] if r["d"] == d]
     ls = [r["l"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 3.8))
@@ -626,30 +647,22 @@ def _figure(cmp: Dict, d: int) -> bytes:
         ax.set_title(f"calibration vs aspirin, L = {cmp['L']}, d = {d}")
         ax.legend(fontsize=7, loc="upper right")
         ax.grid(alpha=0.3)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110, metadata={"Software": None},
-                    bbox_inches="tight")
-        return buf.getvalue()
-    finally:
+        fig.tight_layout()
+    except BaseException:
         plt.close(fig)
+        raise
+    return png_bytes(fig)
 
 
 def _report(cmp: Dict) -> str:
     srcs = cmp["sources"]
-    lines = ["# Calibration versus aspirin", "", cmp["paragraph"], "",
-             "| d | l | predicted | " + " | ".join(f"C5 {s}" for s in srcs)
-             + " | aspirin mean rho [95 % CI] |", "|---" * (4 + len(srcs)) + "|"]
-
-    def f(x):
-        return "undefined" if x is None else f"{x:.3f}"
-
-    for r in cmp["rows"]:
-        ci = r["aspirin_rho_ci"] or [None, None]
-        lines.append(f"| {r['d']} | {r['l']} | {r['predicted']} | "
-                     + " | ".join(f(r[f'c5_{s}_rho']) for s in srcs)
-                     + f" | {f(r['aspirin_rho'])} [{f(ci[0])}, {f(ci[1])}] |")
+    rows = [[r["d"], r["l"], r["predicted"]] + [num(r[f"c5_{s}_rho"]) for s in srcs]
+            + [with_interval(r["aspirin_rho"], r["aspirin_rho_ci"])] for r in cmp["rows"]]
     ds = sorted({r["d"] for r in cmp["rows"]})
-    lines += [""] + [f"![d = {d}](compare_d{d}.png)" for d in ds]
+    lines = ["# Calibration versus aspirin", "", cmp["paragraph"], "",
+             table(["d", "l", "predicted"] + [f"C5 {s}" for s in srcs]
+                   + ["aspirin mean rho [95 % CI]"], rows), ""]
+    lines += [f"![d = {d}](compare_d{d}.png)" for d in ds]
     return "\n".join(lines) + "\n"
 
 
@@ -660,8 +673,6 @@ def write_compare_outputs(cmp: Dict, out_dir: Path, overwrite: bool = False,
     ``inputs``), or, with ``as_set=False``, each file atomically beside others; with
     ``render_only``, returned as ``{name: bytes}`` unwritten (the reproduction's index
     folder writes them with its own files)."""
-    import json
-
     ds = sorted({r["d"] for r in cmp["rows"]})
     files = {f"compare_d{d}.png": _figure(cmp, d) for d in ds}
     files["compare.md"] = _report(cmp).encode()

@@ -1,4 +1,5 @@
-"""The one dataset type every later stage reads (fields and units: :mod:`empirical.fields`)."""
+"""The one dataset type every later stage reads (its fields, shapes and units: :class:`Dataset`;
+ positions and forces may be stored as float32, they are read as float64)."""
 
 from __future__ import annotations
 

@@ -41,6 +41,8 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
+from ..checks import is_int
+from ..runtime import Progress
 from ..units import BOLTZMANN
 from . import _aspirin_geometry as geom
 from ._dataset import Dataset
@@ -147,10 +149,10 @@ def check_request(frames, chains, settings: MDSettings) -> None:
     """Refuse a request whose size is out of bounds, before any work (``ValueError`` naming
     the value): ``frames`` in ``1..MAX_GENERATED_FRAMES``, ``chains`` in
     ``1..min(frames, MAX_CHAINS)``, at most :data:`MAX_MD_STEPS` MD steps in all."""
-    if not _is_int(frames) or not 1 <= frames <= MAX_GENERATED_FRAMES:
+    if not is_int(frames) or not 1 <= frames <= MAX_GENERATED_FRAMES:
         raise ValueError(f"frames must be an integer between 1 and {MAX_GENERATED_FRAMES} "
                          f"(MAX_GENERATED_FRAMES), got {frames!r}")
-    if not _is_int(chains) or not 1 <= chains <= min(frames, MAX_CHAINS):
+    if not is_int(chains) or not 1 <= chains <= min(frames, MAX_CHAINS):
         raise ValueError(f"chains must be an integer between 1 and min(frames, {MAX_CHAINS}) "
                          f"(MAX_CHAINS), got {chains!r} for {frames} frames")
     steps = md_steps(frames, chains, settings)
@@ -159,10 +161,6 @@ def check_request(frames, chains, settings: MDSettings) -> None:
                          f"{settings.timestep_fs:g} fs steps in {chains} chains with "
                          f"{settings.equilibration_ps:g} ps equilibration is {steps} MD steps, "
                          f"more than {MAX_MD_STEPS} (MAX_MD_STEPS)")
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
 def _calculator():
@@ -283,34 +281,22 @@ def _run_chain(args):
             "mean_temperature_K": mean_t, "steps": total, "seconds": seconds}
 
 
-class _Progress:
-    """A one-line progress bar on stderr (steps, temperature, rate, ETA)."""
+class _StepBar:
+    """MD steps done (all chains) on a :class:`empirical.runtime.Progress` bar, with the
+    current kinetic temperature as its label."""
 
-    def __init__(self, total: int, stream=sys.stderr, enabled: bool = True):
-        self.total, self.stream, self.enabled = total, stream, enabled
-        self.start = time.perf_counter()
-        self.last = 0.0
+    def __init__(self, total: int, enabled: bool):
+        self.bar = Progress(total, enabled=None if enabled else False, desc="MD",
+                            unit="step")
+        self.done = 0
 
-    def update(self, done: int, temperature: float, force: bool = False):
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self.last < 0.5:
-            return
-        self.last = now
-        frac = done / self.total if self.total else 1.0
-        rate = done / max(now - self.start, 1e-9)
-        eta = (self.total - done) / rate if rate > 0 else float("inf")
-        bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
-        temp = "" if temperature != temperature else f" T={temperature:6.1f} K"
-        self.stream.write(f"\r[{bar}] {100 * frac:5.1f}% {done}/{self.total} steps"
-                          f"{temp} {1e3 / rate if rate else 0:.1f} ms/step ETA {eta / 60:.1f} min ")
-        self.stream.flush()
+    def update(self, done: int, temperature: float) -> None:
+        label = None if temperature != temperature else f"T={temperature:6.1f} K"
+        self.bar.advance(max(done - self.done, 0), label)
+        self.done = max(done, self.done)
 
-    def close(self):
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
+    def close(self) -> None:
+        self.bar.close()
 
 
 def generate_aspirin(frames: int = 5000, seed: int = 0, settings: Optional[MDSettings] = None,
@@ -329,7 +315,7 @@ def generate_aspirin(frames: int = 5000, seed: int = 0, settings: Optional[MDSet
     chains : int
         Independent trajectories run in parallel processes.
     progress : bool
-        Show a progress bar on stderr.
+        Show a progress bar on stderr (on a terminal).
 
     Raises
     ------
@@ -347,9 +333,8 @@ def generate_aspirin(frames: int = 5000, seed: int = 0, settings: Optional[MDSet
     if not isinstance(settings, MDSettings):
         raise ValueError(f"settings must be an MDSettings, got {type(settings).__name__}")
     check_request(frames, chains, settings)   # before the imports and the optimization
-    import ase
-    import tblite  # noqa: F401  (fail early with ImportError)
-    from importlib.metadata import version
+    import ase  # noqa: F401  (fail early with ImportError)
+    import tblite  # noqa: F401
 
     t0 = time.perf_counter()
     log("optimizing the starting geometry with GFN2-xTB ...")
@@ -358,56 +343,87 @@ def generate_aspirin(frames: int = 5000, seed: int = 0, settings: Optional[MDSet
     per_chain = [frames // chains + (1 if c < frames % chains else 0) for c in range(chains)]
     seeds = np.random.SeedSequence(seed).spawn(chains)
     total = sum(settings.equilibration_steps + f * settings.stride for f in per_chain)
-    bar = _Progress(total, enabled=progress)
-    results: List[dict] = []
-    if chains == 1:
-        class _Q:
-            def put(self, item):
-                bar.update(item[1], item[2])
-        # one OpenMP thread in this process too (torch may have raised the count): tblite's
-        # threaded reductions would otherwise change the last digits from run to run
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1, user_api="openmp"):
-            results.append(_run_chain((0, positions, per_chain[0], settings, seeds[0], _Q())))
-    else:
-        ctx = mp.get_context("spawn")
-        manager = ctx.Manager()
-        queue = manager.Queue()
-        old = os.environ.get("OMP_NUM_THREADS")
-        os.environ["OMP_NUM_THREADS"] = "1"
-        try:
-            with ctx.Pool(chains) as pool:   # leaving it terminates the other chains
-                pending = [pool.apply_async(_run_chain, (
-                    (c, positions, per_chain[c], settings, seeds[c], queue),))
-                    for c in range(chains)]
-                done = [0] * chains
-                temps = [float("nan")] * chains
-                while not all(p.ready() for p in pending):
-                    for p in [p for p in pending if not p.ready()][:1]:
-                        p.wait(0.5)
-                    for p in pending:   # the first failed chain ends the run now
-                        if p.ready() and not p.successful():
-                            p.get()     # re-raises the worker's GenerationError
-                    while not queue.empty():
-                        c, k, t = queue.get()
-                        done[c], temps[c] = k, t
-                    finite = [t for t in temps if t == t]
-                    bar.update(sum(done), float(np.mean(finite)) if finite else float("nan"))
-                results = [p.get() for p in pending]
-        finally:
-            if old is None:
-                os.environ.pop("OMP_NUM_THREADS", None)
-            else:
-                os.environ["OMP_NUM_THREADS"] = old
-            manager.shutdown()
-    bar.update(total, float("nan"), force=True)
-    bar.close()
+    bar = _StepBar(total, enabled=progress)
+    try:
+        if chains == 1:
+            results = [_run_in_process(positions, per_chain[0], settings, seeds[0], bar)]
+        else:
+            results = _run_in_pool(positions, per_chain, settings, seeds, bar)
+        bar.update(total, float("nan"))
+    finally:
+        bar.close()
     results.sort(key=lambda r: r["chain"])
+    seconds = time.perf_counter() - t0
+    mean_t = _check_temperature(results, settings, log)
+    metadata = _metadata(settings, chains, per_chain, seed, results, mean_t, positions, e_opt,
+                         seconds)
+    numbers = np.array([{"H": 1, "C": 6, "O": 8}[s] for s in geom.SYMBOLS])
+    return Dataset(
+        positions=np.concatenate([r["positions"] for r in results]),
+        numbers=numbers,
+        energies=np.concatenate([r["energies"] for r in results]),
+        forces=np.concatenate([r["forces"] for r in results]),
+        metadata=metadata,
+    )
+
+
+def _run_in_process(positions, frames: int, settings: MDSettings, seed_state,
+                    bar: _StepBar) -> dict:
+    """The one chain of a request, in this process (one OpenMP thread)."""
+    class _Q:
+        def put(self, item):
+            bar.update(item[1], item[2])
+    # one OpenMP thread in this process too (torch may have raised the count): tblite's
+    # threaded reductions would otherwise change the last digits from run to run
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return _run_chain((0, positions, frames, settings, seed_state, _Q()))
+
+
+def _run_in_pool(positions, per_chain: List[int], settings: MDSettings, seeds,
+                 bar: _StepBar) -> List[dict]:
+    """Every chain in its own spawned process (``OMP_NUM_THREADS=1``); the first failed
+    chain ends the run (its :class:`GenerationError` is raised here)."""
+    chains = len(per_chain)
+    ctx = mp.get_context("spawn")
+    manager = ctx.Manager()
+    queue = manager.Queue()
+    old = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        with ctx.Pool(chains) as pool:   # leaving it terminates the other chains
+            pending = [pool.apply_async(_run_chain, (
+                (c, positions, per_chain[c], settings, seeds[c], queue),))
+                for c in range(chains)]
+            done = [0] * chains
+            temps = [float("nan")] * chains
+            while not all(p.ready() for p in pending):
+                for p in [p for p in pending if not p.ready()][:1]:
+                    p.wait(0.5)
+                for p in pending:   # the first failed chain ends the run now
+                    if p.ready() and not p.successful():
+                        p.get()     # re-raises the worker's GenerationError
+                while not queue.empty():
+                    c, k, t = queue.get()
+                    done[c], temps[c] = k, t
+                finite = [t for t in temps if t == t]
+                bar.update(sum(done), float(np.mean(finite)) if finite else float("nan"))
+            return [p.get() for p in pending]
+    finally:
+        if old is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = old
+        manager.shutdown()
+
+
+def _check_temperature(results: List[dict], settings: MDSettings,
+                       log: Callable[[str], None]) -> float:
+    """The production mean kinetic temperature over all chains (weighted by their steps);
+    :class:`GenerationError` when it is more than ``settings.tolerance`` off target."""
     steps = [r["steps"] - settings.equilibration_steps for r in results]
     mean_t = float(np.average([r["mean_temperature_K"] for r in results], weights=steps))
-    seconds = time.perf_counter() - t0
-    ms_per_step = 1e3 * float(np.mean([r["seconds"] / r["steps"] for r in results]))
     log(f"production mean kinetic temperature: {mean_t:.1f} K (target "
         f"{settings.temperature_K:.1f} K, per chain: "
         + ", ".join(f"{r['mean_temperature_K']:.1f}" for r in results) + ")")
@@ -416,7 +432,19 @@ def generate_aspirin(frames: int = 5000, seed: int = 0, settings: Optional[MDSet
             f"production mean kinetic temperature {mean_t:.1f} K is more than "
             f"{100 * settings.tolerance:.0f}% from the target {settings.temperature_K:.1f} K; "
             "equilibrate longer or raise the friction")
-    metadata = {
+    return mean_t
+
+
+def _metadata(settings: MDSettings, chains: int, per_chain: List[int], seed: int,
+              results: List[dict], mean_t: float, positions, e_opt: float,
+              seconds: float) -> dict:
+    """The dataset's metadata: the protocol, its settings and outcome, and versions."""
+    from importlib.metadata import version
+
+    import ase
+
+    ms_per_step = 1e3 * float(np.mean([r["seconds"] / r["steps"] for r in results]))
+    return {
         "name": "aspirin",
         "molecule": "aspirin (acetylsalicylic acid), C9H8O4",
         "method": "GFN2-xTB",
@@ -448,14 +476,6 @@ def generate_aspirin(frames: int = 5000, seed: int = 0, settings: Optional[MDSet
         "ms_per_md_step": ms_per_step,
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    numbers = np.array([{"H": 1, "C": 6, "O": 8}[s] for s in geom.SYMBOLS])
-    return Dataset(
-        positions=np.concatenate([r["positions"] for r in results]),
-        numbers=numbers,
-        energies=np.concatenate([r["energies"] for r in results]),
-        forces=np.concatenate([r["forces"] for r in results]),
-        metadata=metadata,
-    )
 
 
 def save_npz(dataset: Dataset, path, float32: bool = True) -> Path:

@@ -11,7 +11,7 @@ The data flow, one module per stage::
     _report     DiagnoseResult             -> report.md, PNG plots
 
 :func:`diagnose` (``_pipeline``) runs the stages in order; each is usable on its own
-(issue a plan, keep a :class:`FeatureSet`, fit a :class:`SpectralProbe`). :func:`inject`
+(make a plan, keep a :class:`FeatureSet`, fit a :class:`SpectralProbe`). :func:`inject`
 gives a dataset with the injected energies and forces.
 """
 
@@ -21,23 +21,24 @@ from ._features import (FeatureSet, atom_features, batch_size, check_cutoff, equ
 from ._injection import (haar_rotations, inject, marked_atoms, marked_direction, signal,
                          signal_coefficients, signal_gradient)
 from ._pipeline import (PAPER, FeatureFacts, assemble_result, backbone_facts, common_degrees,
-                        diagnose, feature_facts, features_and_probes, resolve_backbones)
-from ._plan import MAX_LMAX, DiagnosePlan, auto_k, make_plan, validate_options
+                        diagnose, feature_facts, features_and_probes)
+from ._plan import MAX_LMAX, MIN_N_BOOT, DiagnosePlan, auto_k, make_plan, validate_options
 from ._probe import IrrepReduction, PCAReduction, SpectralProbe, make_reduction, n_monomials
-from ._result import (SCHEMA_VERSION, BackboneRecord, Cell, DegreeSummary, DiagnoseResult,
-                      Prediction, ProbeRecord, SweepRow)
+from ._result import (SCHEMA_VERSION, BackboneRecord, CapacityPoint, Cell, DegreeHeadline,
+                      DegreeSummary, DiagnoseResult, Prediction, ProbeRecord)
 from ._summary import summarize
 from ._verdict import (AMBIGUOUS, BLIND, RECOVERABLE, THRESHOLDS, UNDEFINED, agrees,
                        measured_ceiling, verdict)
 
-__all__ = ["diagnose", "DiagnoseResult", "inject", "marked_atoms", "marked_direction",
+__all__ = ["diagnose", "DiagnoseResult", "MIN_N_BOOT", "inject", "marked_atoms", "marked_direction",
            "haar_rotations", "signal", "signal_coefficients", "signal_gradient",
            "SCHEMA_VERSION", "THRESHOLDS", "PAPER", "verdict", "measured_ceiling",
            "DiagnosePlan", "make_plan", "auto_k", "FeatureSet", "extract_features",
            "model_dtype", "BackboneProbes", "DegreeFit", "probe_backbone", "summarize",
            "SpectralProbe", "IrrepReduction", "PCAReduction", "make_reduction",
-           "BackboneRecord", "Cell", "DegreeSummary", "Prediction", "ProbeRecord",
-           "SweepRow", "resolve_backbones", "as_float", "merge_probes", "atom_features",
+           "BackboneRecord", "Cell", "DegreeHeadline", "DegreeSummary", "Prediction",
+           "ProbeRecord",
+           "CapacityPoint", "as_float", "merge_probes", "atom_features",
            "batch_size", "check_cutoff", "equivariance_at", "marked_features", "rotate",
            "FeatureFacts", "assemble_result", "backbone_facts", "common_degrees",
            "feature_facts", "features_and_probes", "MAX_LMAX", "validate_options",

@@ -21,9 +21,10 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..runtime import SAMPLES_PER_COEFFICIENT
 from ._features import FeatureSet, signals
 from ._probe import SpectralProbe, make_reduction, n_monomials
-from ._result import ProbeRecord, SweepRow
+from ._result import CapacityPoint, ProbeRecord
 from .statistics import pearson, r2_injected, raw_gain
 
 __all__ = ["DegreeFit", "BackboneProbes", "probe_backbone", "merge_probes", "EPS_DEFINITION",
@@ -68,7 +69,7 @@ class BackboneProbes:
     energy_error_rmse_meV: Optional[float]
     fits: Dict[int, DegreeFit]
     records: List[ProbeRecord]
-    sweep: List[SweepRow]
+    sweep: List[CapacityPoint]
     warnings: List[str] = field(default_factory=list)
 
 
@@ -128,7 +129,7 @@ def probe_backbone(name: str, features: FeatureSet, plan,
         probe_s = _probe(plan, features.irreps, d, plan.k[d]).fit(x_tr, y, groups[train])
         k_eff = int(probe_s.k_)
         M = n_monomials(k_eff, d)
-        if len(train) < 2 * M:
+        if len(train) < SAMPLES_PER_COEFFICIENT * M:
             warnings.append(f"{name}, d={d}: {len(train)} training samples for {M} monomials "
                             f"(k={k_eff}): fewer than twice the monomials; the probe may be "
                             "capacity- or sample-limited")
@@ -201,9 +202,10 @@ def _residual(err: np.ndarray, eps: float, S: np.ndarray, train: np.ndarray) -> 
     return resid[train] - resid[train].mean(axis=0)
 
 
-def _capacity_sweep(name, irreps, x_tr, x_te, S, plan, fits, tick, degrees) -> List[SweepRow]:
+def _capacity_sweep(name, irreps, x_tr, x_te, S, plan, fits, tick,
+                    degrees) -> List[CapacityPoint]:
     """Point estimates of rho(dL), rho(dL + 1) for ``m`` channels per degree (ridge)."""
-    rows: List[SweepRow] = []
+    rows: List[CapacityPoint] = []
     train, test = plan.train_idx, plan.test_idx
     for m in plan.k_sweep:
         width = m * plan.width
@@ -219,15 +221,15 @@ def _capacity_sweep(name, irreps, x_tr, x_te, S, plan, fits, tick, degrees) -> L
             else:
                 # the width is known before the (possibly large) fit: skip it when too wide
                 k_eff = int(make_reduction(plan.reduction, irreps, width).fit(x_tr).k_)
-                if 2 * n_monomials(k_eff, d) > len(train):
+                if SAMPLES_PER_COEFFICIENT * n_monomials(k_eff, d) > len(train):
                     continue
                 pred = _probe(plan, irreps, d, width, solver="ridge").fit(
                     x_tr, S[train][:, cols], plan.groups[train]).predict(x_te)
             M = n_monomials(k_eff, d)
-            if 2 * M > len(train):
+            if SAMPLES_PER_COEFFICIENT * M > len(train):
                 continue
             for j, l in enumerate(cols):
-                rows.append(SweepRow(backbone=name, channels_per_degree=int(m), k=int(k_eff),
-                                     monomials=int(M), d=d, l=l,
-                                     rho=as_float(pearson(pred[:, j], S[test][:, l]))))
+                rows.append(CapacityPoint(backbone=name, channels_per_degree=int(m),
+                                          k=int(k_eff), monomials=int(M), d=d, l=l,
+                                          rho=as_float(pearson(pred[:, j], S[test][:, l]))))
     return rows

@@ -26,13 +26,10 @@ from e3nn import o3
 from scipy.spatial.transform import Rotation
 
 from ..data import Dataset
+from ..runtime import STREAMS
 
 __all__ = ["marked_atoms", "marked_direction", "haar_rotations", "signal_coefficients",
            "signal", "signal_gradient", "inject"]
-
-#: Separate streams derived from the run seed (numpy SeedSequence spawn keys).
-STREAM_COEFFICIENTS = 1
-
 
 def marked_atoms(dataset: Dataset, marked: Optional[Sequence[int]] = None) -> Tuple[int, int]:
     """The marked pair ``(a, b)``: ``marked`` if given, else the dataset's
@@ -88,7 +85,7 @@ def signal_coefficients(l: int, seed: int) -> np.ndarray:
     so every degree has its own direction and adding degrees changes none of them."""
     if l < 0:
         raise ValueError(f"degree l must be >= 0, got {l}")
-    rng = np.random.default_rng([seed, STREAM_COEFFICIENTS, l])
+    rng = np.random.default_rng([seed, STREAMS["coefficients"], l])
     c = rng.standard_normal(2 * l + 1)
     return c / np.linalg.norm(c)
 

@@ -18,8 +18,6 @@ It is the stages in order, each a function of its inputs with a typed object bet
 
 from __future__ import annotations
 
-import hashlib
-import platform
 import threading
 import time
 from dataclasses import dataclass
@@ -31,90 +29,27 @@ import numpy as np
 import torch
 from e3nn import o3
 
-from .. import adapters
+from ..adapters import BackboneEntry, resolve_backbones
 from ..runtime import (FIT_UNITS, Progress, dataset_fingerprint, place, resolve_device,
                        versions)
-from ..backbone import Backbone, check_protocol, equivariance_tolerance, supports
-from ..backbone import load as load_backbone
-from ..backbone import shipped
-from ..backbone import checkpoint_name, shipped_paths
+from ..backbone import equivariance_tolerance
 from ..data import Dataset
 from ..data import load as load_dataset
 from ..data import unit_warnings
 from ._cells import EPS_DEFINITION, probe_backbone
 from ._features import extract_features, feature_equivariance, model_device, thread_safe
-from ._plan import MAX_AUTO_CHANNELS, STREAMS, DiagnosePlan, make_plan, validate_options
+from ._plan import MAX_AUTO_CHANNELS, DiagnosePlan, make_plan, seed_streams, validate_options
 from ._result import BackboneRecord, DiagnoseResult
 from ._summary import summarize
 from ._verdict import THRESHOLDS
 
-__all__ = ["diagnose", "resolve_backbones", "resolve_device", "place", "run_config", "PAPER",
-           "NEQUIP_PREFIX", "assemble_result", "backbone_facts", "backbone_record",
+__all__ = ["diagnose", "resolve_device", "place", "run_config", "PAPER",
+           "assemble_result", "backbone_facts", "backbone_record",
            "feature_facts", "FeatureFacts", "common_degrees", "dataset_fingerprint",
            "versions"]
 
 #: The paper's headline figures (d = 2, L = 2 NequIP on aspirin), for the report.
 PAPER = {"rho": {"4": 0.913, "5": 0.078}, "cliff_ratio": 11.7, "r2_inj": {"4": 0.374, "5": 0.006}}
-
-
-
-def resolve_backbones(backbones, names=None, trust_checkpoints: bool = False):
-    """``[(name, object, info)]`` from names, paths or protocol objects; third-party
-    (pickled) checkpoints load only with ``trust_checkpoints``."""
-    if backbones is None:
-        backbones = [entry["name"] for entry in shipped(role="diagnostic")]
-        if not backbones:
-            raise ValueError("no shipped backbones found: give backbones explicitly")
-    if isinstance(backbones, (str, Path)) or not isinstance(backbones, Sequence):
-        backbones = [backbones]
-    if len(backbones) == 0:
-        raise ValueError("no backbones given")
-    if names is not None and len(names) != len(backbones):
-        raise ValueError(f"{len(names)} names for {len(backbones)} backbones")
-    listed = shipped_paths()     # name -> path, no file read
-    out = []
-    for i, item in enumerate(backbones):
-        info: Dict = {}
-        if isinstance(item, str) and adapters.is_spec(item):
-            # PREFIX:SPEC through that framework's adapter (empirical.adapters)
-            obj, name, info = adapters.from_spec(item, trusted=trust_checkpoints)
-        elif isinstance(item, (str, Path)):
-            obj = load_backbone(item)
-            if Path(str(item)).is_file():
-                path, name = Path(str(item)), checkpoint_name(item)
-            else:
-                path, name = Path(listed[str(item)]), str(item)
-            info["source"] = (f"shipped backbone {name}" if str(item) in listed
-                              and not Path(str(item)).is_file() else str(path))
-            info["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-            test = (getattr(obj, "metadata", {}) or {}).get("test", {})
-            info["seed"] = int(getattr(obj, "seed", -1))
-            info["test_energy_mae_meV"] = test.get("energy_mae_meV")
-            info["test_force_mae_meV_per_A"] = test.get("force_mae_meV_per_A")
-        else:
-            obj = item
-            name = f"{type(obj).__name__}_{i}"
-            origin = getattr(obj, "origin", None)   # adapters record where a model came from
-            info["source"] = (str(origin) if origin else
-                              f"python object {type(obj).__module__}.{type(obj).__qualname__}")
-            if isinstance(getattr(obj, "sha256", None), str):
-                info["sha256"] = obj.sha256
-        try:
-            check_protocol(obj)
-        except TypeError as exc:
-            raise ValueError(f"backbone {i} cannot be diagnosed: {exc}") from None
-        if names is not None:
-            name = str(names[i])
-        if isinstance(obj, Backbone):
-            obj.eval()
-        out.append((name, obj, info))
-    seen = set()
-    for name, _, _ in out:
-        if name in seen:
-            raise ValueError(f"two backbones are named {name!r}: give distinct names")
-        seen.add(name)
-    return out
-
 
 
 
@@ -186,8 +121,8 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
                      lmax=lmax, seed=seed, k=k, reduction=reduction, spn=spn, n_boot=n_boot,
                      frames=frames, test_fraction=test_fraction, eps=eps, folds=folds,
                      k_sweep=k_sweep, rotations_per_config=rotations_per_config,
-                     feature_dim=max(2 * o3.Irreps(obj.irreps_out).dim for _, obj, _ in entries),
-                     n_backbones=len(entries), backbones=[obj for _, obj, _ in entries],
+                     feature_dim=max(2 * o3.Irreps(e.backbone.irreps_out).dim for e in entries),
+                     n_backbones=len(entries), backbones=[e.backbone for e in entries],
                      concurrent=_concurrent_batches(entries, workers))
     given = _given_features(features, entries, plan)
     fits = len(plan.degrees) * (1 + len(plan.k_sweep))
@@ -199,7 +134,7 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     bar.advance(FIT_UNITS)
     bar.close()
     return assemble_result(
-        [(name, backbone_facts(obj), info) for name, obj, info in entries], data, dataset,
+        [(e, backbone_facts(e.backbone)) for e in entries], data, dataset,
         plan, [feature_facts(fs) for fs in feature_sets], probes, summaries, cells, dev,
         seconds=time.perf_counter() - start)
 
@@ -208,12 +143,13 @@ def assemble_result(entries, data: Dataset, dataset, plan: DiagnosePlan, feature
                     summaries, cells, device=None, seconds: float = 0.0) -> DiagnoseResult:
     """Stage 5: the typed result of one run from what the stages returned.
 
-    ``entries`` are ``(name, facts, info)`` per backbone (:func:`backbone_facts`; ``info``
-    as :func:`resolve_backbones` gives it), ``features`` their :func:`feature_facts`:
-    nothing here needs a backbone object or a feature array, so a sweep assembles the
-    result of tasks that ran elsewhere exactly as :func:`diagnose` does."""
-    records = [backbone_record(name, facts, info, ff, p)
-               for (name, facts, info), ff, p in zip(entries, features, probes)]
+    ``entries`` are ``(entry, facts)`` per backbone (its
+    :class:`~empirical.adapters.BackboneEntry`, whose ``backbone`` may be ``None``, and its
+    :func:`backbone_facts`), ``features`` their :func:`feature_facts`: nothing here needs a
+    backbone object or a feature array, so a sweep assembles the result of tasks that ran
+    elsewhere exactly as :func:`diagnose` does."""
+    records = [backbone_record(entry, facts, ff, p)
+               for (entry, facts), ff, p in zip(entries, features, probes)]
     warnings: List[str] = _premise_warnings(records, plan, data, summaries)
     for p in probes:
         warnings += [w for w in p.warnings if w not in warnings]
@@ -233,7 +169,7 @@ def _concurrent_batches(entries, workers: Optional[int]) -> int:
     threads = torch.get_num_threads()
     n = len(entries)
     if n == 1:
-        return threads if workers is None and thread_safe(entries[0][1]) else 1
+        return threads if workers is None and thread_safe(entries[0].backbone) else 1
     wanted = workers if isinstance(workers, int) and not isinstance(workers, bool) else threads
     return max(1, min(n, wanted, threads) if workers is None else min(n, wanted))
 
@@ -246,7 +182,7 @@ def _given_features(features, entries, plan) -> List:
     for i, fs in enumerate(given):
         if fs is not None and (len(fs.features) != plan.n_samples
                                or fs.rotation_seed != plan.rotation_seed(i)):
-            raise ValueError(f"the feature set given for backbone {entries[i][0]!r} was "
+            raise ValueError(f"the feature set given for backbone {entries[i].name!r} was "
                              "extracted for another plan (frames, seed, rotations or position)")
     return given
 
@@ -281,27 +217,27 @@ def features_and_probes(entries, data, plan, given, workers, bar):
         if intra_threads is not None:
             # OpenMP's thread count is per calling thread: set it in the worker itself
             torch.set_num_threads(intra_threads)
-        name, obj, _ = entries[i]
+        entry = entries[i]
         fs = given[i]
         if fs is None:
-            fs = extract_features(obj, data, plan, i, progress=advance,
+            fs = extract_features(entry.backbone, data, plan, i, progress=advance,
                                   equivariance=equivariance, threads=split)
         else:
             advance(plan.n_samples)
-        return fs, probe_backbone(name, fs, plan, reference,
+        return fs, probe_backbone(entry.name, fs, plan, reference,
                                   progress=lambda m: advance(FIT_UNITS * m))
 
-    distinct = len({id(obj) for _, obj, _ in entries}) == n
+    distinct = len({id(e.backbone) for e in entries}) == n
     if workers == 1 or n == 1 or not distinct:
         out = []
         for i in range(n):
-            bar.set_label(f"{entries[i][0]} ({i + 1}/{n})")
+            bar.set_label(f"{entries[i].name} ({i + 1}/{n})")
             out.append(run(i))
     else:
         # the equivariance check sets torch's (process-wide) default dtype for a moment:
         # measured here, one backbone at a time, before any worker starts
         equi = [None if given[i] is not None else
-                feature_equivariance(entries[i][1], data, plan, i) for i in range(n)]
+                feature_equivariance(entries[i].backbone, data, plan, i) for i in range(n)]
         bar.set_label(f"{n} backbones, {workers} at a time")
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -316,12 +252,12 @@ def features_and_probes(entries, data, plan, given, workers, bar):
 def common_degrees(entries) -> List[int]:
     """The feature degrees shared by every backbone (``ValueError`` when they differ)."""
     first = None
-    for name, obj, _ in entries:
-        ls = sorted({ir.l for _, ir in o3.Irreps(obj.irreps_out)})
+    for entry in entries:
+        ls = sorted({ir.l for _, ir in o3.Irreps(entry.backbone.irreps_out)})
         if first is None:
             first = ls
         elif ls != first:
-            raise ValueError(f"backbone {name!r} has feature degrees {ls}, the first one "
+            raise ValueError(f"backbone {entry.name!r} has feature degrees {ls}, the first one "
                              f"{first}: backbones of different L cannot be pooled")
     if max(first) < 1:
         raise ValueError("the backbones' features carry no l > 0 component: nothing to probe")
@@ -389,22 +325,21 @@ def backbone_facts(obj) -> Dict:
             "device": str(model_device(obj))}
 
 
-def backbone_record(name, facts: Dict, info: Dict, features: FeatureFacts,
+def backbone_record(entry: BackboneEntry, facts: Dict, features: FeatureFacts,
                     probes) -> BackboneRecord:
     """One backbone's record in results.json (see :func:`assemble_result`)."""
-    known = ("source", "sha256", "seed", "test_energy_mae_meV", "test_force_mae_meV_per_A")
     irreps = o3.Irreps(facts["irreps_out"])
     return BackboneRecord(
-        name=name, source=info.get("source", ""), sha256=info.get("sha256"),
-        seed=int(info.get("seed", -1)), test_energy_mae_meV=info.get("test_energy_mae_meV"),
-        test_force_mae_meV_per_A=info.get("test_force_mae_meV_per_A"),
+        name=entry.name, source=entry.source, sha256=entry.sha256, seed=int(entry.seed),
+        test_energy_mae_meV=entry.test_energy_mae_meV,
+        test_force_mae_meV_per_A=entry.test_force_mae_meV_per_A,
         irreps_out=str(irreps), L=max(ir.l for _, ir in irreps), dtype=features.dtype,
         equivariance_error=features.equivariance_error,
         equivariant=_equivariant(features, facts["parity"]),
         eps_eV=probes.eps,
         energy_error_rmse_meV=probes.energy_error_rmse_meV,
         extra={"layer": facts["layer"], "parity": facts["parity"], "device": facts["device"],
-               **{k: v for k, v in info.items() if k not in known}})
+               **entry.extra})
 
 
 def run_config(plan: DiagnosePlan, data: Dataset, dataset, k_eff: Dict[int, int],
@@ -419,7 +354,7 @@ def run_config(plan: DiagnosePlan, data: Dataset, dataset, k_eff: Dict[int, int]
         "marked_atoms": [a, b],
         "marked_labels": [labels[x] for x in (a, b)] if labels else None,
         "degrees": list(plan.degrees), "lmax": plan.lmax, "seed": plan.seed,
-        "seed_streams": {**STREAMS, "signal_coefficients": "[seed, 1, l]"},
+        "seed_streams": seed_streams(),
         "test_fraction": plan.test_fraction, "n_train": int(len(plan.train_idx)),
         "n_test": int(len(plan.test_idx)),
         "configurations_train": int((~plan.test_configurations).sum()),

@@ -17,18 +17,30 @@ import numpy as np
 
 import spanthm
 
+from ..checks import is_int
 from ..data import Dataset
+from ..runtime import (MAX_BYTES, SAMPLES_PER_COEFFICIENT, STREAMS, WorkLimitExceeded,
+                       max_bytes, stream)
 from ._injection import haar_rotations, marked_atoms, signal_coefficients
 from ._probe import n_monomials
 from ._result import Prediction
 
-from ..runtime import (MAX_BYTES, SAMPLES_PER_COEFFICIENT, STREAMS, WorkLimitExceeded,
-                       max_bytes, stream)
-
 __all__ = ["DiagnosePlan", "make_plan", "validate_options", "auto_k", "stream",
            "MAX_AUTO_CHANNELS", "STREAMS", "MAX_LMAX", "MAX_BYTES", "WorkLimitExceeded",
            "estimate_bytes", "backbone_bytes", "pairs_within", "check_backbone_memory",
-           "MIN_N_BOOT", "ADAPTER_EDGE_BYTES"]
+           "MIN_N_BOOT", "ADAPTER_EDGE_BYTES", "PLAN_STREAMS", "seed_streams"]
+
+#: The random streams of the diagnostic's plan (docs/method.md §2.6), keys of
+#: :data:`empirical.runtime.STREAMS`, in the order ``results.json`` records them.
+PLAN_STREAMS = ("frames", "split", "rotations", "cv", "bootstrap")
+
+
+def seed_streams() -> dict:
+    """``config.seed_streams`` of ``results.json``: the plan's stream keys and how the
+    injected signal's coefficients are drawn."""
+    return {**{name: STREAMS[name] for name in PLAN_STREAMS},
+            "signal_coefficients": f"[seed, {STREAMS['coefficients']}, l]"}
+
 
 #: Upper bound of the automatic width, in channels per feature degree.
 MAX_AUTO_CHANNELS = 4
@@ -182,13 +194,9 @@ def auto_k(width: int, d: int, n_train: int) -> int:
     """
     best = 1
     for m in range(1, MAX_AUTO_CHANNELS + 1):
-        if 2 * n_monomials(m * width, d) <= n_train:
+        if SAMPLES_PER_COEFFICIENT * n_monomials(m * width, d) <= n_train:
             best = m
     return best * width
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
 def validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k, reduction, spn,
@@ -199,26 +207,26 @@ def validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k, reduc
     if not degrees:
         raise ValueError("give at least one probe degree d")
     for d in degrees:
-        if not _is_int(d) or d < 1:
+        if not is_int(d) or d < 1:
             raise ValueError(f"probe degree d must be an integer >= 1, got {d!r}")
     if len(set(degrees)) != len(degrees):
         raise ValueError(f"probe degrees repeat: {degrees}")
-    if not _is_int(lmax) or lmax < 0:
+    if not is_int(lmax) or lmax < 0:
         raise ValueError(f"lmax (the highest target degree l) must be an integer >= 0, got {lmax!r}")
     if lmax > MAX_LMAX:
         raise ValueError(f"lmax = {lmax}: target degrees stop at l = {MAX_LMAX} (e3nn's "
                          "spherical harmonics are implemented up to 12)")
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if not _is_int(n_boot) or n_boot < MIN_N_BOOT:
+    if not is_int(n_boot) or n_boot < MIN_N_BOOT:
         raise ValueError(f"bootstrap size (n_boot) must be an integer >= {MIN_N_BOOT}: the "
                          "confidence intervals need resamples to spread (default 2000; "
                          f"below 200 they are rough), got {n_boot!r}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    if not _is_int(folds) or folds < 2:
+    if not is_int(folds) or folds < 2:
         raise ValueError(f"cross-validation needs an integer >= 2 folds, got {folds!r}")
-    if k is not None and (not _is_int(k) or k < 1):
+    if k is not None and (not is_int(k) or k < 1):
         raise ValueError(f"SPN width k must be an integer >= 1, got {k!r}")
     if reduction not in ("irrep", "pca"):
         raise ValueError(f"reduction must be 'irrep' or 'pca', got {reduction!r}")
@@ -228,11 +236,11 @@ def validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k, reduc
         raise ValueError("the trained SPN learns a per-degree reduction: use reduction='irrep'")
     if eps is not None and not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a positive number of eV, got {eps}")
-    if not _is_int(rotations_per_config) or rotations_per_config < 1:
+    if not is_int(rotations_per_config) or rotations_per_config < 1:
         raise ValueError(f"rotations per configuration must be an integer >= 1, "
                          f"got {rotations_per_config!r}")
     for m in k_sweep:
-        if not _is_int(m) or m < 1:
+        if not is_int(m) or m < 1:
             raise ValueError(f"k sweep widths are channels per degree >= 1, got {m!r}")
     return tuple(sorted(int(d) for d in degrees))
 
@@ -342,7 +350,7 @@ def make_plan(dataset: Dataset, feature_degrees: Sequence[int], *,
     a, b = marked_atoms(dataset, marked)
     n_all = dataset.n_frames
     if frames is not None:
-        if not _is_int(frames) or frames < 2:
+        if not is_int(frames) or frames < 2:
             raise ValueError(f"frames must lie in 2..{n_all}, got {frames!r}")
         if frames > n_all:
             raise ValueError(f"frames must lie in 2..{n_all}: frames = {frames} is more than "

@@ -72,16 +72,16 @@ are this module's own, on purpose:
 The low-level building blocks (:func:`monomials`, :func:`n_monomials`,
 :func:`monomial_exponents`, :func:`fit_ridge`, :func:`group_folds`,
 :func:`channel_allocation`, :func:`channels_per_degree`, :data:`LAMBDA_GRID`) stay public;
-:func:`fit_reduction`/:class:`Reduction` and :func:`fit_trained` are thin wrappers kept for
-existing callers.
+a reduction is fitted on its own by :func:`make_reduction` (``make_reduction(method, irreps,
+k).fit(X)``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import combinations_with_replacement
 from math import comb
-from numbers import Integral, Real
+from numbers import Real
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -90,12 +90,12 @@ from e3nn import o3
 from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ..checks import check_int
 from .statistics import pearson
 
 __all__ = ["SpectralProbe", "IrrepReduction", "PCAReduction", "make_reduction",
            "n_monomials", "monomial_exponents", "monomials", "RidgeFit", "fit_ridge",
-           "group_folds", "channels_per_degree", "channel_allocation", "LAMBDA_GRID",
-           "Reduction", "fit_reduction", "fit_trained"]
+           "group_folds", "channels_per_degree", "channel_allocation", "LAMBDA_GRID"]
 
 #: Ridge penalties, as multiples of the number of training samples (columns standardized).
 LAMBDA_GRID = tuple(float(x) for x in np.logspace(-7, 2, 19))
@@ -107,20 +107,8 @@ SOLVERS = ("ridge", "trained")
 
 # -- validation helpers ---------------------------------------------------------------------
 
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def _check_width(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, Integral):
-        raise ValueError(f"SPN width k must be an integer >= 1, got {k!r}")
-    if k < 1:
-        raise ValueError(f"SPN width k must be >= 1, got {k}")
-    return int(k)
+    return check_int("SPN width k", k, 1)
 
 
 def _as_float_array(name: str, a, ndims: Tuple[int, ...], shape_text: str) -> np.ndarray:
@@ -290,40 +278,6 @@ def make_reduction(method: str, irreps, k: int) -> Union[IrrepReduction, PCARedu
     if method == "pca":
         return PCAReduction(k)
     raise ValueError(f"reduction must be 'irrep' or 'pca', got {method!r}")
-
-
-@dataclass
-class Reduction:
-    """A fitted linear reduction ``x -> z`` (the record :func:`fit_reduction` returns; a
-    view of a fitted :class:`IrrepReduction` or :class:`PCAReduction`)."""
-
-    method: str
-    k: int                                   # effective width (columns of z)
-    blocks: List[Tuple[int, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
-    # irrep: (l, indices (mul, 2l+1), W (m, mul), scale (m,)); centre for l = 0 in `centre`
-    centre: Optional[np.ndarray] = None      # pca: (D,), irrep: mean of the scalars (mul0,)
-    components: Optional[np.ndarray] = None  # pca: (k, D)
-    pca_scale: Optional[np.ndarray] = None   # pca: (k,)
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        if self.method == "pca":
-            return _pca_transform(x, self.centre, self.components, self.pca_scale)
-        return _irrep_transform(x, self.blocks, self.centre)
-
-
-def fit_reduction(x: np.ndarray, irreps: o3.Irreps, k: int, method: str = "irrep") -> Reduction:
-    """Fit the ``"irrep"`` or ``"pca"`` reduction on training features ``x`` ``(n, D)``
-    (a thin wrapper of :func:`make_reduction`; :class:`SpectralProbe` fits its own)."""
-    x = np.asarray(x, dtype=np.float64)
-    irreps = o3.Irreps(irreps)
-    if x.ndim != 2 or x.shape[1] != irreps.dim:
-        raise ValueError(f"features must have shape (n, {irreps.dim}), got {x.shape}")
-    red = make_reduction(method, irreps, k).fit(x)
-    if method == "pca":
-        return Reduction("pca", red.k_, centre=red.centre_, components=red.components_,
-                         pca_scale=red.scale_)
-    return Reduction("irrep", red.k_, blocks=red.blocks_, centre=red.centre_)
 
 
 # -- monomials and the ridge ------------------------------------------------------------------
@@ -500,7 +454,13 @@ class _TrainedFit:
 def _train_spn(x_train: np.ndarray, y_train: np.ndarray, groups: np.ndarray, blocks, centre,
                k: int, d: int, seed: int, epochs: int, lr: float, weight_decay: float,
                patience: int, val_fraction: float) -> _TrainedFit:
-    """Train the SPN on ``y_train`` ``(n, T)`` (see :func:`fit_trained`)."""
+    """Train the SPN on ``y_train`` ``(n, T)``: several targets share the learned
+    reduction and each has its own coefficients (one training for all ``l``, as the ridge
+    shares one factorization). Full-batch Adam on the mean squared error of the
+    standardized targets; the reduction starts from the fitted ``"irrep"`` reduction
+    (``blocks``, ``centre``) and the coefficients from zero; the weights of the epoch with
+    the lowest validation error (a grouped ``val_fraction`` of the configurations) are
+    kept. Deterministic for a given ``seed`` (torch's global generator is restored)."""
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
@@ -535,34 +495,6 @@ def _train_spn(x_train: np.ndarray, y_train: np.ndarray, groups: np.ndarray, blo
     finally:
         torch.random.set_rng_state(gen_state)
     return _TrainedFit(model=model, y_mean=y_mean, y_std=y_std)
-
-
-def fit_trained(x_train: np.ndarray, y_train: np.ndarray, groups: np.ndarray,
-                reduction: Reduction, d: int, seed: int = 0, epochs: int = 400,
-                lr: float = 1e-2, weight_decay: float = 1e-4, patience: int = 40,
-                val_fraction: float = 0.2):
-    """Gradient-trained SPN; returns a function ``x -> prediction`` (same shape as ``y``).
-    (A thin wrapper; ``SpectralProbe(solver="trained")`` is the estimator form.)
-
-    ``y_train`` is ``(n,)`` or ``(n, T)``: several targets share the learned reduction and
-    each has its own coefficients (one training for all ``l``, as the ridge shares one
-    factorization). Full-batch Adam on the mean squared error of the standardized targets;
-    the reduction starts from ``reduction`` (``"irrep"`` only) and the coefficients from
-    zero; the weights of the epoch with the lowest validation error (a grouped
-    ``val_fraction`` of the configurations) are kept. Deterministic for a given ``seed``."""
-    if reduction.method != "irrep":
-        raise ValueError("the trained SPN learns a per-degree (irrep) reduction")
-    y_arr = np.asarray(y_train, dtype=np.float64)
-    single = y_arr.ndim == 1
-    fit = _train_spn(x_train, y_arr[:, None] if single else y_arr, groups, reduction.blocks,
-                     reduction.centre, reduction.k, d, seed, epochs, lr, weight_decay,
-                     patience, val_fraction)
-
-    def predict(x_new: np.ndarray) -> np.ndarray:
-        out = fit.predict(x_new)
-        return out[:, 0] if single else out
-
-    return predict
 
 
 # -- the estimator ----------------------------------------------------------------------------
@@ -600,20 +532,21 @@ class SpectralProbe(RegressorMixin, BaseEstimator):
 
     Notes
     -----
-    ``fit(X, y, groups)`` with ``X`` ``(n, D)`` is, bit for bit,
-    ``fit_ridge(monomials(fit_reduction(X, irreps, k, reduction).transform(X), d), y, groups,
-    folds, seed, lambdas)``; with ``X`` ``(n, m, D)`` (the ring form) the reduction is
-    fitted on ``X.reshape(n * m, D)``, ``z = transform(...).reshape(n, m, k_)`` and the
-    ridge runs on ``sum(monomials(z[:, j], d) for j in range(m))``, made C-contiguous.
+    ``fit(X, y, groups)`` with ``X`` ``(n, D)`` (``solver="ridge"``) is, bit for bit,
+    ``fit_ridge(monomials(make_reduction(reduction, irreps, k).fit(X).transform(X), d), y,
+    groups, folds, seed, lambdas)``; with ``X`` ``(n, m, D)`` (the ring form) the reduction
+    is fitted on ``X.reshape(n * m, D)``, ``z = transform(...).reshape(n, m, k_)`` and the
+    ridge runs on ``sum(monomials(z[:, j], d) for j in range(m))``, made C-contiguous
+    (:meth:`_features`).
 
     Memory layout is part of "bit for bit": the final refit's column means (numpy sums a
     contiguous axis pairwise, a strided one row by row) and its Gram matrix differ in the
     last bits between a C- and an F-ordered monomial matrix. The 2-D form keeps the layout
-    :func:`monomials` gives (F-ordered for the irrep reduction), as the diagnostic's
-    ``monomials(z_tr, d)`` did; the ring form is C-ordered, as the C5 probes' monomials of
-    all samples sliced to ``phi[train_idx]`` were. The C5 axis probe (a 2-D recipe that
-    also sliced ``phi[train_idx]``) is therefore reproduced as the one-atom ring:
-    ``fit(X[:, None, :], ...)``, ``predict(X_test[:, None, :])``.
+    :func:`monomials` gives (F-ordered for the irrep reduction); the ring form is
+    C-ordered, the same as monomials computed on all samples and then sliced by rows (a
+    2-D ``X`` given as the one-atom ring ``X[:, None, :]`` therefore fits the C-ordered
+    way). The diagnostic and the C5 axis probe use the 2-D form, the C5 ring probe the
+    ring form (:mod:`empirical.calibration`, docs/method.md §3).
     """
 
     def __init__(self, d=2, k=None, irreps=None, reduction="irrep", solver="ridge", folds=3,
@@ -642,7 +575,7 @@ class SpectralProbe(RegressorMixin, BaseEstimator):
         return 2 * sum(2 * l + 1 for l in {ir.l for _, ir in o3.Irreps(self.irreps)})
 
     def _check_params(self) -> int:
-        _check_int("degree d", self.d, 1)
+        check_int("degree d", self.d, 1)
         if self.reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be 'irrep' or 'pca', got {self.reduction!r}")
         if self.solver not in SOLVERS:
@@ -653,13 +586,13 @@ class SpectralProbe(RegressorMixin, BaseEstimator):
         if self.reduction == "irrep" and self.irreps is None:
             raise ValueError("reduction='irrep' needs irreps (the feature layout)")
         if self.solver == "ridge":
-            _check_int("folds", self.folds, 2)
+            check_int("folds", self.folds, 2)
             lam = np.asarray(self.lambdas, dtype=np.float64)
             if lam.ndim != 1 or len(lam) == 0 or not np.isfinite(lam).all() or (lam < 0).any():
                 raise ValueError("lambdas must be a non-empty sequence of finite penalties >= 0")
         else:
-            _check_int("epochs", self.epochs, 1)
-            _check_int("patience", self.patience, 1)
+            check_int("epochs", self.epochs, 1)
+            check_int("patience", self.patience, 1)
             if not (isinstance(self.val_fraction, Real) and 0 < self.val_fraction < 1):
                 raise ValueError(f"val_fraction must lie in (0, 1), got {self.val_fraction!r}")
         return self._width()

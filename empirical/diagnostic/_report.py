@@ -8,7 +8,7 @@ back from disk (``DiagnoseResult.from_dict(json.loads(text))``) renders the same
 
 :func:`write_outputs` computes everything first (the report text and every PNG, rendered
 into memory) and only then creates the directory and writes the files, each atomically
-(:func:`empirical.io.atomic_path`): an error in the content writes nothing, and an
+(:func:`spanthm.io.atomic_path`): an error in the content writes nothing, and an
 interrupted write leaves no half-written file.
 
 Files
@@ -29,58 +29,29 @@ Files
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..io import write_file_set
+from ..render import MISSING, interval, num, png_bytes, pyplot, with_interval
 from ._verdict import BLIND, THRESHOLDS, verdict
-from .statistics import RatioConfidenceSet
+from .statistics import Interval, RatioConfidenceSet
 
 __all__ = ["write_outputs", "render_report", "render_plots", "plot_names",
            "frequency_response_figure", "k_sweep_figure", "ratio_set", "cliff_ratio_text"]
 
-#: Resolution of the PNG plots.
-DPI = 110
-#: PNG metadata: no "Software" entry (matplotlib's version), so re-runs are byte-identical.
-PNG_METADATA = {"Software": None}
 #: Change of the mean boundary rho between the two largest sweep widths below which the
 #: probe's capacity is called saturated.
 SATURATION_TOL = 0.05
 #: Lower limit of the R2_inj axis (R2_inj is unbounded below).
 R2_FLOOR = -1.5
 
-UNDEFINED = "undefined"
-
 
 # --------------------------------------------------------------------------- formatting
 
-def _num(x, decimals: int = 3, signed: bool = False) -> str:
-    """``x`` with ``decimals`` decimals (a leading ``+`` with ``signed``), ``"undefined"``
-    for ``None``; a value that rounds to zero is written without a minus sign."""
-    if x is None:
-        return UNDEFINED
-    x = float(x)
-    if round(x, decimals) == 0:
-        x = 0.0
-    return f"{x:+.{decimals}f}" if signed else f"{x:.{decimals}f}"
-
-
-def _ci(ci, decimals: int = 3) -> str:
-    """``[low, high]``, or ``[undefined]`` when the interval (or a bound) is undefined."""
-    if not ci or ci[0] is None or ci[1] is None:
-        return f"[{UNDEFINED}]"
-    return f"[{_num(ci[0], decimals)}, {_num(ci[1], decimals)}]"
-
-
-def _with_ci(x, ci, decimals: int = 3) -> str:
-    if x is None:
-        return UNDEFINED
-    return f"{_num(x, decimals)} {_ci(ci, decimals)}"
-
-
 def _ci_defined(ci) -> bool:
-    return bool(ci) and ci[0] is not None and ci[1] is not None
+    """An interval with both bounds (an :class:`Interval` or a ``[low, high]`` pair)."""
+    return ci is not None and len(ci) == 2 and Interval.from_list(ci).defined
 
 
 def _mean_defined(values: Sequence) -> Optional[float]:
@@ -145,30 +116,30 @@ def cliff_ratio_text(x: Optional[float], ci) -> str:
     'undefined'
     """
     if x is None:
-        return UNDEFINED
+        return MISSING
     if ci is None:
-        return f"{_num(x, 1)}, confidence set {UNDEFINED}"
+        return f"{num(x, 1)}, confidence set {MISSING}"
     if not isinstance(ci, dict):   # schema 1: percentile interval of per-resample ratios
-        return (f"{_num(x, 1)}, 95 % percentile interval {_ci(ci, 1)} (a schema 1 file: "
+        return (f"{num(x, 1)}, 95 % percentile interval {interval(ci, 1)} (a schema 1 file: "
                 "not a valid interval when rho(dL + 1)'s interval contains 0)")
     s = ratio_set(ci)
     if s.kind == "interval":
-        return f"{_num(x, 1)}, {_level(s)} confidence set {_pieces(s)}"
+        return f"{num(x, 1)}, {_level(s)} confidence set {_pieces(s)}"
     if s.abs_lower_bound > 0:
         bound = f"|ratio| >= {_sig(s.abs_lower_bound)} is supported"
     else:
         bound = "no lower bound on |ratio| is supported"
-    return f"{_num(x, 1)} ({_level(s)} confidence set {_pieces(s)}: unbounded; {bound})"
+    return f"{num(x, 1)} ({_level(s)} confidence set {_pieces(s)}: unbounded; {bound})"
 
 
 def _cliff_cell(x: Optional[float], ci) -> str:
     """The cliff ratio with its set for a Markdown table cell (no ``|``)."""
     if x is None:
-        return UNDEFINED
+        return MISSING
     s = ratio_set(ci)
     if s is None:
-        return _with_ci(x, ci, 1)
-    return f"{_num(x, 1)} {_pieces(s)}" + ("" if s.kind == "interval" else " (unbounded)")
+        return with_interval(x, ci, 1)
+    return f"{num(x, 1)} {_pieces(s)}" + ("" if s.kind == "interval" else " (unbounded)")
 
 
 # --------------------------------------------------------------------------- result views
@@ -208,9 +179,9 @@ def _run_paragraph(result) -> str:
     c = result.config
     ds = c.get("dataset", {})
     parts = []
-    parts.append(f"Dataset: {ds.get('source', UNDEFINED)}, {ds.get('frames_used', '?')} of "
+    parts.append(f"Dataset: {ds.get('source', MISSING)}, {ds.get('frames_used', '?')} of "
                  f"{ds.get('frames_total', '?')} frames used (sha256 "
-                 f"{str(ds.get('sha256', UNDEFINED))[:12]}...).")
+                 f"{str(ds.get('sha256', MISSING))[:12]}...).")
     atoms = c.get("marked_atoms")
     labels = c.get("marked_labels")
     if atoms is not None:
@@ -222,8 +193,8 @@ def _run_paragraph(result) -> str:
         desc = f"{b.name} (L = {b.L}"
         e_mae, f_mae = b.test_energy_mae_meV, b.test_force_mae_meV_per_A
         if e_mae is not None or f_mae is not None:
-            desc += (f"; held-out energy MAE {_num(e_mae, 2)} meV, force MAE "
-                     f"{_num(f_mae, 2)} meV/A")
+            desc += (f"; held-out energy MAE {num(e_mae, 2)} meV, force MAE "
+                     f"{num(f_mae, 2)} meV/A")
         desc += ")"
         bbs.append(desc)
     parts.append(f"{len(bbs)} backbone(s): {', '.join(bbs)}.")
@@ -231,7 +202,7 @@ def _run_paragraph(result) -> str:
     k_txt = ", ".join(f"k = {k[str(d)]} for d = {d}" for d in result.degrees if str(d) in k)
     degs = ", ".join(str(d) for d in c.get("degrees", result.degrees))
     parts.append(f"Probe degrees d = {degs}; "
-                 f"target degrees l = 0..{result.lmax}; SPN width {k_txt or UNDEFINED} "
+                 f"target degrees l = 0..{result.lmax}; SPN width {k_txt or MISSING} "
                  f"({c.get('k_rule', 'rule not recorded')}).")
     if c.get("spn", "ridge") == "ridge":
         fit = (f"closed-form ridge, penalty chosen by {c.get('folds', '?')}-fold grouped "
@@ -239,7 +210,7 @@ def _run_paragraph(result) -> str:
     else:
         fit = (f"gradient-trained ({c.get('spn')}: reduction and coefficients learned, early "
                "stopping on a grouped validation part)")
-    parts.append(f"Reduction: {c.get('reduction', UNDEFINED)}; SPN fit: {fit}.")
+    parts.append(f"Reduction: {c.get('reduction', MISSING)}; SPN fit: {fit}.")
     R = int(c.get("rotations_per_configuration", 1) or 1)
     if R == 1:
         parts.append(f"Samples: n_train = {c.get('n_train', '?')}, n_test = "
@@ -257,10 +228,10 @@ def _run_paragraph(result) -> str:
     eps = []
     for b in result.backbones:
         e = b.eps_eV
-        eps.append(f"{b.name} {_num(1e3 * e, 1)} meV" if e is not None
+        eps.append(f"{b.name} {num(1e3 * e, 1)} meV" if e is not None
                    else f"{b.name} none (no energy)")
-    parts.append(f"Injection amplitude eps: {c.get('eps_rule', UNDEFINED)}; "
-                 f"{'; '.join(eps) if eps else UNDEFINED}.")
+    parts.append(f"Injection amplitude eps: {c.get('eps_rule', MISSING)}; "
+                 f"{'; '.join(eps) if eps else MISSING}.")
     return " ".join(parts)
 
 
@@ -269,7 +240,7 @@ def _headline(result, d: int) -> List[str]:
     cells = {c.l: c for c in result.cells_of(d)}
     prediction = result.predicted.get(d)
     lines = [f"### d = {d} (L = {result.L}, predicted ceiling dL = "
-             f"{s.ceiling}, measured ceiling {_num(s.measured_ceiling, 0)})", "",
+             f"{s.ceiling}, measured ceiling {num(s.measured_ceiling, 0)})", "",
              "| l | predicted | mean rho [95 % CI] | R2_inj [95 % CI] | gain [95 % CI] | "
              "measured | agrees |",
              "|---|---|---|---|---|---|---|"]
@@ -279,12 +250,12 @@ def _headline(result, d: int) -> List[str]:
             predicted, measured, agrees = cell.predicted, cell.measured, cell.agrees
         else:
             predicted = prediction.label(l) if prediction is not None else "blind"
-            measured, agrees = UNDEFINED, None
-        agrees_txt = UNDEFINED if agrees is None else ("yes" if agrees else "no")
+            measured, agrees = MISSING, None
+        agrees_txt = MISSING if agrees is None else ("yes" if agrees else "no")
         lines.append(
-            f"| {l} | {predicted} | {_with_ci(s.rho[l], s.rho_ci.get(l))} | "
-            f"{_with_ci(s.r2_inj.get(l), s.r2_inj_ci.get(l))} | "
-            f"{_with_ci(s.gain.get(l), s.gain_ci.get(l))} | "
+            f"| {l} | {predicted} | {with_interval(s.rho[l], s.rho_ci.get(l))} | "
+            f"{with_interval(s.r2_inj.get(l), s.r2_inj_ci.get(l))} | "
+            f"{with_interval(s.gain.get(l), s.gain_ci.get(l))} | "
             f"{measured} | {agrees_txt} |")
     lines.append("")
     lines.append("l = 0: the target is constant, so rho, R2_inj and the gain are undefined "
@@ -302,9 +273,9 @@ def _boundary(result, d: int) -> List[str]:
                      "no boundary figures.")
         return lines
     above = dl + 1
-    lines.append(f"- rho({dl}) = {_with_ci(s.rho.get(dl), s.rho_ci.get(dl))}; "
+    lines.append(f"- rho({dl}) = {with_interval(s.rho.get(dl), s.rho_ci.get(dl))}; "
                  f"rho({above}) = "
-                 + (_with_ci(s.rho.get(above), s.rho_ci.get(above))
+                 + (with_interval(s.rho.get(above), s.rho_ci.get(above))
                     if above in s.rho else f"not measured (lmax = {lmax})") + ".")
     if above not in s.rho:
         return lines
@@ -319,7 +290,7 @@ def _boundary(result, d: int) -> List[str]:
     else:
         excl = "is undefined"
     lines.append(f"- Raw-gain delta contrast G({dl}) - G({above}) = "
-                 f"{_with_ci(s.delta_contrast, ci)}; the interval {excl}.")
+                 f"{with_interval(s.delta_contrast, ci)}; the interval {excl}.")
     return lines
 
 
@@ -332,12 +303,12 @@ def _paper(result) -> List[str]:
                      "this run has no such cell, so there is no comparison.")
         return lines
     p_rho, p_r2 = paper.get("rho", {}) or {}, paper.get("r2_inj", {}) or {}
-    rows = [("rho(4)", _num(p_rho.get("4")), _with_ci(s.rho.get(4), s.rho_ci.get(4))),
-            ("rho(5)", _num(p_rho.get("5")), _with_ci(s.rho.get(5), s.rho_ci.get(5))),
-            ("cliff ratio rho(4)/rho(5)", _num(paper.get("cliff_ratio"), 1),
+    rows = [("rho(4)", num(p_rho.get("4")), with_interval(s.rho.get(4), s.rho_ci.get(4))),
+            ("rho(5)", num(p_rho.get("5")), with_interval(s.rho.get(5), s.rho_ci.get(5))),
+            ("cliff ratio rho(4)/rho(5)", num(paper.get("cliff_ratio"), 1),
              _cliff_cell(s.cliff_ratio, s.cliff_ratio_ci)),
-            ("R2_inj(4)", _num(p_r2.get("4")), _with_ci(s.r2_inj.get(4), s.r2_inj_ci.get(4))),
-            ("R2_inj(5)", _num(p_r2.get("5")), _with_ci(s.r2_inj.get(5), s.r2_inj_ci.get(5)))]
+            ("R2_inj(4)", num(p_r2.get("4")), with_interval(s.r2_inj.get(4), s.r2_inj_ci.get(4))),
+            ("R2_inj(5)", num(p_r2.get("5")), with_interval(s.r2_inj.get(5), s.r2_inj_ci.get(5)))]
     lines += ["The paper's figures: d = 2 probes of L = 2 NequIP backbones on aspirin.", "",
               "| quantity | paper | this run: mean [95 % CI] |", "|---|---|---|"]
     for name, p, x in rows:
@@ -360,7 +331,7 @@ def _capacity(result) -> List[str]:
         f"d = {d}, l = {l}" + (" (dL)" if l == ceilings.get(d) else " (dL+1)") for d, l in cols)
     lines += [head + " |", "|---|" + "---|" * len(cols)]
     for m, k in widths:
-        vals = [(_num(mean[(m, d, l)]) if (m, d, l) in mean else "not fitted") for d, l in cols]
+        vals = [(num(mean[(m, d, l)]) if (m, d, l) in mean else "not fitted") for d, l in cols]
         lines.append(f"| {m} ({k}) | " + " | ".join(vals) + " |")
     lines.append("")
     lines.append("Mean rho over backbones; \"not fitted\": that width has more monomials than "
@@ -373,7 +344,7 @@ def _capacity(result) -> List[str]:
         if len(bnd) >= 2:
             (_, k1, r1), (_, k2, r2) = bnd[-2], bnd[-1]
             change = r2 - r1
-            sat = (f"rho({dl}) changes by {_num(change, signed=True)} between the two largest "
+            sat = (f"rho({dl}) changes by {num(change, signed=True)} between the two largest "
                    f"widths (k = {k1} and {k2}): "
                    + ("saturated" if abs(change) < SATURATION_TOL else "not saturated, a wider "
                       "probe might recover more")
@@ -403,8 +374,8 @@ def _per_backbone(result) -> List[str]:
              "</summary>", "",
              "| backbone | d | l | rho | R2_inj | gain |", "|---|---|---|---|---|---|"]
     for p in result.probes:
-        lines.append(f"| {p.backbone} | {p.d} | {p.l} | {_num(p.rho)} | "
-                     f"{_num(p.r2_inj)} | {_num(p.gain)} |")
+        lines.append(f"| {p.backbone} | {p.d} | {p.l} | {num(p.rho)} | "
+                     f"{num(p.r2_inj)} | {num(p.gain)} |")
     lines += ["", "</details>"]
     return lines
 
@@ -426,14 +397,14 @@ def _verdicts(result) -> List[str]:
         if ok:
             lines.append(f"- d = {d}: all {len(defined)} defined cells agree with the prediction "
                          f"(predicted ceiling {s.ceiling}, measured ceiling "
-                         f"{_num(s.measured_ceiling, 0)}).")
+                         f"{num(s.measured_ceiling, 0)}).")
         else:
             bad_d.append(d)
             detail = "; ".join(f"l = {c.l} predicted {c.predicted}, measured "
-                               f"{c.measured} (rho {_num(c.rho)})" for c in wrong)
+                               f"{c.measured} (rho {num(c.rho)})" for c in wrong)
             lines.append(f"- d = {d}: {len(wrong)} of {len(defined)} defined cells disagree with "
                          f"the prediction (predicted ceiling {s.ceiling}, measured ceiling "
-                         f"{_num(s.measured_ceiling, 0)}): {detail}.")
+                         f"{num(s.measured_ceiling, 0)}): {detail}.")
     lines.append("")
     if not bad_d:
         lines.append(f"Overall: the measurement agrees with spanthm's prediction at every probe "
@@ -510,14 +481,6 @@ def render_report(result, plot_files: Sequence[str] = ()) -> str:
 
 
 # --------------------------------------------------------------------------- plots
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
 
 def _draw_response(ax, result, d: int, metric: str) -> None:
     """One frequency-response panel: ``metric`` (``"rho"`` or ``"r2_inj"``) vs ``l >= 1``
@@ -623,7 +586,7 @@ def frequency_response_figure(result, degrees: Optional[Sequence[int]] = None):
     """Matplotlib figure of the frequency response of ``result`` (a
     :class:`DiagnoseResult`): one row per ``d`` (every summarized ``d`` by default),
     rho(l) left and R2_inj(l) right."""
-    plt = _pyplot()
+    plt = pyplot()
     degrees = list(degrees) if degrees is not None else result.degrees
     fig, axes = plt.subplots(len(degrees), 2, figsize=(11, 4.0 * len(degrees) + 0.7),
                              squeeze=False)
@@ -646,7 +609,7 @@ def k_sweep_figure(result):
     """Matplotlib figure of the capacity sweep of ``result`` (one panel per ``d``): mean
     rho over backbones at ``l = dL`` and ``l = dL + 1`` vs the SPN width ``k``,
     per-backbone faint."""
-    plt = _pyplot()
+    plt = pyplot()
     widths, cols, mean, per = _sweep_table(result)
     ds = sorted({d for d, _ in cols})
     th = _thresholds(result)
@@ -696,24 +659,14 @@ def plot_names(result) -> List[str]:
     return names
 
 
-def _png_bytes(fig) -> bytes:
-    plt = _pyplot()
-    try:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=DPI, metadata=PNG_METADATA)
-        return buf.getvalue()
-    finally:
-        plt.close(fig)
-
-
 def render_plots(result) -> Dict[str, bytes]:
     """Every plot of ``result`` rendered to PNG bytes, by file name (see :func:`plot_names`)."""
     out: Dict[str, bytes] = {}
     for d in result.degrees:
-        out[f"frequency_response_d{d}.png"] = _png_bytes(frequency_response_figure(result, [d]))
-    out["frequency_response.png"] = _png_bytes(frequency_response_figure(result))
+        out[f"frequency_response_d{d}.png"] = png_bytes(frequency_response_figure(result, [d]))
+    out["frequency_response.png"] = png_bytes(frequency_response_figure(result))
     if result.k_sweep:
-        out["k_sweep.png"] = _png_bytes(k_sweep_figure(result))
+        out["k_sweep.png"] = png_bytes(k_sweep_figure(result))
     return out
 
 

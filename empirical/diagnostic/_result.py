@@ -28,13 +28,23 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from .._result import RunResult
+from .statistics import Interval
 
 __all__ = ["SCHEMA_VERSION", "SCHEMA", "ProbeRecord", "Cell", "DegreeSummary",
-           "BackboneRecord", "SweepRow", "Prediction", "DiagnoseResult", "schema_markdown"]
+           "BackboneRecord", "CapacityPoint", "Prediction", "DiagnoseResult", "schema_markdown",
+           "DegreeHeadline"]
 
 SCHEMA_VERSION = 2
 
-Interval2 = Optional[List[Optional[float]]]
+#: An interval of a record: ``None`` where the quantity has none (``l = 0``, a degree not
+#: measured), an :class:`~empirical.diagnostic.statistics.Interval` (``None`` bounds where
+#: undefined) otherwise; ``[low, high]`` or ``null`` in ``results.json``.
+Interval2 = Optional[Interval]
+
+
+def _listed(ci: Interval2) -> Optional[list]:
+    """An interval in its JSON form (``[low, high]`` or ``None``)."""
+    return None if ci is None else Interval.from_list(ci).to_list()
 
 
 @dataclass(frozen=True)
@@ -82,11 +92,15 @@ class Cell:
     agrees: Optional[bool]
 
     def to_dict(self) -> Dict:
-        return asdict(self)
+        return {**asdict(self), "rho_ci": _listed(self.rho_ci)}
+
+    @classmethod
+    def from_dict(cls, c: Dict) -> "Cell":
+        return cls(**{**c, "rho_ci": Interval.from_list(c["rho_ci"])})
 
 
 @dataclass(frozen=True)
-class SweepRow:
+class CapacityPoint:
     """One capacity-sweep point estimate (one backbone, width, ``d`` and ``l``)."""
 
     backbone: str
@@ -127,28 +141,31 @@ class DegreeSummary:
         return self.ceiling // self.d
 
     def to_dict(self) -> Dict:
-        def keyed(m):
-            return {str(l): v for l, v in sorted(m.items())}
+        def keyed(m, form=lambda v: v):
+            return {str(l): form(v) for l, v in sorted(m.items())}
         return {"ceiling": self.ceiling, "measured_ceiling": self.measured_ceiling,
-                "rho": keyed(self.rho), "rho_ci": keyed(self.rho_ci),
-                "r2_inj": keyed(self.r2_inj), "r2_inj_ci": keyed(self.r2_inj_ci),
-                "gain": keyed(self.gain), "gain_ci": keyed(self.gain_ci),
+                "rho": keyed(self.rho), "rho_ci": keyed(self.rho_ci, _listed),
+                "r2_inj": keyed(self.r2_inj), "r2_inj_ci": keyed(self.r2_inj_ci, _listed),
+                "gain": keyed(self.gain), "gain_ci": keyed(self.gain_ci, _listed),
                 "rho_boundary": self.rho_boundary, "rho_above": self.rho_above,
                 "cliff_ratio": self.cliff_ratio, "cliff_ratio_ci": self.cliff_ratio_ci,
                 "delta_contrast": self.delta_contrast,
-                "delta_contrast_ci": self.delta_contrast_ci, "agreement": self.agreement}
+                "delta_contrast_ci": _listed(self.delta_contrast_ci),
+                "agreement": self.agreement}
 
     @classmethod
     def from_dict(cls, d: int, s: Dict) -> "DegreeSummary":
-        def keyed(m):
-            return {int(l): v for l, v in (m or {}).items()}
+        def keyed(m, form=lambda v: v):
+            return {int(l): form(v) for l, v in (m or {}).items()}
+        ci = Interval.from_list
         return cls(d=int(d), ceiling=int(s["ceiling"]), measured_ceiling=s["measured_ceiling"],
-                   rho=keyed(s["rho"]), rho_ci=keyed(s["rho_ci"]), r2_inj=keyed(s["r2_inj"]),
-                   r2_inj_ci=keyed(s["r2_inj_ci"]), gain=keyed(s["gain"]),
-                   gain_ci=keyed(s["gain_ci"]), rho_boundary=s["rho_boundary"],
+                   rho=keyed(s["rho"]), rho_ci=keyed(s["rho_ci"], ci),
+                   r2_inj=keyed(s["r2_inj"]), r2_inj_ci=keyed(s["r2_inj_ci"], ci),
+                   gain=keyed(s["gain"]), gain_ci=keyed(s["gain_ci"], ci),
+                   rho_boundary=s["rho_boundary"],
                    rho_above=s["rho_above"], cliff_ratio=s["cliff_ratio"],
                    cliff_ratio_ci=s["cliff_ratio_ci"], delta_contrast=s["delta_contrast"],
-                   delta_contrast_ci=s["delta_contrast_ci"],
+                   delta_contrast_ci=ci(s["delta_contrast_ci"]),
                    agreement=None if s["agreement"] is None else bool(s["agreement"]))
 
 
@@ -206,7 +223,7 @@ class DiagnoseResult(RunResult):
     probes : list of ProbeRecord
     summaries : dict d -> DegreeSummary
     cells : list of Cell
-    k_sweep : list of SweepRow
+    k_sweep : list of CapacityPoint
     paper : dict (the paper's headline figures)
     warnings : list of str
     seconds : float (wall time, kept out of ``results.json``)
@@ -215,7 +232,7 @@ class DiagnoseResult(RunResult):
     def __init__(self, config: Dict, backbones: List[BackboneRecord],
                  predicted: Dict[int, Prediction], probes: List[ProbeRecord],
                  summaries: Dict[int, DegreeSummary], cells: List[Cell],
-                 k_sweep: List[SweepRow], paper: Dict, warnings: List[str],
+                 k_sweep: List[CapacityPoint], paper: Dict, warnings: List[str],
                  seconds: float = 0.0):
         self.config = config
         self.backbones = list(backbones)
@@ -299,8 +316,8 @@ class DiagnoseResult(RunResult):
                 probes=[ProbeRecord(**p) for p in payload.get("probes", [])],
                 summaries={int(d): DegreeSummary.from_dict(int(d), s)
                            for d, s in payload["summary"].items()},
-                cells=[Cell(**c) for c in payload["cells"]],
-                k_sweep=[SweepRow(**r) for r in payload.get("k_sweep", [])],
+                cells=[Cell.from_dict(c) for c in payload["cells"]],
+                k_sweep=[CapacityPoint(**r) for r in payload.get("k_sweep", [])],
                 paper=payload.get("paper", {}), warnings=payload.get("warnings", []))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not the results of empirical diagnose ({exc})") from None
@@ -434,3 +451,73 @@ def schema_markdown() -> str:
     doc = (__doc__ or "").split("Schema versions")[1].strip("-\n ")
     lines += ["", "## Versions", "", *[ln for ln in doc.splitlines()]]
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------ degree headline
+
+def _interval_of(ci) -> Optional[Interval]:
+    """An interval of a :class:`DegreeSummary` (a ``[low, high]`` list or an
+    :class:`~empirical.diagnostic.statistics.Interval`) as an ``Interval``; ``None`` where
+    the degree has none (not measured)."""
+    if ci is None or isinstance(ci, Interval):
+        return ci
+    low, high = ci
+    return Interval(low, high)
+
+
+@dataclass(frozen=True)
+class DegreeHeadline:
+    """The headline of one probe degree ``d`` (docs/method.md §2.8): the predicted ceiling
+    ``dL`` beside the measured one, and rho at the boundary ``l = dL`` and just above it
+    (``l = dL + 1``) with their 95 % intervals. One projection of :class:`DegreeSummary`,
+    shared by the rows of the survey, the per-layer profile and the sweep.
+
+    An interval is ``None`` where its degree was not measured (above ``lmax``), and an
+    :class:`~empirical.diagnostic.statistics.Interval` with ``None`` bounds where the
+    statistic is undefined.
+    """
+
+    d: int
+    L: int
+    predicted_ceiling: int
+    measured_ceiling: Optional[int]
+    agreement: Optional[bool]
+    rho_boundary: Optional[float]
+    rho_boundary_ci: Optional[Interval]
+    rho_above: Optional[float]
+    rho_above_ci: Optional[Interval]
+    cliff_ratio: Optional[float]
+
+    @classmethod
+    def from_summary(cls, summary: DegreeSummary) -> "DegreeHeadline":
+        s = summary
+        return cls(d=s.d, L=s.L, predicted_ceiling=s.ceiling,
+                   measured_ceiling=s.measured_ceiling, agreement=s.agreement,
+                   rho_boundary=s.rho_boundary,
+                   rho_boundary_ci=_interval_of(s.rho_ci.get(s.ceiling)),
+                   rho_above=s.rho_above,
+                   rho_above_ci=_interval_of(s.rho_ci.get(s.ceiling + 1)),
+                   cliff_ratio=s.cliff_ratio)
+
+    def to_dict(self) -> Dict:
+        """The JSON keys, in this order (an interval ``[low, high]`` or ``null``)."""
+        def listed(ci):
+            return None if ci is None else ci.to_list()
+        return {"d": self.d, "L": self.L, "predicted_ceiling": self.predicted_ceiling,
+                "measured_ceiling": self.measured_ceiling, "agreement": self.agreement,
+                "rho_boundary": self.rho_boundary,
+                "rho_boundary_ci": listed(self.rho_boundary_ci),
+                "rho_above": self.rho_above, "rho_above_ci": listed(self.rho_above_ci),
+                "cliff_ratio": self.cliff_ratio}
+
+    @classmethod
+    def from_dict(cls, row: Dict) -> "DegreeHeadline":
+        """Read back from a row of ``results.json`` (keys absent there are ``None``)."""
+        return cls(d=int(row["d"]), L=int(row["L"]),
+                   predicted_ceiling=int(row["predicted_ceiling"]),
+                   measured_ceiling=row.get("measured_ceiling"),
+                   agreement=row.get("agreement"), rho_boundary=row.get("rho_boundary"),
+                   rho_boundary_ci=_interval_of(row.get("rho_boundary_ci")),
+                   rho_above=row.get("rho_above"),
+                   rho_above_ci=_interval_of(row.get("rho_above_ci")),
+                   cliff_ratio=row.get("cliff_ratio"))

@@ -49,25 +49,25 @@ def summarize(probes: Sequence[BackboneProbes], plan
             targets = [f.s_te[:, l] for f in fits]
             rho[l] = as_float(boot.point_estimate(PEARSON, preds, targets))
             dist_rho[l] = boot.mean_of_cluster_stat(PEARSON, preds, targets)
-            rho_ci[l] = boot.interval(dist_rho[l]).to_list()
+            rho_ci[l] = boot.interval(dist_rho[l])
             means = [{"train_mean": float(f.train_mean[l])} for f in fits]
             gain[l] = as_float(boot.point_estimate(RAW_GAIN, preds, targets,
                                                    cluster_kwargs=means))
             dist_gain[l] = boot.mean_of_cluster_stat(RAW_GAIN, preds, targets,
                                                      cluster_kwargs=means)
-            gain_ci[l] = boot.interval(dist_gain[l]).to_list()
+            gain_ci[l] = boot.interval(dist_gain[l])
             if has_energy:
                 rp = [f.pred_r[:, l - 1] for f in fits]
                 sig = [p.eps * f.s_te[:, l] for p, f in zip(probes, fits)]
                 eps = [{"eps": p.eps} for p in probes]
                 r2[l] = as_float(boot.point_estimate(R2_INJECTED, rp, sig, cluster_kwargs=eps))
                 r2_ci[l] = boot.interval(boot.mean_of_cluster_stat(
-                    R2_INJECTED, rp, sig, cluster_kwargs=eps)).to_list()
+                    R2_INJECTED, rp, sig, cluster_kwargs=eps))
             else:
                 r2[l] = r2_ci[l] = None
         if 1 <= dl and above <= plan.lmax:
             delta = as_float(gain[dl] - gain[above])
-            delta_ci = boot.interval(dist_gain[dl] - dist_gain[above]).to_list()
+            delta_ci = boot.interval(dist_gain[dl] - dist_gain[above])
             ratio = as_float(cliff_ratio(rho[dl], rho[above]))
             ratio_set = (None if rho[dl] is None or rho[above] is None else
                          ratio_confidence_set(rho[dl], rho[above], dist_rho[dl],

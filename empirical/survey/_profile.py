@@ -15,69 +15,143 @@ sweep. The default of 1000 frames keeps a 4-layer SevenNet profile to minutes on
 
 from __future__ import annotations
 
+import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from e3nn import o3
-
-from .._result import RunResult
+from .._result import TypedResult
+from ..adapters import resolve_backbones
 from ..backbone import supports
 from ..data import Dataset
 from ..data import load as load_dataset
-from ..diagnostic import diagnose, resolve_backbones
-from ..runtime import place, resolve_device, versions
+from ..diagnostic import DegreeHeadline, DegreeSummary, diagnose
+from ..diagnostic.statistics import Interval
+from ..runtime import max_l, place, resolve_device, versions
 from ..diagnostic import MAX_LMAX, validate_options
 from ..diagnostic import THRESHOLDS
 
-__all__ = ["LayerProfile", "ProfileResult", "profile", "backbone_layers", "PROFILE_SCHEMA"]
+__all__ = ["LayerProfile", "ProfiledBackbone", "ProfileResult", "profile", "backbone_layers",
+           "PROFILE_SCHEMA"]
 
 #: ``results.json["schema"]`` of a profile.
 PROFILE_SCHEMA = "spectral-ceilings-profile/1"
 
 
+def _interval(ci) -> Interval:
+    """A summary's interval as an :class:`Interval` (``None`` bounds where undefined)."""
+    if isinstance(ci, Interval):
+        return ci
+    low, high = ci if ci is not None else (None, None)
+    return Interval(low, high)
+
+
 @dataclass(frozen=True)
 class LayerProfile:
-    """One layer of one backbone at probe degree ``d`` (``rho`` keyed by ``l``)."""
+    """One layer of one backbone at probe degree ``d``: the headline of ``d`` (predicted
+    ceiling ``d * L_layer``, measured ceiling, agreement) and rho with its 95 % interval
+    at every target degree ``l`` (keyed by ``l``)."""
 
     backbone: str
     layer: str
     index: int
     irreps_out: str
-    L: int
-    d: int
-    predicted_ceiling: int
-    measured_ceiling: Optional[int]
-    agreement: Optional[bool]
+    headline: DegreeHeadline
     rho: Dict[int, Optional[float]]
-    rho_ci: Dict[int, Tuple[Optional[float], Optional[float]]]
+    rho_ci: Dict[int, Interval]
     equivariance_error: Dict[str, float]
     equivariant: Optional[bool]
 
+    #: The keys of a row in ``results.json``, in order.
+    KEYS = ("backbone", "layer", "index", "irreps_out", "L", "d", "predicted_ceiling",
+            "measured_ceiling", "agreement", "rho", "rho_ci", "equivariance_error",
+            "equivariant")
+    _OWN = ("backbone", "layer", "index", "irreps_out", "equivariance_error", "equivariant")
+
+    @classmethod
+    def of(cls, backbone: str, layer: str, index: int, irreps_out: str,
+           summary: DegreeSummary, equivariance_error: Dict[str, float],
+           equivariant: Optional[bool]) -> "LayerProfile":
+        """The row of one layer's diagnosis at ``summary.d``."""
+        return cls(backbone=backbone, layer=layer, index=index, irreps_out=irreps_out,
+                   headline=DegreeHeadline.from_summary(summary), rho=dict(summary.rho),
+                   rho_ci={l: _interval(v) for l, v in summary.rho_ci.items()},
+                   equivariance_error=dict(equivariance_error), equivariant=equivariant)
+
     def to_dict(self) -> Dict:
-        out = asdict(self)
-        out["rho"] = {str(l): v for l, v in sorted(self.rho.items())}
-        out["rho_ci"] = {str(l): list(v) for l, v in sorted(self.rho_ci.items())}
-        return out
+        values = {**self.headline.to_dict(), **{k: getattr(self, k) for k in self._OWN}}
+        values["rho"] = {str(l): v for l, v in sorted(self.rho.items())}
+        values["rho_ci"] = {str(l): v.to_list() for l, v in sorted(self.rho_ci.items())}
+        return {k: values[k] for k in self.KEYS}
+
+    @classmethod
+    def from_dict(cls, row: Dict) -> "LayerProfile":
+        return cls(headline=DegreeHeadline.from_dict(row),
+                   rho={int(l): v for l, v in row["rho"].items()},
+                   rho_ci={int(l): _interval(v) for l, v in row["rho_ci"].items()},
+                   **{k: row[k] for k in cls._OWN})
 
 
-class ProfileResult(RunResult):
-    """``payload``: ``schema``, ``config``, ``backbones`` (name, source, sha256, layers)
-    and ``rows`` (:class:`LayerProfile` dicts, backbone then layer order)."""
+@dataclass(frozen=True)
+class ProfiledBackbone:
+    """A profiled backbone: its name, where it came from, its layers in forward order."""
 
-    @property
-    def rows(self) -> List[Dict]:
-        return self.payload["rows"]
+    name: str
+    source: str
+    sha256: Optional[str]
+    layers: Tuple[str, ...]
+
+    def to_dict(self) -> Dict:
+        return {"name": self.name, "source": self.source, "sha256": self.sha256,
+                "layers": list(self.layers)}
+
+    @classmethod
+    def from_dict(cls, b: Dict) -> "ProfiledBackbone":
+        return cls(name=b["name"], source=b["source"], sha256=b.get("sha256"),
+                   layers=tuple(b["layers"]))
+
+
+@dataclass
+class ProfileResult(TypedResult):
+    """What :func:`profile` measured.
+
+    Attributes
+    ----------
+    config : dict
+        JSON-ready: ``dataset``, ``marked_atoms``, ``d``, ``lmax``, ``seed``, ``n_boot``,
+        ``frames``, ``n_test``, ``device``, ``thresholds``, ``versions``, ``method``
+        (docs/results_schema.md).
+    backbones : list of ProfiledBackbone
+    rows : list of LayerProfile
+        Backbone then layer order (a layer without ``l > 0`` features has none).
+    seconds : float
+        Wall time, kept out of ``results.json``.
+    """
+
+    config: Dict
+    backbones: List[ProfiledBackbone]
+    rows: List[LayerProfile]
+    seconds: float = field(default=0.0, compare=False)
+
+    SCHEMA = PROFILE_SCHEMA
+    COMMAND = "profile"
+
+    def to_dict(self) -> Dict:
+        """``results.json``: ``schema``, ``config``, ``backbones``, ``rows``."""
+        return {"schema": PROFILE_SCHEMA, "config": copy.deepcopy(self.config),
+                "backbones": [b.to_dict() for b in self.backbones],
+                "rows": [r.to_dict() for r in self.rows]}
+
+    @classmethod
+    def _from_payload(cls, payload: Dict) -> "ProfileResult":
+        return cls(config=payload["config"],
+                   backbones=[ProfiledBackbone.from_dict(b) for b in payload["backbones"]],
+                   rows=[LayerProfile.from_dict(r) for r in payload["rows"]])
 
     def save(self, out_dir, plots: bool = True, overwrite: bool = False):
         """``results.json``, ``report.md`` and ``profile.png`` as one set."""
         from ._report import write_profile_outputs
         return write_profile_outputs(self, out_dir, plots=plots, overwrite=overwrite)
-
-
-def _pair(ci) -> Tuple[Optional[float], Optional[float]]:
-    """A 95 % interval as ``(low, high)``; ``(None, None)`` where it is undefined."""
-    return (None, None) if ci is None else (ci[0], ci[1])
 
 
 def backbone_layers(obj) -> List[Tuple[str, object]]:
@@ -86,10 +160,6 @@ def backbone_layers(obj) -> List[Tuple[str, object]]:
     if not supports(obj, "layers"):
         return [(str(getattr(obj, "layer", None) or "features"), obj)]
     return [(str(name), obj.at_layer(i)) for i, name in enumerate(obj.layers)]
-
-
-def _max_l(obj) -> int:
-    return max((ir.l for _, ir in o3.Irreps(obj.irreps_out)), default=0)
 
 
 def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] = None,
@@ -116,8 +186,8 @@ def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] =
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     entries = resolve_backbones(backbones, trust_checkpoints=trust_checkpoints)
     place(entries, dev)
-    layered = [(name, obj, info, backbone_layers(obj)) for name, obj, info in entries]
-    top = max(_max_l(view) for *_, layers in layered for _, view in layers)
+    layered = [(e.name, e.backbone, e.info(), backbone_layers(e.backbone)) for e in entries]
+    top = max(max_l(view.irreps_out) for *_, layers in layered for _, view in layers)
     if top < 1:
         raise ValueError("no layer of the backbones carries l > 0 features: nothing to probe")
     if lmax is None:
@@ -129,26 +199,21 @@ def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] =
     total = sum(len(layers) for *_, layers in layered)
     done = 0
     for name, obj, info, layers in layered:
-        described.append({"name": name, "source": info.get("source", ""),
-                          "sha256": info.get("sha256"), "layers": [n for n, _ in layers]})
+        described.append(ProfiledBackbone(name, info.get("source", ""), info.get("sha256"),
+                                          tuple(n for n, _ in layers)))
         for index, (layer, view) in enumerate(layers):
             done += 1
             if progress is not False:
                 import sys
                 print(f"[{done}/{total}] {name} {layer}", file=sys.stderr, flush=True)
-            if _max_l(view) < 1:
+            if max_l(view.irreps_out) < 1:
                 continue
             res = diagnose(backbones=[view], names=[f"{name}/{layer}"], dataset=data,
                            marked=marked, degrees=[d], lmax=lmax, seed=seed, n_boot=n_boot,
                            frames=frames, k_sweep=(), progress=False)
-            s = res.summaries[d]
             rec = res.backbones[0]
-            rows.append(LayerProfile(
-                backbone=name, layer=layer, index=index, irreps_out=rec.irreps_out, L=rec.L,
-                d=d, predicted_ceiling=s.ceiling, measured_ceiling=s.measured_ceiling,
-                agreement=s.agreement, rho=dict(s.rho),
-                rho_ci={l: _pair(v) for l, v in s.rho_ci.items()},
-                equivariance_error=dict(rec.equivariance_error), equivariant=rec.equivariant))
+            rows.append(LayerProfile.of(name, layer, index, rec.irreps_out, res.summaries[d],
+                                        rec.equivariance_error, rec.equivariant))
     config = {"dataset": res.config["dataset"], "marked_atoms": res.config["marked_atoms"],
               "d": d, "lmax": lmax, "seed": seed, "n_boot": n_boot,
               "frames": frames, "n_test": res.config["n_test"],
@@ -156,6 +221,5 @@ def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] =
               "thresholds": dict(THRESHOLDS), "versions": versions(),
               "method": "each layer diagnosed on its own (empirical.diagnose, one d, no k "
                         "sweep) with the same plan; docs/method.md §2.9"}
-    payload = {"schema": PROFILE_SCHEMA, "config": config, "backbones": described,
-               "rows": [r.to_dict() for r in rows]}
-    return ProfileResult(payload=payload, seconds=time.perf_counter() - start)
+    return ProfileResult(config=config, backbones=described, rows=rows,
+                         seconds=time.perf_counter() - start)

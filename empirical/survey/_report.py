@@ -3,43 +3,30 @@ written as one set (:func:`empirical.io.write_file_set`)."""
 
 from __future__ import annotations
 
-import io
 from typing import Dict, List, Optional, Sequence
 
 from ..io import write_file_set
+from ..render import MISSING, interval, num, png_bytes, pyplot, table
 
 __all__ = ["render_profile_report", "profile_figure", "write_profile_outputs",
            "render_survey_report", "survey_figure", "write_survey_outputs", "survey_table"]
-
-
-def _num(x, decimals: int = 3) -> str:
-    return "-" if x is None else f"{x:.{decimals}f}"
-
-
-def _ci(ci, decimals: int = 2) -> str:
-    if ci is None or any(v is None for v in ci):
-        return ""
-    return f" [{ci[0]:.{decimals}f}, {ci[1]:.{decimals}f}]"
 
 
 def _agree(a: Optional[bool]) -> str:
     return {True: "agrees", False: "**disagrees**", None: "untested"}[a]
 
 
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+def _text(x) -> str:
+    """A count or label as written, :data:`~empirical.render.MISSING` when absent."""
+    return MISSING if x is None else str(x)
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    return plt
+def _data_line(c: Dict) -> str:
+    """The data, the split and the bootstrap of a profile or a survey."""
+    ds = c["dataset"]
+    return (f"Data: {ds['source']} ({ds['frames_used']} of {ds['frames_total']} frames, "
+            f"{c['n_test']} held-out rotated configurations), marked atoms "
+            f"{c['marked_atoms']}, seed {c['seed']}, {c['n_boot']} bootstrap resamples")
 
 
 def _versions_line(config: Dict) -> str:
@@ -49,35 +36,36 @@ def _versions_line(config: Dict) -> str:
 
 # -- profile -------------------------------------------------------------------------------
 
+def _profile_table(result, backbone: str) -> str:
+    """One backbone's layers: rho at every ``l`` (bold: ``l <= dL``, predicted
+    recoverable), beside the layer's predicted and measured ceilings."""
+    lmax = result.config["lmax"]
+    header = (["layer", "irreps", "L", "ceiling dL", "measured"]
+              + [f"l={l}" for l in range(lmax + 1)] + [""])
+    rows = []
+    for r in (r for r in result.rows if r.backbone == backbone):
+        h = r.headline
+        cells = []
+        for l in range(lmax + 1):
+            v = r.rho.get(l)
+            text = num(v, 2)
+            cells.append(f"**{text}**" if l <= h.predicted_ceiling and v is not None else text)
+        rows.append([r.layer, r.irreps_out, h.L, h.predicted_ceiling,
+                     _text(h.measured_ceiling), *cells, _agree(h.agreement)])
+    return table(header, rows)
+
+
 def render_profile_report(result, plot_files: Sequence[str] = ()) -> str:
-    c = result.payload["config"]
-    rows = result.rows
-    lmax = c["lmax"]
+    c = result.config
     out = [f"# Per-layer spectral profile (d = {c['d']})", "",
-           f"Data: {c['dataset']['source']} ({c['dataset']['frames_used']} of "
-           f"{c['dataset']['frames_total']} frames, {c['n_test']} held-out rotated "
-           f"configurations), marked atoms {c['marked_atoms']}, seed {c['seed']}, "
-           f"{c['n_boot']} bootstrap resamples. Each layer is diagnosed on its own with the "
-           "same plan; its predicted ceiling is d x (its own L). Bold: rho of the "
-           "predicted-recoverable degrees l <= dL.", ""]
+           _data_line(c) + ". Each layer is diagnosed on its own with the same plan; its "
+           "predicted ceiling is d x (its own L). Bold: rho of the predicted-recoverable "
+           "degrees l <= dL.", ""]
     for name in plot_files:
         out += [f"![per-layer profile]({name})", ""]
-    for b in result.payload["backbones"]:
-        out += [f"## {b['name']}", "", f"Source: {b['source']}", ""]
-        head = "| layer | irreps | L | ceiling dL | measured | " + " | ".join(
-            f"l={l}" for l in range(lmax + 1)) + " | |"
-        out += [head, "|" + "---|" * (lmax + 7)]
-        for r in (r for r in rows if r["backbone"] == b["name"]):
-            cells = []
-            for l in range(lmax + 1):
-                v = r["rho"].get(str(l))
-                text = _num(v, 2)
-                cells.append(f"**{text}**" if l <= r["predicted_ceiling"] and v is not None
-                             else text)
-            out.append(f"| {r['layer']} | {r['irreps_out']} | {r['L']} | "
-                       f"{r['predicted_ceiling']} | {r['measured_ceiling']} | "
-                       + " | ".join(cells) + f" | {_agree(r['agreement'])} |")
-        out.append("")
+    for b in result.backbones:
+        out += [f"## {b.name}", "", f"Source: {b.source}", "",
+                _profile_table(result, b.name), ""]
     out += ["## Reproduce", "", f"Versions: {_versions_line(c)}.", ""]
     return "\n".join(out) + "\n"
 
@@ -87,33 +75,33 @@ def profile_figure(result):
     the black step marks each layer's predicted ceiling dL (recoverable to its left)."""
     import numpy as np
 
-    plt = _pyplot()
-    c = result.payload["config"]
+    plt = pyplot()
+    c = result.config
     lmax = c["lmax"]
-    backbones = result.payload["backbones"]
-    heights = [max(1, sum(r["backbone"] == b["name"] for r in result.rows)) for b in backbones]
+    backbones = result.backbones
+    heights = [max(1, sum(r.backbone == b.name for r in result.rows)) for b in backbones]
     fig, axes = plt.subplots(len(backbones), 1, squeeze=False,
                              figsize=(3.5 + 0.55 * (lmax + 1), 1.4 + 0.6 * sum(heights)),
                              gridspec_kw={"height_ratios": heights}, layout="constrained")
     for ax, b in zip(axes[:, 0], backbones):
-        rows = [r for r in result.rows if r["backbone"] == b["name"]]
+        rows = [r for r in result.rows if r.backbone == b.name]
         grid = np.full((len(rows), lmax + 1), np.nan)
         for i, r in enumerate(rows):
             for l in range(lmax + 1):
-                v = r["rho"].get(str(l))
+                v = r.rho.get(l)
                 grid[i, l] = np.nan if v is None else v
         im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         for i, r in enumerate(rows):
-            x = r["predicted_ceiling"] + 0.5
+            x = r.headline.predicted_ceiling + 0.5
             ax.plot([x, x], [i - 0.5, i + 0.5], color="k", lw=2)
             for l in range(lmax + 1):
                 if not np.isnan(grid[i, l]):
                     ax.text(l, i, f"{grid[i, l]:.2f}", ha="center", va="center", fontsize=7,
                             color="w" if grid[i, l] < 0.6 else "k")
-        ax.set_yticks(range(len(rows)), [f"{r['layer']} (L={r['L']})" for r in rows],
+        ax.set_yticks(range(len(rows)), [f"{r.layer} (L={r.headline.L})" for r in rows],
                       fontsize=8)
         ax.set_xticks(range(lmax + 1))
-        ax.set_title(f"{b['name']}: rho(l) per layer, d = {c['d']}\n(black line: predicted "
+        ax.set_title(f"{b.name}: rho(l) per layer, d = {c['d']}\n(black line: predicted "
                      "ceiling dL; recoverable to its left)", fontsize=9)
     axes[-1, 0].set_xlabel("target degree l")
     fig.colorbar(im, ax=axes[:, 0].tolist(), shrink=0.9, label="held-out rho")
@@ -123,7 +111,7 @@ def profile_figure(result):
 def write_profile_outputs(result, out_dir, plots: bool = True, overwrite: bool = False):
     files: Dict[str, bytes] = {}
     if plots:
-        files["profile.png"] = _png(profile_figure(result))
+        files["profile.png"] = png_bytes(profile_figure(result))
     files["report.md"] = render_profile_report(result, [n for n in files]).encode()
     files["results.json"] = result.to_json().encode()
     return write_file_set(out_dir, files, overwrite=overwrite)
@@ -131,33 +119,45 @@ def write_profile_outputs(result, out_dir, plots: bool = True, overwrite: bool =
 
 # -- survey --------------------------------------------------------------------------------
 
-def survey_table(rows: Sequence[Dict]) -> List[str]:
-    """The survey's markdown table (also the README's)."""
-    out = ["| model | L | layers | parameters | d | ceiling dL | measured | rho(dL) [95% CI] "
-           "| rho(dL+1) [95% CI] | equivariance error | |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+def _rho_cell(x, ci) -> str:
+    """rho (3 decimals) and its 95 % interval (2)."""
+    return f"{num(x)} {interval(ci, 2)}"
+
+
+def survey_table(rows: Sequence) -> List[str]:
+    """The survey's markdown table (also the README's), one line per element."""
+    header = ["model", "L", "layers", "parameters", "d", "ceiling dL", "measured",
+              "rho(dL) [95% CI]", "rho(dL+1) [95% CI]", "equivariance error", ""]
+    cells = []
     for r in rows:
-        params = "-" if r["parameters"] is None else f"{r['parameters'] / 1e6:.2f} M"
-        out.append(
-            f"| {r['model']} | {r['L']} | {r['layers'] if r['layers'] is not None else '-'} | "
-            f"{params} | {r['d']} | {r['predicted_ceiling']} | {r['measured_ceiling']} | "
-            f"{_num(r['rho_boundary'])}{_ci(r['rho_boundary_ci'])} | "
-            f"{_num(r['rho_above'])}{_ci(r['rho_above_ci'])} | "
-            f"{r['equivariance_error']:.1e}{'' if r.get('parity', True) else ' (SO(3))'} | "
-            f"{_agree(r['agreement'])} |")
-    return out
+        h = r.headline
+        params = MISSING if r.parameters is None else f"{r.parameters / 1e6:.2f} M"
+        cells.append([r.model, h.L, _text(r.layers), params, h.d, h.predicted_ceiling,
+                      _text(h.measured_ceiling), _rho_cell(h.rho_boundary, h.rho_boundary_ci),
+                      _rho_cell(h.rho_above, h.rho_above_ci),
+                      f"{r.equivariance_error:.1e}" + ("" if r.parity else " (SO(3))"),
+                      _agree(h.agreement)])
+    return table(header, cells).split("\n")
+
+
+def _models_table(rows: Sequence) -> List[str]:
+    """One line per model: what was read, where it came from, eps and its energy error."""
+    seen: Dict[str, object] = {}
+    for r in rows:
+        seen.setdefault(r.model, r)
+    cells = [[r.model, r.irreps_out, _text(r.layer), r.source, num(r.eps_eV, 4),
+              num(r.energy_error_rmse_meV, 1)] for r in seen.values()]
+    return table(["model", "irreps read", "layer", "source", "eps (eV)",
+                  "energy-error RMSE (meV)"], cells).split("\n")
 
 
 def render_survey_report(result, plot_files: Sequence[str] = ()) -> str:
-    c = result.payload["config"]
+    c = result.config
     rows = result.rows
-    agree = sum(r["agreement"] is True for r in rows)
+    agree = sum(r.headline.agreement is True for r in rows)
     out = ["# Survey: the spectral ceiling of every model available here", "",
-           f"Data: {c['dataset']['source']} ({c['dataset']['frames_used']} of "
-           f"{c['dataset']['frames_total']} frames, {c['n_test']} held-out rotated "
-           f"configurations), marked atoms {c['marked_atoms']}, seed {c['seed']}, "
-           f"{c['n_boot']} bootstrap resamples, lmax {c['lmax_rule']}. Every model is "
-           "diagnosed on its own (no pooling) with the same plan. "
+           _data_line(c) + f", lmax {c['lmax_rule']}. Every model is diagnosed on its own "
+           "(no pooling) with the same plan. "
            f"**{agree} of {len(rows)}** (model, d) rows agree with spanthm's ceiling.", ""]
     for name in plot_files:
         out += [f"![survey]({name})", ""]
@@ -167,19 +167,8 @@ def render_survey_report(result, plot_files: Sequence[str] = ()) -> str:
             "equivariance error: max abs over one rotation and one roto-reflection of one "
             "configuration, in the model's dtype; (SO(3)): a model without parity (SevenNet), "
             "judged on the rotation alone, its reflection error recorded in `runs`.", ""]
-    out += ["## Models", "", "| model | irreps read | layer | source | eps (eV) | "
-            "energy-error RMSE (meV) |", "|---|---|---|---|---|---|"]
-    seen = set()
-    for r in rows:
-        if r["model"] in seen:
-            continue
-        seen.add(r["model"])
-        out.append(f"| {r['model']} | {r['irreps_out']} | {r['layer'] or '-'} | "
-                   f"{r['source']} | {_num(r['eps_eV'], 4)} | "
-                   f"{_num(r['energy_error_rmse_meV'], 1)} |")
-    out.append("")
-    warnings = [(m, w) for m, run in result.payload["runs"].items()
-                for w in run.get("warnings", [])]
+    out += ["## Models", ""] + _models_table(rows) + [""]
+    warnings = [(m, w) for m, run in result.runs.items() for w in run.warnings]
     if c.get("skipped") or warnings:
         out += ["## Notes", ""]
         out += [f"- skipped: {s}" for s in c.get("skipped", [])]
@@ -192,22 +181,20 @@ def render_survey_report(result, plot_files: Sequence[str] = ()) -> str:
 def survey_figure(result):
     """rho against ``l - dL`` (the offset from each model's predicted ceiling) for every
     model, one panel per d: the theorem puts every curve's cliff between 0 and 1."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = result.rows
-    degrees = sorted({r["d"] for r in rows})
-    runs = result.payload["runs"]
+    degrees = sorted({r.headline.d for r in rows})
     fig, axes = plt.subplots(1, len(degrees), squeeze=False, sharey=True,
                              figsize=(4.2 * len(degrees), 3.8))
-    models = list(dict.fromkeys(r["model"] for r in rows))
+    models = list(dict.fromkeys(r.model for r in rows))
     cmap = plt.get_cmap("tab10")
     for ax, d in zip(axes[0], degrees):
         for j, m in enumerate(models):
-            s = runs[m]["summary"].get(str(d))
+            s = result.runs[m].summaries.get(d)
             if s is None:
                 continue
-            ceiling = s["ceiling"]
-            ls = sorted(int(l) for l, v in s["rho"].items() if v is not None)
-            ax.plot([l - ceiling for l in ls], [s["rho"][str(l)] for l in ls], marker="o",
+            ls = sorted(l for l, v in s.rho.items() if v is not None)
+            ax.plot([l - s.ceiling for l in ls], [s.rho[l] for l in ls], marker="o",
                     ms=3, lw=1.2, color=cmap(j % 10), label=m)
         ax.axvline(0.5, color="k", lw=1, ls="--")
         ax.axhline(0, color="0.7", lw=0.8)
@@ -224,7 +211,7 @@ def survey_figure(result):
 def write_survey_outputs(result, out_dir, plots: bool = True, overwrite: bool = False):
     files: Dict[str, bytes] = {}
     if plots:
-        files["survey.png"] = _png(survey_figure(result))
+        files["survey.png"] = png_bytes(survey_figure(result))
     files["report.md"] = render_survey_report(result, [n for n in files]).encode()
     files["results.json"] = result.to_json().encode()
     return write_file_set(out_dir, files, overwrite=overwrite)

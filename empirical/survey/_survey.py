@@ -18,23 +18,21 @@ model's energies at all (docs/method.md §2.10).
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
-from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
 
-from e3nn import o3
-
-from .._result import RunResult
-from ..adapters import available
+from .._result import TypedResult
+from ..adapters import available, resolve_backbones
 from ..backbone import shipped
 from ..data import Dataset
 from ..data import load as load_dataset
-from ..diagnostic import diagnose, resolve_backbones
-from ..runtime import place, resolve_device, versions
+from ..diagnostic import DegreeHeadline, DiagnoseResult, diagnose
+from ..runtime import max_l, place, resolve_device, versions
 from ..diagnostic import MAX_LMAX, validate_options
 from ..diagnostic import THRESHOLDS
-from ._profile import _pair
 
 __all__ = ["SurveyRow", "SurveyResult", "survey", "survey_models", "survey_items",
            "SURVEY_SCHEMA"]
@@ -45,43 +43,92 @@ SURVEY_SCHEMA = "spectral-ceilings-survey/1"
 
 @dataclass(frozen=True)
 class SurveyRow:
-    """One model at one probe degree."""
+    """One model at one probe degree: what the model is, and the headline of its ``d``.
+
+    Attributes
+    ----------
+    model, source, irreps_out : the model's name, where it came from, the irreps read
+    layer : the layer read (``None``: the model's own), layers: interaction layers with
+        ``l > 0`` features (``None`` when the model does not name them)
+    parameters : trainable parameters (``None`` when unknown)
+    headline : ``d``, ``L``, ceilings, agreement, rho at ``dL`` and ``dL + 1``
+    equivariance_error : max abs; the rotation alone for an SO(3) model
+    parity : ``False`` for an SO(3) model (docs/method.md §2.2)
+    equivariant, eps_eV, energy_error_rmse_meV : as in the model's diagnose record
+    """
 
     model: str
     source: str
     irreps_out: str
-    L: int
     layer: Optional[str]
     layers: Optional[int]
     parameters: Optional[int]
-    d: int
-    predicted_ceiling: int
-    measured_ceiling: Optional[int]
-    agreement: Optional[bool]
-    rho_boundary: Optional[float]
-    rho_boundary_ci: Tuple[Optional[float], Optional[float]]
-    rho_above: Optional[float]
-    rho_above_ci: Tuple[Optional[float], Optional[float]]
-    equivariance_error: float          # max abs; the rotation alone for an SO(3) model
-    parity: bool                       # False: an SO(3) model (docs/method.md §2.2)
+    headline: DegreeHeadline
+    equivariance_error: float
+    parity: bool
     equivariant: Optional[bool]
     eps_eV: Optional[float]
     energy_error_rmse_meV: Optional[float]
 
+    #: The keys of a row in ``results.json``, in order.
+    KEYS = ("model", "source", "irreps_out", "L", "layer", "layers", "parameters", "d",
+            "predicted_ceiling", "measured_ceiling", "agreement", "rho_boundary",
+            "rho_boundary_ci", "rho_above", "rho_above_ci", "equivariance_error", "parity",
+            "equivariant", "eps_eV", "energy_error_rmse_meV")
+    _OWN = ("model", "source", "irreps_out", "layer", "layers", "parameters",
+            "equivariance_error", "parity", "equivariant", "eps_eV", "energy_error_rmse_meV")
+
     def to_dict(self) -> Dict:
-        out = asdict(self)
-        out["rho_boundary_ci"] = list(self.rho_boundary_ci)
-        out["rho_above_ci"] = list(self.rho_above_ci)
-        return out
+        """The row of ``results.json``; an interval of an unmeasured degree is
+        ``[null, null]``."""
+        values = {**self.headline.to_dict(), **{k: getattr(self, k) for k in self._OWN}}
+        for key in ("rho_boundary_ci", "rho_above_ci"):
+            values[key] = values[key] or [None, None]
+        return {k: values[k] for k in self.KEYS}
+
+    @classmethod
+    def from_dict(cls, row: Dict) -> "SurveyRow":
+        return cls(headline=DegreeHeadline.from_dict(row), **{k: row[k] for k in cls._OWN})
 
 
-class SurveyResult(RunResult):
-    """``payload``: ``schema``, ``config``, ``rows`` (:class:`SurveyRow` dicts) and
-    ``runs`` (model name -> that model's full diagnose results.json)."""
+@dataclass
+class SurveyResult(TypedResult):
+    """What :func:`survey` measured.
 
-    @property
-    def rows(self) -> List[Dict]:
-        return self.payload["rows"]
+    Attributes
+    ----------
+    config : dict
+        JSON-ready: ``dataset`` (source, frames, sha256), ``marked_atoms``, ``degrees``,
+        ``lmax_rule``, ``seed``, ``n_boot``, ``frames``, ``n_test``, ``models``,
+        ``skipped`` (why a model or degree was left out), ``device``, ``thresholds``,
+        ``versions`` (docs/results_schema.md).
+    rows : list of SurveyRow
+        One per model and ``d``, models in the order surveyed.
+    runs : dict model name -> DiagnoseResult
+        Each model's full diagnosis.
+    seconds : float
+        Wall time, kept out of ``results.json`` (a fixed seed gives an identical file).
+    """
+
+    config: Dict
+    rows: List[SurveyRow]
+    runs: Dict[str, DiagnoseResult]
+    seconds: float = field(default=0.0, compare=False)
+
+    SCHEMA = SURVEY_SCHEMA
+    COMMAND = "survey"
+
+    def to_dict(self) -> Dict:
+        """``results.json``: ``schema``, ``config``, ``rows``, ``runs``."""
+        return {"schema": SURVEY_SCHEMA, "config": copy.deepcopy(self.config),
+                "rows": [r.to_dict() for r in self.rows],
+                "runs": {name: run.to_dict() for name, run in self.runs.items()}}
+
+    @classmethod
+    def _from_payload(cls, payload: Dict) -> "SurveyResult":
+        return cls(config=payload["config"],
+                   rows=[SurveyRow.from_dict(r) for r in payload["rows"]],
+                   runs={k: DiagnoseResult.from_dict(v) for k, v in payload["runs"].items()})
 
     def save(self, out_dir, plots: bool = True, overwrite: bool = False):
         """``results.json``, ``report.md`` and ``survey.png`` as one set."""
@@ -155,12 +202,13 @@ def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
     entries = resolve_backbones(items, trust_checkpoints=trust_checkpoints)
     place(entries, dev)
     rows: List[SurveyRow] = []
-    runs: Dict[str, Dict] = {}
+    runs: Dict[str, DiagnoseResult] = {}
     config: Dict = {}
     skipped: List[str] = []
     plans = []
-    for name, obj, info in entries:       # every model's degrees and lmax, before any work
-        L = max(ir.l for _, ir in o3.Irreps(obj.irreps_out))
+    for entry in entries:       # every model's degrees and lmax, before any work
+        name, obj, info = entry.name, entry.backbone, entry.info()
+        L = max_l(obj.irreps_out)
         ds = [d for d in degrees if d * L + 1 <= MAX_LMAX]
         if L < 1 or not ds:
             skipped.append(f"{name}: L = {L}: " + ("no l > 0 features" if L < 1 else
@@ -185,27 +233,21 @@ def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
             s = res.summaries[d]
             rows.append(SurveyRow(
                 model=name, source=info.get("source", rec.source), irreps_out=rec.irreps_out,
-                L=rec.L, layer=rec.extra.get("layer"),
+                layer=rec.extra.get("layer"),
                 layers=len(layers) if isinstance(layers, (tuple, list)) else None,
-                parameters=_parameters(obj, info), d=d, predicted_ceiling=s.ceiling,
-                measured_ceiling=s.measured_ceiling, agreement=s.agreement,
-                rho_boundary=s.rho.get(s.ceiling),
-                rho_boundary_ci=_pair(s.rho_ci.get(s.ceiling)),
-                rho_above=s.rho.get(s.ceiling + 1),
-                rho_above_ci=_pair(s.rho_ci.get(s.ceiling + 1)),
+                parameters=_parameters(obj, info), headline=DegreeHeadline.from_summary(s),
                 equivariance_error=_premise_error(rec.equivariance_error,
                                                   rec.extra.get("parity", True)),
                 parity=bool(rec.extra.get("parity", True)),
                 equivariant=rec.equivariant, eps_eV=rec.eps_eV,
                 energy_error_rmse_meV=rec.energy_error_rmse_meV))
-        runs[name] = res.to_dict()
+        runs[name] = res
         config = res.config
     config = {"dataset": config["dataset"], "marked_atoms": config["marked_atoms"],
               "degrees": list(degrees), "lmax_rule": f"max(d) * L + 1 (at most {MAX_LMAX})",
               "seed": seed, "n_boot": n_boot, "frames": frames, "n_test": config["n_test"],
-              "models": [name for name, _, _ in entries], "skipped": skipped,
+              "models": [entry.name for entry in entries], "skipped": skipped,
               "device": str(dev) if dev is not None else None,
               "thresholds": dict(THRESHOLDS), "versions": versions()}
-    payload = {"schema": SURVEY_SCHEMA, "config": config,
-               "rows": [r.to_dict() for r in rows], "runs": runs}
-    return SurveyResult(payload=payload, seconds=time.perf_counter() - start)
+    return SurveyResult(config=config, rows=rows, runs=runs,
+                        seconds=time.perf_counter() - start)

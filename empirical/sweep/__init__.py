@@ -13,10 +13,10 @@ The data flow, one module per step::
 """
 
 from ._config import Group, SweepConfig, epoch_of, load_config, parse_config
-from ._report import SWEEP_SCHEMA, SweepResult, SweepRow
+from ._report import SWEEP_SCHEMA, SweepResult, SweepRunRow
 from ._store import TaskStore, content_key
 from ._sweep import SweepPlan, default_store, plan_sweep, sweep
 
 __all__ = ["sweep", "plan_sweep", "load_config", "parse_config", "SweepConfig", "Group",
-           "SweepPlan", "SweepResult", "SweepRow", "SWEEP_SCHEMA", "TaskStore",
+           "SweepPlan", "SweepResult", "SweepRunRow", "SWEEP_SCHEMA", "TaskStore",
            "content_key", "default_store", "epoch_of"]

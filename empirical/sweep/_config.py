@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .. import adapters
+from ..checks import check_int, is_int
 from ..diagnostic import validate_options
 
 __all__ = ["SweepConfig", "Group", "load_config", "parse_config", "OPTIONS", "epoch_of",
@@ -87,7 +88,10 @@ class Group:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """The checked configuration; :meth:`to_dict` is recorded in results.json."""
+    """The checked configuration; :meth:`to_dict` is recorded in results.json, with every
+    path relative to the configuration file (:meth:`recorded`). ``groups`` and
+    ``datasets`` hold the paths to load from (globs expanded, relative to :attr:`base`
+    resolved)."""
 
     groups: Tuple[Group, ...]
     datasets: Tuple[str, ...] = ("aspirin",)
@@ -104,13 +108,31 @@ class SweepConfig:
     out: Optional[Path] = None
     store: Optional[Path] = None
     source: Optional[str] = None
+    #: The directory the file's paths are relative to (the file's own); results record
+    #: every path relative to it (:meth:`recorded`).
+    base: Path = Path(".")
 
     def with_frames(self, frames: Optional[int]) -> "SweepConfig":
         """The same sweep on a seeded subset of ``frames`` configurations (CLI --frames)."""
         if frames is None:
             return self
-        _check_int("frames", frames, 2)
+        check_int("frames", frames, 2)
         return replace(self, frames=int(frames))
+
+    def recorded(self, spec: str) -> str:
+        """``spec`` as results record it: a file's path relative to :attr:`base` (after
+        its adapter prefix, if any), never absolute; a name or a relative spec as it is.
+
+        >>> SweepConfig(groups=(), base=Path("/a/b")).recorded("mace:/a/runs/x.model")
+        'mace:../runs/x.model'
+        """
+        prefix, rest = "", spec
+        if adapters.is_spec(spec):
+            prefix, rest = spec.split(":", 1)
+            prefix += ":"
+        if not os.path.isabs(rest):
+            return spec
+        return prefix + os.path.relpath(rest, os.path.abspath(self.base))
 
     @property
     def pairs(self) -> Tuple[Optional[Tuple[int, int]], ...]:
@@ -122,9 +144,9 @@ class SweepConfig:
 
     def to_dict(self) -> Dict:
         return {"source": self.source,
-                "groups": [{"name": g.name, "backbones": list(g.backbones), "epoch": g.epoch}
-                           for g in self.groups],
-                "datasets": list(self.datasets),
+                "groups": [{"name": g.name, "backbones": [self.recorded(s) for s in g.backbones],
+                            "epoch": g.epoch} for g in self.groups],
+                "datasets": [self.recorded(d) for d in self.datasets],
                 "marked": None if self.marked is None else [list(p) for p in self.marked],
                 "degrees": list(self.degrees), "lmax": self.lmax, "seeds": list(self.seeds),
                 "frames": self.frames, "chunk": self.chunk,
@@ -133,20 +155,10 @@ class SweepConfig:
                             for k, v in sorted(self.options.items())}}
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _check_int(key: str, value, low: int) -> int:
-    if not _is_int(value) or value < low:
-        raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def _int_list(key: str, value, low: int) -> Tuple[int, ...]:
     if not isinstance(value, list) or not value:
         raise ValueError(f"{key} must be a non-empty list of integers, got {value!r}")
-    out = tuple(_check_int(f"{key} entry", v, low) for v in value)
+    out = tuple(check_int(f"{key} entry", v, low) for v in value)
     if len(set(out)) != len(out):
         raise ValueError(f"{key} repeats a value: {list(out)}")
     return out
@@ -268,7 +280,7 @@ def parse_config(raw: Dict, base: Path = Path("."), source: Optional[str] = None
     marked = raw.get("marked")
     if marked is not None:
         if (not isinstance(marked, list) or not marked
-                or not all(isinstance(p, list) and len(p) == 2 and all(_is_int(x) and x >= 0
+                or not all(isinstance(p, list) and len(p) == 2 and all(is_int(x) and x >= 0
                                                                       for x in p)
                            for p in marked)):
             raise ValueError(f"marked must be a list of atom pairs [[a, b], ...], got {marked!r}")
@@ -278,8 +290,8 @@ def parse_config(raw: Dict, base: Path = Path("."), source: Optional[str] = None
     lmax = raw.get("lmax", 7)
     frames = raw.get("frames")
     if frames is not None:
-        _check_int("frames", frames, 2)
-    chunk = _check_int("chunk", raw.get("chunk", DEFAULT_CHUNK), 1)
+        check_int("frames", frames, 2)
+    chunk = check_int("chunk", raw.get("chunk", DEFAULT_CHUNK), 1)
     options = dict(OPTIONS)
     for key in OPTIONS:
         if key in raw:
@@ -298,7 +310,8 @@ def parse_config(raw: Dict, base: Path = Path("."), source: Optional[str] = None
     config = SweepConfig(groups=tuple(groups), datasets=tuple(datasets), marked=marked,
                          degrees=tuple(sorted(degrees)), lmax=int(lmax), seeds=seeds,
                          frames=frames, chunk=chunk, options=options,
-                         out=paths["out"], store=paths["store"], source=source)
+                         out=paths["out"], store=paths["store"], source=source,
+                         base=Path(base))
     if config.n_rows() > MAX_TASKS:
         raise ValueError(f"the sweep asks for {config.n_rows()} rows, above the limit of "
                          f"{MAX_TASKS}: split it")

@@ -11,26 +11,32 @@ from run to run (wall times, tasks computed or taken from the store, the cluster
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .._result import TypedResult
 from ..io import write_file_set
-from .._result import RunResult
 from ..runtime import versions
-from ..diagnostic import THRESHOLDS
-from ..render import interval, num, png_bytes, pyplot
+from ..diagnostic import THRESHOLDS, DegreeHeadline, DiagnoseResult
+from ..render import MISSING, interval, num, png_bytes, pyplot, table
 
-__all__ = ["SweepRow", "SweepResult", "SWEEP_SCHEMA", "render_sweep_report", "sweep_figure",
-           "write_sweep_outputs"]
+__all__ = ["SweepRunRow", "SweepResult", "SWEEP_SCHEMA", "render_sweep_report",
+           "sweep_figure", "write_sweep_outputs"]
 
 #: ``results.json["schema"]`` of a sweep.
 SWEEP_SCHEMA = "spectral-ceilings-sweep/1"
 
 
 @dataclass(frozen=True)
-class SweepRow:
-    """One group on one dataset, marked pair and seed, at one probe degree ``d``."""
+class SweepRunRow:
+    """One run of the sweep (a group on one dataset, marked pair and seed) at one probe
+    degree: which run, and the headline of its ``d``.
+
+    ``epoch`` is set for a single checkpoint of a training run; ``backbones`` the group's
+    backbone names; ``equivariant`` ``None`` when a backbone's premise is unknown.
+    """
 
     run: str
     group: str
@@ -39,105 +45,175 @@ class SweepRow:
     dataset: str
     marked: Tuple[int, int]
     seed: int
-    d: int
-    L: int
-    predicted_ceiling: int
-    measured_ceiling: Optional[int]
-    agreement: Optional[bool]
-    rho_boundary: Optional[float]
-    rho_boundary_ci: Optional[List[Optional[float]]]
-    rho_above: Optional[float]
-    rho_above_ci: Optional[List[Optional[float]]]
-    cliff_ratio: Optional[float]
+    headline: DegreeHeadline
     equivariant: Optional[bool]
 
+    #: The keys of a row in ``results.json``, in order.
+    KEYS = ("run", "group", "epoch", "backbones", "dataset", "marked", "seed", "d", "L",
+            "predicted_ceiling", "measured_ceiling", "agreement", "rho_boundary",
+            "rho_boundary_ci", "rho_above", "rho_above_ci", "cliff_ratio", "equivariant")
+    _OWN = ("run", "group", "epoch", "dataset", "seed", "equivariant")
+
     def to_dict(self) -> Dict:
-        out = asdict(self)
-        out["backbones"] = list(self.backbones)
-        out["marked"] = list(self.marked)
-        return out
+        values = {**self.headline.to_dict(), **{k: getattr(self, k) for k in self._OWN},
+                  "backbones": list(self.backbones), "marked": list(self.marked)}
+        return {k: values[k] for k in self.KEYS}
 
-
-class SweepResult(RunResult):
-    """``payload``: ``schema``, ``config``, ``rows`` (:class:`SweepRow` dicts), ``runs``
-    (run id -> that run's diagnose results.json), ``warnings``. ``timings`` (not in the
-    payload): wall time, tasks computed and taken from the store, seconds per task kind."""
-
-    def __init__(self, payload: Dict, seconds: float = 0.0, timings: Optional[Dict] = None):
-        super().__init__(payload, seconds)
-        self.timings = timings or {}
+    @classmethod
+    def from_dict(cls, row: Dict) -> "SweepRunRow":
+        return cls(headline=DegreeHeadline.from_dict(row), backbones=tuple(row["backbones"]),
+                   marked=tuple(row["marked"]), **{k: row[k] for k in cls._OWN})
 
     @property
-    def rows(self) -> List[Dict]:
-        return self.payload["rows"]
+    def series(self) -> Tuple[str, Tuple[int, int], int]:
+        """``(dataset, marked, seed)``: the rows of one series differ only in the group."""
+        return self.dataset, self.marked, self.seed
+
+
+@dataclass
+class SweepResult(TypedResult):
+    """What :func:`~empirical.sweep.sweep` measured.
+
+    Attributes
+    ----------
+    config : dict
+        JSON-ready: the checked configuration (:meth:`SweepConfig.to_dict
+        <empirical.sweep.SweepConfig.to_dict>`, paths relative to the configuration file)
+        with ``thresholds`` and ``versions`` (docs/results_schema.md).
+    rows : list of SweepRunRow
+        One per (group, dataset, marked pair, seed, d).
+    runs : dict run id -> DiagnoseResult
+        Every run's full diagnosis.
+    warnings : list of str
+        Every run's warnings, each after its run id.
+    seconds : float
+        Wall time; it and ``timings`` (tasks computed and taken from the store, seconds per
+        task kind, the cluster) are kept out of ``results.json``, which depends only on the
+        configuration and the data.
+    """
+
+    config: Dict
+    rows: List[SweepRunRow]
+    runs: Dict[str, DiagnoseResult]
+    warnings: List[str] = field(default_factory=list)
+    seconds: float = field(default=0.0, compare=False)
+    timings: Dict = field(default_factory=dict, compare=False)
+
+    SCHEMA = SWEEP_SCHEMA
+    COMMAND = "sweep"
 
     @classmethod
     def build(cls, plan, results, timing: Dict, store: str) -> "SweepResult":
-        rows: List[SweepRow] = []
-        runs: Dict[str, Dict] = {}
+        """The rows, runs and warnings of a finished sweep (``results`` in ``plan.runs``
+        order)."""
+        rows: List[SweepRunRow] = []
+        runs: Dict[str, DiagnoseResult] = {}
         warnings: List[str] = []
         for job, result in zip(plan.runs, results):
-            runs[job.run_id] = result.to_dict()
+            runs[job.run_id] = result
             warnings += [f"{job.run_id}: {w}" for w in result.warnings]
             equivariant = (None if any(b.equivariant is None for b in result.backbones)
                            else all(b.equivariant for b in result.backbones))
             for d, s in sorted(result.summaries.items()):
-                rows.append(SweepRow(
+                rows.append(SweepRunRow(
                     run=job.run_id, group=job.group.name, epoch=job.group.epoch,
                     backbones=tuple(b.name for b in result.backbones), dataset=job.dataset,
-                    marked=tuple(int(x) for x in job.plan.marked), seed=job.seed, d=d,
-                    L=s.L, predicted_ceiling=s.ceiling, measured_ceiling=s.measured_ceiling,
-                    agreement=s.agreement, rho_boundary=s.rho_boundary,
-                    rho_boundary_ci=s.rho_ci.get(s.ceiling), rho_above=s.rho_above,
-                    rho_above_ci=s.rho_ci.get(s.ceiling + 1), cliff_ratio=s.cliff_ratio,
-                    equivariant=equivariant))
+                    marked=tuple(int(x) for x in job.plan.marked), seed=job.seed,
+                    headline=DegreeHeadline.from_summary(s), equivariant=equivariant))
         config = {**plan.config.to_dict(), "thresholds": dict(THRESHOLDS),
                   "versions": versions()}
         config.pop("source", None)      # where the file lay is not part of the result
-        payload = {"schema": SWEEP_SCHEMA, "config": config,
-                   "rows": [r.to_dict() for r in rows], "runs": runs, "warnings": warnings}
-        return cls(payload, seconds=timing["seconds"], timings={**timing, "store": store})
+        return cls(config=config, rows=rows, runs=runs, warnings=warnings,
+                   seconds=timing["seconds"], timings={**timing, "store": store})
+
+    def to_dict(self) -> Dict:
+        """``results.json``: ``schema``, ``config``, ``rows``, ``runs``, ``warnings``."""
+        return {"schema": SWEEP_SCHEMA, "config": copy.deepcopy(self.config),
+                "rows": [r.to_dict() for r in self.rows],
+                "runs": {k: run.to_dict() for k, run in self.runs.items()},
+                "warnings": list(self.warnings)}
+
+    @classmethod
+    def _from_payload(cls, payload: Dict) -> "SweepResult":
+        return cls(config=payload["config"],
+                   rows=[SweepRunRow.from_dict(r) for r in payload["rows"]],
+                   runs={k: DiagnoseResult.from_dict(v) for k, v in payload["runs"].items()},
+                   warnings=list(payload["warnings"]))
 
     def save(self, out_dir, plots: bool = True, overwrite: bool = False):
         """``results.json``, ``report.md``, ``sweep.png`` and ``timings.json`` as one set."""
         return write_sweep_outputs(self, out_dir, plots=plots, overwrite=overwrite)
 
 
+_AGREEMENT = {True: "agrees", False: "**disagrees**", None: "untested"}
+
+
+def _text(x) -> str:
+    return MISSING if x is None else str(x)
+
+
+def _rows_table(rows: Sequence[SweepRunRow]) -> str:
+    header = ["group", "epoch", "dataset", "marked", "seed", "d", "L", "dL", "measured",
+              "rho(dL) [95% CI]", "rho(dL+1) [95% CI]", "agreement"]
+    cells = []
+    for r in rows:
+        h = r.headline
+        cells.append([r.group, _text(r.epoch), r.dataset, f"{r.marked[0]}-{r.marked[1]}",
+                      r.seed, h.d, h.L, h.predicted_ceiling, _text(h.measured_ceiling),
+                      f"{num(h.rho_boundary)} {interval(h.rho_boundary_ci, 2)}",
+                      f"{num(h.rho_above)} {interval(h.rho_above_ci, 2)}",
+                      _AGREEMENT[h.agreement]])
+    return table(header, cells)
+
+
 def render_sweep_report(result: SweepResult, plot_files: Sequence[str] = ()) -> str:
-    c = result.payload["config"]
+    c = result.config
     rows = result.rows
-    agree = sum(r["agreement"] is True for r in rows)
-    disagree = [r for r in rows if r["agreement"] is False]
+    agree = sum(r.headline.agreement is True for r in rows)
+    disagree = sum(r.headline.agreement is False for r in rows)
     out = ["# Sweep", "",
-           f"{len({r['run'] for r in rows})} runs ({len(c['groups'])} groups x "
+           f"{len({r.run for r in rows})} runs ({len(c['groups'])} groups x "
            f"{len(c['datasets'])} datasets x {len(c['marked'] or [None])} marked pairs x "
            f"{len(c['seeds'])} seeds), probe degrees {c['degrees']}, lmax {c['lmax']}, "
            f"{c['frames'] or 'all'} frames, {c['options']['n_boot']} bootstrap resamples. "
            "Each run is one `empirical diagnose` of its group (its full results are under "
            "`runs` in results.json); a row is one run at one d (docs/method.md §2.11).", "",
            f"**{agree} of {len(rows)} rows agree** with the theorem's prediction; "
-           f"{len(disagree)} disagree; {len(rows) - agree - len(disagree)} untested.", ""]
-    out += ["| group | epoch | dataset | marked | seed | d | L | dL | measured | rho(dL) [95% CI] "
-            "| rho(dL+1) [95% CI] | agreement |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        out.append(f"| {r['group']} | {'-' if r['epoch'] is None else r['epoch']} | "
-                   f"{r['dataset']} | {r['marked'][0]}-{r['marked'][1]} | {r['seed']} | "
-                   f"{r['d']} | {r['L']} | {r['predicted_ceiling']} | "
-                   f"{'-' if r['measured_ceiling'] is None else r['measured_ceiling']} | "
-                   f"{num(r['rho_boundary'])} {interval(r['rho_boundary_ci'], 2)} | "
-                   f"{num(r['rho_above'])} {interval(r['rho_above_ci'], 2)} | "
-                   f"{ {True: 'agrees', False: '**disagrees**', None: 'untested'}[r['agreement']]} |")
-    out.append("")
+           f"{disagree} disagree; {len(rows) - agree - disagree} untested.", "",
+           _rows_table(rows), ""]
     for name in plot_files:
         out += [f"![{name}]({name})", ""]
-    if result.payload["warnings"]:
-        out += ["## Warnings", ""] + [f"- {w}" for w in result.payload["warnings"]] + [""]
+    if result.warnings:
+        out += ["## Warnings", ""] + [f"- {w}" for w in result.warnings] + [""]
     v = c.get("versions", {})
     out += ["## Reproduce", "", "The configuration (with every option and seed) is "
             "`config` in results.json; versions: "
             + ", ".join(f"{k} {v[k]}" for k in sorted(v)) + ".", ""]
     return "\n".join(out)
+
+
+def _error_bars(values: List[Optional[float]], cis: List) -> Tuple[List, List, List]:
+    """``y`` (NaN where undefined) and the lower and upper error-bar lengths of each value's
+    interval (0 where the interval or a bound is absent)."""
+    y = [v if v is not None else float("nan") for v in values]
+    lo = [y_ - (ci.low if ci is not None and ci.low is not None else y_)
+          for y_, ci in zip(y, cis)]
+    hi = [(ci.high if ci is not None and ci.high is not None else y_) - y_
+          for y_, ci in zip(y, cis)]
+    return y, lo, hi
+
+
+def _plot_series(ax, rows: Sequence[SweepRunRow], x: List, s_i: int, tag: str) -> None:
+    """rho(dL) and rho(dL + 1) of one series with their intervals."""
+    heads = [r.headline for r in rows]
+    for values, cis, style, label in (
+            ([h.rho_boundary for h in heads], [h.rho_boundary_ci for h in heads], "o-",
+             "rho(dL)"),
+            ([h.rho_above for h in heads], [h.rho_above_ci for h in heads], "s--",
+             "rho(dL+1)")):
+        y, lo, hi = _error_bars(values, cis)
+        ax.errorbar(x, y, yerr=[lo, hi], fmt=style, ms=4, capsize=2, lw=1,
+                    label=label + tag, color=f"C{2 * s_i + (label != 'rho(dL)')}")
 
 
 def sweep_figure(result: SweepResult):
@@ -146,28 +222,18 @@ def sweep_figure(result: SweepResult):
     against the group. Series per (dataset, marked pair, seed)."""
     plt = pyplot()
     rows = result.rows
-    degrees = sorted({r["d"] for r in rows})
-    by_epoch = all(r["epoch"] is not None for r in rows)
-    groups = list(dict.fromkeys(r["group"] for r in rows))
+    degrees = sorted({r.headline.d for r in rows})
+    by_epoch = all(r.epoch is not None for r in rows)
+    groups = list(dict.fromkeys(r.group for r in rows))
     fig, axes = plt.subplots(1, len(degrees), figsize=(4.2 * len(degrees), 3.6), squeeze=False)
-    series = list(dict.fromkeys((r["dataset"], tuple(r["marked"]), r["seed"]) for r in rows))
+    series = list(dict.fromkeys(r.series for r in rows))
     for ax, d in zip(axes[0], degrees):
         for s_i, key in enumerate(series):
-            sel = [r for r in rows if r["d"] == d
-                   and (r["dataset"], tuple(r["marked"]), r["seed"]) == key]
-            x = [r["epoch"] if by_epoch else groups.index(r["group"]) for r in sel]
-            for field_, ci_field, style, label in (
-                    ("rho_boundary", "rho_boundary_ci", "o-", "rho(dL)"),
-                    ("rho_above", "rho_above_ci", "s--", "rho(dL+1)")):
-                y = [r[field_] if r[field_] is not None else float("nan") for r in sel]
-                lo = [y_ - (r[ci_field][0] if r[ci_field] and r[ci_field][0] is not None
-                            else y_) for y_, r in zip(y, sel)]
-                hi = [(r[ci_field][1] if r[ci_field] and r[ci_field][1] is not None else y_)
-                      - y_ for y_, r in zip(y, sel)]
-                tag = "" if len(series) == 1 else f" ({key[0]}, {key[1][0]}-{key[1][1]}, s{key[2]})"
-                ax.errorbar(x, y, yerr=[lo, hi], fmt=style, ms=4, capsize=2, lw=1,
-                            label=label + tag, color=f"C{2 * s_i + (label != 'rho(dL)')}")
-        ceil = {r["predicted_ceiling"] for r in rows if r["d"] == d}
+            sel = [r for r in rows if r.headline.d == d and r.series == key]
+            x = [r.epoch if by_epoch else groups.index(r.group) for r in sel]
+            tag = "" if len(series) == 1 else f" ({key[0]}, {key[1][0]}-{key[1][1]}, s{key[2]})"
+            _plot_series(ax, sel, x, s_i, tag)
+        ceil = {r.headline.predicted_ceiling for r in rows if r.headline.d == d}
         ax.axhline(THRESHOLDS["recoverable"], color="0.5", lw=0.7, ls=":")
         ax.axhline(THRESHOLDS["blind"], color="0.7", lw=0.7, ls=":")
         ax.axhline(0, color="0.8", lw=0.5)

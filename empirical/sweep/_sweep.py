@@ -38,26 +38,22 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..runtime import Progress
+from ..runtime import FIT_UNITS, Progress
 from ..data import Dataset
 from ..data import load as load_dataset
 from ..diagnostic import BackboneProbes, DegreeFit
 from ..diagnostic import check_cutoff as _check_cutoff, batch_size, rotate
 from ..diagnostic import marked_direction
-from ..diagnostic import FeatureFacts, assemble_result, backbone_facts, common_degrees, resolve_backbones
+from ..adapters import BackboneEntry, resolve_backbones
+from ..diagnostic import FeatureFacts, assemble_result, backbone_facts, common_degrees
 from ..runtime import dataset_fingerprint, resolve_device, versions
 from ..diagnostic import DiagnosePlan, make_plan
-from ..diagnostic import DiagnoseResult, ProbeRecord, SweepRow
+from ..diagnostic import CapacityPoint, DiagnoseResult, ProbeRecord
 from ._config import Group, SweepConfig, specs_of
 from ._store import TaskStore, content_key
 from . import _tasks
 
 __all__ = ["sweep", "plan_sweep", "SweepPlan", "RunJob", "BackboneJob", "default_store"]
-
-#: Progress units of a probe fit and of a group's bootstrap, relative to one
-#: configuration's features (as in diagnose).
-_FIT_UNITS = 50
-
 
 def default_store(out: Path) -> Path:
     """The task store beside an output directory: ``OUT.store``."""
@@ -134,15 +130,16 @@ def plan_sweep(config: SweepConfig, log: Callable[[str], None] = lambda _: None)
     loaded: Dict[str, Tuple] = {}
     for i, spec in enumerate(specs_of(config)):
         log(f"loading backbone {i + 1}: {spec}")
-        name, obj, info = resolve_backbones([spec], trust_checkpoints=config.trust_checkpoints)[0]
-        loaded[spec] = (name, obj, info, backbone_facts(obj), batch_size(obj))
+        entry = resolve_backbones([spec], trust_checkpoints=config.trust_checkpoints)[0]
+        obj = entry.backbone
+        loaded[spec] = (entry, obj, entry.info(), backbone_facts(obj), batch_size(obj))
     device = config.options.get("device")
     resolve_device(device)
     opts = {k: v for k, v in config.options.items() if k != "device"}
     runs: List[RunJob] = []
     for group in config.groups:
-        entries = [(loaded[s][0], loaded[s][1], loaded[s][2]) for s in group.backbones]
-        names = _distinct_names([e[0] for e in entries], list(group.backbones))
+        entries = [loaded[s][0] for s in group.backbones]
+        names = _distinct_names([e.name for e in entries], list(group.backbones))
         try:
             feature_degrees = common_degrees(entries)
         except ValueError as exc:
@@ -171,7 +168,16 @@ def _chunk_size(chunk: int, batch: int) -> int:
     return max(batch, (chunk // batch) * batch)
 
 
+def _recorded_info(config: SweepConfig, info: Dict) -> Dict:
+    """A backbone's record with its source as the results record it: a file's path
+    relative to the configuration's directory (:meth:`SweepConfig.recorded`)."""
+    if not isinstance(info.get("source"), str):
+        return info
+    return {**info, "source": config.recorded(info["source"])}
+
+
 def _run_job(config, group, names, source, di, data, pair, seed, plan, loaded) -> RunJob:
+    source = config.recorded(source)        # as results.json records it: never absolute
     positions = plan.positions(data)
     numbers = np.asarray(data.numbers)
     reference = plan.energies(data)
@@ -196,7 +202,8 @@ def _run_job(config, group, names, source, di, data, pair, seed, plan, loaded) -
         probes = {d: content_key("probe", names[i], [k for k, _, _ in chunks], plan,
                                  reference, d) for d in plan.degrees}
         backbones.append(BackboneJob(
-            name=names[i], spec=spec, sha256=info.get("sha256"), facts=facts, info=info,
+            name=names[i], spec=spec, sha256=info.get("sha256"), facts=facts,
+            info=_recorded_info(config, info),
             rotation_seed=plan.rotation_seed(i), chunks=chunks, equivariance_key=equi,
             probe_keys=probes, directions=marked_direction(rotate(positions, rotations), a, b)))
     pair_label = "default" if pair is None else f"{pair[0]}-{pair[1]}"
@@ -229,7 +236,7 @@ def _probe_from_entry(arrays: Dict, meta: Dict) -> BackboneProbes:
     return BackboneProbes(name=meta["name"], eps=meta["eps"],
                           energy_error_rmse_meV=meta["rmse"], fits={d: fit},
                           records=[ProbeRecord(**r) for r in meta["records"]],
-                          sweep=[SweepRow(**r) for r in meta["sweep"]],
+                          sweep=[CapacityPoint(**r) for r in meta["sweep"]],
                           warnings=list(meta["warnings"]))
 
 
@@ -483,7 +490,7 @@ class _Work:
                      for i, bb in enumerate(run.backbones)]
             f = self.client.submit(_summarize_parts, parts, run.plan, self.intra,
                                    key=f"run-{run.key}", pure=False)
-            self._track(run.key, f, "run", _FIT_UNITS)
+            self._track(run.key, f, "run", FIT_UNITS)
 
     def _backbone_parts(self, run: RunJob, i: int, bb: BackboneJob, data, positions) -> List:
         """One backbone of a run: its chunk and equivariance tasks where missing, and its
@@ -521,7 +528,7 @@ class _Work:
             if pkey in self.futures:
                 parts.append(self.futures[pkey])
             elif store.has("probe", pkey):
-                self._count_stored("probe", pkey, _FIT_UNITS)
+                self._count_stored("probe", pkey, FIT_UNITS)
                 arrays, meta = store.load("probe", pkey)
                 parts.append(self._scatter({"probes": _probe_from_entry(arrays, meta),
                                             "seconds": meta["seconds"]}))
@@ -530,7 +537,7 @@ class _Work:
                                        bb.facts["irreps_out"], bb.directions,
                                        bb.rotation_seed, run.plan, run.plan.energies(data), d,
                                        self.intra, key=f"probe-{pkey}", pure=False)
-                self._track(pkey, f, "probe", _FIT_UNITS)
+                self._track(pkey, f, "probe", FIT_UNITS)
                 parts.append(f)
         return parts
 
@@ -612,7 +619,7 @@ class _Work:
 
 def _run_units(run: RunJob) -> float:
     """Progress units of a whole run: its configurations, fits and bootstrap."""
-    return _FIT_UNITS + sum(bb.chunks[-1][2] + _FIT_UNITS * len(bb.probe_keys)
+    return FIT_UNITS + sum(bb.chunks[-1][2] + FIT_UNITS * len(bb.probe_keys)
                             for bb in run.backbones)
 
 
@@ -639,7 +646,8 @@ def _assemble(plan: SweepPlan, store: TaskStore) -> Callable:
             feats.append(FeatureFacts(dtype=dtype, equivariance_error={
                 "rotation": equi["rotation"], "reflection": equi["reflection"]},
                 scale=float(max(scales))))
-        return assemble_result([(bb.name, bb.facts, bb.info) for bb in run.backbones], data,
+        return assemble_result([(BackboneEntry.from_info(bb.name, bb.info), bb.facts)
+                                for bb in run.backbones], data,
                                run.dataset, run.plan, feats, value["probes"],
                                value["summaries"], value["cells"],
                                resolve_device(device), seconds=value["seconds"])

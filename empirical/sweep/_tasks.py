@@ -40,7 +40,7 @@ def worker_backbone(spec: str, trusted: bool, sha256: Optional[str], device=None
     ``device`` when given; ``ValueError`` when its file's SHA-256 is not ``sha256``
     (``None``: not checked)."""
     from ..runtime import place, resolve_device
-    from ..diagnostic import resolve_backbones
+    from ..adapters import resolve_backbones
 
     key = (spec, bool(trusted), None if device is None else str(device))
     with _lock:
@@ -50,7 +50,7 @@ def worker_backbone(spec: str, trusted: bool, sha256: Optional[str], device=None
         else:
             entry = resolve_backbones([spec], trust_checkpoints=trusted)[0]
             place([entry], resolve_device(device))
-            obj, found = entry[1], entry[2].get("sha256")
+            obj, found = entry.backbone, entry.sha256
             _cache[key] = (obj, found)
             while len(_cache) > CACHE_SIZE:
                 _cache.popitem(last=False)

@@ -33,6 +33,9 @@ import numpy as np
 import torch
 from e3nn import o3
 
+from ..checks import is_int
+from ..runtime import default_dtype
+
 __all__ = ["BUDGETS", "CeilingMeasurement", "spectral_ceiling", "assert_spectral_ceiling",
            "assert_equivariant_features", "EQUIVARIANCE_TOLERANCE", "MAX_ROTATIONS",
            "ROUNDING_FLOOR_ULPS"]
@@ -99,19 +102,15 @@ def _check_budget(budget) -> None:
         raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
-
-
 def _check_rotations(n_rotations) -> None:
     """``ValueError`` unless ``n_rotations`` is an integer in 1..:data:`MAX_ROTATIONS`."""
-    if not _is_int(n_rotations) or not 1 <= n_rotations <= MAX_ROTATIONS:
+    if not is_int(n_rotations) or not 1 <= n_rotations <= MAX_ROTATIONS:
         raise ValueError(f"n_rotations must be an integer from 1 to {MAX_ROTATIONS} "
                          f"(MAX_ROTATIONS), got {n_rotations!r}")
 
 
 def _check_seed(seed) -> None:
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
 
 
@@ -126,9 +125,9 @@ def _check_atol(atol) -> None:
 def _check_degree(d, expected=None) -> None:
     """``d`` an integer >= 1 and ``expected`` None or an integer >= 0 (the bound on ``d``
     from the target degrees needs ``L``: :func:`_check_degree_fits`)."""
-    if not _is_int(d) or d < 1:
+    if not is_int(d) or d < 1:
         raise ValueError(f"probe degree d must be an integer >= 1, got {d!r}")
-    if expected is not None and (not _is_int(expected) or expected < 0):
+    if expected is not None and (not is_int(expected) or expected < 0):
         raise ValueError(f"expected must be None or an integer >= 0, got {expected!r}")
 
 
@@ -328,15 +327,11 @@ def _check_equivariant(backbone, positions, numbers, n_rotations: int, seed: int
     f = _checked_features(backbone, pos, num, irreps.dim, "the unrotated configuration")
     errors: Dict[str, float] = {}
     per_copy = []                   # one row per rotation: the largest error of each copy
-    previous = torch.get_default_dtype()
     for i, R in enumerate(haar_rotations(n_rotations, seed)):
         R = torch.as_tensor(R, dtype=torch.float64)
         for label, Q in [("rotation", R), ("reflection", -R)][:2 if reflections else 1]:
-            torch.set_default_dtype(torch.float64)   # e3nn builds its generators in it
-            try:
+            with default_dtype(torch.float64):   # e3nn builds its generators in it
                 D = irreps.D_from_matrix(Q)
-            finally:
-                torch.set_default_dtype(previous)
             f_rot = _checked_features(backbone, pos @ Q.to(dtype).T, num, irreps.dim,
                                       f"{label} {i}")
             diff = f_rot.to(f.device).double() - f.double() @ D.to(f.device).T

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._checks import _check_int, _check_level, _vector
+from ...checks import check_int
+from ._checks import _check_level, _vector
 from ._metrics import Statistic
 
 __all__ = ["Interval", "percentile_interval", "BootstrapPlan", "cluster_bootstrap_indices",
@@ -28,16 +29,37 @@ __all__ = ["Interval", "percentile_interval", "BootstrapPlan", "cluster_bootstra
 
 # ------------------------------------------------------------------------------ intervals
 
-@dataclass(frozen=True)
-class Interval:
-    """A percentile interval; both bounds ``None`` when it is undefined."""
+class Interval(NamedTuple):
+    """A confidence interval ``(low, high)``; both bounds ``None`` when it is undefined.
+
+    The one shape of an interval between the typed records (a named pair: it unpacks as
+    ``low, high = ci`` and a record holding it still becomes JSON as ``[low, high]``);
+    :meth:`to_list` and :meth:`from_list` are its file form.
+
+    >>> Interval.from_list([0.1, 0.3]), Interval.from_list(None)
+    (Interval(low=0.1, high=0.3), None)
+    """
 
     low: Optional[float]
     high: Optional[float]
 
+    @property
+    def defined(self) -> bool:
+        """Both bounds are known."""
+        return self.low is not None and self.high is not None
+
     def to_list(self) -> list:
         """``[low, high]`` (JSON form; ``None`` stays ``None``)."""
         return [self.low, self.high]
+
+    @classmethod
+    def from_list(cls, pair) -> Optional["Interval"]:
+        """An interval from its JSON form ``[low, high]`` (or an ``Interval``); ``None`` for
+        ``None`` (no interval: the quantity was not measured)."""
+        if pair is None:
+            return None
+        low, high = pair
+        return cls(low, high)
 
 
 def percentile_interval(values: np.ndarray, level: float = 0.95) -> Interval:
@@ -142,8 +164,8 @@ def cluster_bootstrap_indices(sizes: Sequence[int], n_boot: int, seed: int) -> B
     8
     """
     s = _check_sizes(sizes)
-    nb = _check_int(n_boot, "n_boot", 1)
-    sd = _check_int(seed, "seed", 0)
+    nb = check_int("n_boot", n_boot, 1)
+    sd = check_int("seed", seed, 0)
     n_c = len(s)
     rng = np.random.default_rng(sd)
     draws = rng.integers(0, n_c, size=(nb, n_c), dtype=np.int32)
@@ -191,10 +213,8 @@ class ClusterBootstrap:
 
     Parameters
     ----------
-    sizes : sequence of int >= 1
-        Held-out samples per cluster (backbone).
-    n_boot : int >= 1
-    seed : int >= 0
+    sizes, n_boot, seed
+        The resampling plan (:func:`cluster_bootstrap_indices`).
     level : float in (0, 1)
         Level of :meth:`interval`.
 

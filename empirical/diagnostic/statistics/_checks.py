@@ -33,14 +33,21 @@ def _pair(pred, target, names: Tuple[str, str], min_size: int = 1):
     return p, t
 
 
-def _rows_pair(a, b, names: Tuple[str, str]):
-    """Two 2-D float arrays ``(rows, n)`` of one shape, ``n >= 1`` (no finiteness check)."""
+def _array_pair(a, b, names: Tuple[str, str], ndim: int, shape: str):
+    """Two ``ndim``-D float arrays of one shape (``shape``: its text for messages, e.g.
+    ``"(rows, n)"``); no finiteness check."""
     x = np.asarray(a, dtype=float)
     y = np.asarray(b, dtype=float)
-    if x.ndim != 2:
-        raise ValueError(f"{names[0]} must be a 2-D array (rows, n), got shape {x.shape}")
+    if x.ndim != ndim:
+        raise ValueError(f"{names[0]} must be a {ndim}-D array {shape}, got shape {x.shape}")
     if x.shape != y.shape:
         raise ValueError(f"{names[0]} and {names[1]} differ in shape: {x.shape} != {y.shape}")
+    return x, y
+
+
+def _rows_pair(a, b, names: Tuple[str, str]):
+    """Two 2-D float arrays ``(rows, n)`` of one shape, ``n >= 1`` (no finiteness check)."""
+    x, y = _array_pair(a, b, names, 2, "(rows, n)")
     if x.shape[1] < 1:
         raise ValueError(f"{names[0]} has rows of length 0")
     return x, y
@@ -69,12 +76,3 @@ def _check_level(level) -> float:
     if not 0 < lv < 1:
         raise ValueError(f"level must lie strictly between 0 and 1, got {lv}")
     return lv
-
-
-def _check_int(v, name: str, minimum: int) -> int:
-    """An integer (not a bool or float) of at least ``minimum``."""
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {v!r}")
-    if v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
-    return int(v)

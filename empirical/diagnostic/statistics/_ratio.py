@@ -38,7 +38,7 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy.stats import norm
 
-from ._checks import _check_level, _finite_scalar
+from ._checks import _array_pair, _check_level, _finite_scalar
 
 __all__ = ["RatioConfidenceSet", "ratio_confidence_set", "ratio_confidence_set_from_moments"]
 
@@ -304,6 +304,8 @@ def ratio_confidence_set(num: float, den: float, num_boot: np.ndarray, den_boot:
     Returns
     -------
     RatioConfidenceSet
+        :func:`ratio_confidence_set_from_moments` of ``num``, ``den`` and the bootstrap
+        covariance of ``num_boot`` and ``den_boot``.
 
     Raises
     ------
@@ -331,12 +333,7 @@ def ratio_confidence_set(num: float, den: float, num_boot: np.ndarray, den_boot:
     a = _finite_scalar(num, "num")
     b = _finite_scalar(den, "den")
     lv = _check_level(level)
-    x = np.asarray(num_boot, dtype=float)
-    y = np.asarray(den_boot, dtype=float)
-    if x.ndim != 1:
-        raise ValueError(f"num_boot must be a 1-D array (n_boot,), got shape {x.shape}")
-    if x.shape != y.shape:
-        raise ValueError(f"num_boot and den_boot differ in shape: {x.shape} != {y.shape}")
+    x, y = _array_pair(num_boot, den_boot, ("num_boot", "den_boot"), 1, "(n_boot,)")
     ok = np.isfinite(x) & np.isfinite(y)
     n_ok = int(ok.sum())
     if n_ok < 2:
