@@ -40,11 +40,6 @@ class TypedResult(RunResult):
     #: The command that writes it (named in a refusal).
     COMMAND = ""
 
-    @property
-    def payload(self) -> Dict:
-        """``results.json`` as a dictionary (the same as :meth:`to_dict`)."""
-        return self.to_dict()
-
     @classmethod
     def from_dict(cls, payload: Dict):
         """The records of a ``results.json`` dictionary; ``ValueError`` when it is not one

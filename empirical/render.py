@@ -101,12 +101,16 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]],
 
 
 def pyplot():
-    """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed)."""
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed), with
+    matplotlib's default style restored: a figure must not depend on what another library
+    set in this process (importing MACE sets ``font.size`` to 8), or a rerun would not be
+    byte-identical. Our figures set what they need explicitly."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    matplotlib.rcdefaults()
     return plt
 
 

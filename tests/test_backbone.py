@@ -12,7 +12,6 @@ from empirical import cli
 from empirical.backbone import (Backbone, BackboneConfig, CheckpointError, TrainSettings,
                                 check_protocol, equivariance_error, load, save_checkpoint,
                                 shipped, train)
-from empirical.data import Dataset
 
 TOL = {torch.float64: 1e-9, torch.float32: 1e-4}
 

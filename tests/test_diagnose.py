@@ -192,7 +192,7 @@ def ideal_result():
 
 def test_ideal_backbone_recovers_exactly_up_to_dL(ideal_result):
     """Features = Y_0, Y_1 of the marked direction: rho = 1 for 1 <= l <= d, ~0 above."""
-    summary = ideal_result.payload["summary"]
+    summary = ideal_result.to_dict()["summary"]
     for d in (1, 2, 3):
         s = summary[str(d)]
         assert s["ceiling"] == d
@@ -208,7 +208,7 @@ def test_ideal_backbone_recovers_exactly_up_to_dL(ideal_result):
         if d + 1 <= 5:
             lo, hi = s["delta_contrast_ci"]
             assert lo > 0 and s["delta_contrast"] > 0
-    cells = ideal_result.payload["cells"]
+    cells = ideal_result.to_dict()["cells"]
     assert {(c["d"], c["l"]) for c in cells} == {(d, l) for d in (1, 2, 3) for l in range(6)}
     assert all(c["agrees"] is None for c in cells if c["l"] == 0)
     assert all(c["agrees"] for c in cells if c["l"] > 0)
@@ -239,7 +239,7 @@ def test_results_json_contract(ideal_result):
 
 def test_injected_residual_metric(ideal_result):
     """With energies, R2_inj is defined; recoverable degrees beat blind ones."""
-    s = ideal_result.payload["summary"]["2"]
+    s = ideal_result.to_dict()["summary"]["2"]
     assert s["r2_inj"]["2"] is not None and s["r2_inj"]["3"] is not None
     assert s["r2_inj"]["2"] > s["r2_inj"]["3"] + 0.3
 
@@ -257,7 +257,7 @@ def test_same_seed_same_results_json():
 def test_backbone_without_energy_has_null_r2():
     data = toy_dataset(n=200, seed=3)
     res = diagnose(backbones=[IdealBackbone(1, energy=False)], dataset=data, degrees=(1,),
-                   lmax=2, n_boot=20, k_sweep=(), progress=False).payload
+                   lmax=2, n_boot=20, k_sweep=(), progress=False).to_dict()
     assert all(p["r2_inj"] is None for p in res["probes"])
     assert res["summary"]["1"]["rho"]["1"] > 0.99
 
@@ -341,8 +341,8 @@ def test_trained_spn_pipeline_agrees_with_ridge_on_the_cliff():
     data = toy_dataset(n=400, seed=9)
     kw = dict(backbones=[IdealBackbone(1)], dataset=data, degrees=(2,), lmax=3, n_boot=20,
               k_sweep=(), progress=False)
-    ridge = diagnose(spn="ridge", **kw).payload["summary"]["2"]
-    trained = diagnose(spn="trained", **kw).payload["summary"]["2"]
+    ridge = diagnose(spn="ridge", **kw).to_dict()["summary"]["2"]
+    trained = diagnose(spn="trained", **kw).to_dict()["summary"]["2"]
     assert ridge["measured_ceiling"] == trained["measured_ceiling"] == 2
     assert trained["rho"]["2"] > 0.9 and abs(trained["rho"]["3"]) < 0.25
 
@@ -358,7 +358,7 @@ def test_top_level_api_is_the_diagnose_function():
 def test_several_rotations_per_configuration_keep_configurations_together():
     data = toy_dataset(n=200, seed=11)
     res = diagnose(backbones=[IdealBackbone(1)], dataset=data, degrees=(1,), lmax=2,
-                   n_boot=20, k_sweep=(), rotations_per_config=3, progress=False).payload
+                   n_boot=20, k_sweep=(), rotations_per_config=3, progress=False).to_dict()
     cfg = res["config"]
     assert cfg["rotations_per_configuration"] == 3
     assert cfg["n_train"] == 3 * cfg["configurations_train"]

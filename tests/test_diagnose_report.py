@@ -5,7 +5,7 @@ The result comes from a real (tiny) diagnose run: two fake backbones whose featu
 the spherical harmonics (l <= 2) of the marked direction plus noise, on 300 random frames.
 Variants are built as typed records (``dataclasses.replace``) or from an edited
 ``results.json`` dictionary through ``DiagnoseResult.from_dict``; the report reads the
-records only, never ``result.payload``.
+records only, never ``result.to_dict()``.
 """
 
 import copy
@@ -357,10 +357,6 @@ def test_round_trip_plots_identical(result):
 
 class _NoDict(DiagnoseResult):
     """A result whose results.json dictionary may not be read."""
-
-    @property
-    def payload(self):
-        raise AssertionError("the report read result.payload")
 
     def to_dict(self):
         raise AssertionError("the report read result.to_dict()")

@@ -214,7 +214,7 @@ def test_reproduce_keeps_finished_steps_and_says_so(tmp_path, capsys, monkeypatc
 
     first = rep._step(out, "c5", 0, False, run, SavedPayload, log=lambda s: None)
     again = rep._step(out, "c5", 0, False, run, SavedPayload, log=lambda s: None)
-    assert len(ran) == 1 and again.payload == first.payload          # resumed, not rerun
+    assert len(ran) == 1 and again.to_dict() == first.to_dict()          # resumed, not rerun
     with pytest.raises(ValueError, match="seed 0, not 1"):
         rep._step(out, "c5", 1, False, run, SavedPayload, log=lambda s: None)
     rep._step(out, "c5", 0, True, run, SavedPayload, log=lambda s: None)   # --overwrite reruns

@@ -127,6 +127,19 @@ def test_png_is_byte_identical_across_renders():
     assert b"Software" not in first and b"matplotlib" not in first
 
 
+def test_png_ignores_style_set_by_other_libraries():
+    """Importing MACE sets matplotlib's font.size to 8 for the whole process: our figures
+    come out the same all the same."""
+    import matplotlib
+
+    reference = render.png_bytes(_figure())
+    matplotlib.rcParams["font.size"] = 8.0
+    try:
+        assert render.png_bytes(_figure()) == reference
+    finally:
+        matplotlib.rcdefaults()
+
+
 def test_png_closes_the_figure():
     plt = render.pyplot()
     before = len(plt.get_fignums())

@@ -79,8 +79,7 @@ def test_assert_methods_agree_fails_on_a_disagreement(monkeypatch):
 import torch  # noqa: E402
 from e3nn import o3  # noqa: E402
 
-from empirical.testing import (assert_equivariant_features, assert_spectral_ceiling,  # noqa: E402
-                               spectral_ceiling)
+from empirical.testing import assert_equivariant_features, assert_spectral_ceiling  # noqa: E402
 
 pytest_plugins = ["pytester"]
 

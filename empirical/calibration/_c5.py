@@ -34,7 +34,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import ClassVar, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -197,8 +197,6 @@ class C5Result(RunResult):
     ``results.json`` (``summary`` and ``agreement`` follow from the cells) and
     :meth:`from_dict` reads one back (checked first: ``ValueError`` naming the bad key)."""
 
-    #: ``results.json`` as a dictionary (same as :meth:`to_dict`).
-    payload: ClassVar[property] = property(lambda self: self.to_dict())
     config: C5Config
     cells: List[C5Cell]
     training: List[TrainingRecord] = field(default_factory=list)

@@ -190,8 +190,6 @@ class ControlsResult(RunResult):
     ``results.json`` (``complete`` and ``agreement`` follow from the rows) and
     :meth:`from_dict` reads one back."""
 
-    #: ``results.json`` as a dictionary (same as :meth:`to_dict`).
-    payload: ClassVar[property] = property(lambda self: self.to_dict())
     config: ControlsConfig
     controls: List[ControlRow]
     runs: List[ControlRun] = field(default_factory=list)

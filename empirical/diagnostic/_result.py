@@ -292,11 +292,6 @@ class DiagnoseResult(RunResult):
             "warnings": list(self.warnings),
         })
 
-    @property
-    def payload(self) -> Dict:
-        """``results.json`` as a dictionary (same as :meth:`to_dict`)."""
-        return self.to_dict()
-
     @classmethod
     def from_dict(cls, payload: Dict) -> "DiagnoseResult":
         """Rebuild the records from a ``results.json`` dictionary; ``ValueError`` when it is
