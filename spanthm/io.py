@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -131,6 +132,36 @@ def _portable(arg: str, base) -> str:
     if base is None or not os.path.isabs(tail):
         return arg
     return head + sep + os.path.relpath(tail, os.path.realpath(base))
+
+
+#: A candidate absolute path inside text: a ``/`` not preceded by a word character, then
+#: characters that do not end a path in our outputs (space, quotes, brackets, separators).
+_ABSOLUTE = re.compile(r"(?<![\w.~-])(/[^\s\"'`|,;()\[\]{}<>]+)")
+#: Output files whose text is made portable by :func:`write_set` (the rest are binary).
+TEXT_SUFFIXES = (".json", ".md", ".txt", ".log", ".csv", ".toml")
+
+
+def portable_text(text: str, base) -> str:
+    """``text`` with every absolute path of this machine in it (one that exists, or whose
+    folder exists) written relative to ``base`` (the output directory: what a reader of
+    the output has), so that no path of the machine a run happened on goes into an output
+    (docs/method.md §6). Anything else that merely contains a ``/`` is left alone.
+
+    >>> import tempfile, os
+    >>> out = tempfile.mkdtemp()
+    >>> portable_text(f"source: {os.path.dirname(out)}/x.pt; rho(4) / rho(5); meV/A", out)
+    'source: ../x.pt; rho(4) / rho(5); meV/A'
+    """
+    root = os.path.realpath(base)
+
+    def relative(match: "re.Match") -> str:
+        path = match.group(1).rstrip(".:")
+        rest = match.group(1)[len(path):]
+        if path == "/" or not (os.path.exists(path) or os.path.isdir(os.path.dirname(path))):
+            return match.group(0)
+        return os.path.relpath(os.path.realpath(path), root) + rest
+
+    return _ABSOLUTE.sub(relative, text)
 
 
 def manifest_bytes(files: "dict[str, str]", kind: str = "set",
@@ -283,6 +314,8 @@ def write_set(out_dir, files: "dict[str, bytes]", kind: str = "set",
     try:
         hashes = {}
         for name, blob in files.items():
+            if name.endswith(TEXT_SUFFIXES):
+                blob = portable_text(blob.decode("utf-8"), out).encode("utf-8")
             _write_synced(tmp / name, blob)
             hashes[name] = sha256_bytes(blob)
         _write_synced(tmp / MANIFEST_NAME, manifest_bytes(hashes, kind, base=out))

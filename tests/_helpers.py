@@ -60,6 +60,9 @@ class SavedPayload:
     payload: dict
     seconds: float = 0.0
 
+    def to_dict(self) -> dict:
+        return dict(self.payload)
+
     def save(self, folder, overwrite: bool = False) -> None:
         from empirical.io import write_file_set
 

@@ -28,6 +28,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
+from spanthm.io import portable_text
 
 from ..checks import check_float, check_int
 from ..data import Dataset, make_splits
@@ -204,7 +205,7 @@ def train(dataset: Dataset, out_dir, config: BackboneConfig, seed: int,
     stats = dataset_statistics(dataset, splits["train"], config.r_max)
     run = _start(out, dataset, config, seed, settings, stats, batch_size, dtype, device,
                  resume, log)
-    run.meta_base = _meta_base(dataset, splits, settings, batch_size, stats, device)
+    run.meta_base = _meta_base(dataset, splits, settings, batch_size, stats, device, out)
     start_time = time.perf_counter()
     if settings.save_every and run.epoch == 0:
         # the initialization too: the first point of the ceiling over training
@@ -279,11 +280,14 @@ def _start(out: Path, dataset: Dataset, config: BackboneConfig, seed: int,
 
 
 def _meta_base(dataset: Dataset, splits, settings: TrainSettings, batch_size: int,
-               stats: dict, device: str) -> dict:
-    """What every checkpoint of the run records besides its history: data, splits,
+               stats: dict, device: str, out: Path) -> dict:
+    """What every checkpoint of the run records besides its history: data (its source
+    with any path of this machine written relative to the run directory), splits,
     settings, statistics, versions and hardware."""
+    source = dataset.metadata.get("source")
     return {
-        "data": {"source": dataset.metadata.get("source"), "frames": dataset.n_frames,
+        "data": {"source": portable_text(source, out) if isinstance(source, str) else source,
+                 "frames": dataset.n_frames,
                  "formula": dataset.formula},
         "splits": {"seed": splits.seed, "strategy": splits.strategy, "sizes": splits.sizes,
                    "indices": {k: [int(i) for i in v] for k, v in splits.indices.items()}},
