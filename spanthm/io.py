@@ -137,15 +137,20 @@ def _portable(arg: str, base) -> str:
 #: A candidate absolute path inside text: a ``/`` not preceded by a word character, then
 #: characters that do not end a path in our outputs (space, quotes, brackets, separators).
 _ABSOLUTE = re.compile(r"(?<![\w.~-])(/[^\s\"'`|,;()\[\]{}<>]+)")
+#: The same inside JSON text, where a quote inside a string is escaped (``\\"``).
+_ABSOLUTE_JSON = re.compile(r'(?<![\w.~-])(/(?:[^\s"\\`|,;()\[\]{}<>]|\\.)+)')
 #: Output files whose text is made portable by :func:`write_set` (the rest are binary).
 TEXT_SUFFIXES = (".json", ".md", ".txt", ".log", ".csv", ".toml")
 
 
-def portable_text(text: str, base) -> str:
+def portable_text(text: str, base, json_escaped: bool = False) -> str:
     """``text`` with every absolute path of this machine in it (one that exists, or whose
     folder exists) written relative to ``base`` (the output directory: what a reader of
     the output has), so that no path of the machine a run happened on goes into an output
-    (docs/method.md §6). Anything else that merely contains a ``/`` is left alone.
+    (docs/method.md §6). Anything else that merely contains a ``/`` is left alone. With
+    ``json_escaped`` the text is JSON and a path in it is read (and written back) with
+    JSON's escapes (``\\u00e9``, ``\\"``). A path with a space is cut at the space; its
+    head is made relative all the same, so the whole stays relative.
 
     >>> import tempfile, os
     >>> out = tempfile.mkdtemp()
@@ -155,13 +160,21 @@ def portable_text(text: str, base) -> str:
     root = os.path.realpath(base)
 
     def relative(match: "re.Match") -> str:
-        path = match.group(1).rstrip(".:")
-        rest = match.group(1)[len(path):]
+        written = match.group(1).rstrip(".:")
+        rest = match.group(1)[len(written):]
+        path = written
+        if json_escaped:
+            try:
+                path = json.loads(f'"{written}"')
+            except ValueError:
+                return match.group(0)
         if path == "/" or not (os.path.exists(path) or os.path.isdir(os.path.dirname(path))):
             return match.group(0)
-        return os.path.relpath(os.path.realpath(path), root) + rest
+        rel = os.path.relpath(os.path.realpath(path), root)
+        return (json.dumps(rel)[1:-1] if json_escaped else rel) + rest
 
-    return _ABSOLUTE.sub(relative, text)
+    pattern = _ABSOLUTE_JSON if json_escaped else _ABSOLUTE
+    return pattern.sub(relative, text)
 
 
 def manifest_bytes(files: "dict[str, str]", kind: str = "set",
@@ -315,7 +328,8 @@ def write_set(out_dir, files: "dict[str, bytes]", kind: str = "set",
         hashes = {}
         for name, blob in files.items():
             if name.endswith(TEXT_SUFFIXES):
-                blob = portable_text(blob.decode("utf-8"), out).encode("utf-8")
+                blob = portable_text(blob.decode("utf-8"), out,
+                                     json_escaped=name.endswith(".json")).encode("utf-8")
             _write_synced(tmp / name, blob)
             hashes[name] = sha256_bytes(blob)
         _write_synced(tmp / MANIFEST_NAME, manifest_bytes(hashes, kind, base=out))

@@ -1,4 +1,4 @@
-"""Hostile input and faults (issue 14): every test feeds what an attacker or a careless
+"""Hostile input and faults (README "Limits and trust"): every test feeds what an attacker or a careless
 user would, and checks for one clear refusal and no side effect.
 
 Trust: a third-party checkpoint is pickled code. A crafted pickle that writes a file when
@@ -70,7 +70,7 @@ def test_our_own_checkpoints_never_unpickle_code(tmp_path):
 
 
 def test_trust_rule(tmp_path):
-    # a folder name is no proof of installation (issue 21): only an installed RECORD is
+    # a folder name is no proof of installation: only an installed RECORD is
     assert not is_installed_file("/usr/lib/python3/dist-packages/pkg/model.ckpt")
     assert not is_installed_file("/venv/lib/python3.11/site-packages/pkg/model.nequip.zip")
     assert not is_installed_file(tmp_path / "model.ckpt")

@@ -391,7 +391,7 @@ def test_compare_api_validates_both_inputs():
     assert math.isfinite(cmp["rows"][0]["aspirin_rho"])
 
 
-# -- issue 21, round 2: F7 (one large irrep hides a broken one), M8 (size arguments) -------
+# -- one large irrep hides a broken one; size arguments ---------------------------------
 
 class _HiddenVector:
     """F7: a huge invariant scalar beside a vector block that does not rotate at all (a

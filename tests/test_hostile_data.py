@@ -1,4 +1,4 @@
-"""Hostile data and diagnose bounds (issue 21, cases 6, 7, 11 and the diagnose-time messages).
+"""Hostile data and diagnose bounds (README "Limits and trust": data and diagnose bounds, the diagnose-time messages).
 
 Every npz here is tiny on disk and built in ``tmp_path``; the "bomb" members are written by
 hand (a ``.npy`` header and a stream of zero bytes in chunks) so that no test holds the

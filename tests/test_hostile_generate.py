@@ -1,4 +1,4 @@
-"""Hostile input against `empirical data aspirin` / :func:`generate_aspirin` (issue 21):
+"""Hostile input against `empirical data aspirin` / :func:`generate_aspirin` (README "Limits and trust"):
 request sizes bounded before any work, xTB failures as one line, readable range messages."""
 
 import math

@@ -1,4 +1,4 @@
-"""Hostile input, second round (issue 21): trust and sweep faults.
+"""Hostile input, second round (README "Limits and trust"): trust and sweep faults.
 
 * Trust is given by the user for a file, or by an installed distribution's RECORD (real
   path and SHA-256), never by a folder name (``ANYDIR/site-packages/...``), a symlink, a

@@ -1,7 +1,6 @@
-"""The limits of the README's "Limits and trust" table that predate issue 21, each at the
-limit (accepted) and one over it (refused before the work): the bound is where the table
-says, not somewhere near it. (The limits issue 21 added are tested the same way beside
-their code: tests/test_hostile_*.py.)"""
+"""Limits of the README's "Limits and trust" table, each at the limit (accepted) and one
+over it (refused before the work): the bound is where the table says, not somewhere near
+it. (The other limits are tested the same way beside their code: tests/test_hostile_*.py.)"""
 
 import json
 import lzma

@@ -42,6 +42,22 @@ def test_portable_text_relativizes_only_machine_paths(tmp_path):
     assert not _absolute_paths(got, _roots(tmp_path))
 
 
+@pytest.mark.parametrize("name", ["plain.pt", "café.pt", "with space.pt", 'quo"te.pt',
+                                  "back\\slash.pt", "ünï cødé/x.pt"])
+def test_json_paths_are_read_with_their_escapes(tmp_path, name):
+    """Inside results.json a path is JSON-escaped (ensure_ascii, quotes, backslashes):
+    it is found and made relative all the same, and the file stays valid JSON."""
+    import json
+
+    target = tmp_path / "in" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("x")
+    text = json.dumps({"source": str(target), "label": f"nequip 0.19.1: {target}"}, indent=1)
+    got = json.loads(portable_text(text, tmp_path / "out", json_escaped=True))
+    assert got["source"] == os.path.join("..", "in", name)
+    assert got["label"] == "nequip 0.19.1: " + os.path.join("..", "in", name)
+
+
 def test_a_set_holds_no_absolute_path(tmp_path):
     out = tmp_path / "out"
     write_set(out, {"results.json": f'{{"source": "{tmp_path}/m.pt"}}'.encode(),
