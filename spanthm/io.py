@@ -147,15 +147,16 @@ def portable_text(text: str, base, json_escaped: bool = False) -> str:
     """``text`` with every absolute path of this machine in it (one that exists, or whose
     folder exists) written relative to ``base`` (the output directory: what a reader of
     the output has), so that no path of the machine a run happened on goes into an output
-    (docs/method.md §6). Anything else that merely contains a ``/`` is left alone. With
+    (docs/method.md §6). Anything else that merely contains a ``/`` (``rho(4)/rho(5)``, a
+    top-level name such as ``/x``) is left alone. With
     ``json_escaped`` the text is JSON and a path in it is read (and written back) with
     JSON's escapes (``\\u00e9``, ``\\"``). A path with a space is cut at the space; its
     head is made relative all the same, so the whole stays relative.
 
     >>> import tempfile, os
     >>> out = tempfile.mkdtemp()
-    >>> portable_text(f"source: {os.path.dirname(out)}/x.pt; rho(4) / rho(5); meV/A", out)
-    'source: ../x.pt; rho(4) / rho(5); meV/A'
+    >>> portable_text(f"source: {os.path.dirname(out)}/x.pt; rho(4)/rho(5); meV/A", out)
+    'source: ../x.pt; rho(4)/rho(5); meV/A'
     """
     root = os.path.realpath(base)
 
@@ -168,8 +169,9 @@ def portable_text(text: str, base, json_escaped: bool = False) -> str:
                 path = json.loads(f'"{written}"')
             except ValueError:
                 return match.group(0)
-        if path == "/" or not (os.path.exists(path) or os.path.isdir(os.path.dirname(path))):
-            return match.group(0)
+        folder = os.path.dirname(path)
+        if folder in ("/", "") or not (os.path.exists(path) or os.path.isdir(folder)):
+            return match.group(0)     # "/rho(5)" is not a path: a machine path has a folder
         rel = os.path.relpath(os.path.realpath(path), root)
         return (json.dumps(rel)[1:-1] if json_escaped else rel) + rest
 

@@ -34,11 +34,13 @@ def test_portable_text_relativizes_only_machine_paths(tmp_path):
     out = tmp_path / "out"
     (tmp_path / "data").mkdir()
     text = (f"source {tmp_path}/data/x.npz, missing /nonexistent-root-xyz/a.pt, "
-            f"rho(4) / rho(5) in meV/A, https://example.org/a/b, {tmp_path}/data.")
+            f"rho(4) / rho(5) in meV/A, rho(4)/rho(5), (x)/usr, https://example.org/a/b, "
+            f"{tmp_path}/data.")
     got = portable_text(text, out)
     assert "../data/x.npz" in got and "../data." in got
     assert "/nonexistent-root-xyz/a.pt" in got          # not a path of this machine
     assert "rho(4) / rho(5) in meV/A" in got and "https://example.org/a/b" in got
+    assert "rho(4)/rho(5), (x)/usr" in got       # a top-level name is never taken for a path
     assert not _absolute_paths(got, _roots(tmp_path))
 
 
