@@ -25,7 +25,7 @@ from spanthm.io import (MANIFEST_NAME, atomic_path, contains, describe, read_man
 __all__ = ["atomic_path", "write_files", "write_file_set", "check_output_dir", "OutputExists",
            "ForeignFiles", "check_inputs", "input_paths", "read_json", "MAX_JSON_BYTES",
            "MAX_JSON_DEPTH", "MANIFEST_NAME", "read_manifest", "unvouched",
-           "check_output_file", "check_train_dir", "is_generated_dataset", "why_not_a_file"]
+           "check_output_file", "check_train_dir", "write_run_set", "is_generated_dataset", "why_not_a_file"]
 
 #: Bounds on a results file read back (``empirical compare``): ours are well under 1 MiB
 #: and nested 6 deep.
@@ -179,6 +179,23 @@ def write_file_set(out_dir, files: "dict[str, bytes]", overwrite: bool = False,
             _refuse_foreign(out, real)
 
     return write_set(out, files, kind=kind, recheck=recheck)
+
+
+def write_run_set(out_dir, result, render_report, figures=None, overwrite: bool = False,
+                  extra=None) -> "list[Path]":
+    """Write a run's outputs as one set (:func:`write_file_set`): each figure of
+    ``figures`` (``{file name: make(result) -> matplotlib figure}``, left out when
+    ``None``) as a PNG (:func:`empirical.render.png_bytes`), ``report.md`` from
+    ``render_report(result, png_names)``, ``results.json`` from ``result.to_json()``, and
+    the ``extra`` files (``{name: bytes}``). Everything is rendered before anything is
+    written."""
+    from .render import png_bytes
+
+    files = {name: png_bytes(make(result)) for name, make in (figures or {}).items()}
+    files["report.md"] = render_report(result, list(files)).encode()
+    files["results.json"] = result.to_json().encode()
+    files.update(extra or {})
+    return write_file_set(out_dir, files, overwrite=overwrite)
 
 
 #: The files ``empirical train`` writes into its run directory (checkpoints, each written

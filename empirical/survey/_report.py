@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
-from ..io import write_file_set
-from ..render import MISSING, interval, num, png_bytes, pyplot, table
+from ..io import write_run_set
+from ..render import MISSING, interval, num, pyplot, table
 
 __all__ = ["render_profile_report", "profile_figure", "write_profile_outputs",
            "render_survey_report", "survey_figure", "write_survey_outputs", "survey_table"]
@@ -109,12 +109,9 @@ def profile_figure(result):
 
 
 def write_profile_outputs(result, out_dir, plots: bool = True, overwrite: bool = False):
-    files: Dict[str, bytes] = {}
-    if plots:
-        files["profile.png"] = png_bytes(profile_figure(result))
-    files["report.md"] = render_profile_report(result, [n for n in files]).encode()
-    files["results.json"] = result.to_json().encode()
-    return write_file_set(out_dir, files, overwrite=overwrite)
+    """``profile.png`` (with ``plots``), ``report.md`` and ``results.json`` as one set."""
+    return write_run_set(out_dir, result, render_profile_report,
+                         {"profile.png": profile_figure} if plots else None, overwrite)
 
 
 # -- survey --------------------------------------------------------------------------------
@@ -209,9 +206,6 @@ def survey_figure(result):
 
 
 def write_survey_outputs(result, out_dir, plots: bool = True, overwrite: bool = False):
-    files: Dict[str, bytes] = {}
-    if plots:
-        files["survey.png"] = png_bytes(survey_figure(result))
-    files["report.md"] = render_survey_report(result, [n for n in files]).encode()
-    files["results.json"] = result.to_json().encode()
-    return write_file_set(out_dir, files, overwrite=overwrite)
+    """``survey.png`` (with ``plots``), ``report.md`` and ``results.json`` as one set."""
+    return write_run_set(out_dir, result, render_survey_report,
+                         {"survey.png": survey_figure} if plots else None, overwrite)

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .._result import TypedResult
-from ..io import write_file_set
+from ..io import write_run_set
 from ..runtime import versions
 from ..diagnostic import THRESHOLDS, DegreeHeadline, DiagnoseResult
-from ..render import MISSING, interval, num, png_bytes, pyplot, table
+from ..render import MISSING, interval, num, pyplot, table
 
 __all__ = ["SweepRunRow", "SweepResult", "SWEEP_SCHEMA", "render_sweep_report",
            "sweep_figure", "write_sweep_outputs"]
@@ -252,10 +252,9 @@ def sweep_figure(result: SweepResult):
 
 def write_sweep_outputs(result: SweepResult, out_dir, plots: bool = True,
                         overwrite: bool = False):
-    files: Dict[str, bytes] = {}
-    if plots:
-        files["sweep.png"] = png_bytes(sweep_figure(result))
-    files["report.md"] = render_sweep_report(result, list(files)).encode()
-    files["results.json"] = result.to_json().encode()
-    files["timings.json"] = (json.dumps(result.timings, indent=1) + "\n").encode()
-    return write_file_set(out_dir, files, overwrite=overwrite)
+    """``sweep.png`` (with ``plots``), ``report.md``, ``results.json`` and ``timings.json``
+    as one set."""
+    timings = (json.dumps(result.timings, indent=1) + "\n").encode()
+    return write_run_set(out_dir, result, render_sweep_report,
+                         {"sweep.png": sweep_figure} if plots else None, overwrite,
+                         extra={"timings.json": timings})
