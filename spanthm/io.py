@@ -125,20 +125,19 @@ def sha256_file(path) -> str:
 
 
 def _portable(arg: str, base) -> str:
-    """``arg`` with an absolute path in it (``/x/y`` or ``--opt=/x/y``) written relative to
-    ``base`` (the output directory: what a reader of the manifest has), so that no path of
-    the machine a run happened on goes into an output."""
-    head, sep, tail = arg.partition("=") if arg.startswith("-") else ("", "", arg)
-    if base is None or not os.path.isabs(tail):
-        return arg
-    return head + sep + os.path.relpath(tail, os.path.realpath(base))
+    """``arg`` of a recorded command line with every absolute path in it (``/x/y``,
+    ``--opt=/x/y``, ``native:/x/y``) written relative to ``base`` (the output directory:
+    what a reader of the manifest has), so that no path of the machine a run happened on
+    goes into an output (:func:`portable_text`)."""
+    return arg if base is None else portable_text(arg, base)
 
 
 #: A candidate absolute path inside text: a ``/`` not preceded by a word character, then
 #: characters that do not end a path in our outputs (space, quotes, brackets, separators).
 _ABSOLUTE = re.compile(r"(?<![\w.~-])(/[^\s\"'`|,;()\[\]{}<>]+)")
 #: The same inside JSON text, where a quote inside a string is escaped (``\\"``).
-_ABSOLUTE_JSON = re.compile(r'(?<![\w.~-])(/(?:[^\s"\\`|,;()\[\]{}<>]|\\.)+)')
+_ABSOLUTE_JSON = re.compile(r'(?:(?<=\\[nrtbf"/])|(?<=\\u[0-9a-fA-F]{4})|(?<![\w.~-]))'
+                            r'(/(?:[^\s"\\`|,;()\[\]{}<>]|\\.)+)')
 #: Output files whose text is made portable by :func:`write_set` (the rest are binary).
 TEXT_SUFFIXES = (".json", ".md", ".txt", ".log", ".csv", ".toml")
 

@@ -474,7 +474,7 @@ def test_a_service_that_sends_a_handshake_and_then_garbage_is_one_line(name, aft
 
     monkeypatch.setattr(sw, "CLIENT_TIMEOUT", 3.0)
     address = _service_for(20, _handshake(), hold=8.0, then=after)
-    status, value = _client_within(address, 15)
+    status, value = _client_within(address, 40)   # generous: a loaded machine is slow
     assert status == "error" and type(value) is ValueError, (name, status, value)
     text = str(value)
     assert address in text and "\n" not in text and not text.rstrip().endswith(":"), text

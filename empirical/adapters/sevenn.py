@@ -225,8 +225,8 @@ def _resolve(name_or_path) -> Tuple[Path, str, bool]:
     if not text:
         raise SevenNetAdapterError("empty SevenNet model name")
     file = Path(text)
-    if file.is_file():
-        return file, text, False
+    if file.is_file():     # named after the file, like MACE's: a name never holds a path
+        return file, f"sevenn-{file.name}", False
     if file.exists():
         raise SevenNetAdapterError(f"{text!r} is not a file (a SevenNet checkpoint)")
     looks_like_path = os.sep in text or text.endswith((".pth", ".pt", ".ckpt"))

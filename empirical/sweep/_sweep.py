@@ -27,6 +27,8 @@ group with the same options (tested cell by cell).
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import os
 import socket
@@ -126,7 +128,11 @@ def plan_sweep(config: SweepConfig, log: Callable[[str], None] = lambda _: None)
     """Step 1 (see the module docstring): ``ValueError`` for any bad input, before work."""
     datasets = []
     for source in config.datasets:
-        datasets.append(load_dataset(source))
+        data = load_dataset(source)
+        if Path(str(source)).is_file():     # recorded relative to the config file, store too
+            data = dataclasses.replace(
+                data, metadata={**data.metadata, "source": config.recorded(str(source))})
+        datasets.append(data)
     loaded: Dict[str, Tuple] = {}
     for i, spec in enumerate(specs_of(config)):
         log(f"loading backbone {i + 1}: {spec}")
