@@ -16,6 +16,7 @@ from scipy.spatial.transform import Rotation
 from empirical import adapters
 from empirical.backbone import BackboneLayer, GatePointsBackbone, equivariance_error, supports
 from empirical.backbone import load as load_backbone
+from empirical.diagnostic import STATUS_WORDS
 from empirical.cli import main
 from empirical.diagnostic import diagnose
 from empirical.diagnostic._features import atom_features, batch_size, model_device
@@ -249,6 +250,8 @@ def test_survey_rows_and_outputs(aspirin, tmp_path):
     report = (tmp_path / "s" / "report.md").read_text()
     assert "| aspirin_L2_seed1 | 2 | 2 |" in report
     assert f"{int(h.agreement is True)} of 1" in report
+    assert h.agreement is (h.status == "agrees") and "disagree" not in report
+    assert report.count(f"| {STATUS_WORDS[h.status]} |") >= 1
     text = (tmp_path / "s" / "results.json").read_text()
     assert SurveyResult.from_dict(json.loads(text)).to_json() == text == res.to_json()
 

@@ -7,7 +7,8 @@ it, spread over the workers of a Dask cluster and kept in a content-keyed task s
 1. **plan** (on the calling machine, before any work): load every dataset and every
    backbone once (bad input fails here, with nothing computed), draw each run's
    :class:`~empirical.diagnostic.DiagnosePlan` (a run is one group, dataset, pair and
-   seed), cut each backbone's samples into chunks of whole batches and give every task
+   seed; its plan seed is the group's own, :func:`empirical.survey.model_seed` of the
+   seed and the group's name, or the seed itself when ``config.paired``), cut each backbone's samples into chunks of whole batches and give every task
    its content key (:mod:`._store`);
 2. **compute** on Dask distributed: the tasks not in the store, as futures (features per
    backbone and chunk, equivariance per backbone, probe fits per backbone and ``d``, the
@@ -22,7 +23,7 @@ it, spread over the workers of a Dask cluster and kept in a content-keyed task s
 Identity with ``diagnose``: a chunk holds whole batches of the backbone's own batch size
 and each task runs with one intra-op thread (``diagnose`` runs several backbones with one
 each), so the features, and every number after them, equal a serial ``diagnose`` of the
-group with the same options (tested cell by cell).
+group with the same options and the run's plan seed (tested cell by cell).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from ..diagnostic import FeatureFacts, assemble_result, backbone_facts, common_d
 from ..runtime import dataset_fingerprint, resolve_device, versions
 from ..diagnostic import DiagnosePlan, make_plan
 from ..diagnostic import CapacityPoint, DiagnoseResult, ProbeRecord
+from ..survey import model_seed
 from ._config import Group, SweepConfig, specs_of
 from ._store import TaskStore, content_key
 from . import _tasks
@@ -154,8 +156,9 @@ def plan_sweep(config: SweepConfig, log: Callable[[str], None] = lambda _: None)
         for di, (source, data) in enumerate(zip(config.datasets, datasets)):
             for pair in config.pairs:
                 for seed in config.seeds:
+                    own = model_seed(seed, group.name, config.paired)
                     plan = make_plan(data, feature_degrees, marked=pair,
-                                     degrees=config.degrees, lmax=config.lmax, seed=seed,
+                                     degrees=config.degrees, lmax=config.lmax, seed=own,
                                      frames=config.frames, feature_dim=feature_dim,
                                      n_backbones=len(entries), **opts)
                     runs.append(_run_job(config, group, names, source, di, data, pair, seed,
