@@ -129,7 +129,12 @@ def _portable(arg: str, base) -> str:
     ``--opt=/x/y``, ``native:/x/y``) written relative to ``base`` (the output directory:
     what a reader of the manifest has), so that no path of the machine a run happened on
     goes into an output (:func:`portable_text`)."""
-    return arg if base is None else portable_text(arg, base)
+    if base is None:
+        return arg
+    head, sep, tail = arg.partition("=") if arg.startswith("-") else ("", "", arg)
+    if os.path.isabs(tail):          # a path argument: relative whether it exists or not
+        return head + sep + os.path.relpath(tail, os.path.realpath(base))
+    return portable_text(arg, base)  # a path inside an argument (``native:/x/y``)
 
 
 #: A candidate absolute path inside text: a ``/`` not preceded by a word character, then
