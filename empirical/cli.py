@@ -313,6 +313,9 @@ def _profile_parser(sub, shared: _Shared) -> None:
     p.add_argument("--n-boot", type=_at_least("--n-boot", _DIAGNOSTIC, "MIN_N_BOOT"), default=500)
     p.add_argument("--seed", type=int_at_least("--seed", 0), default=0)
     p.add_argument("--paired", action="store_true", help=PAIRED_HELP)
+    p.add_argument("--capacity", default="auto", choices=["auto", "fixed"],
+                   help="auto (default): widen the probe where a boundary l = dL is not "
+                   "recovered (docs/method.md §2.6); fixed: one width")
     sub.add_parser("profile", help="the per-layer spectral profile: rho(l) of every "
                    "interaction layer's features at one d, beside d x L_layer",
                    parents=[p, *shared.backbone_run("default runs/profile-d<d>-seed<seed>")])
@@ -334,6 +337,9 @@ def _survey_parser(sub, shared: _Shared) -> None:
     p.add_argument("--n-boot", type=_at_least("--n-boot", _DIAGNOSTIC, "MIN_N_BOOT"), default=1000)
     p.add_argument("--seed", type=int_at_least("--seed", 0), default=0)
     p.add_argument("--paired", action="store_true", help=PAIRED_HELP)
+    p.add_argument("--capacity", default="auto", choices=["auto", "fixed"],
+                   help="auto (default): widen the probe where a boundary l = dL is not "
+                   "recovered (docs/method.md §2.6); fixed: one width")
     sub.add_parser("survey", help="diagnose every model available here (shipped, "
                    "SevenNet's pretrained, and any given) at d = 1, 2, 3",
                    parents=[p, *shared.backbone_run("default runs/survey-seed<seed>")])
@@ -549,7 +555,8 @@ def _cmd_profile(args) -> int:
     result = profile(backbones=args.backbones, dataset=args.data, d=args.d, lmax=args.lmax,
                      frames=args.frames, seed=args.seed, n_boot=args.n_boot,
                      trust_checkpoints=args.trust_checkpoints, device=args.device,
-                     progress=_progress(args), paired=args.paired)
+                     progress=_progress(args), paired=args.paired,
+                     capacity=args.capacity)
     result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
     for r in result.rows:
         print(f"{r.backbone:<20} {r.layer:<24} L={r.headline.L}  {_verdict(r.headline)}")
@@ -564,7 +571,8 @@ def _cmd_survey(args) -> int:
     result = survey(models=args.models, extra=args.extra, dataset=args.data,
                     degrees=args.degrees, frames=args.frames, seed=args.seed,
                     n_boot=args.n_boot, trust_checkpoints=args.trust_checkpoints,
-                    device=args.device, progress=_progress(args), paired=args.paired)
+                    device=args.device, progress=_progress(args), paired=args.paired,
+                    capacity=args.capacity)
     result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
     for r in result.rows:
         print(f"{r.model:<24} d={r.headline.d}  {_verdict(r.headline)}")

@@ -130,3 +130,49 @@ def test_refit_spread_is_present_and_finite(widened):
 def test_bad_capacity_is_refused_before_work(data):
     with pytest.raises(ValueError, match="capacity must be 'auto' or 'fixed', got 'wide'"):
         diagnose(backbones=[BuriedBackbone()], dataset=data, capacity="wide", **KW)
+
+
+class BatchedBuried(BuriedBackbone):
+    """:class:`BuriedBackbone` with the protocol's batch path, declared thread-safe."""
+
+    thread_safe = True
+
+    def features_batch(self, positions, numbers, with_energy=True):
+        h = torch.stack([self.node_features(p, numbers) for p in positions])
+        e = torch.stack([self.energy(p, numbers) for p in positions]) if with_energy else None
+        return h, e
+
+
+def test_widened_rotations_are_extracted_over_the_threads(monkeypatch):
+    """The extra rotations of a widened probe are extracted with the batches split over
+    torch's threads (one backbone at a time: OpenMP inside one small forward pass stalls
+    on a shared core); the numbers are those of a one-thread extraction."""
+    from empirical.diagnostic import _pipeline
+
+    data = toy_dataset(n=20, atoms=12, seed=3)
+    kw = {**KW, "rotations_per_config": 1}
+    seen = []
+    real = _pipeline.extract_features
+
+    def spy(*args, **kwargs):
+        seen.append((args[2].rotations_per_config, kwargs.get("threads", 1)))
+        return real(*args, **kwargs)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setattr(_pipeline, "extract_features", spy)
+        split = diagnose(backbones=[BatchedBuried(n_loud=1, signal=False)], dataset=data,
+                         capacity="auto", **kw)
+        widened = [t for r, t in seen if r > 1]
+        assert widened and all(t == 2 for t in widened), seen
+
+        def one_thread(*args, **kwargs):
+            return real(*args, **{**kwargs, "threads": 1})
+
+        monkeypatch.setattr(_pipeline, "extract_features", one_thread)
+        single = diagnose(backbones=[BatchedBuried(n_loud=1, signal=False)], dataset=data,
+                          capacity="auto", **kw)
+    finally:
+        torch.set_num_threads(threads)
+    assert split.summaries == single.summaries and split.cells == single.cells

@@ -61,6 +61,9 @@ def test_sweep_cells_are_identical_to_a_serial_diagnose(client, tmp_path):
     assert [r.headline.d for r in result.rows] == [1, 2]
     assert result.rows[0].headline.rho_boundary == reference["summary"]["1"]["rho"]["2"]
     assert {r["d"] for r in run["k_sweep"]} == {1, 2}
+    # capacity "auto" widened d = 2 on the workers (features of 4 rotations per
+    # configuration extracted there), and the result is still diagnose's
+    assert [c["rotations_per_config"] for c in run["summary"]["2"]["capacity"]] == [1, 4]
     assert result.timings["computed"]["features"] == 8       # 2 backbones x 4 chunks
 
 
@@ -72,6 +75,20 @@ def test_a_single_checkpoint_group_is_a_single_backbone_diagnose(client, tmp_pat
                          **OPTIONS).to_dict()
     (run,) = (r.to_dict() for r in result.runs.values())
     assert run["cells"] == reference["cells"] and run == reference
+
+
+def test_a_fixed_capacity_sweep_is_a_fixed_capacity_diagnose(client, tmp_path):
+    """``capacity = "fixed"`` reaches the run's plan: the run equals diagnose with
+    ``capacity="fixed"`` (one width, the refit spread still recorded), not the default."""
+    raw = {**SMALL, "groups": [{"backbones": TWO[:1], "pool": False}], "capacity": "fixed"}
+    result = sweep(parse_config(raw), store=tmp_path / "s", client=client, progress=False)
+    reference = diagnose(TWO[:1], progress=False, seed=model_seed(0, TWO[0]),
+                         capacity="fixed", **OPTIONS).to_dict()
+    (run,) = (r.to_dict() for r in result.runs.values())
+    assert run["config"]["capacity"]["mode"] == "fixed"
+    assert all(len(s["capacity"]) == 1 and s["refit_spread"] is not None
+               for s in run["summary"].values())
+    assert run == reference
 
 
 def test_rerun_computes_only_what_is_missing(client, tmp_path):
@@ -212,7 +229,9 @@ def test_config_checks_name_the_bad_key(tmp_path):
              ({**SMALL, "groups": [{"backbones": TWO, "colour": 1}]}, "colour"),
              ({**SMALL, "groups": [{"name": "a", "backbones": TWO[:1]},
                                    {"name": "a", "backbones": TWO[1:]}]}, "named 'a'"),
-             ({**SMALL, "trust_checkpoints": 1}, "trust_checkpoints")]
+             ({**SMALL, "trust_checkpoints": 1}, "trust_checkpoints"),
+             ({**SMALL, "capacity": "wide"}, "capacity must be 'auto' or 'fixed', got 'wide'"),
+             ({**SMALL, "capacity": ["auto"]}, "capacity .* got \\('auto',\\)")]
     for raw, word in cases:
         with pytest.raises(ValueError, match=word):
             parse_config(raw, base=tmp_path)

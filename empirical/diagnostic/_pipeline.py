@@ -136,9 +136,12 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     feature_sets, probes = features_and_probes(entries, data, plan, given, workers, bar)
     bar.set_label("bootstrap")
     summaries, cells = summarize(probes, plan)
+    # widened rotations, one backbone at a time: batches split over threads of one intra-op
+    # thread each (the numbers do not depend on it; OpenMP on a shared core stalls)
+    split = min(workers or torch.get_num_threads(), torch.get_num_threads())
     probes, summaries, cells = widen_and_refit(
         plan, probes, feature_sets, summaries, cells,
-        extract=lambda i, p: extract_features(entries[i].backbone, data, p, i),
+        extract=lambda i, p: extract_features(entries[i].backbone, data, p, i, threads=split),
         reference=lambda p: p.energies(data), progress=bar.set_label)
     bar.advance(FIT_UNITS)
     bar.close()

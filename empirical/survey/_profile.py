@@ -126,7 +126,8 @@ class ProfileResult(TypedResult):
     config : dict
         JSON-ready: ``dataset``, ``marked_atoms``, ``d``, ``lmax``, ``seed``, ``draws``
         (``"independent"`` or ``"paired"``), ``model_seeds`` (backbone name -> the plan
-        seed of its layers' diagnoses), ``n_boot``, ``frames``, ``n_test``, ``device``,
+        seed of its layers' diagnoses), ``n_boot``, ``capacity`` (the widening rule, as
+        diagnose's ``config.capacity``), ``frames``, ``n_test``, ``device``,
         ``thresholds``, ``versions``, ``method`` (docs/results_schema.md).
     backbones : list of ProfiledBackbone
     rows : list of LayerProfile
@@ -172,7 +173,8 @@ def backbone_layers(obj) -> List[Tuple[str, object]]:
 def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] = None,
             frames: Optional[int] = 1000, seed: int = 0, n_boot: int = 500,
             marked: Optional[Sequence[int]] = None, trust_checkpoints: bool = False,
-            device=None, progress=None, paired: bool = False) -> ProfileResult:
+            device=None, progress=None, paired: bool = False,
+            capacity: str = "auto") -> ProfileResult:
     """Diagnose every interaction layer of each backbone at probe degree ``d``.
 
     Parameters
@@ -190,7 +192,7 @@ def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] =
     """
     start = time.perf_counter()
     validate_options([d], lmax if lmax is not None else 0, seed, n_boot, 0.2, 3, None,
-                     "irrep", "ridge", None)
+                     "irrep", "ridge", None, capacity=capacity)
     check_paired(paired)
     dev = resolve_device(device)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
@@ -221,13 +223,14 @@ def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] =
                 continue
             res = diagnose(backbones=[view], names=[f"{name}/{layer}"], dataset=data,
                            marked=marked, degrees=[d], lmax=lmax, seed=seeds[name],
-                           n_boot=n_boot, frames=frames, k_sweep=(), progress=False)
+                           n_boot=n_boot, frames=frames, k_sweep=(), progress=False,
+                           capacity=capacity)
             rec = res.backbones[0]
             rows.append(LayerProfile.of(name, layer, index, rec.irreps_out, res.summaries[d],
                                         rec.equivariance_error, rec.equivariant))
     config = {"dataset": res.config["dataset"], "marked_atoms": res.config["marked_atoms"],
               "d": d, "lmax": lmax, "seed": seed, "draws": draws_of(paired),
-              "model_seeds": seeds, "n_boot": n_boot,
+              "model_seeds": seeds, "n_boot": n_boot, "capacity": res.config["capacity"],
               "frames": frames, "n_test": res.config["n_test"],
               "device": str(dev) if dev is not None else None,
               "thresholds": dict(THRESHOLDS), "versions": versions(),

@@ -105,6 +105,7 @@ class SurveyResult(TypedResult):
         JSON-ready: ``dataset`` (source, frames, sha256), ``marked_atoms``, ``degrees``,
         ``lmax_rule``, ``seed``, ``draws`` (``"independent"`` or ``"paired"``),
         ``model_seeds`` (model name -> the plan seed its diagnosis used), ``n_boot``,
+        ``capacity`` (the widening rule, as diagnose's ``config.capacity``),
         ``frames``, ``n_test``, ``models``, ``skipped`` (why a model or degree was left
         out), ``device``, ``thresholds``, ``versions`` (docs/results_schema.md).
     rows : list of SurveyRow
@@ -228,19 +229,21 @@ def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
            dataset="aspirin", degrees: Sequence[int] = (1, 2, 3),
            frames: Optional[int] = None, seed: int = 0, n_boot: int = 1000,
            trust_checkpoints: bool = False, device=None, progress=None,
-           paired: bool = False) -> SurveyResult:
+           paired: bool = False, capacity: str = "auto") -> SurveyResult:
     """Diagnose every model (``models``, default :func:`survey_models`, plus ``extra``:
     :func:`survey_items`) at ``degrees``.
 
     ``paired`` : False (default): each model's plan seed is :func:`~._draws.model_seed`
     of ``seed`` and its name (independent rows); True: every model uses ``seed`` (shared
     draws, for model-versus-model contrasts).
+    ``capacity`` : ``"auto"`` (default) or ``"fixed"``, as for :func:`empirical.diagnose`.
 
     Each model is loaded (and refused, for bad input) before any is diagnosed, so a typo
     in the last spec costs nothing. Raises ``ValueError`` for bad input.
     """
     start = time.perf_counter()
-    degrees = validate_options(degrees, 0, seed, n_boot, 0.2, 3, None, "irrep", "ridge", None)
+    degrees = validate_options(degrees, 0, seed, n_boot, 0.2, 3, None, "irrep", "ridge", None,
+                               capacity=capacity)
     check_paired(paired)
     dev = resolve_device(device)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
@@ -260,14 +263,15 @@ def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
                   file=sys.stderr, flush=True)
         res = diagnose(backbones=[obj], names=[name], dataset=data, degrees=ds, lmax=lmax,
                        seed=seeds[name], frames=frames, n_boot=n_boot, k_sweep=(),
-                       progress=progress)
+                       progress=progress, capacity=capacity)
         rows += _rows_of(name, obj, info, res, ds)
         runs[name] = res
     last = res.config
     config = {"dataset": last["dataset"], "marked_atoms": last["marked_atoms"],
               "degrees": list(degrees), "lmax_rule": f"max(d) * L + 1 (at most {MAX_LMAX})",
               "seed": seed, "draws": draws_of(paired), "model_seeds": seeds,
-              "n_boot": n_boot, "frames": frames, "n_test": last["n_test"],
+              "n_boot": n_boot, "capacity": last["capacity"], "frames": frames,
+              "n_test": last["n_test"],
               "models": [entry.name for entry in entries], "skipped": skipped,
               "device": str(dev) if dev is not None else None,
               "thresholds": dict(THRESHOLDS), "versions": versions()}

@@ -15,7 +15,8 @@ The file (every key but ``groups`` optional; paths are relative to the file)::
     paired = false                     # true: every group shares the seed's draws (CLI
                                        # --paired); false: each group's own (its name's)
     # and diagnose's options, same names and defaults: n_boot, k, k_sweep, reduction,
-    # spn, test_fraction, eps, folds, rotations_per_config, device ("cpu", "cuda")
+    # spn, test_fraction, eps, folds, rotations_per_config, device ("cpu", "cuda"),
+    # capacity ("auto" or "fixed")
 
     [[groups]]
     name = "shipped"                   # optional
@@ -53,7 +54,7 @@ __all__ = ["SweepConfig", "Group", "load_config", "parse_config", "OPTIONS", "ep
 #: diagnose's options a sweep passes on, with diagnose's defaults.
 OPTIONS = {"n_boot": 2000, "k": None, "k_sweep": (1, 2, 3, 4), "reduction": "irrep",
            "spn": "ridge", "test_fraction": 0.2, "eps": None, "folds": 3,
-           "rotations_per_config": 1, "device": None}
+           "rotations_per_config": 1, "device": None, "capacity": "auto"}
 
 #: Keys of the file besides :data:`OPTIONS`.
 _KEYS = {"out", "store", "datasets", "marked", "degrees", "lmax", "seeds", "frames", "chunk",
@@ -314,7 +315,8 @@ def parse_config(raw: Dict, base: Path = Path("."), source: Optional[str] = None
             options[key] = tuple(value) if isinstance(value, list) else value
     validate_options(degrees, lmax, seeds[0], options["n_boot"], options["test_fraction"],
                      options["folds"], options["k"], options["reduction"], options["spn"],
-                     options["eps"], options["rotations_per_config"], options["k_sweep"])
+                     options["eps"], options["rotations_per_config"], options["k_sweep"],
+                     capacity=options["capacity"])
     paths = {}
     for key in ("out", "store"):
         value = raw.get(key)

@@ -12,7 +12,9 @@ it, spread over the workers of a Dask cluster and kept in a content-keyed task s
    its content key (:mod:`._store`);
 2. **compute** on Dask distributed: the tasks not in the store, as futures (features per
    backbone and chunk, equivariance per backbone, probe fits per backbone and ``d``, the
-   pooled bootstrap per run); every result is written to the store as it arrives, so an
+   pooled bootstrap per run, followed in the same task by the capacity stage of
+   ``config.options["capacity"]``: :func:`~empirical.diagnostic.widen_and_refit`, whose
+   widened plans' features the worker extracts); every result is written to the store as it arrives, so an
    interrupted sweep loses only the tasks that were running, and a rerun computes only
    what is missing. A worker that dies is replaced by its nanny and the scheduler reruns
    its tasks (Dask's own fault tolerance; tested by killing one);
@@ -479,6 +481,7 @@ class _Work:
         self.computed = {k: 0 for k in self.timings}
         self.stored = {k: 0 for k in self.timings}
         self.device = plan.config.options.get("device")
+        self.datasets: Dict[int, object] = {}    # dataset index -> its future
 
     def _stored_chunk(self, key):
         return _chunk_from_entry(*self.store.load("features", key))
@@ -495,15 +498,34 @@ class _Work:
                 continue
             data = self.plan.datasets[run.dataset_index]
             positions = run.plan.positions(data)
-            parts = [self._backbone_parts(run, i, bb, data, positions)
-                     for i, bb in enumerate(run.backbones)]
-            f = self.client.submit(_summarize_parts, parts, run.plan, self.intra,
+            both = [self._backbone_parts(run, i, bb, data, positions)
+                    for i, bb in enumerate(run.backbones)]
+            parts = [p for p, _ in both]
+            widen = {"chunks": [c for _, c in both], "dataset": self._dataset(run),
+                     "backbones": [{"spec": bb.spec, "sha256": bb.sha256,
+                                    "irreps": bb.facts["irreps_out"],
+                                    "directions": bb.directions} for bb in run.backbones],
+                     "trusted": self.plan.config.trust_checkpoints, "device": self.device}
+            f = self.client.submit(_summarize_parts, parts, run.plan, self.intra, widen,
                                    key=f"run-{run.key}", pure=False)
             self._track(run.key, f, "run", FIT_UNITS)
 
-    def _backbone_parts(self, run: RunJob, i: int, bb: BackboneJob, data, positions) -> List:
-        """One backbone of a run: its chunk and equivariance tasks where missing, and its
-        probe fits (futures, or stored fits sent to the cluster), one per ``d``."""
+    def _dataset(self, run: RunJob):
+        """The run's dataset on the cluster (sent once), for the widened plans' features:
+        the result of a task, not scattered data, so that the scheduler recomputes it
+        when the worker holding it dies."""
+        i = run.dataset_index
+        if i not in self.datasets:
+            self.datasets[i] = self.client.submit(_hold, self.plan.datasets[i],
+                                                  key=f"dataset-{i}-{run.key}", pure=False)
+        return self.datasets[i]
+
+    def _backbone_parts(self, run: RunJob, i: int, bb: BackboneJob, data, positions
+                        ) -> Tuple[List, List]:
+        """One backbone of a run: its chunk and equivariance tasks where missing, then
+        ``(probe fits (futures, or stored fits sent to the cluster), one per d; its
+        feature chunks (futures, or stored chunks sent to the cluster))``; the run's
+        bootstrap task reads both (the chunks for the capacity stage)."""
         store, numbers = self.store, np.asarray(data.numbers)
         a, b = run.plan.marked
         rotations = run.plan.rotations(i)
@@ -529,9 +551,8 @@ class _Work:
             self._track(key, f, "equivariance", 1)
         elif key not in self.futures:
             self._count_stored("equivariance", key, 0)
-        if any(not store.has("probe", k) for k in bb.probe_keys.values()):
-            chunks = [self._scatter(self._stored_chunk(r)) if isinstance(r, str) else r
-                      for r in chunks]
+        chunks = [self._scatter(self._stored_chunk(r)) if isinstance(r, str) else r
+                  for r in chunks]
         parts = []
         for d, pkey in bb.probe_keys.items():
             if pkey in self.futures:
@@ -548,7 +569,7 @@ class _Work:
                                        self.intra, key=f"probe-{pkey}", pure=False)
                 self._track(pkey, f, "probe", FIT_UNITS)
                 parts.append(f)
-        return parts
+        return parts, chunks
 
     def _count_stored(self, kind: str, key: str, units: float) -> None:
         """A task found in the store: counted (and its progress given) once."""
@@ -632,9 +653,15 @@ def _run_units(run: RunJob) -> float:
                             for bb in run.backbones)
 
 
-def _summarize_parts(parts, plan, intra):
-    """Stage 4 on a worker (a module-level function, so the scheduler can ship it)."""
-    return _tasks.summarize_group(parts, plan, intra)
+def _hold(value):
+    """``value`` itself, as a task's result (:meth:`_Work._dataset`)."""
+    return value
+
+
+def _summarize_parts(parts, plan, intra, widen=None):
+    """Stages 4 and 4b on a worker (a module-level function, so the scheduler can ship
+    it)."""
+    return _tasks.summarize_group(parts, plan, intra, widen)
 
 
 # -- step 3 ----------------------------------------------------------------------------
