@@ -119,7 +119,8 @@ def max_l(irreps) -> int:
     """
     from e3nn import o3
 
-    return max((ir.l for _, ir in o3.Irreps(irreps)), default=0)
+    irreps = o3.Irreps(irreps)
+    return irreps.lmax if len(irreps) else 0     # e3nn's lmax refuses empty Irreps
 
 
 @contextmanager

@@ -703,7 +703,7 @@ class BackboneLayer:
     layers = property(lambda self: self.backbone.layers)
     layer = property(lambda self: self.backbone.layers[self.index])
     dtype = property(lambda self: self.backbone.dtype)
-    L = property(lambda self: max(ir.l for _, ir in self.irreps_out))
+    L = property(lambda self: o3.Irreps(self.irreps_out).lmax)
     seed = property(lambda self: self.backbone.seed)
     metadata = property(lambda self: getattr(self.backbone, "metadata", {}))
 
