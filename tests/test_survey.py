@@ -196,7 +196,7 @@ def test_profile_rows_follow_each_layer(aspirin, seed0):
         assert h.measured_ceiling == 2
         assert r.rho[2] > 0.5 and r.rho[3] < 0.5 and r.rho[4] < 0.5
         assert isinstance(r.rho_ci[2], Interval) and r.rho_ci[2].low < r.rho[2]
-    assert res.to_dict()["schema"] == "spectral-ceilings-profile/1"
+    assert res.to_dict()["schema"] == "spectral-ceilings-profile/2"
     json.loads(res.to_json())
 
 

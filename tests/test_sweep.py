@@ -326,7 +326,7 @@ def test_cli_sweep_writes_one_set(client, tmp_path, monkeypatch, capsys):
     assert sorted(p.name for p in out.iterdir()) == [".spectral-ceilings.json", "report.md",
                                                     "results.json", "sweep.png", "timings.json"]
     payload = json.loads((out / "results.json").read_text())
-    assert payload["schema"] == "spectral-ceilings-sweep/1" and payload["config"]["frames"] == 30
+    assert payload["schema"] == "spectral-ceilings-sweep/2" and payload["config"]["frames"] == 30
     (row,) = payload["rows"]
     assert row["group"] == "aspirin_L2_seed2" and row["d"] == 1
     assert "| aspirin_L2_seed2 | undefined | aspirin |" in (out / "report.md").read_text()

@@ -37,7 +37,7 @@ from ._cells import BackboneProbes, as_float, probe_backbone
 from ._features import FeatureSet, signals
 from ._plan import (MAX_AUTO_ROTATIONS, MAX_CAPACITY_CHANNELS, DiagnosePlan, capacity_steps,
                     widened_plan)
-from ._probe import SpectralProbe
+from ._probe import LAMBDA_GRID, SpectralProbe
 from ._result import CapacityStep, Cell, DegreeSummary, RefitSpread
 from ._summary import summarize
 from ._verdict import RECOVERED, cell_status
@@ -185,21 +185,26 @@ def refit_spread(plan: DiagnosePlan, features: Sequence[FeatureSet], d: int,
     """rho(dL) of degree ``d`` (mean over backbones of each one's held-out rho, as the
     point estimate) under ``seeds`` further splits and folds, beside ``rho_run``. The
     refits are ridge probes whatever the plan's solver (a trained SPN per refit costs
-    minutes on a full dataset)."""
+    minutes on a full dataset), their penalty chosen on their own folds by a downhill walk
+    on the run's grid (:func:`~._probe.fit_ridge` ``start``; the first refit of a backbone
+    starts mid-grid, the next ones from the penalty the previous one chose)."""
     dl = plan.predicted[d].ceiling
     values: List[Optional[float]] = [as_float(rho_run)]
     k_eff = int(plan.k[d])
+    starts = [len(LAMBDA_GRID) // 2] * len(features)
     for j in range(1, int(seeds) + 1):
         train, test = refit_split(plan, j)
         cv_seed = stream(plan.seed, STREAMS["refit"], j, STREAMS["cv"])
         rhos = []
-        for fs in features:
+        for i, fs in enumerate(features):
             s = signals(fs.directions, {l: plan.coefficients[l] for l in range(dl + 1)})[:, dl]
             probe = SpectralProbe(d=d, k=plan.k[d], irreps=fs.irreps, reduction=plan.reduction,
-                                  solver="ridge", folds=plan.folds, seed=cv_seed)
-            pred = probe.fit(fs.features[train], s[train][:, None],
+                                  solver="ridge", folds=plan.folds, seed=cv_seed,
+                                  lambda_start=starts[i])
+            pred = probe.fit(fs.features[train], s[train],
                              plan.groups[train]).predict(fs.features[test])
-            rhos.append(pearson(np.asarray(pred).reshape(len(test), -1)[:, 0], s[test]))
+            starts[i] = LAMBDA_GRID.index(float(probe.lambdas_[0]))
+            rhos.append(pearson(np.asarray(pred), s[test]))
         values.append(as_float(np.mean(rhos)) if all(np.isfinite(rhos)) else None)
         k_eff = int(probe.k_)
     defined = [v for v in values if v is not None]

@@ -41,7 +41,9 @@ __all__ = ["LayerProfile", "ProfiledBackbone", "ProfileResult", "profile", "back
            "PROFILE_SCHEMA"]
 
 #: ``results.json["schema"]`` of a profile.
-PROFILE_SCHEMA = "spectral-ceilings-profile/1"
+PROFILE_SCHEMA = "spectral-ceilings-profile/2"
+#: Read too: version 1 (before interval verdicts and per-model draws).
+PROFILE_SCHEMA_READS = ("spectral-ceilings-profile/1",)
 
 
 def _interval(ci) -> Interval:
@@ -142,6 +144,7 @@ class ProfileResult(TypedResult):
     seconds: float = field(default=0.0, compare=False)
 
     SCHEMA = PROFILE_SCHEMA
+    READS = PROFILE_SCHEMA_READS
     COMMAND = "profile"
 
     def to_dict(self) -> Dict:

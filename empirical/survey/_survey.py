@@ -42,7 +42,9 @@ __all__ = ["SurveyRow", "SurveyResult", "survey", "survey_models", "survey_items
            "SURVEY_SCHEMA"]
 
 #: ``results.json["schema"]`` of a survey.
-SURVEY_SCHEMA = "spectral-ceilings-survey/1"
+SURVEY_SCHEMA = "spectral-ceilings-survey/2"
+#: Read too: version 1 (before interval verdicts and per-model draws).
+SURVEY_SCHEMA_READS = ("spectral-ceilings-survey/1",)
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ class SurveyResult(TypedResult):
     seconds: float = field(default=0.0, compare=False)
 
     SCHEMA = SURVEY_SCHEMA
+    READS = SURVEY_SCHEMA_READS
     COMMAND = "survey"
 
     def to_dict(self) -> Dict:

@@ -28,7 +28,9 @@ __all__ = ["SweepRunRow", "SweepResult", "SWEEP_SCHEMA", "render_sweep_report",
            "sweep_figure", "write_sweep_outputs"]
 
 #: ``results.json["schema"]`` of a sweep.
-SWEEP_SCHEMA = "spectral-ceilings-sweep/1"
+SWEEP_SCHEMA = "spectral-ceilings-sweep/2"
+#: Read too: version 1 (before interval verdicts and per-model draws).
+SWEEP_SCHEMA_READS = ("spectral-ceilings-sweep/1",)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class SweepResult(TypedResult):
     timings: Dict = field(default_factory=dict, compare=False)
 
     SCHEMA = SWEEP_SCHEMA
+    READS = SWEEP_SCHEMA_READS
     COMMAND = "sweep"
 
     @classmethod
