@@ -360,6 +360,7 @@ def _aspirin_with_degrees(n):
         s["rho"] = {k: None if k == "0" else 0.99 for k in s["rho"]}
         s["measured_ceiling"], s["agreement"] = lmax, None      # untested above dL
         s["rho_boundary"] = s["rho_above"] = None
+        s["status"], s["capacity"], s["refit_spread"] = "untested", [], None
         out["summary"][str(d)] = s
         out["predicted"][str(d)] = {"ceiling": d * L, "recoverable": list(range(lmax + 1))}
     out["config"]["degrees"] = list(range(1, n + 1))

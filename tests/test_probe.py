@@ -167,7 +167,7 @@ def test_sklearn_conventions():
     x, y, groups, tr, te = _data(seed=8)
     params = dict(d=2, k=9, irreps=PAIR, reduction="irrep", solver="ridge", folds=4, seed=3,
                   lambdas=LAMBDA_GRID[::2], epochs=10, lr=0.1, weight_decay=0.0, patience=5,
-                  val_fraction=0.25)
+                  val_fraction=0.25, lambda_start=None)
     probe = SpectralProbe(**params)
     assert probe.get_params() == params
     assert all(probe.get_params()[p] is v for p, v in params.items())   # stored as given
@@ -357,6 +357,19 @@ def test_the_penalty_walk_agrees_with_the_grid_on_a_unimodal_curve(seed, m, nois
         i = LAMBDA_GRID.index(float(walk.lambdas[0]))
         near = grid.cv_mse[max(i - 1, 0):i + 2, 0]
         assert grid.cv_mse[i, 0] <= near.min() * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e8])
+def test_the_penalty_walk_loses_no_digits_to_a_large_column_mean(offset):
+    """Raw moments of columns with a mean far above their spread would cancel; the walk
+    centres first, so it fits what the grid fits."""
+    phi, y, groups = _walk_data(3, 200, 12, 0.5, 0.0)
+    far = phi.copy()
+    far[:, 1:] += offset
+    grid = fit_ridge(far, y, groups, folds=3, seed=1)
+    walk = fit_ridge(far, y, groups, folds=3, seed=1, start=len(LAMBDA_GRID) // 2)
+    assert walk.lambdas[0] == grid.lambdas[0]
+    np.testing.assert_allclose(walk.predict(far), grid.predict(far), rtol=1e-6, atol=1e-6)
 
 
 def test_the_penalty_walk_refuses_what_it_cannot_do():

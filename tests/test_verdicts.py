@@ -197,3 +197,64 @@ def test_no_cell_reads_agrees_where_its_boundary_interval_contains_one_half(viol
     for ci in [(0.3, 0.7), (0.49, 0.51), (-0.2, 0.5000001)]:
         moved = dataclasses.replace(s, rho_ci={**s.rho_ci, 1: Interval(*ci)}, status=None)
         assert moved.status != "agrees" and not math.isnan(ci[0])
+
+
+# ------------------------------------------------- every committed reference result
+
+def _agreeing_boundaries(payload):
+    """``(where, boundary interval)`` of every record in a results.json dictionary that
+    reads ``agrees``: a diagnose summary (its ``rho_ci`` at ``ceiling``), a survey or
+    sweep row (``rho_boundary_ci``), a profile row (``rho_ci`` at ``predicted_ceiling``),
+    nested runs included."""
+    found = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            if node.get("status") == "agrees":
+                if "rho_boundary_ci" in node:
+                    found.append((where, node["rho_boundary_ci"]))
+                elif "ceiling" in node and isinstance(node.get("rho_ci"), dict):
+                    found.append((where, node["rho_ci"].get(str(node["ceiling"]))))
+                elif "predicted_ceiling" in node and isinstance(node.get("rho_ci"), dict):
+                    found.append((where, node["rho_ci"].get(str(node["predicted_ceiling"]))))
+                else:
+                    found.append((where, None))
+            for k, v in node.items():
+                walk(v, f"{where}/{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}/{i}")
+
+    walk(payload, "")
+    return found
+
+
+def test_no_committed_reference_result_agrees_with_a_boundary_interval_containing_one_half():
+    """Every results.json under docs/ (diagnose, survey, profile, sweep, nested runs):
+    where a record reads ``agrees`` its boundary interval's lower end is >= 0.5."""
+    import json
+    from pathlib import Path
+
+    files = sorted((Path(__file__).resolve().parents[1] / "docs").rglob("results.json"))
+    assert len(files) >= 4
+    checked = 0
+    for path in files:
+        payload = json.loads(path.read_text())
+        for where, ci in _agreeing_boundaries(payload):
+            assert ci is not None and ci[0] is not None and ci[0] >= BAR, (path, where, ci)
+            checked += 1
+        if {"schema_version", "summary", "backbones", "predicted"} <= set(payload):
+            # a diagnose file of an older schema: its statuses as the reader derives them
+            for d, s in DiagnoseResult.from_dict(payload).summaries.items():
+                if s.status == "agrees":
+                    ci = s.rho_ci.get(s.ceiling)
+                    assert ci is not None and ci[0] >= BAR, (path, d, ci)
+                    checked += 1
+    assert checked > 0
+
+
+def test_the_reference_scan_catches_an_agreeing_record_whose_interval_contains_one_half():
+    bad = {"summary": {"3": {"status": "agrees", "ceiling": 6, "rho_ci": {"6": [0.4, 0.8]}}},
+           "rows": [{"status": "agrees", "rho_boundary_ci": [0.6, 0.9]}]}
+    found = dict(_agreeing_boundaries(bad))
+    assert found["/summary/3"] == [0.4, 0.8] and found["/rows/0"] == [0.6, 0.9]

@@ -448,6 +448,11 @@ def _fit_ridge_walk(phi: np.ndarray, y: np.ndarray, fold: np.ndarray, folds: int
     if not 0 <= start < len(lambdas):
         raise ValueError(f"start must index the {len(lambdas)} penalties, got {start}")
     n = len(phi)
+    # the fit is invariant to shifting a column (each fold subtracts its own means), so
+    # the columns are first centred on their overall means: raw moments then lose no
+    # digits to a large mean
+    shift = phi[:, 1:].mean(axis=0)
+    phi = np.concatenate([phi[:, :1], phi[:, 1:] - shift], axis=1)
     blocks = [(phi[fold == f], y[fold == f]) for f in range(folds)]
     moments = [(b.T @ b, b.T @ t) for b, t in blocks]
     s_all = sum(m[0] for m in moments)
@@ -476,7 +481,7 @@ def _fit_ridge_walk(phi: np.ndarray, y: np.ndarray, fold: np.ndarray, folds: int
         i = best
     g, rhs, mean, std, ym = _moment_standardized(s_all, r_all, n)
     coef = _cholesky_coef(g, rhs, lambdas[i] * n)
-    return RidgeFit(mean=mean, std=std, intercept=ym, coef=coef,
+    return RidgeFit(mean=mean + shift, std=std, intercept=ym, coef=coef,
                     lambdas=np.array([lambdas[i]]), cv_mse=cv)
 
 
