@@ -541,8 +541,44 @@ SCHEMA: Tuple[Tuple[str, str, str, str], ...] = (
 )
 
 
+#: The keys that survey, profile and sweep results add around their runs' diagnose files
+#: (``key, type, unit, meaning``), documented beside :data:`SCHEMA`.
+COLLECTION_SCHEMA = [
+    ("config.seed", "int", "", "the run seed"),
+    ("config.draws", "str", "", "`independent` (default: each model, backbone or group "
+     "draws its own frames, split, rotations, folds and target from `stream(seed, 31, "
+     "sha256(name)[:8])`, docs/method.md §2.10) or `paired` (`--paired`, TOML `paired = "
+     "true`: every one uses the run seed)"),
+    ("config.model_seeds", "{name: int}", "", "survey, profile: the plan seed each model's "
+     "(backbone's) diagnosis used"),
+    ("config.group_seeds", "{group: {seed: int}}", "", "sweep: the plan seed each group's "
+     "run used, per listed seed"),
+    ("config.capacity", "object or str", "", "the widening rule, as diagnose's "
+     "`config.capacity` (sweep: the TOML's `capacity`, `auto` or `fixed`)"),
+    ("rows[i].{d, L, predicted_ceiling, measured_ceiling}", "int", "",
+     "as diagnose's summary (measured: null when none)"),
+    ("rows[i].agreement", "bool | null", "", "true only for status `agrees`"),
+    ("rows[i].status", "str", "", "`agrees`, `violates`, `boundary_not_reached`, "
+     "`undecided` or `untested` (docs/method.md §2.8)"),
+    ("rows[i].{rho_boundary, rho_above}", "float | null", "", "survey, sweep: rho(dL) (at "
+     "the widest probe tried) and rho(dL + 1)"),
+    ("rows[i].{rho_boundary_ci, rho_above_ci}", "[float | null, float | null]", "",
+     "their 95 % intervals"),
+    ("rows[i].rho, rows[i].rho_ci", "{l: float | null}, {l: [float, float]}", "",
+     "profile: every degree of one layer"),
+    ("runs.<name>", "object", "", "survey, sweep: that model's (run's) full diagnose "
+     "results.json (the table above), with its `summary.<d>.capacity` and `refit_spread`"),
+]
+
+
+def _cell(text: str) -> str:
+    """A Markdown table cell: a ``|`` (as in ``float | null``) escaped."""
+    return text.replace("|", "\\|")
+
+
 def schema_markdown() -> str:
-    """``docs/results_schema.md``: :data:`SCHEMA` as a Markdown table."""
+    """``docs/results_schema.md``: :data:`SCHEMA` (and :data:`COLLECTION_SCHEMA`) as
+    Markdown tables."""
     lines = ["# results.json of `empirical diagnose`", "",
              f"Schema version {SCHEMA_VERSION}; generated from "
              "`empirical.diagnostic._result.SCHEMA` (a test keeps this file in step). "
@@ -550,9 +586,20 @@ def schema_markdown() -> str:
              "`null` where a quantity is undefined (never NaN).", "",
              "| key | type | unit | meaning |", "|---|---|---|---|"]
     for key, typ, unit, meaning in SCHEMA:
-        lines.append(f"| `{key}` | {typ} | {unit} | {meaning} |")
+        lines.append(f"| `{key}` | {_cell(typ)} | {unit} | {_cell(meaning)} |")
     doc = (__doc__ or "").split("Schema versions")[1].strip("-\n ")
     lines += ["", "## Versions", "", *[ln for ln in doc.splitlines()]]
+    lines += ["", "# results.json of `empirical survey`, `empirical profile` and "
+              "`empirical sweep`", "",
+              "Each starts with `schema`: `spectral-ceilings-survey/2`, "
+              "`spectral-ceilings-profile/2`, `spectral-ceilings-sweep/2` (version 1 is read "
+              "too: its rows' `status` is derived from their intervals, and its `config` has "
+              "no `draws`, which the report states as shared draws, as version 1 used). The "
+              "headline keys of a row are those of diagnose's `summary.<d>`; "
+              "generated from `empirical.diagnostic._result.COLLECTION_SCHEMA`.", "",
+              "| key | type | unit | meaning |", "|---|---|---|---|"]
+    for key, typ, unit, meaning in COLLECTION_SCHEMA:
+        lines.append(f"| `{key}` | {_cell(typ)} | {unit} | {_cell(meaning)} |")
     return "\n".join(lines) + "\n"
 
 
