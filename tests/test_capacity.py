@@ -176,3 +176,24 @@ def test_widened_rotations_are_extracted_over_the_threads(monkeypatch):
     finally:
         torch.set_num_threads(threads)
     assert split.summaries == single.summaries and split.cells == single.cells
+
+
+def test_the_reported_step_and_its_label_follow_the_summary_rule():
+    """The survey's and sweep's "probe at dL" column: the trained SPN only where it is last
+    and recovered the boundary, else the widest ridge step."""
+    from empirical.diagnostic import CapacityStep, probe_label, reported_step
+
+    def step(k, r, solver, status):
+        return CapacityStep(k=k, rotations_per_config=r, solver=solver, rho=0.5,
+                            rho_ci=(0.4, 0.6), status=status)
+
+    one = [step(36, 1, "ridge", "recovered")]
+    widened = [step(18, 1, "ridge", "not_recovered"), step(27, 3, "ridge", "recovered")]
+    trained = [step(9, 1, "ridge", "not_recovered"), step(18, 2, "ridge", "not_recovered"),
+               step(18, 2, "trained", "recovered")]
+    failed = trained[:2] + [step(18, 2, "trained", "not_recovered")]
+    assert reported_step([]) is None and probe_label([]) == "-"
+    assert probe_label(one) == "36 x 1"
+    assert probe_label(widened) == "27 x 3 (widened)"
+    assert probe_label(trained) == "18 x 2, trained (widened)"
+    assert reported_step(failed) is failed[1] and probe_label(failed) == "18 x 2 (widened)"

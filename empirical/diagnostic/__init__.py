@@ -26,7 +26,7 @@ from ._pipeline import (PAPER, FeatureFacts, assemble_result, backbone_facts, co
 from ._plan import MAX_LMAX, MIN_N_BOOT, DiagnosePlan, auto_k, make_plan, validate_options
 from ._probe import IrrepReduction, PCAReduction, SpectralProbe, make_reduction, n_monomials
 from ._result import (SCHEMA_VERSION, BackboneRecord, CapacityPoint, CapacityStep, Cell,
-                      DegreeHeadline, RefitSpread,
+                      DegreeHeadline, RefitSpread, probe_label, reported_step,
                       DegreeSummary, DiagnoseResult, Prediction, ProbeRecord)
 from ._summary import summarize
 from ._verdict import (AGREES, AMBIGUOUS, BLIND, BLIND_BAND, BOUNDARY_NOT_REACHED,
@@ -35,7 +35,7 @@ from ._verdict import (AGREES, AMBIGUOUS, BLIND, BLIND_BAND, BOUNDARY_NOT_REACHE
                        VIOLATES, agreement_of, agrees, cell_status, degree_status,
                        measured_ceiling, overall_status, verdict)
 
-__all__ = ["widen_and_refit", "capacity_config", "SATURATION_GAIN", "REFIT_SEEDS",
+__all__ = ["reported_step", "probe_label", "widen_and_refit", "capacity_config", "SATURATION_GAIN", "REFIT_SEEDS",
            "CapacityStep", "RefitSpread", "diagnose", "DiagnoseResult", "MIN_N_BOOT", "inject", "marked_atoms", "marked_direction",
            "haar_rotations", "signal", "signal_coefficients", "signal_gradient",
            "SCHEMA_VERSION", "THRESHOLDS", "PAPER", "verdict", "measured_ceiling",

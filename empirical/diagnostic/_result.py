@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .._result import RunResult
 from ._verdict import RECOVERABLE, UNTESTED, cell_status, degree_status
@@ -43,7 +43,7 @@ from .statistics import Interval
 
 __all__ = ["SCHEMA_VERSION", "SCHEMA", "ProbeRecord", "Cell", "DegreeSummary",
            "BackboneRecord", "CapacityPoint", "Prediction", "DiagnoseResult", "schema_markdown",
-           "DegreeHeadline", "CapacityStep", "RefitSpread"]
+           "DegreeHeadline", "CapacityStep", "RefitSpread", "reported_step", "probe_label"]
 
 SCHEMA_VERSION = 3
 
@@ -153,6 +153,30 @@ class CapacityStep:
     @classmethod
     def from_dict(cls, c: Dict) -> "CapacityStep":
         return cls(**{**c, "rho_ci": Interval.from_list(c["rho_ci"])})
+
+
+def reported_step(capacity: Sequence[CapacityStep]) -> Optional[CapacityStep]:
+    """The step of a capacity curve whose numbers a degree's summary reports
+    (docs/method.md §2.6): the trained SPN where it is last and recovered the boundary,
+    else the widest ridge step (``None`` for an empty curve)."""
+    if not capacity:
+        return None
+    if capacity[-1].solver == "trained" and capacity[-1].status == "recovered":
+        return capacity[-1]
+    ridge = [c for c in capacity if c.solver != "trained"]
+    return ridge[-1] if ridge else capacity[-1]
+
+
+def probe_label(capacity: Sequence[CapacityStep]) -> str:
+    """A table cell naming the probe behind a degree's numbers: ``"k x R"`` (width, rotations
+    per configuration), ``", trained"`` for the trained SPN, ``" (widened)"`` when the
+    capacity loop went past the run's width; ``"-"`` for no boundary measured."""
+    step = reported_step(capacity)
+    if step is None:
+        return "-"
+    return (f"{step.k} x {step.rotations_per_config}"
+            + (", trained" if step.solver == "trained" else "")
+            + (" (widened)" if len(capacity) > 1 else ""))
 
 
 @dataclass(frozen=True)

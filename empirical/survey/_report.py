@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
-from ..diagnostic import STATUS_WORDS, VIOLATES
+from ..diagnostic import STATUS_WORDS, VIOLATES, probe_label
 from ..io import write_run_set
 from ..render import MISSING, interval, num, pyplot, table
 from ._draws import draws_sentence
@@ -131,16 +131,23 @@ def _rho_cell(x, ci) -> str:
     return f"{num(x)} {interval(ci, 2)}"
 
 
-def survey_table(rows: Sequence) -> List[str]:
-    """The survey's markdown table (also the README's), one line per element."""
+def survey_table(rows: Sequence, runs: Optional[Dict] = None) -> List[str]:
+    """The survey's markdown table (also the README's), one line per element; with the
+    models' ``runs`` (name -> DiagnoseResult) a column names the probe behind rho(dL)
+    (:func:`~empirical.diagnostic.probe_label`)."""
     header = ["model", "L", "layers", "parameters", "d", "ceiling dL", "measured",
-              "rho(dL) [95% CI]", "rho(dL+1) [95% CI]", "equivariance error", ""]
+              "probe at dL (k x rotations)", "rho(dL) [95% CI]", "rho(dL+1) [95% CI]",
+              "equivariance error", ""]
     cells = []
     for r in rows:
         h = r.headline
         params = MISSING if r.parameters is None else f"{r.parameters / 1e6:.2f} M"
+        run = (runs or {}).get(r.model)
+        probe = MISSING if run is None or h.d not in run.summaries else \
+            probe_label(run.summaries[h.d].capacity)
         cells.append([r.model, h.L, _text(r.layers), params, h.d, h.predicted_ceiling,
-                      _text(h.measured_ceiling), _rho_cell(h.rho_boundary, h.rho_boundary_ci),
+                      _text(h.measured_ceiling), probe,
+                      _rho_cell(h.rho_boundary, h.rho_boundary_ci),
                       _rho_cell(h.rho_above, h.rho_above_ci),
                       f"{r.equivariance_error:.1e}" + ("" if r.parity else " (SO(3))"),
                       _agree(h.status)])
@@ -172,7 +179,7 @@ def render_survey_report(result, plot_files: Sequence[str] = ()) -> str:
            draws_sentence(c, "model"), ""]
     for name in plot_files:
         out += [f"![survey]({name})", ""]
-    out += survey_table(rows) + [""]
+    out += survey_table(rows, result.runs) + [""]
     out += ["Columns: L and the irreps are those of the layer read (the last with l > 0 "
             "unless the spec names one); layers: interaction layers with l > 0 features; "
             "equivariance error: max abs over one rotation and one roto-reflection of one "

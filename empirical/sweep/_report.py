@@ -20,7 +20,7 @@ from .._result import TypedResult
 from ..io import write_run_set
 from ..runtime import versions
 from ..diagnostic import (AGREES, DEGREE_STATUSES, STATUS_WORDS, THRESHOLDS, VIOLATES,
-                          DegreeHeadline, DiagnoseResult)
+                          DegreeHeadline, DiagnoseResult, probe_label)
 from ..render import MISSING, interval, num, pyplot, table
 from ..survey import draws_sentence
 
@@ -165,14 +165,18 @@ def _text(x) -> str:
     return MISSING if x is None else str(x)
 
 
-def _rows_table(rows: Sequence[SweepRunRow]) -> str:
+def _rows_table(rows: Sequence[SweepRunRow], runs: Dict) -> str:
     header = ["group", "epoch", "dataset", "marked", "seed", "d", "L", "dL", "measured",
-              "rho(dL) [95% CI]", "rho(dL+1) [95% CI]", "status"]
+              "probe at dL (k x rotations)", "rho(dL) [95% CI]", "rho(dL+1) [95% CI]",
+              "status"]
     cells = []
     for r in rows:
         h = r.headline
+        run = runs.get(r.run)
+        probe = MISSING if run is None or h.d not in run.summaries else \
+            probe_label(run.summaries[h.d].capacity)
         cells.append([r.group, _text(r.epoch), r.dataset, f"{r.marked[0]}-{r.marked[1]}",
-                      r.seed, h.d, h.L, h.predicted_ceiling, _text(h.measured_ceiling),
+                      r.seed, h.d, h.L, h.predicted_ceiling, _text(h.measured_ceiling), probe,
                       f"{num(h.rho_boundary)} {interval(h.rho_boundary_ci, 2)}",
                       f"{num(h.rho_above)} {interval(h.rho_above_ci, 2)}",
                       _status(h.status)])
@@ -196,7 +200,7 @@ def render_sweep_report(result: SweepResult, plot_files: Sequence[str] = ()) -> 
            "from the 95 % intervals, docs/method.md §2.8); "
            + "; ".join(f"{counts[s]} {STATUS_WORDS[s]}" for s in DEGREE_STATUSES
                        if s != AGREES) + ".", "",
-           _rows_table(rows), ""]
+           _rows_table(rows, result.runs), ""]
     for name in plot_files:
         out += [f"![{name}]({name})", ""]
     if result.warnings:
