@@ -533,7 +533,8 @@ SCHEMA: Tuple[Tuple[str, str, str, str], ...] = (
      "when untested"),
     ("summary.<d>.capacity", "[object]", "", "the probe widths tried at the boundary "
      "l = dL (capacity auto: widened while not recovered), narrowest first; the summary's "
-     "numbers are the widest's (empty: no boundary measured)"),
+     "numbers are those of the widest ridge step, or of the trained SPN where it is last and "
+     "recovered (`empirical.diagnostic.reported_step`; empty: no boundary measured)"),
     ("summary.<d>.capacity[i].{k, rotations_per_config}", "int, int", "",
      "the width (effective k) and rotations per configuration of one step"),
     ("summary.<d>.capacity[i].solver", "str", "", "ridge or trained"),
