@@ -57,7 +57,7 @@ def main() -> None:
     from empirical.sweep import load_config, sweep
 
     config = load_config(Path(__file__).parents[1] / "examples" / "sweep" / "aspirin.toml")
-    config = config.with_frames(args.frames)
+    config = config.with_frames(args.frames).with_paired(True)   # diagnose's seed: paired
     backbones = list(config.groups[0].backbones)
     workers = [int(w) for w in args.workers.split(",")]
     torch.set_num_threads(os.cpu_count() or 1)

@@ -35,8 +35,10 @@ class TypedResult(RunResult):
     A subclass sets :attr:`SCHEMA` and :attr:`COMMAND` and defines ``to_dict`` and
     ``_from_payload`` (the records from a dictionary whose schema was checked)."""
 
-    #: ``results.json["schema"]``.
+    #: ``results.json["schema"]``, the version this code writes.
     SCHEMA = ""
+    #: Older schemas it still reads (their missing keys derived, docs/results_schema.md).
+    READS: tuple = ()
     #: The command that writes it (named in a refusal).
     COMMAND = ""
 
@@ -44,7 +46,7 @@ class TypedResult(RunResult):
     def from_dict(cls, payload: Dict):
         """The records of a ``results.json`` dictionary; ``ValueError`` when it is not one
         of this kind."""
-        if not isinstance(payload, dict) or payload.get("schema") != cls.SCHEMA:
+        if not isinstance(payload, dict) or payload.get("schema") not in (cls.SCHEMA, *cls.READS):
             raise ValueError(f"not the results of empirical {cls.COMMAND} (schema "
                              f"{cls.SCHEMA!r} expected)")
         try:

@@ -110,6 +110,9 @@ TRUST_HELP = ("load third-party checkpoint files (nequip:PATH, sevenn:PATH, mace
               "(files an installed package lists with their hash in its RECORD, like "
               "SevenNet's pretrained models, need no flag)")
 DEVICE_HELP = "where the backbones run: cpu (default), cuda or cuda:N"
+PAIRED_HELP = ("give every model the run seed's frames, split, rotations and signal (shared "
+               "draws, for model-versus-model contrasts); default: each model its own, drawn "
+               "from the seed and its name (independent rows)")
 OVERWRITE_HELP = ("replace an output directory this tool wrote (its manifest vouches for every "
                   "file in it); a directory holding anything else, or an input, is refused")
 
@@ -287,6 +290,10 @@ def _diagnose_parser(sub, shared: _Shared) -> None:
                    help="channels per degree of the capacity sweep (default 1 2 3 4; none: skip)")
     p.add_argument("--rotations", type=_positive(int, "--rotations"), default=1,
                    help="samples per configuration, each under its own Haar rotation (default 1)")
+    p.add_argument("--capacity", default="auto", choices=["auto", "fixed"],
+                   help="auto (default): where a degree's boundary l = dL is not recovered, "
+                   "refit it at wider probes and more rotations per configuration "
+                   "(docs/method.md §2.6); fixed: one width")
     sub.add_parser("diagnose", help="the spectral-injection diagnostic (default: shipped "
                    "aspirin, four shipped L=2 backbones, d = 1, 2, 3, l = 0..7)",
                    parents=[p, *shared.backbone_run(
@@ -305,6 +312,10 @@ def _profile_parser(sub, shared: _Shared) -> None:
                    default=1000, help="seeded subset of frames (default 1000)")
     p.add_argument("--n-boot", type=_at_least("--n-boot", _DIAGNOSTIC, "MIN_N_BOOT"), default=500)
     p.add_argument("--seed", type=int_at_least("--seed", 0), default=0)
+    p.add_argument("--paired", action="store_true", help=PAIRED_HELP)
+    p.add_argument("--capacity", default="auto", choices=["auto", "fixed"],
+                   help="auto (default): widen the probe where a boundary l = dL is not "
+                   "recovered (docs/method.md §2.6); fixed: one width")
     sub.add_parser("profile", help="the per-layer spectral profile: rho(l) of every "
                    "interaction layer's features at one d, beside d x L_layer",
                    parents=[p, *shared.backbone_run("default runs/profile-d<d>-seed<seed>")])
@@ -325,6 +336,10 @@ def _survey_parser(sub, shared: _Shared) -> None:
                    default=None, help="seeded subset of frames (default: all)")
     p.add_argument("--n-boot", type=_at_least("--n-boot", _DIAGNOSTIC, "MIN_N_BOOT"), default=1000)
     p.add_argument("--seed", type=int_at_least("--seed", 0), default=0)
+    p.add_argument("--paired", action="store_true", help=PAIRED_HELP)
+    p.add_argument("--capacity", default="auto", choices=["auto", "fixed"],
+                   help="auto (default): widen the probe where a boundary l = dL is not "
+                   "recovered (docs/method.md §2.6); fixed: one width")
     sub.add_parser("survey", help="diagnose every model available here (shipped, "
                    "SevenNet's pretrained, and any given) at d = 1, 2, 3",
                    parents=[p, *shared.backbone_run("default runs/survey-seed<seed>")])
@@ -346,6 +361,10 @@ def _sweep_parser(sub, shared: _Shared) -> None:
                    "local cluster started and stopped here)")
     p.add_argument("--workers", type=_positive(int, "--workers"), default=None,
                    help="worker processes of the local cluster (default: the cores)")
+    p.add_argument("--paired", action="store_true",
+                   help="every group shares the seed's draws (for contrasts between groups; "
+                   "the file's paired = true does the same); default: each group its own, "
+                   "drawn from the seed and the group's name")
     sub.add_parser("sweep", help="many backbone groups x datasets x marked pairs x "
                    "degrees on Dask (local processes or a cluster), resumable",
                    parents=[p, shared.checkpoints, shared.overwrite, shared.no_plots,
@@ -478,14 +497,16 @@ def _run_inputs(args) -> list:
             *(getattr(args, "models", None) or ()), *(getattr(args, "extra", None) or ())]
 
 
-#: A row's verdict as the run commands print it.
-VERDICTS = {True: "agrees", False: "DISAGREES", None: "untested"}
+def _status_words(status) -> str:
+    """A degree status as the run commands print it (docs/method.md §2.8)."""
+    from .diagnostic import STATUS_WORDS
+    return STATUS_WORDS.get(status, str(status))
 
 
 def _verdict(headline) -> str:
     """``ceiling P (measured M)  verdict`` of a row's degree headline."""
     return (f"ceiling {headline.predicted_ceiling} (measured {headline.measured_ceiling})  "
-            f"{VERDICTS[headline.agreement]}")
+            f"{_status_words(headline.status)}")
 
 
 def _wrote(result, out: Path, plot: Optional[str]) -> None:
@@ -509,6 +530,7 @@ def _cmd_diagnose(args) -> int:
                       reduction=args.reduction, spn=args.spn, n_boot=args.n_boot,
                       frames=args.frames, test_fraction=args.test_fraction, eps=args.eps,
                       k_sweep=args.k_sweep, rotations_per_config=args.rotations,
+                      capacity=args.capacity,
                       trust_checkpoints=args.trust_checkpoints, device=args.device,
                       progress=_progress(args))
     result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
@@ -516,7 +538,7 @@ def _cmd_diagnose(args) -> int:
           f"rotated configurations, {result.seconds:.0f} s")
     for d, s in sorted(result.summaries.items()):
         rho = "  ".join(f"{l}:{'  -  ' if v is None else f'{v:+.2f}'}" for l, v in sorted(s.rho.items()))
-        verdict = {True: "agrees", False: "DISAGREES", None: "ceiling untested"}[s.agreement]
+        verdict = _status_words(s.status)
         print(f"d={d}  ceiling {s.ceiling} (measured {s.measured_ceiling})  rho  {rho}  "
               f"{verdict}")
     for w in result.warnings:
@@ -533,7 +555,8 @@ def _cmd_profile(args) -> int:
     result = profile(backbones=args.backbones, dataset=args.data, d=args.d, lmax=args.lmax,
                      frames=args.frames, seed=args.seed, n_boot=args.n_boot,
                      trust_checkpoints=args.trust_checkpoints, device=args.device,
-                     progress=_progress(args))
+                     progress=_progress(args), paired=args.paired,
+                     capacity=args.capacity)
     result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
     for r in result.rows:
         print(f"{r.backbone:<20} {r.layer:<24} L={r.headline.L}  {_verdict(r.headline)}")
@@ -548,7 +571,8 @@ def _cmd_survey(args) -> int:
     result = survey(models=args.models, extra=args.extra, dataset=args.data,
                     degrees=args.degrees, frames=args.frames, seed=args.seed,
                     n_boot=args.n_boot, trust_checkpoints=args.trust_checkpoints,
-                    device=args.device, progress=_progress(args))
+                    device=args.device, progress=_progress(args), paired=args.paired,
+                    capacity=args.capacity)
     result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
     for r in result.rows:
         print(f"{r.model:<24} d={r.headline.d}  {_verdict(r.headline)}")
@@ -562,7 +586,7 @@ def _cmd_sweep(args) -> int:
     from .io import check_inputs, check_output_dir
     from .sweep import default_store, load_config, sweep
 
-    config = load_config(args.config).with_frames(args.frames)
+    config = load_config(args.config).with_frames(args.frames).with_paired(args.paired)
     out = args.out or config.out or Path("runs") / f"sweep-{args.config.stem}"
     store = args.store or config.store or default_store(
         out if Path(out).name not in ("", "..") else resolve_out(out))   # "." -> its sibling
@@ -632,7 +656,8 @@ def _cmd_controls(args) -> int:
             print(f"{c.name:<22} d={c.d}  missing backbone {c.backbone}")
         else:
             print(f"{c.name:<22} d={c.d}  measured ceiling {c.measured_ceiling}, "
-                  f"predicted {c.predicted_ceiling}  {'agrees' if c.agrees else 'DISAGREES'}")
+                  f"predicted {c.predicted_ceiling} ({'matches' if c.agrees else 'DIFFERS'})  "
+                  f"{_status_words(c.verdict)}")
     _wrote(result, out, None)
     return EXIT_OK
 

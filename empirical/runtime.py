@@ -43,6 +43,12 @@ STREAMS = {
     "frames": 11, "split": 12, "rotations": 13, "cv": 14, "bootstrap": 15,
     # the C5 calibration (docs/method.md §3)
     "c5_data": 21, "c5_split": 22, "c5_rotations": 23, "c5_cv": 24, "c5_train": 25,
+    # one model's (one sweep group's) own plan seed in survey, profile and sweep:
+    # [seed, 31, the name's key] (docs/method.md §2.9-§2.11; empirical.survey.model_seed)
+    "model": 31,
+    # the probe-fit refits of the boundary cell (docs/method.md §2.6): refit j's split of
+    # the configurations is [seed, 16, j], its cross-validation folds [seed, 16, j, 14]
+    "refit": 16,
 }
 
 #: The probe's budget: at least this many training samples per polynomial coefficient

@@ -221,8 +221,12 @@ def test_compare_calibration_with_a_diagnostic(ideal_c5, tmp_path, capsys):
     bad["summary"]["2"]["rho"]["5"] = 0.8
     bad["summary"]["2"]["measured_ceiling"] = 5     # kept consistent: compare checks them
     bad["summary"]["2"]["rho_above"] = 0.8
+    bad["summary"]["2"]["rho_ci"]["5"] = [0.7, 0.9]
+    bad["summary"]["2"]["status"] = "violates"
     bad["summary"]["2"]["agreement"] = False
-    assert "disagree" in compare(ideal_c5.to_dict(), bad)["paragraph"]
+    bad_cmp = compare(ideal_c5.to_dict(), bad)
+    assert "aspirin VIOLATES the upper bound; the prediction is not met by: aspirin at l = 5" \
+        in bad_cmp["paragraph"] and bad_cmp["agreement"] is False
 
     ideal_c5.save(tmp_path / "c5")
     diag.save(tmp_path / "asp", plots=False)

@@ -203,7 +203,7 @@ def test_ideal_backbone_recovers_exactly_up_to_dL(ideal_result):
                 assert rho > 0.999, (d, l, rho)
             else:
                 assert abs(rho) < 0.25, (d, l, rho)
-        assert s["agreement"] is True
+        assert s["agreement"] is True and s["status"] == "agrees"
         assert s["measured_ceiling"] == d
         if d + 1 <= 5:
             lo, hi = s["delta_contrast_ci"]
@@ -212,12 +212,14 @@ def test_ideal_backbone_recovers_exactly_up_to_dL(ideal_result):
     assert {(c["d"], c["l"]) for c in cells} == {(d, l) for d in (1, 2, 3) for l in range(6)}
     assert all(c["agrees"] is None for c in cells if c["l"] == 0)
     assert all(c["agrees"] for c in cells if c["l"] > 0)
+    assert all(c["status"] == ("recovered" if c["l"] <= c["d"] else "blind")
+               for c in cells if c["l"] > 0)
 
 
 def test_results_json_contract(ideal_result):
     p = json.loads(ideal_result.to_json())
     assert p == ideal_result.to_dict()
-    assert p["schema_version"] == SCHEMA_VERSION == 2
+    assert p["schema_version"] == SCHEMA_VERSION == 3
     for key in ("config", "predicted", "probes", "summary"):
         assert key in p
     # the typed records round-trip through results.json
@@ -227,7 +229,7 @@ def test_results_json_contract(ideal_result):
     assert set(probe) >= {"backbone", "d", "l", "rho", "r2_inj", "gain"}
     for d, s in p["summary"].items():
         for key in ("rho", "rho_ci", "cliff_ratio", "cliff_ratio_ci", "delta_contrast",
-                    "delta_contrast_ci", "agreement"):
+                    "delta_contrast_ci", "agreement", "status"):
             assert key in s
         assert set(s["rho"]) == {str(l) for l in range(6)}
     cfg = p["config"]

@@ -124,7 +124,7 @@ def test_report_headline_rows(result, written):
             assert any(rho in row for row in _headline_row(report, l)), (d, l)
     for row in _headline_row(report, 0):
         cols = [c.strip() for c in row.strip("|").split("|")]
-        assert cols[2:] == ["undefined"] * 5  # rho, R2, gain, measured, agrees
+        assert cols[2:] == ["undefined"] * 5  # rho, R2, gain, measured, status
     assert "l = 0: the target is constant" in report
 
 
@@ -144,9 +144,13 @@ def test_report_sections(result, written):
     assert "<details>" in report and "</details>" in report
     assert "| FakeBackbone_0 | 2 | 4 |" in report
     assert "noise floor is unstable" in report and "excludes 0" in report
-    assert "Overall: the measurement agrees" in report
+    # 60 held-out samples: the blind intervals reach past +-0.2, so both stay undecided
+    assert result.statuses == {1: "undecided", 2: "undecided"}
+    assert "Overall: d = 1 undecided; d = 2 undecided." in report
+    assert "- d = 1: **undecided**" in report and "Status: **undecided** (`undecided`)" in report
     assert "undercovers" in report and "0.80-0.85" in report
-    assert "Recoverable: mean rho >= 0.5; blind: |mean rho| <= 0.2" in report
+    assert "recovered when its lower end >= 0.5" in report
+    assert "blind when it lies inside [-0.2, 0.2]" in report
     assert "e3nn " in report and "numpy " in report
     for name in ("frequency_response_d1.png", "frequency_response_d2.png",
                  "frequency_response.png", "k_sweep.png"):
@@ -284,15 +288,45 @@ def _typed_variant(result, **changes):
     return DiagnoseResult(**fields)
 
 
-def test_disagreement_verdict(result):
-    cells = [dataclasses.replace(c, measured="ambiguous", agrees=False)
-             if (c.d, c.l) == (1, 3) else c for c in result.cells]
+def _with_status(result, d, status, cell_changes):
+    """``result`` with degree ``d``'s status set and cells ``{l: status}`` replaced."""
+    cells = [dataclasses.replace(c, status=cell_changes[c.l])
+             if c.d == d and c.l in cell_changes else c for c in result.cells]
     summaries = {**result.summaries,
-                 1: dataclasses.replace(result.summaries[1], agreement=False)}
-    report = _report.render_report(_typed_variant(result, cells=cells, summaries=summaries))
-    assert "- d = 1: 1 of 5 defined cells disagree" in report
-    assert "l = 3 predicted blind, measured ambiguous" in report
-    assert "Overall: the measurement disagrees with spanthm's prediction at d = 1" in report
+                 d: dataclasses.replace(result.summaries[d], status=status, agreement=False)}
+    return _typed_variant(result, cells=cells, summaries=summaries)
+
+
+def test_violates_verdict_names_causes_and_failed_backbones(result):
+    backbones = [dataclasses.replace(result.backbones[0], equivariant=False,
+                                     equivariance_error={"rotation": 0.75, "reflection": 0.5}),
+                 dataclasses.replace(result.backbones[1], equivariant=True)]
+    variant = _with_status(result, 1, "violates", {3: "exceeds"})
+    variant.backbones = backbones
+    report = _report.render_report(variant)
+    assert "- d = 1: **violates** the upper bound: rho(3) = " in report
+    assert "not equivariant" in report and "declared irreps" in report
+    assert "target leakage" in report
+    assert "The equivariance check failed for: FakeBackbone_0 (max error 0.750" in report
+    assert "FakeBackbone_1 (max" not in report
+    assert "Overall: d = 1 VIOLATES the upper bound; d = 2 undecided." in report
+    assert "disagree" not in report
+
+
+def test_undecided_verdict_says_what_would_decide(result):
+    report = _report.render_report(_with_status(result, 1, "undecided", {2: "undecided"}))
+    line = next(ln for ln in report.splitlines() if ln.startswith("- d = 1:"))
+    assert "**undecided**" in line and "rho(2) = " in line and "(width " in line
+    assert "more frames" in line and "more rotations per configuration" in line
+    assert "this run: 1)" in line     # rotations per configuration of the run
+
+
+def test_boundary_not_reached_verdict(result):
+    report = _report.render_report(
+        _with_status(result, 2, "boundary_not_reached", {4: "not_recovered"}))
+    line = next(ln for ln in report.splitlines() if ln.startswith("- d = 2:"))
+    assert "**boundary not reached**" in line and "the upper bound holds" in line
+    assert "do not carry degree 4 to this probe" in line
 
 
 def test_number_format():
@@ -382,7 +416,8 @@ def test_L_comes_from_the_backbone_records(result):
 def test_thresholds_come_from_the_config(result):
     config = {**result.config, "thresholds": {"recoverable": 0.6, "blind": 0.1}}
     report = _report.render_report(_typed_variant(result, config=config))
-    assert "Recoverable: mean rho >= 0.6; blind: |mean rho| <= 0.1" in report
+    assert "recovered when its lower end >= 0.6" in report
+    assert "blind |rho| <= 0.1" in report
     assert "blind threshold (|rho| <= 0.1)" in report
 
 

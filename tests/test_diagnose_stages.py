@@ -112,6 +112,41 @@ def test_plan_is_seeded_and_validated():
         make_plan(data, [0])
 
 
+def test_widened_and_refit_plans_split_by_configuration():
+    """The widened probe's plan (more rotations per configuration) and the refit splits
+    keep every configuration on one side; the widened plan keeps the run's sides."""
+    from empirical.diagnostic._capacity import refit_split
+    from empirical.diagnostic._plan import widened_plan
+
+    plan = make_plan(toy_dataset(n=100), [0, 1], degrees=(1, 2), lmax=3, k_sweep=())
+    wide = widened_plan(plan, 3, 20, 2)
+    assert_no_leakage(wide)
+    assert wide.n_samples == 3 * plan.n_samples and wide.k == {2: 20} and wide.degrees == (2,)
+    assert set(wide.groups[wide.test_idx]) == set(plan.groups[plan.test_idx])
+    for j in (1, 2, 3):
+        train, test = refit_split(wide, j)
+        assert not set(wide.groups[train]) & set(wide.groups[test])
+        assert len(test) == len(wide.test_idx)
+        assert set(wide.groups[test]) != set(wide.groups[wide.test_idx])
+
+
+def test_the_memory_estimate_covers_the_widest_probe(monkeypatch):
+    """capacity="auto" is refused before work when its widest step would not fit, where
+    "fixed" (one width) fits."""
+    from empirical.runtime import WorkLimitExceeded
+
+    data = toy_dataset(n=1000)       # 800 training configurations: d = 3 widens to k = 18
+    kw = dict(degrees=(3,), lmax=4, k_sweep=(), n_boot=10, feature_dim=18)
+    fixed = make_plan(data, [0, 1, 2], capacity="fixed", **kw)
+    monkeypatch.setenv("EMPIRICAL_MAX_BYTES", str(60 * 1024 ** 2))
+    make_plan(data, [0, 1, 2], capacity="fixed", **kw)
+    with pytest.raises(WorkLimitExceeded, match="GB"):
+        make_plan(data, [0, 1, 2], capacity="auto", **kw)
+    assert fixed.capacity == "fixed"
+    with pytest.raises(ValueError, match="capacity must be 'auto' or 'fixed', got 'x'"):
+        make_plan(data, [0, 1, 2], capacity="x", **kw)
+
+
 # -- stage 2 and 3: features and probe cells -----------------------------------------------
 
 class SpyProbe(SpectralProbe):
@@ -383,4 +418,5 @@ def test_seed_streams_record_the_diagnostics_streams_only():
     from empirical.diagnostic._plan import seed_streams
 
     assert seed_streams() == {"frames": 11, "split": 12, "rotations": 13, "cv": 14,
-                              "bootstrap": 15, "signal_coefficients": "[seed, 1, l]"}
+                              "bootstrap": 15, "refit": 16,
+                              "signal_coefficients": "[seed, 1, l]"}

@@ -357,9 +357,11 @@ class _NotEquivariant(_Ideal):
 
 
 def test_an_untested_ceiling_is_not_called_agreement(capsys):
-    res = diagnose(backbones=[_Ideal()], dataset=_toy_data(), degrees=(1, 2), lmax=2,
-                   n_boot=200, k_sweep=(), progress=False)
+    # 800 held-out samples: enough for rho(2)'s interval to fit the blind band (§2.8)
+    res = diagnose(backbones=[_Ideal()], dataset=_toy_data(n=1000), degrees=(1, 2), lmax=2,
+                   n_boot=200, k_sweep=(), rotations_per_config=4, progress=False)
     assert res.summaries[1].agreement is True           # l = 2 > dL = 1 was measured
+    assert res.summaries[2].status == "untested"
     assert res.summaries[2].agreement is None           # dL = 2 = lmax: nothing above
     assert res.agreement is None
     assert any("untested" in w for w in res.warnings)

@@ -158,7 +158,9 @@ def test_an_so3_model_is_checked_on_rotations_alone(monkeypatch):
 
     good = CeilingMeasurement(d=1, ceiling=1, predicted=1, rho={0: None, 1: 0.9, 2: 0.0},
                               seconds=0.0, equivariance_error={"rotation": 0.0},
-                              equivariant=True)
+                              equivariant=True, status="agrees",
+                              rho_ci={1: (0.8, 0.95), 2: (-0.05, 0.05)},
+                              cell_status={1: "recovered", 2: "blind"})
     monkeypatch.setattr(testing, "spectral_ceiling", lambda *a, **k: good)
     pos, num = _small_frame(21)
     from empirical.data import Dataset
@@ -358,6 +360,7 @@ def _aspirin_with_degrees(n):
         s["rho"] = {k: None if k == "0" else 0.99 for k in s["rho"]}
         s["measured_ceiling"], s["agreement"] = lmax, None      # untested above dL
         s["rho_boundary"] = s["rho_above"] = None
+        s["status"], s["capacity"], s["refit_spread"] = "untested", [], None
         out["summary"][str(d)] = s
         out["predicted"][str(d)] = {"ceiling": d * L, "recoverable": list(range(lmax + 1))}
     out["config"]["degrees"] = list(range(1, n + 1))

@@ -167,7 +167,7 @@ def test_sklearn_conventions():
     x, y, groups, tr, te = _data(seed=8)
     params = dict(d=2, k=9, irreps=PAIR, reduction="irrep", solver="ridge", folds=4, seed=3,
                   lambdas=LAMBDA_GRID[::2], epochs=10, lr=0.1, weight_decay=0.0, patience=5,
-                  val_fraction=0.25)
+                  val_fraction=0.25, lambda_start=None)
     probe = SpectralProbe(**params)
     assert probe.get_params() == params
     assert all(probe.get_params()[p] is v for p, v in params.items())   # stored as given
@@ -317,3 +317,67 @@ def test_bad_input_at_predict_time():
         IrrepReduction(IRREPS, 9).fit(_X)
     with pytest.raises(ValueError, match="width k"):
         PCAReduction(0).fit(_X)
+
+
+# -- the penalty walk (fit_ridge's ``start``; the refit spread's cheaper search) ------------
+
+def _walk_data(seed, n, m, noise, shift):
+    rng = np.random.default_rng(seed)
+    phi = np.c_[np.ones(n), rng.normal(size=(n, m - 1)) + shift]
+    phi[:, 1 + seed % (m - 1)] = 2.5                 # a column without spread
+    w = rng.normal(size=m - 1) * (rng.random(m - 1) < 0.3)
+    y = phi[:, 1:] @ w + noise * rng.normal(size=n)
+    return phi, y, np.repeat(np.arange(n // 2), 2)
+
+
+def _unimodal(cv):
+    i = int(np.argmin(cv))
+    return bool((np.diff(cv[:i + 1]) <= 0).all() and (np.diff(cv[i:]) >= 0).all())
+
+
+@given(seed=hst.integers(0, 10 ** 6), m=hst.integers(3, 60), noise=hst.floats(0.05, 20),
+       shift=hst.floats(-3, 3), start=hst.integers(0, len(LAMBDA_GRID) - 1))
+@settings(max_examples=60, deadline=None)
+def test_the_penalty_walk_agrees_with_the_grid_on_a_unimodal_curve(seed, m, noise, shift,
+                                                                    start):
+    """Two independent searches: the eigendecomposition over the whole grid and the walk
+    on raw moments with Cholesky solves. Wherever the grid's cross-validated MSE is
+    unimodal they choose the same penalty, give the same MSE where the walk looked and
+    predict the same."""
+    phi, y, groups = _walk_data(seed, 160, m, noise, shift)
+    grid = fit_ridge(phi, y, groups, folds=3, seed=seed)
+    walk = fit_ridge(phi, y, groups, folds=3, seed=seed, start=start)
+    tried = np.isfinite(walk.cv_mse[:, 0])
+    np.testing.assert_allclose(walk.cv_mse[tried, 0], grid.cv_mse[tried, 0], rtol=1e-7)
+    if _unimodal(grid.cv_mse[:, 0]):
+        assert walk.lambdas[0] == grid.lambdas[0]
+        np.testing.assert_allclose(walk.predict(phi), grid.predict(phi), rtol=1e-6,
+                                   atol=1e-8 * np.abs(y).max())
+    else:                                            # a local minimum of the grid's curve
+        i = LAMBDA_GRID.index(float(walk.lambdas[0]))
+        near = grid.cv_mse[max(i - 1, 0):i + 2, 0]
+        assert grid.cv_mse[i, 0] <= near.min() * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e8])
+def test_the_penalty_walk_loses_no_digits_to_a_large_column_mean(offset):
+    """Raw moments of columns with a mean far above their spread would cancel; the walk
+    centres first, so it fits what the grid fits."""
+    phi, y, groups = _walk_data(3, 200, 12, 0.5, 0.0)
+    far = phi.copy()
+    far[:, 1:] += offset
+    grid = fit_ridge(far, y, groups, folds=3, seed=1)
+    walk = fit_ridge(far, y, groups, folds=3, seed=1, start=len(LAMBDA_GRID) // 2)
+    assert walk.lambdas[0] == grid.lambdas[0]
+    np.testing.assert_allclose(walk.predict(far), grid.predict(far), rtol=1e-6, atol=1e-6)
+
+
+def test_the_penalty_walk_refuses_what_it_cannot_do():
+    phi, y, groups = _walk_data(0, 40, 5, 1.0, 0.0)
+    with pytest.raises(ValueError, match="one target"):
+        fit_ridge(phi, np.c_[y, y], groups, start=3)
+    with pytest.raises(ValueError, match="start must index"):
+        fit_ridge(phi, y, groups, start=len(LAMBDA_GRID))
+    with pytest.raises(ValueError, match="lambda_start"):
+        SpectralProbe(d=1, k=4, irreps=IRREPS, lambda_start=-1).fit(
+            np.ones((40, IRREPS.dim)) + np.arange(40)[:, None], y, groups)

@@ -16,6 +16,7 @@ from scipy.spatial.transform import Rotation
 from empirical import adapters
 from empirical.backbone import BackboneLayer, GatePointsBackbone, equivariance_error, supports
 from empirical.backbone import load as load_backbone
+from empirical.diagnostic import STATUS_WORDS
 from empirical.cli import main
 from empirical.diagnostic import diagnose
 from empirical.diagnostic._features import atom_features, batch_size, model_device
@@ -195,7 +196,7 @@ def test_profile_rows_follow_each_layer(aspirin, seed0):
         assert h.measured_ceiling == 2
         assert r.rho[2] > 0.5 and r.rho[3] < 0.5 and r.rho[4] < 0.5
         assert isinstance(r.rho_ci[2], Interval) and r.rho_ci[2].low < r.rho[2]
-    assert res.to_dict()["schema"] == "spectral-ceilings-profile/1"
+    assert res.to_dict()["schema"] == "spectral-ceilings-profile/2"
     json.loads(res.to_json())
 
 
@@ -244,11 +245,16 @@ def test_survey_rows_and_outputs(aspirin, tmp_path):
     assert isinstance(h.rho_boundary_ci, Interval) and h.rho_boundary_ci.high >= h.rho_boundary
     assert row.parameters > 1000 and row.layers == 2
     assert res.runs["aspirin_L2_seed1"].lmax == 3   # d L + 1
+    # capacity "auto" by default, recorded as diagnose records it
+    assert res.config["capacity"] == res.runs["aspirin_L2_seed1"].config["capacity"]
+    assert res.config["capacity"]["mode"] == "auto"
     paths = res.save(tmp_path / "s")
     assert sorted(p.name for p in paths) == ["report.md", "results.json", "survey.png"]
     report = (tmp_path / "s" / "report.md").read_text()
     assert "| aspirin_L2_seed1 | 2 | 2 |" in report
     assert f"{int(h.agreement is True)} of 1" in report
+    assert h.agreement is (h.status == "agrees") and "disagree" not in report
+    assert report.count(f"| {STATUS_WORDS[h.status]} |") >= 1
     text = (tmp_path / "s" / "results.json").read_text()
     assert SurveyResult.from_dict(json.loads(text)).to_json() == text == res.to_json()
 
@@ -274,13 +280,20 @@ def test_survey_refuses_before_work(aspirin, tmp_path, capsys):
 def test_cli_profile_writes_a_set(tmp_path, capsys):
     code = main(["profile", "--backbones", "aspirin_L2_seed2", "--d", "1", "--lmax", "3",
                  "--frames", "200", "--n-boot", "100", "--out", str(tmp_path / "p"),
-                 "--no-progress"])
+                 "--no-progress", "--capacity", "fixed"])
     assert code == 0
+    config = json.loads((tmp_path / "p" / "results.json").read_text())["config"]
+    assert config["capacity"]["mode"] == "fixed"
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [
         ".spectral-ceilings.json", "profile.png", "report.md", "results.json"]
     out = capsys.readouterr().out
     assert "blocks.0" in out and "blocks.1" in out and "(measured 2)" in out
     assert main(["profile", "--d", "0", "--out", str(tmp_path / "q")]) == 2
+    assert main(["profile", "--capacity", "wide", "--out", str(tmp_path / "q")]) == 2
+    assert main(["survey", "--capacity", "wide", "--out", str(tmp_path / "q")]) == 2
+    assert "'wide'" in capsys.readouterr().err and not (tmp_path / "q").exists()
+    with pytest.raises(ValueError, match="capacity must be 'auto' or 'fixed', got 'wide'"):
+        profile(["aspirin_L2_seed2"], d=1, capacity="wide", progress=False)
 
 
 def test_available_specs_carry_their_prefix():

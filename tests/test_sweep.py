@@ -18,6 +18,7 @@ from distributed import Client, LocalCluster  # noqa: E402
 
 from empirical.cli import main  # noqa: E402
 from empirical.diagnostic import diagnose  # noqa: E402
+from empirical.survey import model_seed  # noqa: E402
 from empirical.sweep import (TaskStore, content_key, epoch_of, load_config,  # noqa: E402
                              parse_config, plan_sweep, sweep)
 
@@ -44,12 +45,15 @@ def _payload(result):
 
 
 def test_sweep_cells_are_identical_to_a_serial_diagnose(client, tmp_path):
-    """A run of the sweep is ``diagnose`` of its group: every key of the run's results
-    (cells, summaries, probes, k sweep, backbone records, config) is equal, bit for bit,
-    on two worker processes."""
+    """A run of the sweep is ``diagnose`` of its group with the group's own plan seed
+    (drawn from the seed and the group's name): every key of the run's results (cells,
+    summaries, probes, k sweep, backbone records, config) is equal, bit for bit, on two
+    worker processes."""
     result = sweep(parse_config(SMALL), store=tmp_path / "store", client=client,
                    progress=False)
-    reference = diagnose(TWO, progress=False, **OPTIONS).to_dict()
+    reference = diagnose(TWO, progress=False, seed=model_seed(0, "two"), **OPTIONS).to_dict()
+    assert result.config["draws"] == "independent"
+    assert result.config["group_seeds"] == {"two": {"0": model_seed(0, "two")}}
     run = result.runs[result.rows[0].run].to_dict()
     assert run["cells"] == reference["cells"]
     assert run["summary"] == reference["summary"]
@@ -57,6 +61,9 @@ def test_sweep_cells_are_identical_to_a_serial_diagnose(client, tmp_path):
     assert [r.headline.d for r in result.rows] == [1, 2]
     assert result.rows[0].headline.rho_boundary == reference["summary"]["1"]["rho"]["2"]
     assert {r["d"] for r in run["k_sweep"]} == {1, 2}
+    # capacity "auto" widened d = 2 on the workers (features of 4 rotations per
+    # configuration extracted there), and the result is still diagnose's
+    assert [c["rotations_per_config"] for c in run["summary"]["2"]["capacity"]] == [1, 4]
     assert result.timings["computed"]["features"] == 8       # 2 backbones x 4 chunks
 
 
@@ -64,9 +71,24 @@ def test_a_single_checkpoint_group_is_a_single_backbone_diagnose(client, tmp_pat
     """``pool = false``: one run per backbone, each equal to diagnose of that backbone."""
     raw = {**SMALL, "groups": [{"backbones": TWO[:1], "pool": False}]}
     result = sweep(parse_config(raw), store=tmp_path / "s", client=client, progress=False)
-    reference = diagnose(TWO[:1], progress=False, **OPTIONS).to_dict()
+    reference = diagnose(TWO[:1], progress=False, seed=model_seed(0, TWO[0]),
+                         **OPTIONS).to_dict()
     (run,) = (r.to_dict() for r in result.runs.values())
     assert run["cells"] == reference["cells"] and run == reference
+
+
+def test_a_fixed_capacity_sweep_is_a_fixed_capacity_diagnose(client, tmp_path):
+    """``capacity = "fixed"`` reaches the run's plan: the run equals diagnose with
+    ``capacity="fixed"`` (one width, the refit spread still recorded), not the default."""
+    raw = {**SMALL, "groups": [{"backbones": TWO[:1], "pool": False}], "capacity": "fixed"}
+    result = sweep(parse_config(raw), store=tmp_path / "s", client=client, progress=False)
+    reference = diagnose(TWO[:1], progress=False, seed=model_seed(0, TWO[0]),
+                         capacity="fixed", **OPTIONS).to_dict()
+    (run,) = (r.to_dict() for r in result.runs.values())
+    assert run["config"]["capacity"]["mode"] == "fixed"
+    assert all(len(s["capacity"]) == 1 and s["refit_spread"] is not None
+               for s in run["summary"].values())
+    assert run == reference
 
 
 def test_rerun_computes_only_what_is_missing(client, tmp_path):
@@ -158,17 +180,37 @@ def test_a_killed_worker_is_replaced_and_the_results_are_unchanged(client, tmp_p
 
 
 def test_the_same_backbone_twice_is_extracted_once(client, tmp_path):
-    """Content keys: two groups of the same backbones are the same work, keyed once
-    (8 feature chunks, 1 run), and both rows read it."""
-    raw = {**SMALL, "groups": [{"name": "a", "backbones": TWO},
-                               {"name": "b", "backbones": TWO, "pool": True}]}
+    """Content keys: with paired draws, two groups of the same backbones are the same
+    work, keyed once (8 feature chunks, 1 run), and both rows read it."""
+    raw = {**SMALL, "paired": True, "groups": [{"name": "a", "backbones": TWO},
+                                               {"name": "b", "backbones": TWO, "pool": True}]}
     config = parse_config(raw)
+    assert config.to_dict()["draws"] == "paired"
     counts = plan_sweep(config).tasks()
     assert counts["run"] == 1 and counts["features"] == 8
     result = sweep(config, store=tmp_path / "s", client=client, progress=False)
     assert result.timings["computed"]["features"] == 8
     a, b = result.runs.values()
     assert a.cells == b.cells
+
+
+def test_groups_draw_their_own_plans_unless_paired():
+    """Independent draws (the default): two groups of the same backbones under two names
+    get their own plan seeds (their own rotations: 16 feature chunks, 2 runs), and a
+    group's plan does not depend on the groups beside it; ``paired = true`` in the file
+    or ``with_paired(True)`` (CLI --paired) gives every group the seed itself."""
+    groups = [{"name": "a", "backbones": TWO}, {"name": "b", "backbones": TWO}]
+    plan = plan_sweep(parse_config({**SMALL, "seeds": [0, 3], "groups": groups}))
+    seeds = {(r.group.name, r.seed): r.plan.seed for r in plan.runs}
+    assert seeds == {(g, s): model_seed(s, g) for g in "ab" for s in (0, 3)}
+    assert plan.tasks()["run"] == 4 and plan.tasks()["features"] == 32
+    alone = plan_sweep(parse_config({**SMALL, "groups": groups[1:]}))
+    assert alone.runs[0].key == plan.runs[2].key        # group b, seed 0: the same run
+    for config in (parse_config({**SMALL, "groups": groups, "paired": True}),
+                   parse_config({**SMALL, "groups": groups}).with_paired(True)):
+        assert [r.plan.seed for r in plan_sweep(config).runs] == [0, 0]
+    with pytest.raises(ValueError, match="paired must be true or false, got 'yes'"):
+        parse_config({**SMALL, "paired": "yes"})
 
 
 # -- configuration ------------------------------------------------------------------------
@@ -187,7 +229,9 @@ def test_config_checks_name_the_bad_key(tmp_path):
              ({**SMALL, "groups": [{"backbones": TWO, "colour": 1}]}, "colour"),
              ({**SMALL, "groups": [{"name": "a", "backbones": TWO[:1]},
                                    {"name": "a", "backbones": TWO[1:]}]}, "named 'a'"),
-             ({**SMALL, "trust_checkpoints": 1}, "trust_checkpoints")]
+             ({**SMALL, "trust_checkpoints": 1}, "trust_checkpoints"),
+             ({**SMALL, "capacity": "wide"}, "capacity must be 'auto' or 'fixed', got 'wide'"),
+             ({**SMALL, "capacity": ["auto"]}, "capacity .* got \\('auto',\\)")]
     for raw, word in cases:
         with pytest.raises(ValueError, match=word):
             parse_config(raw, base=tmp_path)
@@ -282,7 +326,7 @@ def test_cli_sweep_writes_one_set(client, tmp_path, monkeypatch, capsys):
     assert sorted(p.name for p in out.iterdir()) == [".spectral-ceilings.json", "report.md",
                                                     "results.json", "sweep.png", "timings.json"]
     payload = json.loads((out / "results.json").read_text())
-    assert payload["schema"] == "spectral-ceilings-sweep/1" and payload["config"]["frames"] == 30
+    assert payload["schema"] == "spectral-ceilings-sweep/2" and payload["config"]["frames"] == 30
     (row,) = payload["rows"]
     assert row["group"] == "aspirin_L2_seed2" and row["d"] == 1
     assert "| aspirin_L2_seed2 | undefined | aspirin |" in (out / "report.md").read_text()

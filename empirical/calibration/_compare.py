@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from ..checks import is_int
-from ..diagnostic import (AMBIGUOUS, BLIND, MAX_LMAX, RECOVERABLE, UNDEFINED, DiagnoseResult,
-                          agrees, measured_ceiling, verdict)
+from ..diagnostic import (AMBIGUOUS, BLIND, CELL_STATUSES, DEGREE_STATUSES, MAX_LMAX,
+                          RECOVERABLE, STATUS_WORDS, UNDEFINED, DiagnoseResult, agreement_of,
+                          agrees, cell_status, degree_status, measured_ceiling, verdict)
 from ..diagnostic import SCHEMA_VERSION as DIAGNOSE_SCHEMA_VERSION
 from ..io import write_file_set, write_files
 from ..render import png_bytes, pyplot, table, with_interval, num
@@ -40,7 +41,7 @@ __all__ = ["compare", "write_compare_outputs", "validate_c5_results",
 C5_SCHEMAS = (C5_SCHEMA_VERSION,)
 #: ``schema_version`` of a diagnose ``results.json`` this comparison reads (1: the cliff
 #: ratio's interval was a list; :meth:`DiagnoseResult.from_dict` reads both).
-DIAGNOSE_SCHEMAS = (1, DIAGNOSE_SCHEMA_VERSION)
+DIAGNOSE_SCHEMAS = (1, 2, DIAGNOSE_SCHEMA_VERSION)
 #: Most probe degrees ``d`` one results file may hold: the comparison draws one figure per
 #: ``d``, so this bounds its output (the shipped runs use d = 1, 2, 3).
 MAX_DEGREES = 12
@@ -385,7 +386,8 @@ def validate_diagnose_results(payload) -> None:
                           payload["schema_version"])
     seen = set()
     for i, c in enumerate(_need_list(payload["cells"], "cells")):
-        ident = _diagnose_cell(c, f"cells[{i}]", degrees, lmax, recoverable)
+        ident = _diagnose_cell(c, f"cells[{i}]", degrees, lmax, recoverable,
+                               payload["schema_version"])
         if ident in seen:
             raise ValueError(f"cells[{i}]: a second cell for d = {ident[0]}, l = {ident[1]}")
         seen.add(ident)
@@ -473,17 +475,35 @@ def _diagnose_summary(s, key: str, d: int, L: int, lmax: int, recoverable: set,
     _need_num(s["delta_contrast"], f"{key}.delta_contrast")
     _interval(s["delta_contrast_ci"], f"{key}.delta_contrast_ci", rho=False)
     agreement = _need_bool(s["agreement"], f"{key}.agreement")
-    if schema >= 2:      # schema 1 had no null (untested) agreement
+    if schema >= 3:      # the status from the intervals; agreement follows it
+        _diagnose_status(s, key, ceiling, {int(l): v for l, v in s["rho_ci"].items()},
+                         agreement)
+    elif schema >= 2:    # schema 1 had no null (untested) agreement
         want = _agreement(rho, recoverable, ceiling, lmax)
         if agreement != want:
             raise ValueError(f"{key}.agreement: {_show(agreement)}, but its rho and "
                              f"prediction give {_show(want)}")
 
 
-def _diagnose_cell(c, key: str, degrees, lmax: int, recoverable: Dict[int, set]) -> Tuple:
+def _diagnose_status(s, key: str, ceiling: int, ci: Dict, agreement) -> None:
+    """A schema 3 summary's ``status``: a degree status, the one its intervals give
+    (docs/method.md §2.8), with ``agreement`` true exactly for ``agrees``."""
+    _need_keys(s, ("status",), key)
+    status = _need_choice(s["status"], DEGREE_STATUSES, f"{key}.status")
+    cells = {l: cell_status(l, ceiling, v) for l, v in ci.items() if l >= 1}
+    want = degree_status(cells, ceiling)
+    if status != want:
+        raise ValueError(f"{key}.status: {status}, but its rho intervals give {want}")
+    if agreement != agreement_of(status):
+        raise ValueError(f"{key}.agreement: {_show(agreement)}, but its status {status} "
+                         f"gives {_show(agreement_of(status))}")
+
+
+def _diagnose_cell(c, key: str, degrees, lmax: int, recoverable: Dict[int, set],
+                   schema: int = DIAGNOSE_SCHEMA_VERSION) -> Tuple:
     """Check one (d, l) cell: its prediction against ``predicted``, its verdict against its
-    rho; returns ``(d, l)``."""
-    _exact_keys(_need_dict(c, key), _CELL_KEYS, key)
+    rho (and, from schema 3, its status against its interval); returns ``(d, l)``."""
+    _exact_keys(_need_dict(c, key), _CELL_KEYS + (("status",) if schema >= 3 else ()), key)
     d = _need_choice_int(c["d"], degrees, f"{key}.d", "config.degrees")
     l = _need_int(c["l"], f"{key}.l", 0, lmax)
     predicted = _need_choice(c["predicted"], _PREDICTED, f"{key}.predicted")
@@ -502,6 +522,12 @@ def _diagnose_cell(c, key: str, degrees, lmax: int, recoverable: Dict[int, set])
     if got != (None if measured == UNDEFINED else measured == predicted):
         raise ValueError(f"{key}.agrees: {_show(got)}, but measured {measured} against "
                          f"predicted {predicted}")
+    if schema >= 3:
+        status = _need_choice(c["status"], CELL_STATUSES, f"{key}.status")
+        want = cell_status(l, l if predicted == RECOVERABLE else l - 1, c["rho_ci"])
+        if status != want:
+            raise ValueError(f"{key}.status: {status}, but its interval {_show(c['rho_ci'])} "
+                             f"gives {want}")
     return d, l
 
 
@@ -562,15 +588,20 @@ def _aspirin_result(aspirin: Union[DiagnoseResult, Dict]) -> DiagnoseResult:
 def _rows_of_degree(s, axis: Dict[Tuple, C5Cell], sources: List[str], L: int
                     ) -> Tuple[List[Dict], List[str]]:
     """The rows of one probe degree (``s``: the aspirin summary at ``d``) and the cells
-    that disagree with the prediction, named."""
+    that do not meet the prediction, named. The aspirin cell is judged by its status
+    (its 95 % interval, docs/method.md §2.8): ``aspirin_agrees`` is true for recovered or
+    blind as predicted, false for not_recovered or exceeds, null when undecided; each C5
+    cell by the calibration's own rule."""
     rows, bad = [], []
+    meets = {"recovered": True, "blind": True, "not_recovered": False, "exceeds": False}
     for l, rho in sorted(s.rho.items()):
         if l == 0:
             continue
         predicted = "recoverable" if l <= s.ceiling else "blind"
+        status = cell_status(l, s.ceiling, s.rho_ci[l])
         row = {"d": s.d, "l": l, "predicted": predicted, "aspirin_rho": rho,
                "aspirin_rho_ci": None if s.rho_ci[l] is None else s.rho_ci[l].to_list(),
-               "aspirin_agrees": agrees(rho, predicted)}
+               "aspirin_status": status, "aspirin_agrees": meets.get(status)}
         for src in sources:
             cell = axis.get((src, L, s.d, l))
             row[f"c5_{src}_rho"] = None if cell is None else cell.rho
@@ -604,9 +635,14 @@ def compare(c5: Union[C5Result, Dict], aspirin: Union[DiagnoseResult, Dict]) -> 
             continue
         mine, bad = _rows_of_degree(s, axis, sources, L)
         rows += mine
+        words = STATUS_WORDS.get(s.status, s.status)
         if bad:
-            sentences.append(f"d = {d} (ceiling {s.ceiling}): calibration, aspirin and "
-                             f"theorem disagree at: {'; '.join(bad)}.")
+            sentences.append(f"d = {d} (ceiling {s.ceiling}): aspirin {words}; the "
+                             f"prediction is not met by: {'; '.join(bad)}.")
+        elif s.status != "agrees":
+            sentences.append(f"d = {d} (ceiling {s.ceiling}): the C5 calibration "
+                             f"({', '.join(sources)} features) meets the prediction at every "
+                             f"l; aspirin {words} (status from its 95 % intervals).")
         else:
             sentences.append(f"d = {d} (ceiling {s.ceiling}): the C5 calibration "
                              f"({', '.join(sources)} features), aspirin and the theorem agree "
@@ -616,7 +652,9 @@ def compare(c5: Union[C5Result, Dict], aspirin: Union[DiagnoseResult, Dict]) -> 
                          f"run (d = {aspirin.degrees}) share no probe degree with l > 0: "
                          f"nothing to compare")
     return {"L": L, "sources": sources, "rows": rows, "paragraph": " ".join(sentences),
-            "agreement": all(r[k] is not False for r in rows for k in r if k.endswith("agrees"))}
+            "agreement": all(r[k] is not False for r in rows for k in r if k.endswith("agrees"))
+            and all(s.status in ("agrees", "untested") for d, s in aspirin.summaries.items()
+                    if d in c5.config.degrees)}
 
 
 def _figure(cmp: Dict, d: int) -> bytes:
@@ -657,11 +695,13 @@ def _figure(cmp: Dict, d: int) -> bytes:
 def _report(cmp: Dict) -> str:
     srcs = cmp["sources"]
     rows = [[r["d"], r["l"], r["predicted"]] + [num(r[f"c5_{s}_rho"]) for s in srcs]
-            + [with_interval(r["aspirin_rho"], r["aspirin_rho_ci"])] for r in cmp["rows"]]
+            + [with_interval(r["aspirin_rho"], r["aspirin_rho_ci"])
+               + (f" {r['aspirin_status']}" if r.get("aspirin_status") else "")]
+            for r in cmp["rows"]]
     ds = sorted({r["d"] for r in cmp["rows"]})
     lines = ["# Calibration versus aspirin", "", cmp["paragraph"], "",
              table(["d", "l", "predicted"] + [f"C5 {s}" for s in srcs]
-                   + ["aspirin mean rho [95 % CI]"], rows), ""]
+                   + ["aspirin mean rho [95 % CI] status"], rows), ""]
     lines += [f"![d = {d}](compare_d{d}.png)" for d in ds]
     return "\n".join(lines) + "\n"
 

@@ -58,8 +58,9 @@ def _source_table(result: C5Result, features: str, L: int) -> List[str]:
         rows.append([d] + [_fmt_cell(mine[(d, "axis", l)]) for l in range(1, lmax + 1)]
                     + [_fmt_cell(ring), mine[(d, "axis", 0)].k])
     return [f"## {features} (L = {L})", "", table(header, rows), "",
-            "Bold: predicted recoverable; plain: predicted blind; DISAGREES marks a cell "
-            "whose verdict contradicts the prediction.", ""]
+            "Bold: predicted recoverable; plain: predicted blind; MISSES marks a cell "
+            "whose point-estimate verdict (C5 cells have no interval) is not the predicted "
+            "one.", ""]
 
 
 def render_c5_report(result: C5Result) -> str:
@@ -72,7 +73,7 @@ def render_c5_report(result: C5Result) -> str:
         lines.append(f"- {source}: {s.agree} of {s.cells} defined cells agree with the "
                      f"prediction; {s.meet_bar} meet the calibration bar.")
     lines.append("- overall: "
-                 f"{'every cell agrees' if result.agreement else 'some cells disagree'}.")
+                 f"{'every cell agrees' if result.agreement else 'some cells miss the prediction'}.")
     if result.training:
         rows = [[t.features, t.epochs, t.frames, num(t.test_energy_mae_meV, 2),
                  num(t.test_force_mae_meV_per_A, 2)] for t in result.training]
@@ -90,7 +91,7 @@ def _fmt_cell(c: C5Cell) -> str:
     if c.predicted == "recoverable":
         text = f"**{text}**"
     if c.agrees is False:
-        text += " DISAGREES"
+        text += " MISSES"
     elif c.meets_bar is False:
         text += "*"
     return text

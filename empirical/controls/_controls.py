@@ -118,6 +118,10 @@ class ControlRow:
     rho_boundary: Optional[float] = None
     rho_above: Optional[float] = None
     status: str = MEASURED
+    #: the diagnostic's degree status (docs/method.md §2.8: agrees, violates,
+    #: boundary_not_reached, undecided, untested); ``agrees`` above is the point-estimate
+    #: ceiling test the controls pass on
+    verdict: Optional[str] = None
 
     #: The keys a missing control's ``results.json`` row holds.
     MISSING_KEYS: ClassVar[Tuple[str, ...]] = ("name", "kind", "backbone", "L", "d",
@@ -141,22 +145,25 @@ class ControlRow:
                    agrees=bool(s.measured_ceiling == s.ceiling),
                    all_cells_agree=s.agreement, rho=dict(sorted(s.rho.items())),
                    rho_boundary=s.rho_boundary,
-                   rho_above=s.rho_above if s.ceiling + 1 <= lmax else None)
+                   rho_above=s.rho_above if s.ceiling + 1 <= lmax else None,
+                   verdict=s.status)
 
     def to_dict(self) -> Dict:
         out = asdict(self)
         out["rho"] = {str(l): r for l, r in sorted(self.rho.items())}
         if self.status == MISSING:
             out = {k: out[k] for k in self.MISSING_KEYS}
+        elif self.verdict is None:      # a row read from a file written before issue 23
+            out.pop("verdict")
         return out
 
     @classmethod
     def from_dict(cls, m: Dict) -> "ControlRow":
         if m["status"] == MISSING:
             return cls(**_fields(cls, m, cls.MISSING_KEYS))
-        values = _fields(cls, m)
+        values = _fields(cls, m, [f.name for f in fields(cls) if f.name != "verdict"])
         values["rho"] = {int(l): r for l, r in values["rho"].items()}
-        return cls(**values)
+        return cls(**values, verdict=m.get("verdict"))    # absent before issue 23
 
 
 @dataclass(frozen=True)

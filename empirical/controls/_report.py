@@ -8,22 +8,23 @@ from typing import List
 
 from ..io import write_file_set
 from ..render import num, table
+from ..diagnostic import STATUS_WORDS
 from ._controls import MISSING, ControlRow, ControlsResult
 
 __all__ = ["render_controls_report", "write_controls_outputs"]
 
 _HEADER = ["control", "kind", "backbone", "L", "d", "k", "SPN coefficients", "rho(dL)",
-           "rho(dL+1)", "measured ceiling", "predicted", "agrees"]
+           "rho(dL+1)", "measured ceiling", "predicted", "ceiling matches", "status"]
 
 
 def _row(c: ControlRow) -> List[object]:
     """One table row; a control whose backbone is missing says so and nothing more."""
     if c.status == MISSING:
         return [c.name, c.kind, c.backbone, "", c.d, "", "", "", "", "missing backbone", "",
-                ""]
+                "", ""]
     return [c.name, c.kind, c.backbone, c.L, c.d, c.k, c.spn_coefficients,
             num(c.rho_boundary), num(c.rho_above), c.measured_ceiling, c.predicted_ceiling,
-            "yes" if c.agrees else "NO"]
+            "yes" if c.agrees else "NO", STATUS_WORDS.get(c.verdict, c.verdict or "")]
 
 
 def render_controls_report(result: ControlsResult) -> str:
@@ -33,7 +34,9 @@ def render_controls_report(result: ControlsResult) -> str:
              f"Each control is one diagnostic run on {cfg.dataset} ({cfg.frames} frames, "
              f"{cfg.n_boot} bootstrap resamples, seed {cfg.seed}); the measured ceiling is "
              f"the highest l with mean held-out rho >= {cfg.thresholds['recoverable']}, "
-             "the predicted one spanthm's dL.", "",
+             "the predicted one spanthm's dL; \"ceiling matches\" compares the two, "
+             "\"status\" is the diagnostic's verdict from the 95 % intervals "
+             "(docs/method.md §2.8).", "",
              table(_HEADER, [_row(c) for c in result.controls])]
     missing = sorted({c.backbone for c in result.controls if c.status == MISSING})
     lines += ["", f"Every measured control {'leaves' if result.agreement else 'does NOT leave'} "

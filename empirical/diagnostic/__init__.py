@@ -15,6 +15,7 @@ The data flow, one module per stage::
 gives a dataset with the injected energies and forces.
 """
 
+from ._capacity import REFIT_SEEDS, SATURATION_GAIN, capacity_config, widen_and_refit
 from ._cells import BackboneProbes, DegreeFit, as_float, merge_probes, probe_backbone
 from ._features import (FeatureSet, atom_features, batch_size, check_cutoff, equivariance_at,
                         extract_features, marked_features, model_dtype, rotate)
@@ -24,13 +25,18 @@ from ._pipeline import (PAPER, FeatureFacts, assemble_result, backbone_facts, co
                         diagnose, feature_facts, features_and_probes)
 from ._plan import MAX_LMAX, MIN_N_BOOT, DiagnosePlan, auto_k, make_plan, validate_options
 from ._probe import IrrepReduction, PCAReduction, SpectralProbe, make_reduction, n_monomials
-from ._result import (SCHEMA_VERSION, BackboneRecord, CapacityPoint, Cell, DegreeHeadline,
+from ._result import (SCHEMA_VERSION, BackboneRecord, CapacityPoint, CapacityStep, Cell,
+                      DegreeHeadline, RefitSpread, probe_label, reported_step,
                       DegreeSummary, DiagnoseResult, Prediction, ProbeRecord)
 from ._summary import summarize
-from ._verdict import (AMBIGUOUS, BLIND, RECOVERABLE, THRESHOLDS, UNDEFINED, agrees,
-                       measured_ceiling, verdict)
+from ._verdict import (AGREES, AMBIGUOUS, BLIND, BLIND_BAND, BOUNDARY_NOT_REACHED,
+                       CELL_STATUSES, DEGREE_STATUSES, EXCEEDS, NOT_RECOVERED, RECOVERABLE,
+                       RECOVERED, STATUS_WORDS, THRESHOLDS, UNDECIDED, UNDEFINED, UNTESTED,
+                       VIOLATES, agreement_of, agrees, cell_status, degree_status,
+                       measured_ceiling, overall_status, verdict)
 
-__all__ = ["diagnose", "DiagnoseResult", "MIN_N_BOOT", "inject", "marked_atoms", "marked_direction",
+__all__ = ["reported_step", "probe_label", "widen_and_refit", "capacity_config", "SATURATION_GAIN", "REFIT_SEEDS",
+           "CapacityStep", "RefitSpread", "diagnose", "DiagnoseResult", "MIN_N_BOOT", "inject", "marked_atoms", "marked_direction",
            "haar_rotations", "signal", "signal_coefficients", "signal_gradient",
            "SCHEMA_VERSION", "THRESHOLDS", "PAPER", "verdict", "measured_ceiling",
            "DiagnosePlan", "make_plan", "auto_k", "FeatureSet", "extract_features",
@@ -42,4 +48,7 @@ __all__ = ["diagnose", "DiagnoseResult", "MIN_N_BOOT", "inject", "marked_atoms",
            "batch_size", "check_cutoff", "equivariance_at", "marked_features", "rotate",
            "FeatureFacts", "assemble_result", "backbone_facts", "common_degrees",
            "feature_facts", "features_and_probes", "MAX_LMAX", "validate_options",
-           "n_monomials", "AMBIGUOUS", "BLIND", "RECOVERABLE", "UNDEFINED", "agrees"]
+           "n_monomials", "AMBIGUOUS", "BLIND", "RECOVERABLE", "UNDEFINED", "agrees",
+           "AGREES", "BLIND_BAND", "BOUNDARY_NOT_REACHED", "CELL_STATUSES", "DEGREE_STATUSES",
+           "EXCEEDS", "NOT_RECOVERED", "RECOVERED", "STATUS_WORDS", "UNDECIDED", "UNTESTED",
+           "VIOLATES", "agreement_of", "cell_status", "degree_status", "overall_status"]

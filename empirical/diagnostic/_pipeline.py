@@ -37,6 +37,7 @@ from ..data import Dataset
 from ..data import load as load_dataset
 from ..data import unit_warnings
 from ._cells import EPS_DEFINITION, probe_backbone
+from ._capacity import capacity_config, widen_and_refit
 from ._features import extract_features, feature_equivariance, model_device, thread_safe
 from ._plan import MAX_AUTO_CHANNELS, DiagnosePlan, make_plan, seed_streams, validate_options
 from ._result import BackboneRecord, DiagnoseResult
@@ -61,7 +62,7 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
              k_sweep: Sequence[int] = (1, 2, 3, 4), rotations_per_config: int = 1,
              names: Optional[Sequence[str]] = None, features=None,
              workers: Optional[int] = None, trust_checkpoints: bool = False,
-             device=None, progress=None) -> DiagnoseResult:
+             device=None, progress=None, capacity: str = "auto") -> DiagnoseResult:
     """Run the diagnostic (see the module docstring and docs/method.md §2).
 
     Parameters
@@ -104,6 +105,10 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
         is). Backbones move there with the protocol's ``to(device)``; positions follow
         each backbone's device; probes and statistics run on the CPU in float64.
     progress : bool or None (None: a bar when stderr is a terminal).
+    capacity : ``"auto"`` (default: where a degree's boundary ``l = dL`` is not recovered,
+        refit it at wider probes and more rotations per configuration, docs/method.md
+        §2.6; :mod:`._capacity`) or ``"fixed"`` (the one width ``k``). Either way every
+        boundary cell gets its refit spread.
 
     Raises
     ------
@@ -112,7 +117,7 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     """
     start = time.perf_counter()
     validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k, reduction, spn,
-                     eps, rotations_per_config, k_sweep)
+                     eps, rotations_per_config, k_sweep, capacity)
     dev = resolve_device(device)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     entries = resolve_backbones(backbones, names, trust_checkpoints=trust_checkpoints)
@@ -123,7 +128,7 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
                      k_sweep=k_sweep, rotations_per_config=rotations_per_config,
                      feature_dim=max(2 * o3.Irreps(e.backbone.irreps_out).dim for e in entries),
                      n_backbones=len(entries), backbones=[e.backbone for e in entries],
-                     concurrent=_concurrent_batches(entries, workers))
+                     concurrent=_concurrent_batches(entries, workers), capacity=capacity)
     given = _given_features(features, entries, plan)
     fits = len(plan.degrees) * (1 + len(plan.k_sweep))
     bar = Progress(len(entries) * (plan.n_samples + FIT_UNITS * fits) + FIT_UNITS,
@@ -131,6 +136,13 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     feature_sets, probes = features_and_probes(entries, data, plan, given, workers, bar)
     bar.set_label("bootstrap")
     summaries, cells = summarize(probes, plan)
+    # widened rotations, one backbone at a time: batches split over threads of one intra-op
+    # thread each (the numbers do not depend on it; OpenMP on a shared core stalls)
+    split = min(workers or torch.get_num_threads(), torch.get_num_threads())
+    probes, summaries, cells = widen_and_refit(
+        plan, probes, feature_sets, summaries, cells,
+        extract=lambda i, p: extract_features(entries[i].backbone, data, p, i, threads=split),
+        reference=lambda p: p.energies(data), progress=bar.set_label)
     bar.advance(FIT_UNITS)
     bar.close()
     return assemble_result(
@@ -379,6 +391,7 @@ def run_config(plan: DiagnosePlan, data: Dataset, dataset, k_eff: Dict[int, int]
         "eps_definition": EPS_DEFINITION,
         "thresholds": dict(THRESHOLDS),
         "k_sweep_channels_per_degree": list(plan.k_sweep),
+        "capacity": capacity_config(plan.capacity),
         "signal": "s_l = c . Y_l(u), e3nn real harmonics, component normalization, |c| = 1",
         "coefficients": {str(l): c.tolist() for l, c in sorted(plan.coefficients.items())},
         "versions": versions(),

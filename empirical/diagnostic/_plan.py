@@ -10,8 +10,8 @@ functions of it and their other inputs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -28,11 +28,13 @@ from ._result import Prediction
 __all__ = ["DiagnosePlan", "make_plan", "validate_options", "auto_k", "stream",
            "MAX_AUTO_CHANNELS", "STREAMS", "MAX_LMAX", "MAX_BYTES", "WorkLimitExceeded",
            "estimate_bytes", "backbone_bytes", "pairs_within", "check_backbone_memory",
-           "MIN_N_BOOT", "ADAPTER_EDGE_BYTES", "PLAN_STREAMS", "seed_streams"]
+           "MIN_N_BOOT", "ADAPTER_EDGE_BYTES", "PLAN_STREAMS", "seed_streams",
+           "MAX_AUTO_ROTATIONS", "MAX_CAPACITY_CHANNELS", "CAPACITY_MODES", "capacity_steps",
+           "widened_plan"]
 
 #: The random streams of the diagnostic's plan (docs/method.md §2.6), keys of
 #: :data:`empirical.runtime.STREAMS`, in the order ``results.json`` records them.
-PLAN_STREAMS = ("frames", "split", "rotations", "cv", "bootstrap")
+PLAN_STREAMS = ("frames", "split", "rotations", "cv", "bootstrap", "refit")
 
 
 def seed_streams() -> dict:
@@ -44,6 +46,12 @@ def seed_streams() -> dict:
 
 #: Upper bound of the automatic width, in channels per feature degree.
 MAX_AUTO_CHANNELS = 4
+#: ``capacity="auto"`` (docs/method.md §2.6): the widest rotations per configuration the
+#: widened probe may draw to buy samples, and its widest width in channels per feature degree.
+MAX_AUTO_ROTATIONS = 4
+MAX_CAPACITY_CHANNELS = 8
+#: ``"auto"``: widen the probe where the boundary is not recovered; ``"fixed"``: one width.
+CAPACITY_MODES = ("auto", "fixed")
 #: Highest target degree: e3nn's spherical harmonics stop at l = 12.
 MAX_LMAX = 12
 #: Fewest bootstrap resamples a run accepts: the confidence intervals and the cliff ratio's
@@ -199,8 +207,50 @@ def auto_k(width: int, d: int, n_train: int) -> int:
     return best * width
 
 
+def capacity_steps(d: int, width: int, k0: int, train_configurations: int,
+                   rotations: int = 1, max_rotations: int = MAX_AUTO_ROTATIONS,
+                   max_channels: int = MAX_CAPACITY_CHANNELS) -> List[Tuple[int, int]]:
+    """The widened probes of degree ``d`` beyond width ``k0``, narrowest first, as
+    ``(k, rotations per configuration)``: ``k = m * width`` for ``m`` channels per feature
+    degree up to ``max_channels``, each with the fewest rotations (at least ``rotations``,
+    at most ``max(rotations, max_rotations)``) that give :data:`SAMPLES_PER_COEFFICIENT`
+    training samples per monomial; the list stops at the first width no allowed rotation
+    count can pay for.
+
+    >>> capacity_steps(3, 9, 18, 4000)           # d = 3 on aspirin's 5000 frames
+    [(27, 3)]
+    >>> capacity_steps(3, 9, 9, 800)             # 1000 frames
+    [(18, 4)]
+    """
+    out: List[Tuple[int, int]] = []
+    top = max(int(rotations), int(max_rotations))
+    for m in range(int(k0) // int(width) + 1, int(max_channels) + 1):
+        need = SAMPLES_PER_COEFFICIENT * n_monomials(m * width, d)
+        r = max(int(rotations), -(-need // max(1, int(train_configurations))))
+        if r > top:
+            break
+        out.append((m * width, r))
+    return out
+
+
+def widened_plan(plan: "DiagnosePlan", rotations: int, k: int, d: int,
+                 spn: Optional[str] = None) -> "DiagnosePlan":
+    """The plan of one widened probe of degree ``d`` (:mod:`._capacity`): the same frames,
+    configurations on each side of the split, seeds and signals, with ``rotations`` samples
+    per configuration (the rotations of backbone ``i`` are then
+    ``haar_rotations(configurations * rotations, plan.rotation_seed(i))``), width ``k``,
+    solver ``spn`` (default the plan's) and no k sweep."""
+    groups = np.repeat(np.arange(len(plan.frames)), int(rotations))
+    test = plan.test_configurations[groups]
+    return replace(plan, degrees=(int(d),), groups=groups, train_idx=np.flatnonzero(~test),
+                   test_idx=np.flatnonzero(test), rotations_per_config=int(rotations),
+                   k={int(d): int(k)}, spn=spn or plan.spn, k_sweep=(),
+                   predicted={int(d): plan.predicted[d]})
+
+
 def validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k, reduction, spn,
-                     eps, rotations_per_config=1, k_sweep=()) -> Tuple[int, ...]:
+                     eps, rotations_per_config=1, k_sweep=(),
+                     capacity="fixed") -> Tuple[int, ...]:
     """Check the options of :func:`empirical.diagnose`; ``ValueError`` naming the first bad
     one. Returns the sorted probe degrees."""
     degrees = list(degrees)
@@ -242,6 +292,8 @@ def validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k, reduc
     for m in k_sweep:
         if not is_int(m) or m < 1:
             raise ValueError(f"k sweep widths are channels per degree >= 1, got {m!r}")
+    if capacity not in CAPACITY_MODES:
+        raise ValueError(f"capacity must be 'auto' or 'fixed', got {capacity!r}")
     return tuple(sorted(int(d) for d in degrees))
 
 
@@ -277,6 +329,7 @@ class DiagnosePlan:
     k_sweep: Tuple[int, ...]
     coefficients: Dict[int, np.ndarray]
     predicted: Dict[int, Prediction]
+    capacity: str = "fixed"
 
     @property
     def n_samples(self) -> int:
@@ -328,16 +381,18 @@ def make_plan(dataset: Dataset, feature_degrees: Sequence[int], *,
               k_sweep: Sequence[int] = (1, 2, 3, 4),
               rotations_per_config: int = 1, feature_dim: Optional[int] = None,
               n_backbones: int = 1, backbones: Sequence = (),
-              concurrent: int = 1) -> DiagnosePlan:
+              concurrent: int = 1, capacity: str = "fixed") -> DiagnosePlan:
     """Validate the options against ``dataset`` and the backbones' ``feature_degrees`` and
     draw the plan (see :class:`DiagnosePlan`). ``ValueError`` for bad input;
     :class:`WorkLimitExceeded` when the run would need more than :data:`MAX_BYTES` (with
     ``feature_dim``, the width of the marked-atom features, and ``n_backbones``; without
     it the features are counted at one channel per degree), before anything is built;
     ``backbones`` (objects) add the activations of ``concurrent`` batches of the largest
-    (:func:`backbone_bytes`, atom pairs counted on the chosen frames)."""
+    (:func:`backbone_bytes`, atom pairs counted on the chosen frames). With
+    ``capacity="auto"`` the estimate is that of the widest probe the widening may fit
+    (:func:`capacity_steps`: its rotations, beside the run's features, and its width)."""
     degrees = validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k,
-                               reduction, spn, eps, rotations_per_config, k_sweep)
+                               reduction, spn, eps, rotations_per_config, k_sweep, capacity)
     if lmax < 1:
         raise ValueError(f"lmax = {lmax}: the targets need a degree l >= 1 (s_0 is a constant, "
                          "nothing to measure); give lmax >= 1")
@@ -372,7 +427,9 @@ def make_plan(dataset: Dataset, feature_degrees: Sequence[int], *,
               {d: auto_k(width, d, n_train) for d in degrees})
     activations, pairs = max([_activation_bytes(b, dataset, chosen) for b in backbones]
                              or [(0, 0)])
-    _check_budget(estimate_bytes(n * R, n_train, n_test * R, k_by_d, n_boot,
+    R_wide, k_wide = _widest(capacity, degrees, width, k_by_d, n - n_test, R)
+    _check_budget(estimate_bytes(n * (R + R_wide if R_wide > R else R), (n - n_test) * R_wide,
+                                 n_test * R_wide, k_wide, n_boot,
                                  feature_dim or 2 * width, n_backbones,
                                  activations * max(1, int(concurrent))),
                   f"{dataset.n_atoms} atoms and up to {pairs} atom pairs inside the cutoff "
@@ -397,4 +454,16 @@ def make_plan(dataset: Dataset, feature_degrees: Sequence[int], *,
         test_fraction=float(test_fraction), eps=None if eps is None else float(eps),
         k_sweep=tuple(int(m) for m in k_sweep),
         coefficients={l: signal_coefficients(l, seed) for l in range(lmax + 1)},
-        predicted=predicted)
+        predicted=predicted, capacity=capacity)
+
+
+def _widest(capacity: str, degrees, width: int, k_by_d: Dict[int, int],
+            train_configurations: int, rotations: int) -> Tuple[int, Dict[int, int]]:
+    """``(rotations, {d: k})`` of the widest probes ``capacity`` may fit (the run's own
+    with ``"fixed"``): what the memory estimate of :func:`make_plan` covers."""
+    if capacity != "auto":
+        return rotations, dict(k_by_d)
+    steps = {d: capacity_steps(d, width, k_by_d[d], train_configurations, rotations)
+             for d in degrees}
+    r_wide = max([r for s in steps.values() for _, r in s] + [rotations])
+    return r_wide, {d: (s[-1][0] if s else k_by_d[d]) for d, s in steps.items()}

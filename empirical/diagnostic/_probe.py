@@ -86,6 +86,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from scipy.linalg import cho_factor, cho_solve
 from e3nn import o3
 from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -362,19 +363,29 @@ def _eigen_solve(a: np.ndarray, y: np.ndarray):
 
 
 def fit_ridge(phi: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 3,
-              seed: int = 0, lambdas: Sequence[float] = LAMBDA_GRID) -> RidgeFit:
+              seed: int = 0, lambdas: Sequence[float] = LAMBDA_GRID,
+              start: Optional[int] = None) -> RidgeFit:
     """Ridge fit of every column of ``y`` ``(n, T)`` on monomials ``phi`` ``(n, M)``.
 
     Columns are standardized with training statistics (constant columns left at scale
     1); the intercept is the target mean (unpenalized). The penalty ``lam * n`` of each
     target minimizes the ``folds``-fold cross-validated MSE (folds grouped by ``groups``,
-    shuffled by ``seed``); the fit on all samples uses it."""
+    shuffled by ``seed``); the fit on all samples uses it.
+
+    ``start=None`` searches the whole grid (one eigendecomposition per fold gives every
+    penalty). ``start=i`` (one target only) walks the grid from ``lambdas[i]`` downhill
+    to the first local minimum of the cross-validated MSE, one Cholesky solve per fold and
+    penalty tried: the same penalty as the whole grid whenever the MSE is unimodal in the
+    penalty (the usual ridge curve), several times cheaper for wide probes (the refit
+    spread, docs/method.md §2.6). Penalties not tried have ``cv_mse`` ``inf``."""
     phi = np.asarray(phi, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if y.ndim == 1:
         y = y[:, None]
     n = len(phi)
     fold = group_folds(np.asarray(groups), folds, seed)
+    if start is not None:
+        return _fit_ridge_walk(phi, y, fold, folds, lambdas, int(start))
     cv = np.zeros((len(lambdas), y.shape[1]))
     for f in range(folds):
         tr, va = fold != f, fold == f
@@ -396,6 +407,82 @@ def fit_ridge(phi: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 3
     lam = np.array([lambdas[i] for i in best])
     coef = v @ (b / (s[:, None] + lam[None, :] * n))
     return RidgeFit(mean=mean, std=std, intercept=ym, coef=coef, lambdas=lam, cv_mse=cv)
+
+
+def _moment_standardized(s_raw: np.ndarray, r_raw: np.ndarray, n: int):
+    """The standardized Gram matrix ``a^T a``, ``a^T (y - mean y)``, the column means and
+    scales and the target mean of ``n`` rows, from their raw moments ``s_raw = phi^T phi``
+    and ``r_raw = phi^T y`` (``phi``'s column 0 the constant, so row 0 holds the sums).
+    Scales as :func:`_standardize`: a column whose variance is round-off of its mean
+    square keeps scale 1."""
+    mean = s_raw[0, 1:] / n
+    ym = r_raw[0] / n
+    cov = s_raw[1:, 1:] - n * np.outer(mean, mean)
+    var = np.maximum(np.diag(cov) / n, 0.0)
+    flat = var <= 1e-10 * np.maximum(np.diag(s_raw)[1:] / n, 1e-300)
+    std = np.where(flat, 1.0, np.sqrt(var))
+    cov[flat, :] = 0.0
+    cov[:, flat] = 0.0
+    g = cov / np.outer(std, std)
+    rhs = (r_raw[1:] - n * np.outer(mean, ym)) / std[:, None]
+    rhs[flat] = 0.0
+    return g, rhs, mean, std, ym
+
+
+def _cholesky_coef(g: np.ndarray, rhs: np.ndarray, lam_n: float) -> np.ndarray:
+    """Ridge coefficients ``(g + lam_n I)^-1 rhs`` by a Cholesky solve."""
+    h = g.copy()
+    h[np.diag_indices_from(h)] += lam_n
+    return cho_solve(cho_factor(h, lower=True, check_finite=False), rhs, check_finite=False)
+
+
+def _fit_ridge_walk(phi: np.ndarray, y: np.ndarray, fold: np.ndarray, folds: int,
+                    lambdas: Sequence[float], start: int) -> RidgeFit:
+    """:func:`fit_ridge` with ``start``: the penalty by a downhill walk on the grid.
+
+    One pass over the samples gives every fold's raw moments; a fold's training moments
+    are the total minus its own, standardized in closed form (:func:`_moment_standardized`),
+    and each penalty tried costs one Cholesky solve per fold."""
+    if y.shape[1] != 1:
+        raise ValueError(f"the penalty walk fits one target, got {y.shape[1]}")
+    if not 0 <= start < len(lambdas):
+        raise ValueError(f"start must index the {len(lambdas)} penalties, got {start}")
+    n = len(phi)
+    # the fit is invariant to shifting a column (each fold subtracts its own means), so
+    # the columns are first centred on their overall means: raw moments then lose no
+    # digits to a large mean
+    shift = phi[:, 1:].mean(axis=0)
+    phi = np.concatenate([phi[:, :1], phi[:, 1:] - shift], axis=1)
+    blocks = [(phi[fold == f], y[fold == f]) for f in range(folds)]
+    moments = [(b.T @ b, b.T @ t) for b, t in blocks]
+    s_all = sum(m[0] for m in moments)
+    r_all = sum(m[1] for m in moments)
+    parts = []
+    for (s_f, r_f), (b, t) in zip(moments, blocks):
+        g, rhs, mean, std, ym = _moment_standardized(s_all - s_f, r_all - r_f, n - len(b))
+        parts.append((g, rhs, mean, std, ym, b[:, 1:], t, n - len(b)))
+    cv = np.full((len(lambdas), 1), np.inf)
+
+    def mse(i: int) -> float:
+        if not np.isfinite(cv[i, 0]):
+            total = 0.0
+            for g, rhs, mean, std, ym, x_va, y_va, ntr in parts:
+                w = _cholesky_coef(g, rhs, lambdas[i] * ntr) / std[:, None]
+                total += float(((x_va @ w - mean @ w + ym - y_va) ** 2).sum())
+            cv[i, 0] = total / n
+        return cv[i, 0]
+
+    i = start
+    while True:
+        around = [j for j in (i - 1, i + 1) if 0 <= j < len(lambdas)]
+        best = min(around, key=mse, default=i)
+        if mse(best) >= mse(i):
+            break
+        i = best
+    g, rhs, mean, std, ym = _moment_standardized(s_all, r_all, n)
+    coef = _cholesky_coef(g, rhs, lambdas[i] * n)
+    return RidgeFit(mean=mean + shift, std=std, intercept=ym, coef=coef,
+                    lambdas=np.array([lambdas[i]]), cv_mse=cv)
 
 
 # -- the gradient-trained variant -------------------------------------------------------------
@@ -517,6 +604,9 @@ class SpectralProbe(RegressorMixin, BaseEstimator):
     seed : all randomness: the fold assignment and, for ``"trained"``, torch's seed and the
         validation split.
     lambdas : the ridge's penalty grid, multiples of the number of samples.
+    lambda_start : ``None`` (default): the penalty minimizes the cross-validated MSE over the
+        whole grid; an index into ``lambdas`` (one target only): a downhill walk on the grid
+        from there (:func:`fit_ridge`'s ``start``; the refit spread's cheaper search).
     epochs, lr, weight_decay, patience, val_fraction : the ``"trained"`` solver's settings.
 
     Fitted attributes
@@ -551,7 +641,7 @@ class SpectralProbe(RegressorMixin, BaseEstimator):
 
     def __init__(self, d=2, k=None, irreps=None, reduction="irrep", solver="ridge", folds=3,
                  seed=0, lambdas=LAMBDA_GRID, epochs=400, lr=1e-2, weight_decay=1e-4,
-                 patience=40, val_fraction=0.2):
+                 patience=40, val_fraction=0.2, lambda_start=None):
         self.d = d
         self.k = k
         self.irreps = irreps
@@ -565,6 +655,7 @@ class SpectralProbe(RegressorMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.patience = patience
         self.val_fraction = val_fraction
+        self.lambda_start = lambda_start
 
     # -- helpers --
     def _width(self) -> int:
@@ -590,6 +681,8 @@ class SpectralProbe(RegressorMixin, BaseEstimator):
             lam = np.asarray(self.lambdas, dtype=np.float64)
             if lam.ndim != 1 or len(lam) == 0 or not np.isfinite(lam).all() or (lam < 0).any():
                 raise ValueError("lambdas must be a non-empty sequence of finite penalties >= 0")
+            if self.lambda_start is not None:
+                check_int("lambda_start", self.lambda_start, 0, len(lam) - 1)
         else:
             check_int("epochs", self.epochs, 1)
             check_int("patience", self.patience, 1)
@@ -660,7 +753,7 @@ class SpectralProbe(RegressorMixin, BaseEstimator):
         self.y_ndim_ = y.ndim
         if self.solver == "ridge":
             fit = fit_ridge(self._features(X), y, groups, folds=self.folds, seed=self.seed,
-                            lambdas=self.lambdas)
+                            lambdas=self.lambdas, start=self.lambda_start)
             self.ridge_, self.lambdas_, self.cv_mse_ = fit, fit.lambdas, fit.cv_mse
         else:
             red = self.reduction_

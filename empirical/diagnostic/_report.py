@@ -16,13 +16,16 @@ Files
 * ``results.json``: exactly :meth:`DiagnoseResult.to_json` (its :meth:`to_dict`).
 * ``report.md``: what was run, the headline table per probe degree ``d``, the boundary
   figures, the paper comparison (``d = 2`` with ceiling 4), the capacity sweep, the
-  per-backbone numbers, the agreement verdicts, warnings, bootstrap caveat, thresholds,
-  versions and the plots. Deterministic given the records, except its last line (the run
+  per-backbone numbers, the verdict (each degree's status in words, docs/method.md §2.8:
+  for ``violates`` the usual causes and the backbones whose equivariance check failed, for
+  ``undecided`` what would decide it, for ``boundary_not_reached`` that the upper bound
+  holds), warnings, bootstrap caveat, thresholds, versions and the plots. Deterministic given the records, except its last line (the run
   time, from ``result.seconds``). The cliff ratio is printed with its Fieller-type
   confidence set (docs/method.md §2.7), which may be unbounded, and is to be read with
   ``rho(dL + 1)`` and its interval.
 * ``frequency_response_d{d}.png`` for every ``d``, ``frequency_response.png`` (all ``d``,
-  one row each) and ``k_sweep.png`` (when the result has capacity-sweep rows); written
+  one row each), ``k_sweep.png`` (when the result has capacity-sweep rows) and
+  ``capacity.png`` (when a degree's boundary was refitted at several widths); written
   only with ``plots=True``. ``l = 0`` is left out of every plot: its target is constant
   and ``rho`` undefined.
 """
@@ -33,12 +36,14 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..io import write_file_set
-from ..render import MISSING, interval, num, png_bytes, pyplot, with_interval
-from ._verdict import BLIND, THRESHOLDS, verdict
+from ..render import MISSING, interval, num, png_bytes, pyplot, table, with_interval
+from ._verdict import (AGREES, BLIND, BLIND_BAND, BOUNDARY_NOT_REACHED, STATUS_WORDS,
+                       THRESHOLDS, UNDECIDED, UNTESTED, VIOLATES, verdict)
 from .statistics import Interval, RatioConfidenceSet
 
 __all__ = ["write_outputs", "render_report", "render_plots", "plot_names",
-           "frequency_response_figure", "k_sweep_figure", "ratio_set", "cliff_ratio_text"]
+           "frequency_response_figure", "k_sweep_figure", "capacity_figure", "ratio_set",
+           "cliff_ratio_text"]
 
 #: Change of the mean boundary rho between the two largest sweep widths below which the
 #: probe's capacity is called saturated.
@@ -241,25 +246,26 @@ def _headline(result, d: int) -> List[str]:
     prediction = result.predicted.get(d)
     lines = [f"### d = {d} (L = {result.L}, predicted ceiling dL = "
              f"{s.ceiling}, measured ceiling {num(s.measured_ceiling, 0)})", "",
+             f"Status: **{STATUS_WORDS.get(s.status, s.status)}** (`{s.status}`).", "",
              "| l | predicted | mean rho [95 % CI] | R2_inj [95 % CI] | gain [95 % CI] | "
-             "measured | agrees |",
+             "measured | status |",
              "|---|---|---|---|---|---|---|"]
     for l in sorted(s.rho):
         cell = cells.get(l)
         if cell is not None:
-            predicted, measured, agrees = cell.predicted, cell.measured, cell.agrees
+            predicted, measured = cell.predicted, cell.measured
+            status = cell.status if l >= 1 else MISSING
         else:
             predicted = prediction.label(l) if prediction is not None else "blind"
-            measured, agrees = MISSING, None
-        agrees_txt = MISSING if agrees is None else ("yes" if agrees else "no")
+            measured, status = MISSING, MISSING
         lines.append(
             f"| {l} | {predicted} | {with_interval(s.rho[l], s.rho_ci.get(l))} | "
             f"{with_interval(s.r2_inj.get(l), s.r2_inj_ci.get(l))} | "
             f"{with_interval(s.gain.get(l), s.gain_ci.get(l))} | "
-            f"{measured} | {agrees_txt} |")
+            f"{measured} | {status} |")
     lines.append("")
     lines.append("l = 0: the target is constant, so rho, R2_inj and the gain are undefined "
-                 "and the cell takes no part in the agreement.")
+                 "and the cell takes no part in the verdict.")
     return lines
 
 
@@ -369,6 +375,38 @@ def _capacity(result) -> List[str]:
     return lines
 
 
+def _probe_widening(result) -> List[str]:
+    """The capacity curve of every degree's boundary (``summary[d].capacity``) and its
+    refit spread beside the bootstrap interval (docs/method.md §2.6)."""
+    mode = (result.config.get("capacity") or {}).get("mode", "fixed")
+    lines = ["## Probe widening at the boundary (capacity " + mode + ")", "",
+             "rho(dL) at every probe width tried (capacity auto: widened, with more rotations "
+             "per configuration where the sample budget needs them, while the boundary is not "
+             "recovered; the trained SPN where the widest ridge probe falls short). The "
+             "degree's numbers above are those of the widest step. Refit spread: rho(dL) "
+             "under further splits of the configurations and cross-validation folds, the "
+             "features reused (the bootstrap interval does not cover the probe fit's "
+             "variance).", ""]
+    measured = [d for d in result.degrees if result.summaries[d].capacity]
+    if not measured:
+        return lines + ["No boundary was measured with a capacity record."]
+    for d in measured:
+        s = result.summaries[d]
+        rows = [[st.k, st.rotations_per_config, st.solver, with_interval(st.rho, st.rho_ci),
+                 st.status] for st in s.capacity]
+        lines += [f"d = {d}, boundary l = {s.ceiling}:", "",
+                  table(["k", "rotations per configuration", "solver", "rho(dL) [95 %]",
+                         "status"], rows, align="rrlll"), ""]
+        spread = s.refit_spread
+        if spread is not None:
+            lines += [f"Refit spread (k = {spread.k}, {spread.seeds} further seeds): rho(dL) = "
+                      + ", ".join(num(r) for r in spread.rho)
+                      + f" (the run's first); max - min {num(spread.spread)}, SD "
+                      f"{num(spread.sd)}; bootstrap interval "
+                      f"{interval(s.rho_ci.get(s.ceiling))}.", ""]
+    return lines
+
+
 def _per_backbone(result) -> List[str]:
     lines = ["<details>", "<summary>Per-backbone numbers (held-out rho, R2_inj, raw gain)"
              "</summary>", "",
@@ -380,40 +418,84 @@ def _per_backbone(result) -> List[str]:
     return lines
 
 
+def _width(ci) -> str:
+    """The width of an interval, or "undefined"."""
+    return num(ci[1] - ci[0]) if _ci_defined(ci) else "undefined"
+
+
+def _violates(result, d: int, s) -> List[str]:
+    """What a contradiction of the upper bound means, and the checks that tell its usual
+    causes apart (the equivariance record per backbone named)."""
+    out = [c for c in result.cells_of(d) if c.status == "exceeds"]
+    failed = [b for b in result.backbones if b.equivariant is False]
+    eq = ("; ".join(f"{b.name} (max error {num(max(b.equivariance_error.values()), 3)}, "
+                    f"{b.dtype})" for b in failed if b.equivariance_error)
+          or "; ".join(b.name for b in failed))
+    lines = [f"- d = {d}: **violates** the upper bound: "
+             + "; ".join(f"rho({c.l}) = {with_interval(c.rho, c.rho_ci)} lies wholly outside "
+                         f"[-{BLIND_BAND}, {BLIND_BAND}]" for c in out)
+             + f", above the predicted ceiling dL = {s.ceiling}. The theorem is contradicted "
+             "for these features; the usual causes, and the checks that tell them apart:",
+             "  - a model that is not equivariant: the equivariance error recorded per "
+             "backbone (backbones[i].equivariance_error, equivariant). "
+             + (f"**The equivariance check failed for: {eq}.**" if failed else
+                "Every backbone passed the equivariance check."),
+             "  - declared irreps that are not the real content (a degree above the declared "
+             "L, e.g. a lab-frame quantity declared as scalars): the equivariance check of "
+             "each irrep copy (`empirical.testing.assert_equivariant_features`) names the "
+             "copy that does not transform as declared.",
+             "  - target leakage (the marked pair's direction reaching the features other "
+             "than through the configuration): rerun with another marked pair or seed; a "
+             "leak follows the target, a model defect does not."]
+    return lines
+
+
+def _undecided(result, d: int, s) -> List[str]:
+    """What would decide an undecided degree, with the interval widths that left it open."""
+    open_cells = [c for c in result.cells_of(d) if c.l >= 1 and c.status == UNDECIDED]
+    widths = "; ".join(f"rho({c.l}) = {with_interval(c.rho, c.rho_ci)} (width "
+                       f"{_width(c.rho_ci)})" for c in open_cells) or "none"
+    c = result.config
+    return [f"- d = {d}: **undecided**: the intervals are too wide to decide ({widths}). "
+            f"What would decide it: more frames (this run used "
+            f"{c.get('configurations_test', MISSING)} held-out configurations of "
+            f"{(c.get('dataset') or {}).get('frames_used', MISSING)} frames) or more "
+            f"rotations per configuration (this run: "
+            f"{c.get('rotations_per_configuration', MISSING)}); the interval width shrinks "
+            "about as one over the square root of the held-out samples."]
+
+
+def _degree_verdict(result, d: int) -> List[str]:
+    s = result.summaries[d]
+    dl = s.ceiling
+    bnd = with_interval(s.rho.get(dl), s.rho_ci.get(dl))
+    if s.status == AGREES:
+        return [f"- d = {d}: **agrees**: rho({dl}) = {bnd} is recovered (its interval lies "
+                f"above {_thresholds(result)['recoverable']}) and every l > {dl} is blind "
+                f"(its interval inside [-{BLIND_BAND}, {BLIND_BAND}])."]
+    if s.status == VIOLATES:
+        return _violates(result, d, s)
+    if s.status == BOUNDARY_NOT_REACHED:
+        return [f"- d = {d}: **boundary not reached**: every l > {dl} is blind, so the "
+                f"upper bound holds; rho({dl}) = {bnd} is not recovered at the widest probe "
+                f"tried: the features do not carry degree {dl} to this probe. This "
+                "contradicts nothing: the theorem says what a degree-d probe can reach, not "
+                "that a backbone's features carry it."]
+    if s.status == UNTESTED:
+        return [f"- d = {d}: **untested**: no degree above the predicted ceiling {dl} was "
+                f"measured (lmax = {result.lmax}); use lmax >= {dl + 1}."]
+    return _undecided(result, d, s)
+
+
 def _verdicts(result) -> List[str]:
-    th = _thresholds(result)
-    lines = ["## Agreement with the prediction", ""]
-    bad_d = []
+    lines = ["## Verdict", "",
+             "One status per probe degree, read from the 95 % intervals (docs/method.md "
+             "§2.8), never from point estimates alone.", ""]
     for d in result.degrees:
-        s = result.summaries[d]
-        defined = [c for c in result.cells_of(d) if c.agrees is not None]
-        wrong = [c for c in defined if not c.agrees]
-        ok = bool(s.agreement) and not wrong
-        if s.agreement is None and not wrong:
-            lines.append(f"- d = {d}: the {len(defined)} defined cells agree, but no degree "
-                         f"above the predicted ceiling {s.ceiling} was measured (lmax = "
-                         f"{result.lmax}): the ceiling is untested.")
-            continue
-        if ok:
-            lines.append(f"- d = {d}: all {len(defined)} defined cells agree with the prediction "
-                         f"(predicted ceiling {s.ceiling}, measured ceiling "
-                         f"{num(s.measured_ceiling, 0)}).")
-        else:
-            bad_d.append(d)
-            detail = "; ".join(f"l = {c.l} predicted {c.predicted}, measured "
-                               f"{c.measured} (rho {num(c.rho)})" for c in wrong)
-            lines.append(f"- d = {d}: {len(wrong)} of {len(defined)} defined cells disagree with "
-                         f"the prediction (predicted ceiling {s.ceiling}, measured ceiling "
-                         f"{num(s.measured_ceiling, 0)}): {detail}.")
-    lines.append("")
-    if not bad_d:
-        lines.append(f"Overall: the measurement agrees with spanthm's prediction at every probe "
-                     f"degree (recoverable: mean rho >= {th['recoverable']}; blind: |mean rho| "
-                     f"<= {th['blind']}).")
-    else:
-        lines.append(f"Overall: the measurement disagrees with spanthm's prediction at "
-                     f"d = {', '.join(str(d) for d in bad_d)} (recoverable: mean rho >= "
-                     f"{th['recoverable']}; blind: |mean rho| <= {th['blind']}).")
+        lines += _degree_verdict(result, d)
+    statuses = result.statuses
+    lines += ["", "Overall: " + "; ".join(f"d = {d} {STATUS_WORDS.get(st, st)}"
+                                          for d, st in statuses.items()) + "."]
     return lines
 
 
@@ -446,9 +528,12 @@ def render_report(result, plot_files: Sequence[str] = ()) -> str:
     out: List[str] = ["# Spectral-injection diagnostic", ""]
     out += ["## What was run", "", _run_paragraph(result), ""]
     out += ["## Headline: predicted vs measured, per probe degree", "",
-            f"Predicted from spanthm's recoverable degrees; measured: recoverable when the mean "
-            f"held-out rho >= {th['recoverable']}, blind when |mean rho| <= {th['blind']}, "
-            f"ambiguous in between. Gain: raw gain G = mean(e0 - e1), in units of the "
+            f"Predicted from spanthm's recoverable degrees; status from the 95 % interval of "
+            f"rho: for l <= dL recovered (lower end >= {th['recoverable']}), not_recovered "
+            f"(upper end < {th['recoverable']}); for l > dL blind (inside [-{BLIND_BAND}, "
+            f"{BLIND_BAND}]), exceeds (wholly outside); else undecided. measured: the point "
+            f"estimate's label (recoverable >= {th['recoverable']}, blind |rho| <= "
+            f"{th['blind']}, ambiguous between). Gain: raw gain G = mean(e0 - e1), in units of the "
             f"(unit-power) target. Intervals: 95 % cluster-bootstrap percentile.", ""]
     for d in degrees:
         out += _headline(result, d) + [""]
@@ -457,6 +542,7 @@ def render_report(result, plot_files: Sequence[str] = ()) -> str:
         out += _boundary(result, d) + [""]
     out += _paper(result) + [""]
     out += _capacity(result) + [""]
+    out += _probe_widening(result) + [""]
     out += ["## Per backbone", ""] + _per_backbone(result) + [""]
     out += _verdicts(result) + [""]
     warnings = result.warnings
@@ -465,8 +551,12 @@ def render_report(result, plot_files: Sequence[str] = ()) -> str:
     out += [""]
     out += _bootstrap_note(result) + [""]
     out += ["## Thresholds", "",
-            f"Recoverable: mean rho >= {th['recoverable']}; blind: |mean rho| <= "
-            f"{th['blind']}; between them: ambiguous (counts as disagreement).", ""]
+            f"Cell status (95 % interval): recovered when its lower end >= "
+            f"{th['recoverable']}, not_recovered when its upper end < {th['recoverable']}; "
+            f"above the ceiling blind when it lies inside [-{BLIND_BAND}, {BLIND_BAND}], "
+            f"exceeds when wholly outside; otherwise undecided. Point-estimate label "
+            f"(measured): recoverable rho >= {th['recoverable']}, blind |rho| <= "
+            f"{th['blind']}, ambiguous between.", ""]
     versions = result.config.get("versions") or {}
     out += ["## Versions", "",
             (", ".join(f"{k} {v}" for k, v in versions.items()) or "not recorded") + "", ""]
@@ -650,12 +740,55 @@ def k_sweep_figure(result):
     return fig
 
 
+def capacity_figure(result):
+    """Matplotlib figure of the capacity curves (one panel per degree whose boundary was
+    refitted at several widths): rho(dL) with its 95 % interval against the step."""
+    plt = pyplot()
+    ds = _widened(result)
+    th = _thresholds(result)
+    fig, axes = plt.subplots(1, len(ds), figsize=(4.8 * len(ds), 4.0), squeeze=False)
+    try:
+        for ax, d in zip(axes[0], ds):
+            steps = result.summaries[d].capacity
+            xs = list(range(len(steps)))
+            for x, st in zip(xs, steps):
+                color = "tab:purple" if st.solver == "trained" else "tab:blue"
+                if st.rho is not None:
+                    ax.plot([x], [st.rho], marker="o", color=color)
+                if _ci_defined(st.rho_ci):
+                    ci = Interval.from_list(st.rho_ci)
+                    ax.plot([x, x], [ci.low, ci.high], color=color, lw=2)
+            ax.axhline(th["recoverable"], color="tab:green", ls=":", lw=1.0)
+            ax.set_xticks(xs)
+            ax.set_xticklabels([f"k={st.k}\nR={st.rotations_per_config}"
+                                + ("\ntrained" if st.solver == "trained" else "")
+                                for st in steps], fontsize=8)
+            ax.set_ylim(-0.3, 1.05)
+            ax.set_ylabel(f"held-out rho(dL = {result.summaries[d].ceiling})")
+            ax.grid(True, alpha=0.25)
+            ax.set_title(f"d = {d}", fontsize=9)
+        fig.suptitle("Probe widening at the boundary (bars: 95 % intervals; dotted: "
+                     f"{th['recoverable']})", fontsize=10)
+        fig.tight_layout(rect=(0, 0, 1, 0.94))
+    except BaseException:
+        plt.close(fig)
+        raise
+    return fig
+
+
+def _widened(result) -> List[int]:
+    """Degrees whose capacity curve has more than one step."""
+    return [d for d in result.degrees if len(result.summaries[d].capacity) > 1]
+
+
 def plot_names(result) -> List[str]:
     """File names of the plots :func:`render_plots` makes for ``result``, in order."""
     names = [f"frequency_response_d{d}.png" for d in result.degrees]
     names.append("frequency_response.png")
     if result.k_sweep:
         names.append("k_sweep.png")
+    if _widened(result):
+        names.append("capacity.png")
     return names
 
 
@@ -667,6 +800,8 @@ def render_plots(result) -> Dict[str, bytes]:
     out["frequency_response.png"] = png_bytes(frequency_response_figure(result))
     if result.k_sweep:
         out["k_sweep.png"] = png_bytes(k_sweep_figure(result))
+    if _widened(result):
+        out["capacity.png"] = png_bytes(capacity_figure(result))
     return out
 
 

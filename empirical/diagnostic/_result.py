@@ -19,22 +19,33 @@ Schema versions
   ``config.eps_definition`` and ``config.interval_cliff_ratio`` added; every backbone
   record gains ``dtype`` and ``equivariant``; ``summary[d].agreement`` is ``null`` when
   the ceiling is untested (``lmax <= dL``). Every other key is unchanged.
+* 3: verdicts from intervals, in two parts (docs/method.md §2.8): every cell gains
+  ``status`` (``recovered``, ``not_recovered``, ``blind``, ``exceeds`` or ``undecided``,
+  from its 95 % interval; ``measured`` stays, the point-estimate label) and every
+  ``summary[d]`` gains ``status`` (``agrees``, ``violates``, ``boundary_not_reached``,
+  ``undecided`` or ``untested``); ``summary[d].agreement`` is now true only for
+  ``agrees`` (null for ``untested``, false otherwise). Files of versions 1 and 2 are read
+  with both statuses derived from their intervals. Every ``summary[d]`` gains
+  ``capacity`` (the probe widths tried at the boundary, docs/method.md §2.6; empty in
+  older files) and ``refit_spread`` (null in older files); ``config.capacity`` records
+  the widening rule.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .._result import RunResult
+from ._verdict import RECOVERABLE, UNTESTED, cell_status, degree_status
 from .statistics import Interval
 
 __all__ = ["SCHEMA_VERSION", "SCHEMA", "ProbeRecord", "Cell", "DegreeSummary",
            "BackboneRecord", "CapacityPoint", "Prediction", "DiagnoseResult", "schema_markdown",
-           "DegreeHeadline"]
+           "DegreeHeadline", "CapacityStep", "RefitSpread", "reported_step", "probe_label"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: An interval of a record: ``None`` where the quantity has none (``l = 0``, a degree not
 #: measured), an :class:`~empirical.diagnostic.statistics.Interval` (``None`` bounds where
@@ -90,6 +101,14 @@ class Cell:
     r2_inj: Optional[float]
     measured: str
     agrees: Optional[bool]
+    #: the status read from ``rho_ci`` (:func:`~empirical.diagnostic.cell_status`); derived
+    #: from the interval and the prediction when not given (a schema 1 or 2 file)
+    status: Optional[str] = None
+
+    def __post_init__(self):
+        if self.status is None:
+            dl = self.l if self.predicted == RECOVERABLE else self.l - 1
+            object.__setattr__(self, "status", cell_status(self.l, dl, self.rho_ci))
 
     def to_dict(self) -> Dict:
         return {**asdict(self), "rho_ci": _listed(self.rho_ci)}
@@ -116,6 +135,69 @@ class CapacityPoint:
 
 
 @dataclass(frozen=True)
+class CapacityStep:
+    """One probe width tried at the boundary ``l = dL`` of a degree (``capacity="auto"``):
+    width ``k`` (effective), rotations per configuration, solver, the pooled rho(dL), its
+    95 % interval and its cell status."""
+
+    k: int
+    rotations_per_config: int
+    solver: str
+    rho: Optional[float]
+    rho_ci: Interval2
+    status: str
+
+    def to_dict(self) -> Dict:
+        return {**asdict(self), "rho_ci": _listed(self.rho_ci)}
+
+    @classmethod
+    def from_dict(cls, c: Dict) -> "CapacityStep":
+        return cls(**{**c, "rho_ci": Interval.from_list(c["rho_ci"])})
+
+
+def reported_step(capacity: Sequence[CapacityStep]) -> Optional[CapacityStep]:
+    """The step of a capacity curve whose numbers a degree's summary reports
+    (docs/method.md §2.6): the trained SPN where it is last and recovered the boundary,
+    else the widest ridge step (``None`` for an empty curve)."""
+    if not capacity:
+        return None
+    if capacity[-1].solver == "trained" and capacity[-1].status == "recovered":
+        return capacity[-1]
+    ridge = [c for c in capacity if c.solver != "trained"]
+    return ridge[-1] if ridge else capacity[-1]
+
+
+def probe_label(capacity: Sequence[CapacityStep]) -> str:
+    """A table cell naming the probe behind a degree's numbers: ``"k x R"`` (width, rotations
+    per configuration), ``", trained"`` for the trained SPN, ``" (widened)"`` when the
+    capacity loop went past the run's width; ``"-"`` for no boundary measured."""
+    step = reported_step(capacity)
+    if step is None:
+        return "-"
+    return (f"{step.k} x {step.rotations_per_config}"
+            + (", trained" if step.solver == "trained" else "")
+            + (" (widened)" if len(capacity) > 1 else ""))
+
+
+@dataclass(frozen=True)
+class RefitSpread:
+    """rho(dL) pooled over backbones, refitted under further splits of the configurations
+    and cross-validation folds (the features and the width of the summary reused): ``rho``
+    lists the run's own fit first, then one per further seed; ``spread`` is max - min and
+    ``sd`` the sample standard deviation of the defined values (``None`` below two)."""
+
+    k: int
+    rotations_per_config: int
+    seeds: int
+    rho: List[Optional[float]]
+    spread: Optional[float]
+    sd: Optional[float]
+
+    def to_dict(self) -> Dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class DegreeSummary:
     """Everything pooled for one probe degree ``d``; dictionaries are keyed by ``l``."""
 
@@ -135,6 +217,20 @@ class DegreeSummary:
     delta_contrast: Optional[float]
     delta_contrast_ci: Interval2
     agreement: Optional[bool]      # None: the ceiling is untested (lmax <= dL)
+    #: :func:`~empirical.diagnostic.degree_status`; derived from ``rho_ci`` when not given
+    #: (a schema 1 or 2 file)
+    status: Optional[str] = None
+    #: the probe widths tried at the boundary ``l = dL`` (``capacity="auto"``), narrowest
+    #: first; the summary's numbers are those of the widest (docs/method.md §2.6)
+    capacity: List["CapacityStep"] = field(default_factory=list)
+    #: rho(dL) under further splits and folds (features reused); ``None`` when not measured
+    refit_spread: Optional["RefitSpread"] = None
+
+    def __post_init__(self):
+        if self.status is None:
+            cells = {l: cell_status(l, self.ceiling, ci) for l, ci in self.rho_ci.items()
+                     if l >= 1}
+            object.__setattr__(self, "status", degree_status(cells, self.ceiling))
 
     @property
     def L(self) -> int:
@@ -151,7 +247,9 @@ class DegreeSummary:
                 "cliff_ratio": self.cliff_ratio, "cliff_ratio_ci": self.cliff_ratio_ci,
                 "delta_contrast": self.delta_contrast,
                 "delta_contrast_ci": _listed(self.delta_contrast_ci),
-                "agreement": self.agreement}
+                "agreement": self.agreement, "status": self.status,
+                "capacity": [c.to_dict() for c in self.capacity],
+                "refit_spread": None if self.refit_spread is None else self.refit_spread.to_dict()}
 
     @classmethod
     def from_dict(cls, d: int, s: Dict) -> "DegreeSummary":
@@ -166,7 +264,11 @@ class DegreeSummary:
                    rho_above=s["rho_above"], cliff_ratio=s["cliff_ratio"],
                    cliff_ratio_ci=s["cliff_ratio_ci"], delta_contrast=s["delta_contrast"],
                    delta_contrast_ci=ci(s["delta_contrast_ci"]),
-                   agreement=None if s["agreement"] is None else bool(s["agreement"]))
+                   agreement=None if s["agreement"] is None else bool(s["agreement"]),
+                   status=s.get("status"),
+                   capacity=[CapacityStep.from_dict(c) for c in s.get("capacity") or []],
+                   refit_spread=(None if s.get("refit_spread") is None else
+                                 RefitSpread(**s["refit_spread"])))
 
 
 @dataclass(frozen=True)
@@ -268,9 +370,14 @@ class DiagnoseResult(RunResult):
         return [c for c in self.cells if c.d == d]
 
     @property
+    def statuses(self) -> Dict[int, str]:
+        """``{d: summary[d].status}`` (docs/method.md §2.8)."""
+        return {d: s.status for d, s in sorted(self.summaries.items())}
+
+    @property
     def agreement(self) -> Optional[bool]:
-        """False if any probe degree disagrees, else None if any is untested (lmax <= dL),
-        else True."""
+        """False if any probe degree's status is not ``agrees`` (and not ``untested``),
+        else None if any is untested (lmax <= dL), else True."""
         values = [s.agreement for s in self.summaries.values()]
         if any(v is False for v in values):
             return False
@@ -366,6 +473,8 @@ SCHEMA: Tuple[Tuple[str, str, str, str], ...] = (
     ("config.eps_definition", "str", "", "the definition of the default eps, in words"),
     ("config.thresholds", "{recoverable: float, blind: float}", "", "verdict thresholds on rho"),
     ("config.k_sweep_channels_per_degree", "[int]", "", "capacity sweep widths"),
+    ("config.capacity", "{mode, max_rotations_per_config, max_channels_per_degree, "
+     "saturation_gain, refit_seeds}", "", "the widening rule (docs/method.md §2.6)"),
     ("config.signal", "str", "", "the injected target"),
     ("config.coefficients", "{<l>: [float]}", "", "unit coefficient vector c of s_l"),
     ("config.versions", "{str: str}", "", "python and package versions"),
@@ -416,15 +525,39 @@ SCHEMA: Tuple[Tuple[str, str, str, str], ...] = (
          "[[low, high]], null = infinite)"),
     ("summary.<d>.delta_contrast", "float | null", "target^2", "G(dL) - G(dL + 1)"),
     ("summary.<d>.delta_contrast_ci", "[float, float] | null", "target^2", "interval"),
-    ("summary.<d>.agreement", "bool | null", "", "every defined cell of d agrees; null when "
-     "no degree above the ceiling was measured (lmax <= dL: the ceiling is untested)"),
+    ("summary.<d>.status", "str", "", "agrees (boundary recovered, every l > dL blind), "
+     "violates (some l > dL exceeds), boundary_not_reached (every l > dL blind, boundary "
+     "not recovered at the widest probe tried), undecided (intervals too wide) or untested "
+     "(nothing above dL measured); docs/method.md §2.8"),
+    ("summary.<d>.agreement", "bool | null", "", "status == agrees (for old readers); null "
+     "when untested"),
+    ("summary.<d>.capacity", "[object]", "", "the probe widths tried at the boundary "
+     "l = dL (capacity auto: widened while not recovered), narrowest first; the summary's "
+     "numbers are those of the widest ridge step, or of the trained SPN where it is last and "
+     "recovered (`empirical.diagnostic.reported_step`; empty: no boundary measured)"),
+    ("summary.<d>.capacity[i].{k, rotations_per_config}", "int, int", "",
+     "the width (effective k) and rotations per configuration of one step"),
+    ("summary.<d>.capacity[i].solver", "str", "", "ridge or trained"),
+    ("summary.<d>.capacity[i].{rho, rho_ci}", "float | null, [float, float] | null", "",
+     "rho(dL) and its 95% interval at that width"),
+    ("summary.<d>.capacity[i].status", "str", "", "cell status of rho(dL) at that width"),
+    ("summary.<d>.refit_spread", "object | null", "", "rho(dL) refitted under further "
+     "splits and folds, features reused (null: no boundary measured)"),
+    ("summary.<d>.refit_spread.{k, rotations_per_config, seeds}", "int, int, int", "",
+     "the width refitted and the number of further seeds"),
+    ("summary.<d>.refit_spread.rho", "[float | null]", "", "the run's fit, then one per seed"),
+    ("summary.<d>.refit_spread.{spread, sd}", "float | null", "", "max - min and sample SD"),
     ("cells[i].{d, l}", "int, int", "", "the cell"),
     ("cells[i].predicted", "str", "", "'recoverable' or 'blind' (spanthm)"),
     ("cells[i].rho", "float | null", "", "mean held-out rho"),
     ("cells[i].rho_ci", "[float, float] | null", "", "its interval"),
     ("cells[i].r2_inj", "float | null", "", "mean R2_inj"),
-    ("cells[i].measured", "str", "", "verdict: recoverable, blind, ambiguous, undefined"),
+    ("cells[i].measured", "str", "", "point-estimate label: recoverable, blind, ambiguous, "
+     "undefined"),
     ("cells[i].agrees", "bool | null", "", "measured == predicted (null: undefined)"),
+    ("cells[i].status", "str", "", "from the 95 % interval: l <= dL recovered (low >= 0.5), "
+     "not_recovered (high < 0.5); l > dL blind (inside [-0.2, 0.2]), exceeds (wholly "
+     "outside); else undecided"),
     ("k_sweep[i].{backbone, channels_per_degree, k, monomials, d, l}", "str, int, ...", "",
      "capacity sweep point"),
     ("k_sweep[i].rho", "float | null", "", "held-out rho at that width"),
@@ -433,8 +566,44 @@ SCHEMA: Tuple[Tuple[str, str, str, str], ...] = (
 )
 
 
+#: The keys that survey, profile and sweep results add around their runs' diagnose files
+#: (``key, type, unit, meaning``), documented beside :data:`SCHEMA`.
+COLLECTION_SCHEMA = [
+    ("config.seed", "int", "", "the run seed"),
+    ("config.draws", "str", "", "`independent` (default: each model, backbone or group "
+     "draws its own frames, split, rotations, folds and target from `stream(seed, 31, "
+     "sha256(name)[:8])`, docs/method.md §2.10) or `paired` (`--paired`, TOML `paired = "
+     "true`: every one uses the run seed)"),
+    ("config.model_seeds", "{name: int}", "", "survey, profile: the plan seed each model's "
+     "(backbone's) diagnosis used"),
+    ("config.group_seeds", "{group: {seed: int}}", "", "sweep: the plan seed each group's "
+     "run used, per listed seed"),
+    ("config.capacity", "object or str", "", "the widening rule, as diagnose's "
+     "`config.capacity` (sweep: the TOML's `capacity`, `auto` or `fixed`)"),
+    ("rows[i].{d, L, predicted_ceiling, measured_ceiling}", "int", "",
+     "as diagnose's summary (measured: null when none)"),
+    ("rows[i].agreement", "bool | null", "", "true only for status `agrees`"),
+    ("rows[i].status", "str", "", "`agrees`, `violates`, `boundary_not_reached`, "
+     "`undecided` or `untested` (docs/method.md §2.8)"),
+    ("rows[i].{rho_boundary, rho_above}", "float | null", "", "survey, sweep: rho(dL) (at "
+     "the widest probe tried) and rho(dL + 1)"),
+    ("rows[i].{rho_boundary_ci, rho_above_ci}", "[float | null, float | null]", "",
+     "their 95 % intervals"),
+    ("rows[i].rho, rows[i].rho_ci", "{l: float | null}, {l: [float, float]}", "",
+     "profile: every degree of one layer"),
+    ("runs.<name>", "object", "", "survey, sweep: that model's (run's) full diagnose "
+     "results.json (the table above), with its `summary.<d>.capacity` and `refit_spread`"),
+]
+
+
+def _cell(text: str) -> str:
+    """A Markdown table cell: a ``|`` (as in ``float | null``) escaped."""
+    return text.replace("|", "\\|")
+
+
 def schema_markdown() -> str:
-    """``docs/results_schema.md``: :data:`SCHEMA` as a Markdown table."""
+    """``docs/results_schema.md``: :data:`SCHEMA` (and :data:`COLLECTION_SCHEMA`) as
+    Markdown tables."""
     lines = ["# results.json of `empirical diagnose`", "",
              f"Schema version {SCHEMA_VERSION}; generated from "
              "`empirical.diagnostic._result.SCHEMA` (a test keeps this file in step). "
@@ -442,9 +611,20 @@ def schema_markdown() -> str:
              "`null` where a quantity is undefined (never NaN).", "",
              "| key | type | unit | meaning |", "|---|---|---|---|"]
     for key, typ, unit, meaning in SCHEMA:
-        lines.append(f"| `{key}` | {typ} | {unit} | {meaning} |")
+        lines.append(f"| `{key}` | {_cell(typ)} | {unit} | {_cell(meaning)} |")
     doc = (__doc__ or "").split("Schema versions")[1].strip("-\n ")
     lines += ["", "## Versions", "", *[ln for ln in doc.splitlines()]]
+    lines += ["", "# results.json of `empirical survey`, `empirical profile` and "
+              "`empirical sweep`", "",
+              "Each starts with `schema`: `spectral-ceilings-survey/2`, "
+              "`spectral-ceilings-profile/2`, `spectral-ceilings-sweep/2` (version 1 is read "
+              "too: its rows' `status` is derived from their intervals, and its `config` has "
+              "no `draws`, which the report states as shared draws, as version 1 used). The "
+              "headline keys of a row are those of diagnose's `summary.<d>`; "
+              "generated from `empirical.diagnostic._result.COLLECTION_SCHEMA`.", "",
+              "| key | type | unit | meaning |", "|---|---|---|---|"]
+    for key, typ, unit, meaning in COLLECTION_SCHEMA:
+        lines.append(f"| `{key}` | {_cell(typ)} | {unit} | {_cell(meaning)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -458,6 +638,16 @@ def _interval_of(ci) -> Optional[Interval]:
         return ci
     low, high = ci
     return Interval(low, high)
+
+
+def _status_of_row(row: Dict) -> str:
+    """The degree status of a headline row written before schema 3 (no ``status``): from
+    its two intervals, as far as they go (``untested`` when ``rho(dL + 1)`` is absent)."""
+    dl = int(row["predicted_ceiling"])
+    if row.get("rho_above_ci") is None:
+        return UNTESTED
+    return degree_status({dl: cell_status(dl, dl, row.get("rho_boundary_ci")),
+                          dl + 1: cell_status(dl + 1, dl, row["rho_above_ci"])}, dl)
 
 
 @dataclass(frozen=True)
@@ -482,6 +672,7 @@ class DegreeHeadline:
     rho_above: Optional[float]
     rho_above_ci: Optional[Interval]
     cliff_ratio: Optional[float]
+    status: str = UNTESTED
 
     @classmethod
     def from_summary(cls, summary: DegreeSummary) -> "DegreeHeadline":
@@ -492,7 +683,7 @@ class DegreeHeadline:
                    rho_boundary_ci=_interval_of(s.rho_ci.get(s.ceiling)),
                    rho_above=s.rho_above,
                    rho_above_ci=_interval_of(s.rho_ci.get(s.ceiling + 1)),
-                   cliff_ratio=s.cliff_ratio)
+                   cliff_ratio=s.cliff_ratio, status=s.status)
 
     def to_dict(self) -> Dict:
         """The JSON keys, in this order (an interval ``[low, high]`` or ``null``)."""
@@ -503,7 +694,7 @@ class DegreeHeadline:
                 "rho_boundary": self.rho_boundary,
                 "rho_boundary_ci": listed(self.rho_boundary_ci),
                 "rho_above": self.rho_above, "rho_above_ci": listed(self.rho_above_ci),
-                "cliff_ratio": self.cliff_ratio}
+                "cliff_ratio": self.cliff_ratio, "status": self.status}
 
     @classmethod
     def from_dict(cls, row: Dict) -> "DegreeHeadline":
@@ -515,4 +706,5 @@ class DegreeHeadline:
                    rho_boundary_ci=_interval_of(row.get("rho_boundary_ci")),
                    rho_above=row.get("rho_above"),
                    rho_above_ci=_interval_of(row.get("rho_above_ci")),
-                   cliff_ratio=row.get("cliff_ratio"))
+                   cliff_ratio=row.get("cliff_ratio"),
+                   status=row.get("status") or _status_of_row(row))

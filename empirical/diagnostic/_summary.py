@@ -1,6 +1,11 @@
 """Stage 4 of the diagnostic: pool the backbones, bootstrap, verdicts (docs/method.md §2.7,
 §2.8).
 
+Every cell's ``status`` and every degree's ``status`` are read from the 95 % intervals
+(:func:`~empirical.diagnostic.cell_status`, :func:`~empirical.diagnostic.degree_status`);
+``agreement`` is ``status == "agrees"`` (``None`` when untested). With one backbone the
+interval is the bootstrap over its held-out samples; with several, the hierarchical one.
+
 :func:`summarize` is ``[BackboneProbes] + plan -> ({d: DegreeSummary}, [Cell])``. Point
 estimates follow the one rule of :meth:`ClusterBootstrap.point_estimate` (the mean over
 backbones of each backbone's statistic on its held-out samples); intervals come from one
@@ -12,12 +17,13 @@ interval of per-resample ratios.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 
 from ._cells import BackboneProbes, as_float
 from ._result import Cell, DegreeSummary
-from ._verdict import UNDEFINED, measured_ceiling, verdict
+from ._verdict import (UNDECIDED, UNDEFINED, agreement_of, cell_status, degree_status,
+                       measured_ceiling, verdict)
 from .statistics import (PEARSON, R2_INJECTED, RAW_GAIN, ClusterBootstrap, cliff_ratio,
                          ratio_confidence_set)
 
@@ -74,21 +80,22 @@ def summarize(probes: Sequence[BackboneProbes], plan
                                               dist_rho[above], level=boot.level).to_dict())
         else:
             delta = delta_ci = ratio = ratio_set = None
-        agree_all: Optional[bool] = True
+        statuses: Dict[int, str] = {}
         for l in plan.ls:
             label = pred.label(l)
             measured = verdict(rho[l])
             agrees = None if measured == UNDEFINED else measured == label
-            agree_all = agree_all and agrees is not False
+            if l >= 1:     # l = 0 (constant target) takes no part in the verdict
+                statuses[l] = cell_status(l, dl, rho_ci[l])
             cells.append(Cell(d=d, l=l, predicted=label, rho=rho[l], rho_ci=rho_ci[l],
-                              r2_inj=r2[l], measured=measured, agrees=agrees))
-        if dl + 1 > plan.lmax and agree_all:
-            agree_all = None    # no degree above the ceiling was measured: untested
+                              r2_inj=r2[l], measured=measured, agrees=agrees,
+                              status=statuses.get(l, UNDECIDED)))
+        status = degree_status(statuses, dl)
         summaries[d] = DegreeSummary(
             d=d, ceiling=dl, measured_ceiling=measured_ceiling(rho),
             rho=rho, rho_ci=rho_ci, r2_inj=r2, r2_inj_ci=r2_ci, gain=gain, gain_ci=gain_ci,
             rho_boundary=rho.get(dl), rho_above=rho.get(above), cliff_ratio=ratio,
             cliff_ratio_ci=ratio_set, delta_contrast=delta, delta_contrast_ci=delta_ci,
-            agreement=agree_all)
+            agreement=agreement_of(status), status=status)
     return summaries, cells
 

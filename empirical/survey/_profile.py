@@ -4,13 +4,18 @@
 ``profile(backbones, d) -> ProfileResult``: for each backbone, each layer it names
 (protocol ``layers`` / ``at_layer``; a backbone without them has one row, its own layer)
 is diagnosed on its own, with the same plan (frames, split, rotations, signal) for every
-layer, and one :class:`LayerProfile` row records rho(l) with intervals beside that layer's
-predicted ceiling ``d * L_layer``. The layers share the model: ``at_layer`` reads another
+layer of a backbone, and one :class:`LayerProfile` row records rho(l) with intervals beside
+that layer's predicted ceiling ``d * L_layer``. The layers share the model: ``at_layer`` reads another
 layer of the same weights, nothing is copied or retrained.
 
 Cost: one feature extraction per layer (a layer's features are read by its own forward
 pass), so a profile of ``n`` layers costs about ``n`` diagnoses at one ``d`` without the k
 sweep. The default of 1000 frames keeps a 4-layer SevenNet profile to minutes on a CPU.
+
+Draws: each backbone's plan seed is drawn from the run seed and its name
+(:func:`~._draws.model_seed`), so two backbones never share rotations and adding one
+changes no other's rows; ``paired=True`` (CLI ``--paired``) gives every backbone the run
+seed itself (shared draws, for contrasts between backbones).
 """
 
 from __future__ import annotations
@@ -30,12 +35,15 @@ from ..diagnostic.statistics import Interval
 from ..runtime import max_l, place, resolve_device, versions
 from ..diagnostic import MAX_LMAX, validate_options
 from ..diagnostic import THRESHOLDS
+from ._draws import check_paired, draws_of, model_seed
 
 __all__ = ["LayerProfile", "ProfiledBackbone", "ProfileResult", "profile", "backbone_layers",
            "PROFILE_SCHEMA"]
 
 #: ``results.json["schema"]`` of a profile.
-PROFILE_SCHEMA = "spectral-ceilings-profile/1"
+PROFILE_SCHEMA = "spectral-ceilings-profile/2"
+#: Read too: version 1 (before interval verdicts and per-model draws).
+PROFILE_SCHEMA_READS = ("spectral-ceilings-profile/1",)
 
 
 def _interval(ci) -> Interval:
@@ -64,7 +72,7 @@ class LayerProfile:
 
     #: The keys of a row in ``results.json``, in order.
     KEYS = ("backbone", "layer", "index", "irreps_out", "L", "d", "predicted_ceiling",
-            "measured_ceiling", "agreement", "rho", "rho_ci", "equivariance_error",
+            "measured_ceiling", "agreement", "status", "rho", "rho_ci", "equivariance_error",
             "equivariant")
     _OWN = ("backbone", "layer", "index", "irreps_out", "equivariance_error", "equivariant")
 
@@ -118,9 +126,11 @@ class ProfileResult(TypedResult):
     Attributes
     ----------
     config : dict
-        JSON-ready: ``dataset``, ``marked_atoms``, ``d``, ``lmax``, ``seed``, ``n_boot``,
-        ``frames``, ``n_test``, ``device``, ``thresholds``, ``versions``, ``method``
-        (docs/results_schema.md).
+        JSON-ready: ``dataset``, ``marked_atoms``, ``d``, ``lmax``, ``seed``, ``draws``
+        (``"independent"`` or ``"paired"``), ``model_seeds`` (backbone name -> the plan
+        seed of its layers' diagnoses), ``n_boot``, ``capacity`` (the widening rule, as
+        diagnose's ``config.capacity``), ``frames``, ``n_test``, ``device``,
+        ``thresholds``, ``versions``, ``method`` (docs/results_schema.md).
     backbones : list of ProfiledBackbone
     rows : list of LayerProfile
         Backbone then layer order (a layer without ``l > 0`` features has none).
@@ -134,6 +144,7 @@ class ProfileResult(TypedResult):
     seconds: float = field(default=0.0, compare=False)
 
     SCHEMA = PROFILE_SCHEMA
+    READS = PROFILE_SCHEMA_READS
     COMMAND = "profile"
 
     def to_dict(self) -> Dict:
@@ -165,7 +176,8 @@ def backbone_layers(obj) -> List[Tuple[str, object]]:
 def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] = None,
             frames: Optional[int] = 1000, seed: int = 0, n_boot: int = 500,
             marked: Optional[Sequence[int]] = None, trust_checkpoints: bool = False,
-            device=None, progress=None) -> ProfileResult:
+            device=None, progress=None, paired: bool = False,
+            capacity: str = "auto") -> ProfileResult:
     """Diagnose every interaction layer of each backbone at probe degree ``d``.
 
     Parameters
@@ -175,13 +187,16 @@ def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] =
     d : probe degree.  lmax : highest target degree (default ``d * max L + 2``, at most
         :data:`~empirical.diagnostic._plan.MAX_LMAX`), the same for every layer.
     frames : seeded subset of frames (default 1000; ``None`` for all).
+    paired : False (default): each backbone's plan seed is :func:`~._draws.model_seed` of
+        ``seed`` and its name; True: every backbone uses ``seed`` (shared draws).
     Other options as for :func:`empirical.diagnose`.
 
     Raises ``ValueError`` for bad input before any layer is diagnosed.
     """
     start = time.perf_counter()
     validate_options([d], lmax if lmax is not None else 0, seed, n_boot, 0.2, 3, None,
-                     "irrep", "ridge", None)
+                     "irrep", "ridge", None, capacity=capacity)
+    check_paired(paired)
     dev = resolve_device(device)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     entries = resolve_backbones(backbones, trust_checkpoints=trust_checkpoints)
@@ -198,6 +213,7 @@ def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] =
     described = []
     total = sum(len(layers) for *_, layers in layered)
     done = 0
+    seeds = {name: model_seed(seed, name, paired) for name, *_ in layered}
     for name, obj, info, layers in layered:
         described.append(ProfiledBackbone(name, info.get("source", ""), info.get("sha256"),
                                           tuple(n for n, _ in layers)))
@@ -209,17 +225,19 @@ def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] =
             if max_l(view.irreps_out) < 1:
                 continue
             res = diagnose(backbones=[view], names=[f"{name}/{layer}"], dataset=data,
-                           marked=marked, degrees=[d], lmax=lmax, seed=seed, n_boot=n_boot,
-                           frames=frames, k_sweep=(), progress=False)
+                           marked=marked, degrees=[d], lmax=lmax, seed=seeds[name],
+                           n_boot=n_boot, frames=frames, k_sweep=(), progress=False,
+                           capacity=capacity)
             rec = res.backbones[0]
             rows.append(LayerProfile.of(name, layer, index, rec.irreps_out, res.summaries[d],
                                         rec.equivariance_error, rec.equivariant))
     config = {"dataset": res.config["dataset"], "marked_atoms": res.config["marked_atoms"],
-              "d": d, "lmax": lmax, "seed": seed, "n_boot": n_boot,
+              "d": d, "lmax": lmax, "seed": seed, "draws": draws_of(paired),
+              "model_seeds": seeds, "n_boot": n_boot, "capacity": res.config["capacity"],
               "frames": frames, "n_test": res.config["n_test"],
               "device": str(dev) if dev is not None else None,
               "thresholds": dict(THRESHOLDS), "versions": versions(),
               "method": "each layer diagnosed on its own (empirical.diagnose, one d, no k "
-                        "sweep) with the same plan; docs/method.md §2.9"}
+                        "sweep) with its backbone's plan; docs/method.md §2.9"}
     return ProfileResult(config=config, backbones=described, rows=rows,
                          seconds=time.perf_counter() - start)

@@ -5,15 +5,24 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
+from ..diagnostic import STATUS_WORDS, VIOLATES, probe_label
 from ..io import write_run_set
 from ..render import MISSING, interval, num, pyplot, table
+from ._draws import draws_sentence
 
 __all__ = ["render_profile_report", "profile_figure", "write_profile_outputs",
            "render_survey_report", "survey_figure", "write_survey_outputs", "survey_table"]
 
 
-def _agree(a: Optional[bool]) -> str:
-    return {True: "agrees", False: "**disagrees**", None: "untested"}[a]
+def _agree(status: str) -> str:
+    """A degree status in words (docs/method.md §2.8); a violation in bold."""
+    words = STATUS_WORDS.get(status, status)
+    return f"**{words}**" if status == VIOLATES else words
+
+
+def _status_counts(rows) -> Dict[str, int]:
+    """How many rows have each degree status."""
+    return {st: sum(r.headline.status == st for r in rows) for st in STATUS_WORDS}
 
 
 def _text(x) -> str:
@@ -51,16 +60,17 @@ def _profile_table(result, backbone: str) -> str:
             text = num(v, 2)
             cells.append(f"**{text}**" if l <= h.predicted_ceiling and v is not None else text)
         rows.append([r.layer, r.irreps_out, h.L, h.predicted_ceiling,
-                     _text(h.measured_ceiling), *cells, _agree(h.agreement)])
+                     _text(h.measured_ceiling), *cells, _agree(h.status)])
     return table(header, rows)
 
 
 def render_profile_report(result, plot_files: Sequence[str] = ()) -> str:
     c = result.config
     out = [f"# Per-layer spectral profile (d = {c['d']})", "",
-           _data_line(c) + ". Each layer is diagnosed on its own with the same plan; its "
+           _data_line(c) + ". Each layer is diagnosed on its own, with its backbone's plan "
+           "(the layers of one backbone share its frames, split, rotations and signal); its "
            "predicted ceiling is d x (its own L). Bold: rho of the predicted-recoverable "
-           "degrees l <= dL.", ""]
+           "degrees l <= dL.", "", draws_sentence(c, "model"), ""]
     for name in plot_files:
         out += [f"![per-layer profile]({name})", ""]
     for b in result.backbones:
@@ -121,19 +131,26 @@ def _rho_cell(x, ci) -> str:
     return f"{num(x)} {interval(ci, 2)}"
 
 
-def survey_table(rows: Sequence) -> List[str]:
-    """The survey's markdown table (also the README's), one line per element."""
+def survey_table(rows: Sequence, runs: Optional[Dict] = None) -> List[str]:
+    """The survey's markdown table (also the README's), one line per element; with the
+    models' ``runs`` (name -> DiagnoseResult) a column names the probe behind rho(dL)
+    (:func:`~empirical.diagnostic.probe_label`)."""
     header = ["model", "L", "layers", "parameters", "d", "ceiling dL", "measured",
-              "rho(dL) [95% CI]", "rho(dL+1) [95% CI]", "equivariance error", ""]
+              "probe at dL (k x rotations)", "rho(dL) [95% CI]", "rho(dL+1) [95% CI]",
+              "equivariance error", ""]
     cells = []
     for r in rows:
         h = r.headline
         params = MISSING if r.parameters is None else f"{r.parameters / 1e6:.2f} M"
+        run = (runs or {}).get(r.model)
+        probe = MISSING if run is None or h.d not in run.summaries else \
+            probe_label(run.summaries[h.d].capacity)
         cells.append([r.model, h.L, _text(r.layers), params, h.d, h.predicted_ceiling,
-                      _text(h.measured_ceiling), _rho_cell(h.rho_boundary, h.rho_boundary_ci),
+                      _text(h.measured_ceiling), probe,
+                      _rho_cell(h.rho_boundary, h.rho_boundary_ci),
                       _rho_cell(h.rho_above, h.rho_above_ci),
                       f"{r.equivariance_error:.1e}" + ("" if r.parity else " (SO(3))"),
-                      _agree(h.agreement)])
+                      _agree(h.status)])
     return table(header, cells).split("\n")
 
 
@@ -154,11 +171,15 @@ def render_survey_report(result, plot_files: Sequence[str] = ()) -> str:
     agree = sum(r.headline.agreement is True for r in rows)
     out = ["# Survey: the spectral ceiling of every model available here", "",
            _data_line(c) + f", lmax {c['lmax_rule']}. Every model is diagnosed on its own "
-           "(no pooling) with the same plan. "
-           f"**{agree} of {len(rows)}** (model, d) rows agree with spanthm's ceiling.", ""]
+           "(no pooling). "
+           f"**{agree} of {len(rows)}** (model, d) rows agree with spanthm's ceiling (status "
+           "from the 95 % intervals, docs/method.md §2.8); "
+           + "; ".join(f"{n} {STATUS_WORDS[st]}" for st, n in _status_counts(rows).items()
+                       if st != "agrees") + ".", "",
+           draws_sentence(c, "model"), ""]
     for name in plot_files:
         out += [f"![survey]({name})", ""]
-    out += survey_table(rows) + [""]
+    out += survey_table(rows, result.runs) + [""]
     out += ["Columns: L and the irreps are those of the layer read (the last with l > 0 "
             "unless the spec names one); layers: interaction layers with l > 0 features; "
             "equivariance error: max abs over one rotation and one roto-reflection of one "

@@ -7,8 +7,11 @@ every pretrained model an installed adapter can load without a download
 (:func:`empirical.adapters.available`: SevenNet's shipped checkpoints with the
 ``[sevenn]`` extra), and any further specs given (``extra``: a nequip example checkpoint,
 a MACE model file, ...; third-party files need ``trust_checkpoints``). Each is diagnosed by
-:func:`empirical.diagnose` with the same seed and frames (so the same split and signal),
-no k sweep, and ``lmax = max(d) * L + 1`` (capped at 12), so every ceiling is tested.
+:func:`empirical.diagnose` on the same data, no k sweep, and ``lmax = max(d) * L + 1``
+(capped at 12), so every ceiling is tested; with its own plan seed drawn from the run seed
+and its name (:func:`~._draws.model_seed`: its own split, rotations and signal, so the rows
+are independent and adding a model changes no other row), or with the run seed shared by
+every model when ``paired`` (CLI ``--paired``: a paired design for contrasts).
 
 A model trained on another level of theory (SevenNet: PBE on materials; the data:
 GFN2-xTB) enters only through eps and R2_inj (its energy error against the data's
@@ -33,12 +36,15 @@ from ..diagnostic import DegreeHeadline, DiagnoseResult, diagnose
 from ..runtime import max_l, place, resolve_device, versions
 from ..diagnostic import MAX_LMAX, validate_options
 from ..diagnostic import THRESHOLDS
+from ._draws import check_paired, draws_of, model_seed
 
 __all__ = ["SurveyRow", "SurveyResult", "survey", "survey_models", "survey_items",
            "SURVEY_SCHEMA"]
 
 #: ``results.json["schema"]`` of a survey.
-SURVEY_SCHEMA = "spectral-ceilings-survey/1"
+SURVEY_SCHEMA = "spectral-ceilings-survey/2"
+#: Read too: version 1 (before interval verdicts and per-model draws).
+SURVEY_SCHEMA_READS = ("spectral-ceilings-survey/1",)
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ class SurveyRow:
 
     #: The keys of a row in ``results.json``, in order.
     KEYS = ("model", "source", "irreps_out", "L", "layer", "layers", "parameters", "d",
-            "predicted_ceiling", "measured_ceiling", "agreement", "rho_boundary",
+            "predicted_ceiling", "measured_ceiling", "agreement", "status", "rho_boundary",
             "rho_boundary_ci", "rho_above", "rho_above_ci", "equivariance_error", "parity",
             "equivariant", "eps_eV", "energy_error_rmse_meV")
     _OWN = ("model", "source", "irreps_out", "layer", "layers", "parameters",
@@ -99,9 +105,11 @@ class SurveyResult(TypedResult):
     ----------
     config : dict
         JSON-ready: ``dataset`` (source, frames, sha256), ``marked_atoms``, ``degrees``,
-        ``lmax_rule``, ``seed``, ``n_boot``, ``frames``, ``n_test``, ``models``,
-        ``skipped`` (why a model or degree was left out), ``device``, ``thresholds``,
-        ``versions`` (docs/results_schema.md).
+        ``lmax_rule``, ``seed``, ``draws`` (``"independent"`` or ``"paired"``),
+        ``model_seeds`` (model name -> the plan seed its diagnosis used), ``n_boot``,
+        ``capacity`` (the widening rule, as diagnose's ``config.capacity``),
+        ``frames``, ``n_test``, ``models``, ``skipped`` (why a model or degree was left
+        out), ``device``, ``thresholds``, ``versions`` (docs/results_schema.md).
     rows : list of SurveyRow
         One per model and ``d``, models in the order surveyed.
     runs : dict model name -> DiagnoseResult
@@ -116,6 +124,7 @@ class SurveyResult(TypedResult):
     seconds: float = field(default=0.0, compare=False)
 
     SCHEMA = SURVEY_SCHEMA
+    READS = SURVEY_SCHEMA_READS
     COMMAND = "survey"
 
     def to_dict(self) -> Dict:
@@ -182,31 +191,27 @@ def _parameters(obj, info) -> Optional[int]:
     return None
 
 
-def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
-           dataset="aspirin", degrees: Sequence[int] = (1, 2, 3),
-           frames: Optional[int] = None, seed: int = 0, n_boot: int = 1000,
-           trust_checkpoints: bool = False, device=None, progress=None) -> SurveyResult:
-    """Diagnose every model (``models``, default :func:`survey_models`, plus ``extra``:
-    :func:`survey_items`) at ``degrees``.
+def _rows_of(name: str, obj, info: Dict, res: DiagnoseResult, ds) -> List[SurveyRow]:
+    """The rows of one model's diagnosis, one per ``d`` of ``ds``."""
+    rec = res.backbones[0]
+    layers = getattr(obj, "layers", None)
+    return [SurveyRow(
+        model=name, source=info.get("source", rec.source), irreps_out=rec.irreps_out,
+        layer=rec.extra.get("layer"),
+        layers=len(layers) if isinstance(layers, (tuple, list)) else None,
+        parameters=_parameters(obj, info), headline=DegreeHeadline.from_summary(res.summaries[d]),
+        equivariance_error=_premise_error(rec.equivariance_error, rec.extra.get("parity", True)),
+        parity=bool(rec.extra.get("parity", True)),
+        equivariant=rec.equivariant, eps_eV=rec.eps_eV,
+        energy_error_rmse_meV=rec.energy_error_rmse_meV) for d in ds]
 
-    Each model is loaded (and refused, for bad input) before any is diagnosed, so a typo
-    in the last spec costs nothing. Raises ``ValueError`` for bad input.
-    """
-    start = time.perf_counter()
-    degrees = validate_options(degrees, 0, seed, n_boot, 0.2, 3, None, "irrep", "ridge", None)
-    dev = resolve_device(device)
-    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-    items = survey_items(models, extra)
-    if not items:
-        raise ValueError("no models to survey")
-    entries = resolve_backbones(items, trust_checkpoints=trust_checkpoints)
-    place(entries, dev)
-    rows: List[SurveyRow] = []
-    runs: Dict[str, DiagnoseResult] = {}
-    config: Dict = {}
-    skipped: List[str] = []
+
+def _survey_plans(entries, degrees, skipped: List[str]) -> List:
+    """``(name, obj, info, L, ds, lmax)`` of every model that can be diagnosed (every
+    model's degrees and lmax, before any work); why the others are left out in
+    ``skipped``."""
     plans = []
-    for entry in entries:       # every model's degrees and lmax, before any work
+    for entry in entries:
         name, obj, info = entry.name, entry.backbone, entry.info()
         L = max_l(obj.irreps_out)
         ds = [d for d in degrees if d * L + 1 <= MAX_LMAX]
@@ -220,32 +225,56 @@ def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
         plans.append((name, obj, info, L, ds, max(ds) * L + 1))
     if not plans:
         raise ValueError("no model can be diagnosed: " + "; ".join(skipped))
+    return plans
+
+
+def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
+           dataset="aspirin", degrees: Sequence[int] = (1, 2, 3),
+           frames: Optional[int] = None, seed: int = 0, n_boot: int = 1000,
+           trust_checkpoints: bool = False, device=None, progress=None,
+           paired: bool = False, capacity: str = "auto") -> SurveyResult:
+    """Diagnose every model (``models``, default :func:`survey_models`, plus ``extra``:
+    :func:`survey_items`) at ``degrees``.
+
+    ``paired`` : False (default): each model's plan seed is :func:`~._draws.model_seed`
+    of ``seed`` and its name (independent rows); True: every model uses ``seed`` (shared
+    draws, for model-versus-model contrasts).
+    ``capacity`` : ``"auto"`` (default) or ``"fixed"``, as for :func:`empirical.diagnose`.
+
+    Each model is loaded (and refused, for bad input) before any is diagnosed, so a typo
+    in the last spec costs nothing. Raises ``ValueError`` for bad input.
+    """
+    start = time.perf_counter()
+    degrees = validate_options(degrees, 0, seed, n_boot, 0.2, 3, None, "irrep", "ridge", None,
+                               capacity=capacity)
+    check_paired(paired)
+    dev = resolve_device(device)
+    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    items = survey_items(models, extra)
+    if not items:
+        raise ValueError("no models to survey")
+    entries = resolve_backbones(items, trust_checkpoints=trust_checkpoints)
+    place(entries, dev)
+    rows: List[SurveyRow] = []
+    runs: Dict[str, DiagnoseResult] = {}
+    skipped: List[str] = []
+    plans = _survey_plans(entries, degrees, skipped)
+    seeds = {name: model_seed(seed, name, paired) for name, *_ in plans}
     for i, (name, obj, info, L, ds, lmax) in enumerate(plans):
         if progress is not False:
             print(f"[{i + 1}/{len(plans)}] {name}: L = {L}, d = {ds}, lmax = {lmax}",
                   file=sys.stderr, flush=True)
         res = diagnose(backbones=[obj], names=[name], dataset=data, degrees=ds, lmax=lmax,
-                       seed=seed, frames=frames, n_boot=n_boot, k_sweep=(),
-                       progress=progress)
-        rec = res.backbones[0]
-        layers = getattr(obj, "layers", None)
-        for d in ds:
-            s = res.summaries[d]
-            rows.append(SurveyRow(
-                model=name, source=info.get("source", rec.source), irreps_out=rec.irreps_out,
-                layer=rec.extra.get("layer"),
-                layers=len(layers) if isinstance(layers, (tuple, list)) else None,
-                parameters=_parameters(obj, info), headline=DegreeHeadline.from_summary(s),
-                equivariance_error=_premise_error(rec.equivariance_error,
-                                                  rec.extra.get("parity", True)),
-                parity=bool(rec.extra.get("parity", True)),
-                equivariant=rec.equivariant, eps_eV=rec.eps_eV,
-                energy_error_rmse_meV=rec.energy_error_rmse_meV))
+                       seed=seeds[name], frames=frames, n_boot=n_boot, k_sweep=(),
+                       progress=progress, capacity=capacity)
+        rows += _rows_of(name, obj, info, res, ds)
         runs[name] = res
-        config = res.config
-    config = {"dataset": config["dataset"], "marked_atoms": config["marked_atoms"],
+    last = res.config
+    config = {"dataset": last["dataset"], "marked_atoms": last["marked_atoms"],
               "degrees": list(degrees), "lmax_rule": f"max(d) * L + 1 (at most {MAX_LMAX})",
-              "seed": seed, "n_boot": n_boot, "frames": frames, "n_test": config["n_test"],
+              "seed": seed, "draws": draws_of(paired), "model_seeds": seeds,
+              "n_boot": n_boot, "capacity": last["capacity"], "frames": frames,
+              "n_test": last["n_test"],
               "models": [entry.name for entry in entries], "skipped": skipped,
               "device": str(dev) if dev is not None else None,
               "thresholds": dict(THRESHOLDS), "versions": versions()}

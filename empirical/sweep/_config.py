@@ -12,8 +12,11 @@ The file (every key but ``groups`` optional; paths are relative to the file)::
     seeds = [0]
     frames = 5000                      # CLI --frames overrides
     chunk = 200                        # configurations per feature-extraction task
+    paired = false                     # true: every group shares the seed's draws (CLI
+                                       # --paired); false: each group's own (its name's)
     # and diagnose's options, same names and defaults: n_boot, k, k_sweep, reduction,
-    # spn, test_fraction, eps, folds, rotations_per_config, device ("cpu", "cuda")
+    # spn, test_fraction, eps, folds, rotations_per_config, device ("cpu", "cuda"),
+    # capacity ("auto" or "fixed")
 
     [[groups]]
     name = "shipped"                   # optional
@@ -21,7 +24,10 @@ The file (every key but ``groups`` optional; paths are relative to the file)::
     pool = true                        # true: one pooled group (as diagnose); false: one
                                        # group per backbone (a zoo, a training run)
 
-A row of the sweep is one (group, dataset, marked pair, seed, d).
+A row of the sweep is one (group, dataset, marked pair, seed, d). Each group's plan
+seed is drawn from the seed and the group's name (:func:`empirical.survey.model_seed`):
+groups never share rotations, split or signal, and adding a group changes no other row;
+``paired = true`` gives every group the seed itself (shared draws, for contrasts).
 
 A file cannot grant trust: third-party (pickled) checkpoints load only when the caller
 says so (``empirical sweep --trust-checkpoints``, ``sweep(..., trust_checkpoints=True)``),
@@ -40,6 +46,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from .. import adapters
 from ..checks import check_int, is_int
 from ..diagnostic import validate_options
+from ..survey import check_paired, draws_of
 
 __all__ = ["SweepConfig", "Group", "load_config", "parse_config", "OPTIONS", "epoch_of",
            "MAX_TASKS"]
@@ -47,11 +54,11 @@ __all__ = ["SweepConfig", "Group", "load_config", "parse_config", "OPTIONS", "ep
 #: diagnose's options a sweep passes on, with diagnose's defaults.
 OPTIONS = {"n_boot": 2000, "k": None, "k_sweep": (1, 2, 3, 4), "reduction": "irrep",
            "spn": "ridge", "test_fraction": 0.2, "eps": None, "folds": 3,
-           "rotations_per_config": 1, "device": None}
+           "rotations_per_config": 1, "device": None, "capacity": "auto"}
 
 #: Keys of the file besides :data:`OPTIONS`.
 _KEYS = {"out", "store", "datasets", "marked", "degrees", "lmax", "seeds", "frames", "chunk",
-         "groups"}
+         "groups", "paired"}
 
 #: The one-line refusal of a key that would grant trust from a file.
 _TRUST_REFUSED = ("a sweep configuration cannot grant trust: third-party checkpoints are "
@@ -101,6 +108,9 @@ class SweepConfig:
     seeds: Tuple[int, ...] = (0,)
     frames: Optional[int] = None
     chunk: int = DEFAULT_CHUNK
+    #: True: every group's plan uses the run seed (shared draws); False: each group's own
+    #: (:func:`empirical.survey.model_seed` of the seed and the group's name).
+    paired: bool = False
     #: Set only by the caller (``sweep(..., trust_checkpoints=True)``, the CLI flag);
     #: :func:`parse_config` never sets it, whatever the file says.
     trust_checkpoints: bool = False
@@ -118,6 +128,11 @@ class SweepConfig:
             return self
         check_int("frames", frames, 2)
         return replace(self, frames=int(frames))
+
+    def with_paired(self, paired: bool) -> "SweepConfig":
+        """The same sweep with shared draws (``True``, CLI --paired) or the file's design
+        (``False``: unchanged)."""
+        return replace(self, paired=True) if check_paired(paired) else self
 
     def recorded(self, spec: str) -> str:
         """``spec`` as results record it: a file's path relative to :attr:`base` (after
@@ -149,7 +164,7 @@ class SweepConfig:
                 "datasets": [self.recorded(d) for d in self.datasets],
                 "marked": None if self.marked is None else [list(p) for p in self.marked],
                 "degrees": list(self.degrees), "lmax": self.lmax, "seeds": list(self.seeds),
-                "frames": self.frames, "chunk": self.chunk,
+                "frames": self.frames, "chunk": self.chunk, "draws": draws_of(self.paired),
                 "trust_checkpoints": self.trust_checkpoints,
                 "options": {k: (list(v) if isinstance(v, tuple) else v)
                             for k, v in sorted(self.options.items())}}
@@ -292,6 +307,7 @@ def parse_config(raw: Dict, base: Path = Path("."), source: Optional[str] = None
     if frames is not None:
         check_int("frames", frames, 2)
     chunk = check_int("chunk", raw.get("chunk", DEFAULT_CHUNK), 1)
+    paired = check_paired(raw.get("paired", False))
     options = dict(OPTIONS)
     for key in OPTIONS:
         if key in raw:
@@ -299,7 +315,8 @@ def parse_config(raw: Dict, base: Path = Path("."), source: Optional[str] = None
             options[key] = tuple(value) if isinstance(value, list) else value
     validate_options(degrees, lmax, seeds[0], options["n_boot"], options["test_fraction"],
                      options["folds"], options["k"], options["reduction"], options["spn"],
-                     options["eps"], options["rotations_per_config"], options["k_sweep"])
+                     options["eps"], options["rotations_per_config"], options["k_sweep"],
+                     capacity=options["capacity"])
     paths = {}
     for key in ("out", "store"):
         value = raw.get(key)
@@ -309,7 +326,7 @@ def parse_config(raw: Dict, base: Path = Path("."), source: Optional[str] = None
                                                  else Path(value))
     config = SweepConfig(groups=tuple(groups), datasets=tuple(datasets), marked=marked,
                          degrees=tuple(sorted(degrees)), lmax=int(lmax), seeds=seeds,
-                         frames=frames, chunk=chunk, options=options,
+                         frames=frames, chunk=chunk, paired=paired, options=options,
                          out=paths["out"], store=paths["store"], source=source,
                          base=Path(base))
     if config.n_rows() > MAX_TASKS:

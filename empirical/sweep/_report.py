@@ -19,14 +19,18 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from .._result import TypedResult
 from ..io import write_run_set
 from ..runtime import versions
-from ..diagnostic import THRESHOLDS, DegreeHeadline, DiagnoseResult
+from ..diagnostic import (AGREES, DEGREE_STATUSES, STATUS_WORDS, THRESHOLDS, VIOLATES,
+                          DegreeHeadline, DiagnoseResult, probe_label)
 from ..render import MISSING, interval, num, pyplot, table
+from ..survey import draws_sentence
 
 __all__ = ["SweepRunRow", "SweepResult", "SWEEP_SCHEMA", "render_sweep_report",
            "sweep_figure", "write_sweep_outputs"]
 
 #: ``results.json["schema"]`` of a sweep.
-SWEEP_SCHEMA = "spectral-ceilings-sweep/1"
+SWEEP_SCHEMA = "spectral-ceilings-sweep/2"
+#: Read too: version 1 (before interval verdicts and per-model draws).
+SWEEP_SCHEMA_READS = ("spectral-ceilings-sweep/1",)
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class SweepRunRow:
 
     #: The keys of a row in ``results.json``, in order.
     KEYS = ("run", "group", "epoch", "backbones", "dataset", "marked", "seed", "d", "L",
-            "predicted_ceiling", "measured_ceiling", "agreement", "rho_boundary",
+            "predicted_ceiling", "measured_ceiling", "agreement", "status", "rho_boundary",
             "rho_boundary_ci", "rho_above", "rho_above_ci", "cliff_ratio", "equivariant")
     _OWN = ("run", "group", "epoch", "dataset", "seed", "equivariant")
 
@@ -78,8 +82,10 @@ class SweepResult(TypedResult):
     ----------
     config : dict
         JSON-ready: the checked configuration (:meth:`SweepConfig.to_dict
-        <empirical.sweep.SweepConfig.to_dict>`, paths relative to the configuration file)
-        with ``thresholds`` and ``versions`` (docs/results_schema.md).
+        <empirical.sweep.SweepConfig.to_dict>`, paths relative to the configuration file,
+        ``draws`` ``"independent"`` or ``"paired"``) with ``group_seeds`` (group name ->
+        seed -> the plan seed its runs used), ``thresholds`` and ``versions``
+        (docs/results_schema.md).
     rows : list of SweepRunRow
         One per (group, dataset, marked pair, seed, d).
     runs : dict run id -> DiagnoseResult
@@ -100,6 +106,7 @@ class SweepResult(TypedResult):
     timings: Dict = field(default_factory=dict, compare=False)
 
     SCHEMA = SWEEP_SCHEMA
+    READS = SWEEP_SCHEMA_READS
     COMMAND = "sweep"
 
     @classmethod
@@ -120,8 +127,11 @@ class SweepResult(TypedResult):
                     backbones=tuple(b.name for b in result.backbones), dataset=job.dataset,
                     marked=tuple(int(x) for x in job.plan.marked), seed=job.seed,
                     headline=DegreeHeadline.from_summary(s), equivariant=equivariant))
-        config = {**plan.config.to_dict(), "thresholds": dict(THRESHOLDS),
-                  "versions": versions()}
+        group_seeds: Dict[str, Dict[str, int]] = {}
+        for job in plan.runs:
+            group_seeds.setdefault(job.group.name, {})[str(job.seed)] = int(job.plan.seed)
+        config = {**plan.config.to_dict(), "group_seeds": group_seeds,
+                  "thresholds": dict(THRESHOLDS), "versions": versions()}
         config.pop("source", None)      # where the file lay is not part of the result
         return cls(config=config, rows=rows, runs=runs, warnings=warnings,
                    seconds=timing["seconds"], timings={**timing, "store": store})
@@ -145,32 +155,39 @@ class SweepResult(TypedResult):
         return write_sweep_outputs(self, out_dir, plots=plots, overwrite=overwrite)
 
 
-_AGREEMENT = {True: "agrees", False: "**disagrees**", None: "untested"}
+def _status(status: str) -> str:
+    """A degree status in words (docs/method.md §2.8); a violation in bold."""
+    words = STATUS_WORDS.get(status, status)
+    return f"**{words}**" if status == VIOLATES else words
 
 
 def _text(x) -> str:
     return MISSING if x is None else str(x)
 
 
-def _rows_table(rows: Sequence[SweepRunRow]) -> str:
+def _rows_table(rows: Sequence[SweepRunRow], runs: Dict) -> str:
     header = ["group", "epoch", "dataset", "marked", "seed", "d", "L", "dL", "measured",
-              "rho(dL) [95% CI]", "rho(dL+1) [95% CI]", "agreement"]
+              "probe at dL (k x rotations)", "rho(dL) [95% CI]", "rho(dL+1) [95% CI]",
+              "status"]
     cells = []
     for r in rows:
         h = r.headline
+        run = runs.get(r.run)
+        probe = MISSING if run is None or h.d not in run.summaries else \
+            probe_label(run.summaries[h.d].capacity)
         cells.append([r.group, _text(r.epoch), r.dataset, f"{r.marked[0]}-{r.marked[1]}",
-                      r.seed, h.d, h.L, h.predicted_ceiling, _text(h.measured_ceiling),
+                      r.seed, h.d, h.L, h.predicted_ceiling, _text(h.measured_ceiling), probe,
                       f"{num(h.rho_boundary)} {interval(h.rho_boundary_ci, 2)}",
                       f"{num(h.rho_above)} {interval(h.rho_above_ci, 2)}",
-                      _AGREEMENT[h.agreement]])
+                      _status(h.status)])
     return table(header, cells)
 
 
 def render_sweep_report(result: SweepResult, plot_files: Sequence[str] = ()) -> str:
     c = result.config
     rows = result.rows
-    agree = sum(r.headline.agreement is True for r in rows)
-    disagree = sum(r.headline.agreement is False for r in rows)
+    counts = {s: sum(r.headline.status == s for r in rows) for s in DEGREE_STATUSES}
+    agree = counts[AGREES]
     out = ["# Sweep", "",
            f"{len({r.run for r in rows})} runs ({len(c['groups'])} groups x "
            f"{len(c['datasets'])} datasets x {len(c['marked'] or [None])} marked pairs x "
@@ -178,9 +195,12 @@ def render_sweep_report(result: SweepResult, plot_files: Sequence[str] = ()) -> 
            f"{c['frames'] or 'all'} frames, {c['options']['n_boot']} bootstrap resamples. "
            "Each run is one `empirical diagnose` of its group (its full results are under "
            "`runs` in results.json); a row is one run at one d (docs/method.md §2.11).", "",
-           f"**{agree} of {len(rows)} rows agree** with the theorem's prediction; "
-           f"{disagree} disagree; {len(rows) - agree - disagree} untested.", "",
-           _rows_table(rows), ""]
+           draws_sentence(c, "group"), "",
+           f"**{agree} of {len(rows)} rows agree** with the theorem's prediction (status "
+           "from the 95 % intervals, docs/method.md §2.8); "
+           + "; ".join(f"{counts[s]} {STATUS_WORDS[s]}" for s in DEGREE_STATUSES
+                       if s != AGREES) + ".", "",
+           _rows_table(rows, result.runs), ""]
     for name in plot_files:
         out += [f"![{name}]({name})", ""]
     if result.warnings:

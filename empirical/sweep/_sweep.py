@@ -7,11 +7,14 @@ it, spread over the workers of a Dask cluster and kept in a content-keyed task s
 1. **plan** (on the calling machine, before any work): load every dataset and every
    backbone once (bad input fails here, with nothing computed), draw each run's
    :class:`~empirical.diagnostic.DiagnosePlan` (a run is one group, dataset, pair and
-   seed), cut each backbone's samples into chunks of whole batches and give every task
+   seed; its plan seed is the group's own, :func:`empirical.survey.model_seed` of the
+   seed and the group's name, or the seed itself when ``config.paired``), cut each backbone's samples into chunks of whole batches and give every task
    its content key (:mod:`._store`);
 2. **compute** on Dask distributed: the tasks not in the store, as futures (features per
    backbone and chunk, equivariance per backbone, probe fits per backbone and ``d``, the
-   pooled bootstrap per run); every result is written to the store as it arrives, so an
+   pooled bootstrap per run, followed in the same task by the capacity stage of
+   ``config.options["capacity"]``: :func:`~empirical.diagnostic.widen_and_refit`, whose
+   widened plans' features the worker extracts); every result is written to the store as it arrives, so an
    interrupted sweep loses only the tasks that were running, and a rerun computes only
    what is missing. A worker that dies is replaced by its nanny and the scheduler reruns
    its tasks (Dask's own fault tolerance; tested by killing one);
@@ -22,7 +25,7 @@ it, spread over the workers of a Dask cluster and kept in a content-keyed task s
 Identity with ``diagnose``: a chunk holds whole batches of the backbone's own batch size
 and each task runs with one intra-op thread (``diagnose`` runs several backbones with one
 each), so the features, and every number after them, equal a serial ``diagnose`` of the
-group with the same options (tested cell by cell).
+group with the same options and the run's plan seed (tested cell by cell).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from ..diagnostic import FeatureFacts, assemble_result, backbone_facts, common_d
 from ..runtime import dataset_fingerprint, resolve_device, versions
 from ..diagnostic import DiagnosePlan, make_plan
 from ..diagnostic import CapacityPoint, DiagnoseResult, ProbeRecord
+from ..survey import model_seed
 from ._config import Group, SweepConfig, specs_of
 from ._store import TaskStore, content_key
 from . import _tasks
@@ -154,8 +158,9 @@ def plan_sweep(config: SweepConfig, log: Callable[[str], None] = lambda _: None)
         for di, (source, data) in enumerate(zip(config.datasets, datasets)):
             for pair in config.pairs:
                 for seed in config.seeds:
+                    own = model_seed(seed, group.name, config.paired)
                     plan = make_plan(data, feature_degrees, marked=pair,
-                                     degrees=config.degrees, lmax=config.lmax, seed=seed,
+                                     degrees=config.degrees, lmax=config.lmax, seed=own,
                                      frames=config.frames, feature_dim=feature_dim,
                                      n_backbones=len(entries), **opts)
                     runs.append(_run_job(config, group, names, source, di, data, pair, seed,
@@ -476,6 +481,7 @@ class _Work:
         self.computed = {k: 0 for k in self.timings}
         self.stored = {k: 0 for k in self.timings}
         self.device = plan.config.options.get("device")
+        self.datasets: Dict[int, object] = {}    # dataset index -> its future
 
     def _stored_chunk(self, key):
         return _chunk_from_entry(*self.store.load("features", key))
@@ -492,15 +498,34 @@ class _Work:
                 continue
             data = self.plan.datasets[run.dataset_index]
             positions = run.plan.positions(data)
-            parts = [self._backbone_parts(run, i, bb, data, positions)
-                     for i, bb in enumerate(run.backbones)]
-            f = self.client.submit(_summarize_parts, parts, run.plan, self.intra,
+            both = [self._backbone_parts(run, i, bb, data, positions)
+                    for i, bb in enumerate(run.backbones)]
+            parts = [p for p, _ in both]
+            widen = {"chunks": [c for _, c in both], "dataset": self._dataset(run),
+                     "backbones": [{"spec": bb.spec, "sha256": bb.sha256,
+                                    "irreps": bb.facts["irreps_out"],
+                                    "directions": bb.directions} for bb in run.backbones],
+                     "trusted": self.plan.config.trust_checkpoints, "device": self.device}
+            f = self.client.submit(_summarize_parts, parts, run.plan, self.intra, widen,
                                    key=f"run-{run.key}", pure=False)
             self._track(run.key, f, "run", FIT_UNITS)
 
-    def _backbone_parts(self, run: RunJob, i: int, bb: BackboneJob, data, positions) -> List:
-        """One backbone of a run: its chunk and equivariance tasks where missing, and its
-        probe fits (futures, or stored fits sent to the cluster), one per ``d``."""
+    def _dataset(self, run: RunJob):
+        """The run's dataset on the cluster (sent once), for the widened plans' features:
+        the result of a task, not scattered data, so that the scheduler recomputes it
+        when the worker holding it dies."""
+        i = run.dataset_index
+        if i not in self.datasets:
+            self.datasets[i] = self.client.submit(_hold, self.plan.datasets[i],
+                                                  key=f"dataset-{i}-{run.key}", pure=False)
+        return self.datasets[i]
+
+    def _backbone_parts(self, run: RunJob, i: int, bb: BackboneJob, data, positions
+                        ) -> Tuple[List, List]:
+        """One backbone of a run: its chunk and equivariance tasks where missing, then
+        ``(probe fits (futures, or stored fits sent to the cluster), one per d; its
+        feature chunks (futures, or stored chunks sent to the cluster))``; the run's
+        bootstrap task reads both (the chunks for the capacity stage)."""
         store, numbers = self.store, np.asarray(data.numbers)
         a, b = run.plan.marked
         rotations = run.plan.rotations(i)
@@ -526,9 +551,8 @@ class _Work:
             self._track(key, f, "equivariance", 1)
         elif key not in self.futures:
             self._count_stored("equivariance", key, 0)
-        if any(not store.has("probe", k) for k in bb.probe_keys.values()):
-            chunks = [self._scatter(self._stored_chunk(r)) if isinstance(r, str) else r
-                      for r in chunks]
+        chunks = [self._scatter(self._stored_chunk(r)) if isinstance(r, str) else r
+                  for r in chunks]
         parts = []
         for d, pkey in bb.probe_keys.items():
             if pkey in self.futures:
@@ -545,7 +569,7 @@ class _Work:
                                        self.intra, key=f"probe-{pkey}", pure=False)
                 self._track(pkey, f, "probe", FIT_UNITS)
                 parts.append(f)
-        return parts
+        return parts, chunks
 
     def _count_stored(self, kind: str, key: str, units: float) -> None:
         """A task found in the store: counted (and its progress given) once."""
@@ -629,9 +653,15 @@ def _run_units(run: RunJob) -> float:
                             for bb in run.backbones)
 
 
-def _summarize_parts(parts, plan, intra):
-    """Stage 4 on a worker (a module-level function, so the scheduler can ship it)."""
-    return _tasks.summarize_group(parts, plan, intra)
+def _hold(value):
+    """``value`` itself, as a task's result (:meth:`_Work._dataset`)."""
+    return value
+
+
+def _summarize_parts(parts, plan, intra, widen=None):
+    """Stages 4 and 4b on a worker (a module-level function, so the scheduler can ship
+    it)."""
+    return _tasks.summarize_group(parts, plan, intra, widen)
 
 
 # -- step 3 ----------------------------------------------------------------------------

@@ -8,7 +8,11 @@ Dask workers, each one stage of :func:`empirical.diagnose` on one piece of the w
 * :func:`fit_probe` (feature chunks, plan, ``d`` -> :class:`BackboneProbes` of one
   degree): stage 3 for one backbone and one probe degree;
 * :func:`summarize_group` (every backbone's probe parts, plan -> pooled summaries and
-  cells): stage 4, the hierarchical bootstrap of one group.
+  cells): stage 4, the hierarchical bootstrap of one group, then (given the group's
+  feature chunks) stage 4b, :func:`~empirical.diagnostic.widen_and_refit`: the capacity
+  curve and refit spread of every degree, with the features of a widened plan extracted
+  on the worker by the same :func:`~empirical.diagnostic.extract_features` as
+  ``diagnose``.
 
 A worker loads a backbone from its spec once and keeps it (:func:`worker_backbone`,
 a small per-process cache), and checks that the file it loaded has the weights the
@@ -159,9 +163,11 @@ def fit_probe(name: str, chunks: Sequence[Dict], irreps: str, directions: np.nda
 
 
 def summarize_group(parts: Sequence[Sequence], plan,
-                    intra_threads: Optional[int] = 1) -> Dict:
+                    intra_threads: Optional[int] = 1, widen: Optional[Dict] = None) -> Dict:
     """Every backbone's probe parts (:func:`fit_probe` results, one per ``d``) merged and
-    pooled: ``{"probes" (merged, per backbone), "summaries", "cells", "seconds"}``."""
+    pooled: ``{"probes" (merged, per backbone), "summaries", "cells", "seconds"}``. With
+    ``widen`` (:func:`widen_group`'s keywords), the probes, summaries and cells are those
+    of :func:`~empirical.diagnostic.widen_and_refit`, as ``diagnose`` returns them."""
     from ..diagnostic import merge_probes
     from ..diagnostic import summarize
 
@@ -169,5 +175,27 @@ def summarize_group(parts: Sequence[Sequence], plan,
     start = time.perf_counter()
     merged: List = [merge_probes([x["probes"] for x in p], plan) for p in parts]
     summaries, cells = summarize(merged, plan)
+    if widen is not None:
+        merged, summaries, cells = widen_group(plan, merged, summaries, cells, **widen)
     return {"probes": merged, "summaries": summaries, "cells": cells,
             "seconds": time.perf_counter() - start}
+
+
+def widen_group(plan, probes, summaries, cells, chunks: Sequence[Sequence[Dict]],
+                backbones: Sequence[Dict], dataset, trusted: bool, device=None):
+    """Stage 4b for one group (:func:`~empirical.diagnostic.widen_and_refit`):
+    ``chunks[i]`` are backbone ``i``'s feature chunks, ``backbones[i]`` its ``spec``,
+    ``sha256``, ``irreps`` and ``directions``; the features of a widened plan are
+    extracted here, from the backbone this worker loads (:func:`worker_backbone`)."""
+    from ..diagnostic import extract_features, widen_and_refit
+
+    features = [feature_set(c, bb["irreps"], bb["directions"], plan.rotation_seed(i))
+                for i, (c, bb) in enumerate(zip(chunks, backbones))]
+
+    def extract(i: int, wider):
+        bb = backbones[i]
+        backbone = worker_backbone(bb["spec"], trusted, bb["sha256"], device)
+        return extract_features(backbone, dataset, wider, i)
+
+    return widen_and_refit(plan, probes, features, summaries, cells, extract=extract,
+                           reference=lambda p: p.energies(dataset))
