@@ -420,3 +420,23 @@ def test_seed_streams_record_the_diagnostics_streams_only():
     assert seed_streams() == {"frames": 11, "split": 12, "rotations": 13, "cv": 14,
                               "bootstrap": 15, "refit": 16,
                               "signal_coefficients": "[seed, 1, l]"}
+
+
+def test_the_plan_stages_are_the_plan():
+    """make_plan's named stages (frames, split, predictions) give exactly its arrays."""
+    from empirical.diagnostic._plan import choose_frames, predictions, split_configurations
+
+    data = toy_dataset(n=40, seed=3)
+    plan = make_plan(data, (0, 1, 2), degrees=(1, 2), lmax=5, seed=7, frames=30,
+                     rotations_per_config=2, k_sweep=())
+    assert np.array_equal(choose_frames(data, 30, 7), plan.frames)
+    assert np.array_equal(choose_frames(data, None, 7), np.arange(40))
+    test_cfg, groups, train_idx, test_idx = split_configurations(30, 6, 2, 7)
+    assert np.array_equal(test_cfg, plan.test_configurations)
+    assert np.array_equal(groups, plan.groups)
+    assert np.array_equal(train_idx, plan.train_idx) and np.array_equal(test_idx, plan.test_idx)
+    assert not set(groups[train_idx]) & set(groups[test_idx])      # configurations whole
+    assert predictions((1, 2), (0, 1, 2), 5) == plan.predicted
+    assert plan.predicted[2].ceiling == 4 and plan.predicted[2].recoverable == (0, 1, 2, 3, 4)
+    with pytest.raises(ValueError, match="frames must lie in 2..40"):
+        choose_frames(data, 41, 7)

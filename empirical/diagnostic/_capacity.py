@@ -192,12 +192,13 @@ def refit_spread(plan: DiagnosePlan, features: Sequence[FeatureSet], d: int,
     values: List[Optional[float]] = [as_float(rho_run)]
     k_eff = int(plan.k[d])
     starts = [len(LAMBDA_GRID) // 2] * len(features)
+    targets = [signals(fs.directions, {l: plan.coefficients[l] for l in range(dl + 1)})[:, dl]
+               for fs in features]
     for j in range(1, int(seeds) + 1):
         train, test = refit_split(plan, j)
         cv_seed = stream(plan.seed, STREAMS["refit"], j, STREAMS["cv"])
         rhos = []
-        for i, fs in enumerate(features):
-            s = signals(fs.directions, {l: plan.coefficients[l] for l in range(dl + 1)})[:, dl]
+        for i, (fs, s) in enumerate(zip(features, targets)):
             probe = SpectralProbe(d=d, k=plan.k[d], irreps=fs.irreps, reduction=plan.reduction,
                                   solver="ridge", folds=plan.folds, seed=cv_seed,
                                   lambda_start=starts[i])

@@ -26,6 +26,7 @@ from ._probe import n_monomials
 from ._result import Prediction
 
 __all__ = ["DiagnosePlan", "make_plan", "validate_options", "auto_k", "stream",
+           "choose_frames", "split_configurations", "predictions",
            "MAX_AUTO_CHANNELS", "STREAMS", "MAX_LMAX", "MAX_BYTES", "WorkLimitExceeded",
            "estimate_bytes", "backbone_bytes", "pairs_within", "check_backbone_memory",
            "MIN_N_BOOT", "ADAPTER_EDGE_BYTES", "PLAN_STREAMS", "seed_streams",
@@ -372,6 +373,46 @@ class DiagnosePlan:
         return np.intersect1d(self.groups[self.train_idx], self.groups[self.test_idx])
 
 
+def choose_frames(dataset: Dataset, frames: Optional[int], seed: int) -> np.ndarray:
+    """The frame indices a run uses, sorted: all of them (``frames=None``) or a seeded
+    subset of ``frames`` (stream ``[seed, STREAMS["frames"]]``); ``ValueError`` outside
+    ``2..n_frames``."""
+    n_all = dataset.n_frames
+    if frames is None:
+        return np.arange(n_all)
+    if not is_int(frames) or frames < 2:
+        raise ValueError(f"frames must lie in 2..{n_all}, got {frames!r}")
+    if frames > n_all:
+        raise ValueError(f"frames must lie in 2..{n_all}: frames = {frames} is more than "
+                         f"the {n_all} frames of "
+                         f"{dataset.metadata.get('source', 'the dataset')}")
+    return np.sort(np.random.default_rng(stream(seed, STREAMS["frames"])).choice(
+        n_all, frames, replace=False))
+
+
+def split_configurations(n: int, n_test: int, rotations: int, seed: int):
+    """``(test_configurations, groups, train_idx, test_idx)``: ``n_test`` of ``n``
+    configurations held out (stream ``[seed, STREAMS["split"]]``), each configuration's
+    ``rotations`` samples kept together (``groups`` is the configuration of every sample)."""
+    perm = np.random.default_rng(stream(seed, STREAMS["split"])).permutation(n)
+    test_cfg = np.zeros(n, dtype=bool)
+    test_cfg[perm[:n_test]] = True
+    groups = np.repeat(np.arange(n), rotations)
+    return (test_cfg, groups, np.flatnonzero(~test_cfg[groups]),
+            np.flatnonzero(test_cfg[groups]))
+
+
+def predictions(degrees: Sequence[int], feature_degrees: Sequence[int],
+                lmax: int) -> Dict[int, Prediction]:
+    """spanthm's prediction per probe degree: the ceiling ``dL`` and the recoverable
+    target degrees up to ``lmax``."""
+    features = set(feature_degrees)
+    return {d: Prediction(d, int(spanthm.ceiling(d, features=features)),
+                          tuple(int(x) for x in spanthm.recoverable_degrees(d, features=features)
+                                if x <= lmax))
+            for d in degrees}
+
+
 def make_plan(dataset: Dataset, feature_degrees: Sequence[int], *,
               marked: Optional[Sequence[int]] = None, degrees: Sequence[int] = (1, 2, 3),
               lmax: int = 7, seed: int = 0, k: Optional[int] = None,
@@ -404,17 +445,7 @@ def make_plan(dataset: Dataset, feature_degrees: Sequence[int], *,
                          "training and held-out configurations")
     a, b = marked_atoms(dataset, marked)
     n_all = dataset.n_frames
-    if frames is not None:
-        if not is_int(frames) or frames < 2:
-            raise ValueError(f"frames must lie in 2..{n_all}, got {frames!r}")
-        if frames > n_all:
-            raise ValueError(f"frames must lie in 2..{n_all}: frames = {frames} is more than "
-                             f"the {n_all} frames of "
-                             f"{dataset.metadata.get('source', 'the dataset')}")
-        chosen = np.sort(np.random.default_rng(stream(seed, STREAMS["frames"])).choice(
-            n_all, frames, replace=False))
-    else:
-        chosen = np.arange(n_all)
+    chosen = choose_frames(dataset, frames, seed)
     n = len(chosen)
     n_test = int(round(test_fraction * n))
     if n_test < 2 or n - n_test < folds:
@@ -434,17 +465,8 @@ def make_plan(dataset: Dataset, feature_degrees: Sequence[int], *,
                                  activations * max(1, int(concurrent))),
                   f"{dataset.n_atoms} atoms and up to {pairs} atom pairs inside the cutoff "
                   f"per configuration, {max(1, int(concurrent))} batch(es) at a time")
-    perm = np.random.default_rng(stream(seed, STREAMS["split"])).permutation(n)
-    test_cfg = np.zeros(n, dtype=bool)
-    test_cfg[perm[:n_test]] = True
-    groups = np.repeat(np.arange(n), R)
-    test_idx = np.flatnonzero(test_cfg[groups])
-    train_idx = np.flatnonzero(~test_cfg[groups])
-    predicted = {}
-    for d in degrees:
-        rec = spanthm.recoverable_degrees(d, features=set(feature_degrees))
-        predicted[d] = Prediction(d, int(spanthm.ceiling(d, features=set(feature_degrees))),
-                                  tuple(int(x) for x in rec if x <= lmax))
+    test_cfg, groups, train_idx, test_idx = split_configurations(n, n_test, R, seed)
+    predicted = predictions(degrees, feature_degrees, lmax)
     return DiagnosePlan(
         degrees=degrees, lmax=int(lmax), seed=int(seed), marked=(a, b),
         feature_degrees=feature_degrees, frames=chosen, frames_total=n_all,

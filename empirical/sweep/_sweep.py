@@ -730,13 +730,7 @@ def sweep(config: SweepConfig, *, store=None, scheduler: Optional[str] = None,
         raise ValueError(f"trust_checkpoints must be True or False, got {trust_checkpoints!r}")
     if trust_checkpoints:
         config = replace(config, trust_checkpoints=True)
-    if store is None:
-        if config.store is not None:
-            store = config.store
-        elif config.out is not None:
-            store = default_store(config.out)
-        else:
-            raise ValueError("give a store directory (or an output directory)")
+    store = _store_of(config, store)
     own = client is None
     starting = None
     if own:
@@ -772,13 +766,30 @@ def sweep(config: SweepConfig, *, store=None, scheduler: Optional[str] = None,
             starting.close()
     results = [DiagnoseResult.from_dict(task_store.load("run", run.key)[1]["result"])
                for run in plan.runs]
-    timing = {"seconds": time.perf_counter() - start, "cluster": where,
-              "computed": work.computed, "from_store": work.stored,
-              "damaged_recomputed": {k: sum(1 for kind, _, _ in task_store.damaged
-                                            if kind == k) for k in work.timings},
-              "task_seconds": {k: {"n": len(v), "total": float(np.sum(v)) if v else 0.0,
-                                   "mean": float(np.mean(v)) if v else None}
-                               for k, v in work.timings.items()},
-              "feature_seconds_per_configuration": (float(np.mean(work.per_config))
-                                                    if work.per_config else None)}
+    timing = _timing(work, task_store, where, time.perf_counter() - start)
     return SweepResult.build(plan, results, timing, store=str(task_store.root))
+
+
+def _store_of(config, store):
+    """The task store: ``store`` as given, else the file's, else ``OUT.store``."""
+    if store is not None:
+        return store
+    if config.store is not None:
+        return config.store
+    if config.out is not None:
+        return default_store(config.out)
+    raise ValueError("give a store directory (or an output directory)")
+
+
+def _timing(work, task_store, where: str, seconds: float) -> Dict:
+    """``timings.json``: wall time, the cluster, tasks computed or read from the store
+    (and damaged entries recomputed), seconds per task kind and per configuration."""
+    return {"seconds": seconds, "cluster": where,
+            "computed": work.computed, "from_store": work.stored,
+            "damaged_recomputed": {k: sum(1 for kind, _, _ in task_store.damaged
+                                          if kind == k) for k in work.timings},
+            "task_seconds": {k: {"n": len(v), "total": float(np.sum(v)) if v else 0.0,
+                                 "mean": float(np.mean(v)) if v else None}
+                             for k, v in work.timings.items()},
+            "feature_seconds_per_configuration": (float(np.mean(work.per_config))
+                                                  if work.per_config else None)}
