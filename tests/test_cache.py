@@ -34,7 +34,7 @@ def _numbers(result) -> dict:
     """Every number of a result that the cache must not change (no cache record)."""
     d = result.to_dict()
     for b in d["backbones"]:
-        b.pop("cache")
+        b.pop("cache", None)
     d["config"].pop("feature_cache")
     return d
 

@@ -304,7 +304,9 @@ class BackboneRecord:
              "equivariant", "eps_eV", "energy_error_rmse_meV", "rotations", "cache")
 
     def to_dict(self) -> Dict:
-        out = {k: getattr(self, k) for k in self._KEYS}
+        # rotations and cache: absent in files before schema 4, and cache without a cache
+        out = {k: getattr(self, k) for k in self._KEYS
+               if not (k in ("rotations", "cache") and getattr(self, k) is None)}
         out.update(self.extra)
         return out
 
@@ -343,7 +345,10 @@ class DiagnoseResult(RunResult):
                  predicted: Dict[int, Prediction], probes: List[ProbeRecord],
                  summaries: Dict[int, DegreeSummary], cells: List[Cell],
                  k_sweep: List[CapacityPoint], paper: Dict, warnings: List[str],
-                 seconds: float = 0.0):
+                 seconds: float = 0.0, schema_version: int = SCHEMA_VERSION):
+        #: the schema the record follows: a file of an older schema is written back as
+        #: it was read (it lacks what newer schemas add)
+        self.schema_version = int(schema_version)
         self.config = config
         self.backbones = list(backbones)
         self.predicted = dict(predicted)
@@ -395,7 +400,7 @@ class DiagnoseResult(RunResult):
     def to_dict(self) -> Dict:
         """``results.json`` as a new dictionary (editing it leaves the result unchanged)."""
         return copy.deepcopy({
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": self.schema_version,
             "config": self.config,
             "backbones": [b.to_dict() for b in self.backbones],
             "predicted": {str(d): p.to_dict() for d, p in sorted(self.predicted.items())},
@@ -428,7 +433,8 @@ class DiagnoseResult(RunResult):
                            for d, s in payload["summary"].items()},
                 cells=[Cell.from_dict(c) for c in payload["cells"]],
                 k_sweep=[CapacityPoint(**r) for r in payload.get("k_sweep", [])],
-                paper=payload.get("paper", {}), warnings=payload.get("warnings", []))
+                paper=payload.get("paper", {}), warnings=payload.get("warnings", []),
+                schema_version=int(payload.get("schema_version", 1)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not the results of empirical diagnose ({exc})") from None
 
@@ -505,14 +511,14 @@ SCHEMA: Tuple[Tuple[str, str, str, str], ...] = (
      "check's sample (16 configurations, each under 2 rotations and 2 roto-reflections; "
      "one configuration before schema 4)"),
     ("backbones[i].rotations", "{mode, per_configuration, method, model_runs, derived, "
-     "equivariance_sample, check, fallback?, widened?} | null", "",
+     "equivariance_sample, check, fallback?}", "",
      "how each configuration's further rotations were obtained: 'model' or 'equivariance' "
      "(D(R'R^-1) of the first rotation's features); check: the per-run comparison of "
-     "derived samples with the model (samples, max_deviation, tolerance, passed); widened: "
-     "the same for each widened probe's extraction"),
-    ("backbones[i].cache", "{reused: [str], written: [str], model_key: str | null} | null",
-     "", "feature-cache entries (KIND/KEY) this backbone's features were read from and "
-     "written to (null: no cache)"),
+     "derived samples with the model (samples, max_deviation, tolerance, passed); a widened "
+     "step's are in summary.<d>.capacity[i].features (absent before schema 4)"),
+    ("backbones[i].cache", "{reused: [str], written: [str], model_key: str | null}", "",
+     "feature-cache entries (KIND/KEY) this backbone's features were read from and "
+     "written to (absent: no cache)"),
     ("backbones[i].equivariant", "bool", "", "equivariance error within the tolerance of "
      "its dtype (relative to the largest feature; the rotation alone for an SO(3) model); "
      "false: outside the theorem's premise"),
