@@ -113,6 +113,14 @@ DEVICE_HELP = "where the backbones run: cpu (default), cuda or cuda:N"
 PAIRED_HELP = ("give every model the run seed's frames, split, rotations and signal (shared "
                "draws, for model-versus-model contrasts); default: each model its own, drawn "
                "from the seed and its name (independent rows)")
+CACHE_HELP = ("the feature cache shared by every command (default: $SPECTRAL_CEILINGS_CACHE, "
+              "else $XDG_CACHE_HOME/spectral-ceilings, else ~/.cache/spectral-ceilings; "
+              "docs/method.md §2.12): model runs found there are reused, and results.json "
+              "says which")
+ROTATE_HELP = ("how a configuration's further rotations are obtained: auto (default: by "
+               "D(R'R^-1) from the first rotation's features, for a backbone that passes its "
+               "equivariance check, with a per-run check against the model) or model (the "
+               "model runs on every rotation); docs/method.md §2.13")
 OVERWRITE_HELP = ("replace an output directory this tool wrote (its manifest vouches for every "
                   "file in it); a directory holding anything else, or an input, is refused")
 
@@ -154,6 +162,8 @@ class _Shared:
     no_progress: argparse.ArgumentParser
     checkpoints: argparse.ArgumentParser     # --trust-checkpoints
     device: argparse.ArgumentParser
+    cache: argparse.ArgumentParser           # --cache DIR, --no-cache
+    rotate: argparse.ArgumentParser          # --rotate {auto,model}
 
     @classmethod
     def build(cls) -> "_Shared":
@@ -161,9 +171,18 @@ class _Shared:
         threads.add_argument("--threads", type=_positive(int, "--threads"), default=None,
                              help="torch CPU threads (default: all cores)")
         device.add_argument("--device", default="cpu", help=DEVICE_HELP)
+        cache, rotate = _options(), _options()
+        where = cache.add_mutually_exclusive_group()
+        where.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                           help=CACHE_HELP)
+        where.add_argument("--no-cache", action="store_true",
+                           help="compute every feature and store none")
+        rotate.add_argument("--rotate", choices=["auto", "model"], default="auto",
+                            help=ROTATE_HELP)
         return cls(overwrite=_flag("--overwrite", OVERWRITE_HELP), no_plots=_flag("--no-plots"),
                    threads=threads, no_progress=_flag("--no-progress"),
-                   checkpoints=_flag("--trust-checkpoints", TRUST_HELP), device=device)
+                   checkpoints=_flag("--trust-checkpoints", TRUST_HELP), device=device,
+                   cache=cache, rotate=rotate)
 
     def run(self, out_help: str, plots: bool = True) -> List[argparse.ArgumentParser]:
         """The closing options of a run command: ``--out`` (this help), ``--overwrite``,
@@ -172,9 +191,9 @@ class _Shared:
                 self.threads, self.no_progress]
 
     def backbone_run(self, out_help: str) -> List[argparse.ArgumentParser]:
-        """``--trust-checkpoints``, ``--device`` and :meth:`run`'s options: a command that
-        loads backbones."""
-        return [self.checkpoints, self.device, *self.run(out_help)]
+        """``--trust-checkpoints``, ``--device``, ``--cache``/``--no-cache``, ``--rotate``
+        and :meth:`run`'s options: a command that loads backbones."""
+        return [self.checkpoints, self.device, self.cache, self.rotate, *self.run(out_help)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     shared = _Shared.build()
     for add in (_data_parser, _train_parser, _diagnose_parser, _profile_parser, _survey_parser,
                 _sweep_parser, _c5_parser, _controls_parser, _compare_parser,
-                _reproduce_parser, _backbones_parser):
+                _reproduce_parser, _backbones_parser, _cache_parser):
         add(sub, shared)
     return parser
 
@@ -353,9 +372,14 @@ def _sweep_parser(sub, shared: _Shared) -> None:
                    help="seeded subset of frames (overrides the file's frames)")
     p.add_argument("--out", type=Path, default=None,
                    help="output directory (default: the file's out, else runs/sweep-<name>)")
-    p.add_argument("--store", type=Path, default=None,
-                   help="task store (default: the file's store, else OUT.store); finished "
-                   "tasks there are not rerun")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--store", "--cache", type=Path, default=None, metavar="DIR",
+                       help="the store of finished tasks, the feature cache every command "
+                       "shares (default: the file's store, else the cache's default place, "
+                       "as for diagnose --cache); finished tasks there are not rerun")
+    where.add_argument("--no-cache", action="store_true",
+                       help="keep this sweep's tasks in a store of its own, OUT.store, "
+                       "apart from the shared cache")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="a running Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a "
                    "local cluster started and stopped here)")
@@ -404,7 +428,8 @@ def _controls_parser(sub, shared: _Shared) -> None:
                    choices=["capacity", "parameters", "activation", "architecture", "untrained"])
     sub.add_parser("controls", help="the controls of docs/method.md §4 (capacity, parameters, "
                    "activation, architecture, untrained) on the shipped aspirin",
-                   parents=[p, *shared.run("default runs/controls-seed<seed>", plots=False)])
+                   parents=[p, shared.cache, shared.rotate,
+                            *shared.run("default runs/controls-seed<seed>", plots=False)])
 
 
 def _compare_parser(sub, shared: _Shared) -> None:
@@ -438,6 +463,85 @@ def _backbones_parser(sub, shared: _Shared) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", type=Path, default=None,
                    help="also write their learning curves to this PNG")
+
+
+def _cache_parser(sub, shared: _Shared) -> None:
+    cache = sub.add_parser("cache", help="the feature cache: what it holds, or clear it")
+    csub = cache.add_subparsers(dest="cache_command", parser_class=_Parser, metavar="ACTION")
+    csub.required = True
+    p = _options()
+    p.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                   help="the cache directory (default as for diagnose --cache)")
+    info = csub.add_parser("info", help="where the cache is, its entries and bytes per kind, "
+                           "its size cap", parents=[p])
+    info.add_argument("--json", action="store_true")
+    csub.add_parser("clear", help="remove every entry this tool wrote (nothing else)",
+                    parents=[p])
+
+
+def _open_existing_cache(args):
+    """``(root, TaskStore or None)``: the cache ``--cache`` names, read as it is (never
+    created); ``BadInput`` for a folder that is not one."""
+    from .cache import MARKER, TaskStore
+
+    root = _cache_dir(args)
+    if root is None:
+        raise BadInput("the feature cache is switched off (SPECTRAL_CEILINGS_CACHE=off); "
+                       "give --cache DIR")
+    if not root.exists():
+        return root, None
+    if not root.is_dir():
+        raise BadInput(f"--cache {root}: not a directory")
+    if not (root / MARKER).is_file():
+        if any(root.iterdir()):
+            raise BadInput(f"--cache {root}: not a spectral-ceilings cache (no {MARKER} "
+                           "file); nothing there is touched")
+        return root, None
+    return root, TaskStore(root, readonly=True)
+
+
+def _cmd_cache(args) -> int:
+    import json
+    import time as _time
+
+    from .cache import DEFAULT_MAX_BYTES, ENV_MAX, KINDS, parse_size
+
+    root, store = _open_existing_cache(args)
+    if args.cache_command == "clear":
+        if store is None:
+            print(f"{root}: no cache there; nothing to clear")
+            return EXIT_OK
+        removed, freed = store.clear()
+        print(f"{root}: removed {removed} entries ({freed / 2 ** 20:.1f} MiB)")
+        return EXIT_OK
+    import os
+
+    env = os.environ.get(ENV_MAX, "").strip()
+    try:
+        cap = parse_size(env) if env else DEFAULT_MAX_BYTES
+    except ValueError as exc:
+        raise BadInput(f"{ENV_MAX}: {exc}") from None
+    info = store.info() if store is not None else None
+    payload = {"directory": str(root), "exists": store is not None, "max_bytes": cap,
+               "entries": info.entries if info else {k: 0 for k in KINDS},
+               "bytes": info.bytes if info else {k: 0 for k in KINDS},
+               "oldest_use": info.oldest_use if info else None,
+               "newest_use": info.newest_use if info else None}
+    if args.json:
+        print(json.dumps(payload, indent=1))
+        return EXIT_OK
+    total = sum(payload["bytes"].values())
+    print(f"{root}{'' if store is not None else ' (not created yet)'}")
+    for kind in KINDS:
+        print(f"  {kind:<13} {payload['entries'].get(kind, 0):>7} entries  "
+              f"{payload['bytes'].get(kind, 0) / 2 ** 20:>9.1f} MiB")
+    print(f"  {'total':<13} {sum(payload['entries'].values()):>7} entries  "
+          f"{total / 2 ** 20:>9.1f} MiB of at most {cap / 2 ** 30:.1f} GiB")
+    if info and info.oldest_use is not None:
+        fmt = "%Y-%m-%d %H:%M"
+        print(f"  used from {_time.strftime(fmt, _time.localtime(info.oldest_use))} to "
+              f"{_time.strftime(fmt, _time.localtime(info.newest_use))}")
+    return EXIT_OK
 
 
 def _cmd_train(args) -> int:
@@ -520,6 +624,39 @@ def _progress(args):
     return False if args.no_progress else None
 
 
+def _cache_dir(args) -> Optional[Path]:
+    """The cache directory ``--cache``/``--no-cache`` name (``None``: none)."""
+    from .cache import resolve_cache_dir
+
+    if getattr(args, "no_cache", False):
+        return None
+    try:
+        return resolve_cache_dir(getattr(args, "cache", None))
+    except RuntimeError as exc:          # no home directory to put the default in
+        raise BadInput(f"--cache: {exc}; give --cache DIR or --no-cache") from None
+
+
+def _cache_option(args, out: Path):
+    """The ``cache`` argument of a run command: ``False`` (none) or an opened
+    :class:`~empirical.cache.FeatureCache`; ``BadInput`` for a directory that overlaps the
+    output (replaced as a whole) or is not a cache (a folder of other files)."""
+    from spanthm.io import contains, resolve_out
+
+    from .cache import FeatureCache
+
+    root = _cache_dir(args)
+    if root is None:
+        return False
+    real_out, real_cache = resolve_out(out), resolve_out(root)
+    if contains(real_out, real_cache) or contains(real_cache, real_out):
+        raise BadInput(f"--cache {root} and --out {out} overlap (one is or lies inside the "
+                       "other): the output directory is replaced as a whole")
+    try:
+        return FeatureCache(root)
+    except ValueError as exc:
+        raise BadInput(f"--cache: {exc}") from None
+
+
 def _cmd_diagnose(args) -> int:
     from .diagnostic import diagnose
 
@@ -532,7 +669,8 @@ def _cmd_diagnose(args) -> int:
                       k_sweep=args.k_sweep, rotations_per_config=args.rotations,
                       capacity=args.capacity,
                       trust_checkpoints=args.trust_checkpoints, device=args.device,
-                      progress=_progress(args))
+                      progress=_progress(args), cache=_cache_option(args, out),
+                      rotate=args.rotate)
     result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
     print(f"{len(result.backbones)} backbone(s), {result.config['n_test']} held-out "
           f"rotated configurations, {result.seconds:.0f} s")
@@ -556,7 +694,8 @@ def _cmd_profile(args) -> int:
                      frames=args.frames, seed=args.seed, n_boot=args.n_boot,
                      trust_checkpoints=args.trust_checkpoints, device=args.device,
                      progress=_progress(args), paired=args.paired,
-                     capacity=args.capacity)
+                     capacity=args.capacity, cache=_cache_option(args, out),
+                     rotate=args.rotate)
     result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
     for r in result.rows:
         print(f"{r.backbone:<20} {r.layer:<24} L={r.headline.L}  {_verdict(r.headline)}")
@@ -572,7 +711,8 @@ def _cmd_survey(args) -> int:
                     degrees=args.degrees, frames=args.frames, seed=args.seed,
                     n_boot=args.n_boot, trust_checkpoints=args.trust_checkpoints,
                     device=args.device, progress=_progress(args), paired=args.paired,
-                    capacity=args.capacity)
+                    capacity=args.capacity, cache=_cache_option(args, out),
+                    rotate=args.rotate)
     result.save(out, plots=not args.no_plots, overwrite=args.overwrite)
     for r in result.rows:
         print(f"{r.model:<24} d={r.headline.d}  {_verdict(r.headline)}")
@@ -588,8 +728,10 @@ def _cmd_sweep(args) -> int:
 
     config = load_config(args.config).with_frames(args.frames).with_paired(args.paired)
     out = args.out or config.out or Path("runs") / f"sweep-{args.config.stem}"
-    store = args.store or config.store or default_store(
-        out if Path(out).name not in ("", "..") else resolve_out(out))   # "." -> its sibling
+    store = args.store or config.store or (None if args.no_cache else _cache_dir(args))
+    if store is None:
+        store = default_store(
+            out if Path(out).name not in ("", "..") else resolve_out(out))   # "." -> sibling
     inputs = [args.config, *config.datasets,
               *(spec for group in config.groups for spec in group.backbones)]
     # the store is read and written by the run: never the output, in it, or around it
@@ -649,7 +791,8 @@ def _cmd_controls(args) -> int:
     out = _run_setup(args, Path("runs") / f"controls-seed{args.seed}", _run_inputs(args))
     result = run_controls(dataset=args.data, frames=args.frames, n_boot=args.n_boot,
                           seed=args.seed, kinds=tuple(args.kinds or KINDS),
-                          progress=_progress(args))
+                          progress=_progress(args), cache=_cache_option(args, out),
+                          rotate=args.rotate)
     result.save(out, overwrite=args.overwrite)
     for c in result.controls:
         if c.status == "missing":
@@ -822,7 +965,7 @@ def _cmd_info(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"train": _cmd_train, "backbones": _cmd_backbones, "diagnose": _cmd_diagnose,
+COMMANDS = {"cache": _cmd_cache, "train": _cmd_train, "backbones": _cmd_backbones, "diagnose": _cmd_diagnose,
             "profile": _cmd_profile, "survey": _cmd_survey, "sweep": _cmd_sweep, "c5": _cmd_c5,
             "controls": _cmd_controls, "compare": _cmd_compare, "reproduce": _cmd_reproduce}
 DATA_COMMANDS = {"aspirin": _cmd_aspirin, "info": _cmd_info}

@@ -49,6 +49,11 @@ STREAMS = {
     # the probe-fit refits of the boundary cell (docs/method.md §2.6): refit j's split of
     # the configurations is [seed, 16, j], its cross-validation folds [seed, 16, j, 14]
     "refit": 16,
+    # the equivariance check's configurations and rotations: [seed, 17, backbone index]
+    # (docs/method.md §2.13)
+    "equivariance": 17,
+    # the derived samples the per-run check runs through the model: [seed, 18, index]
+    "derivation_check": 18,
 }
 
 #: The probe's budget: at least this many training samples per polynomial coefficient

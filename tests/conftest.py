@@ -13,6 +13,9 @@ import sys
 
 # One OpenMP thread for tblite (set before it is first imported): reproducible MD in tests.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# the CLI's default feature cache lives in the user's cache directory: tests never write
+# there (a test of the cache names its own directory, or sets these itself)
+os.environ["SPECTRAL_CEILINGS_CACHE"] = "off"
 
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402

@@ -418,7 +418,8 @@ def test_seed_streams_record_the_diagnostics_streams_only():
     from empirical.diagnostic._plan import seed_streams
 
     assert seed_streams() == {"frames": 11, "split": 12, "rotations": 13, "cv": 14,
-                              "bootstrap": 15, "refit": 16,
+                              "bootstrap": 15, "refit": 16, "equivariance": 17,
+                              "derivation_check": 18,
                               "signal_coefficients": "[seed, 1, l]"}
 
 

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import pytest
+
+from empirical.diagnostic._result import SCHEMA_VERSION
 import torch
 from e3nn import o3
 from hypothesis import given, settings
@@ -175,7 +177,7 @@ def test_a_lab_frame_degree_5_declared_as_scalars_violates(violating):
     assert s.status == "violates" and s.agreement is False
     assert violating.backbones[0].equivariant is False
     payload = violating.to_dict()
-    assert payload["schema_version"] == 3
+    assert payload["schema_version"] == SCHEMA_VERSION
     assert payload["summary"]["1"]["status"] == "violates"
     assert {c["l"]: c["status"] for c in payload["cells"]}[5] == "exceeds"
     assert DiagnoseResult.from_dict(payload).summaries[1].status == "violates"

@@ -71,6 +71,10 @@ MAX_Z = 118
 #: copies (weights, gradients, two Adam moments), 3.2 GB in float64 at this bound, within
 #: the 8 GB a request may use. The paper's largest (L = 4, 128 channels, 6 layers) has 18.5 M.
 MAX_PARAMETERS = 100_000_000
+#: Message values (edges times ``K * mul`` of the widest input block) the frozen pass
+#: (:meth:`_EdgeTensorProduct.forward_frozen`) handles at a time: 2 MiB in float32,
+#: within a CPU core's L2 cache.
+EDGE_CHUNK_FLOATS = 2 ** 19
 #: Most elements of the constant coupling tensors of all blocks together (float64, kept
 #: once and cast once per dtype): 100 M elements are 0.8 GB (L = 8 with 32 layers: 96 M).
 MAX_CONSTANTS = 100_000_000
@@ -330,6 +334,7 @@ class _EdgeTensorProduct(torch.nn.Module):
         # device), so that a float64 model is exact whatever dtype it was built or loaded in.
         self._constants64 = constants
         self._constants_cache: Dict[tuple, list] = {}
+        self._column_paths_cache: Dict[torch.device, list] = {}
         self.path_irreps = [ir for _, ir in out]
         # Output blocks grouped by irrep: concatenating same-irrep blocks in this order gives
         # the simplified irreps below (few blocks for the next linear layer to slice).
@@ -351,6 +356,15 @@ class _EdgeTensorProduct(torch.nn.Module):
                                            e.to(dtype=dtype, device=device))
                                           for c, e in self._constants64]
         return self._constants_cache[key]
+
+    def _column_paths(self, device: torch.device) -> list:
+        """Per group, the path (0 .. n_paths - 1) of each of its ``K`` output columns."""
+        if device not in self._column_paths_cache:
+            self._column_paths_cache[device] = [
+                torch.tensor([p for p, (_, d3) in enumerate(cols) for _ in range(d3)],
+                             dtype=torch.long, device=device)
+                for *_, cols in self.groups]
+        return self._column_paths_cache[device]
 
     def reference(self) -> o3.TensorProduct:
         """e3nn's ``o3.TensorProduct`` with the same paths, in path order (``"uvu"``,
@@ -392,6 +406,51 @@ class _EdgeTensorProduct(torch.nn.Module):
                 blocks[first + p] = agg[:, :, offset:offset + d3]
         return blocks
 
+    def forward_frozen(self, x: torch.Tensor, edge_src: torch.Tensor, edge_dst: torch.Tensor,
+                       sh: torch.Tensor, hidden: torch.Tensor, weight_map: torch.Tensor) -> list:
+        """:meth:`forward` for when autograd is off (``torch.no_grad``): the frozen pass of
+        the diagnostic. Same arguments and result; the same numbers up to float rounding
+        (to the bit on the shipped backbones in batches of 8, ``bench/bench_forward.py``).
+
+        Where :meth:`forward` keeps the backward cheap, this keeps the per-edge tensors
+        small. The per-edge weights are ``mul`` columns per path (``hidden @ weight_map``)
+        rather than ``mul * K``; each path's weights are spread over its columns by an
+        index. The edges are taken :data:`EDGE_CHUNK_FLOATS` message values at a time, so
+        that the coupled product, its weighting and the scatter-sum stay in cache. Messages
+        are laid out ``(edges, K, mul)``, ``mul`` innermost; a scalar input block
+        (``d1 = 1``) is coupled by a broadcast product instead of a ``bmm``."""
+        n_nodes, n_edges = x.shape[0], edge_src.shape[0]
+        slices = self.irreps_in.slices()
+        consts = self._constants(x.dtype, x.device)
+        columns = self._column_paths(x.device)
+        inputs, aggs = [], []
+        for i, _, _, k_total, _ in self.groups:
+            mul, ir = self.irreps_in[i]
+            inputs.append(x[:, slices[i]].reshape(n_nodes, mul, ir.dim).transpose(1, 2))
+            aggs.append(x.new_zeros(n_nodes, k_total * mul))
+        widest = max((k_total * self.irreps_in[i].mul for i, _, _, k_total, _ in self.groups),
+                     default=1)
+        chunk = max(EDGE_CHUNK_FLOATS // widest, 1)
+        for start in range(0, n_edges, chunk):
+            edges = slice(start, start + chunk)
+            src, dst, sh_c = edge_src[edges], edge_dst[edges], sh[edges]
+            n_c = src.shape[0]
+            weights = hidden[edges] @ weight_map                                  # (c, numel)
+            for g, (i, _, n_paths, k_total, _) in enumerate(self.groups):
+                mul, ir = self.irreps_in[i]
+                xi = inputs[g][src]                                               # (c, d1, mul)
+                t = (sh_c @ consts[g][0]).reshape(n_c, ir.dim, k_total).transpose(1, 2)
+                msg = t * xi if ir.dim == 1 else torch.bmm(t, xi)                # (c, K, mul)
+                w = weights[:, self.group_columns[g][0]:self.group_columns[g][1]]
+                msg *= w.view(n_c, n_paths, mul).index_select(1, columns[g])
+                aggs[g].index_add_(0, dst, msg.view(n_c, -1))
+        blocks: list = [None] * len(self.paths)
+        for g, (i, first, _, k_total, cols) in enumerate(self.groups):
+            agg = aggs[g].view(n_nodes, k_total, -1).transpose(1, 2).contiguous()  # (N, mul, K)
+            for p, (offset, d3) in enumerate(cols):
+                blocks[first + p] = agg[:, :, offset:offset + d3]
+        return blocks
+
 
 class _Interaction(torch.nn.Module):
     """One NequIP interaction block (convolution + self-connection + gate)."""
@@ -429,7 +488,11 @@ class _Interaction(torch.nn.Module):
         sc = self.self_connection(h, species_onehot)
         x = self.linear_1(h)
         hidden = self.radial(edge_basis) / math.sqrt(self.radial_out.shape[0])
-        blocks = self.tp(x, edge_src, edge_dst, edge_sh, hidden, self.radial_out)
+        if torch.is_grad_enabled():   # training, forces: the backward-friendly product
+            blocks = self.tp(x, edge_src, edge_dst, edge_sh, hidden, self.radial_out)
+        else:
+            blocks = self.tp.forward_frozen(x, edge_src, edge_dst, edge_sh, hidden,
+                                            self.radial_out)
         out = self._mix(blocks, h.shape[0], 1.0 / math.sqrt(self.avg_num_neighbors)) + sc
         return self.gate(out) if self.gate is not None else out
 
@@ -588,6 +651,24 @@ class Backbone(torch.nn.Module):
         return idx
 
     def _edges(self, positions: torch.Tensor, batch: torch.Tensor):
+        """Ordered pairs ``(src, dst)`` of distinct atoms of one configuration closer than
+        ``r_max``, sorted by ``dst`` then ``src``, and ``r_src - r_dst``.
+
+        Configurations of equal size laid out one after another (``batch`` is
+        ``arange(m).repeat_interleave(n)``, the batch path) are searched one at a time,
+        ``m n^2`` distances instead of the ``(m n)^2`` of all pairs of the batch; any
+        other ``batch`` takes all pairs. Both give the same edges in the same order."""
+        n_atoms = positions.shape[0]
+        m = int(batch[-1]) + 1 if n_atoms else 0
+        if m > 1 and n_atoms % m == 0:
+            n = n_atoms // m
+            if torch.equal(batch, torch.arange(m, device=batch.device).repeat_interleave(n)):
+                per = positions.reshape(m, n, 3)
+                dist = (per[:, None, :, :] - per[:, :, None, :]).norm(dim=-1)   # [g, dst, src]
+                eye = torch.eye(n, dtype=torch.bool, device=positions.device)
+                g, dst, src = (~eye & (dist < self.config.r_max)).nonzero(as_tuple=True)
+                src, dst = g * n + src, g * n + dst
+                return src, dst, positions[src] - positions[dst]
         diff = positions[None, :, :] - positions[:, None, :]  # [dst, src] -> r_src - r_dst
         dist = diff.norm(dim=-1)
         same = batch[:, None] == batch[None, :]

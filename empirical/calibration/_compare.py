@@ -41,7 +41,7 @@ __all__ = ["compare", "write_compare_outputs", "validate_c5_results",
 C5_SCHEMAS = (C5_SCHEMA_VERSION,)
 #: ``schema_version`` of a diagnose ``results.json`` this comparison reads (1: the cliff
 #: ratio's interval was a list; :meth:`DiagnoseResult.from_dict` reads both).
-DIAGNOSE_SCHEMAS = (1, 2, DIAGNOSE_SCHEMA_VERSION)
+DIAGNOSE_SCHEMAS = tuple(range(1, DIAGNOSE_SCHEMA_VERSION + 1))
 #: Most probe degrees ``d`` one results file may hold: the comparison draws one figure per
 #: ``d``, so this bounds its output (the shipped runs use d = 1, 2, 3).
 MAX_DEGREES = 12

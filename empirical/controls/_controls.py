@@ -47,7 +47,8 @@ from ..backbone import (Backbone, BackboneConfig, GatePointsBackbone, dataset_st
                         shipped)
 from ..backbone import load as load_backbone
 from ..data import load as load_dataset
-from ..diagnostic import (THRESHOLDS, DegreeSummary, diagnose, extract_features, make_plan,
+from ..cache import model_key, open_cache
+from ..diagnostic import (ROTATE_MODES, THRESHOLDS, DegreeSummary, diagnose, extract_features, make_plan,
                           n_monomials)
 from ..runtime import SAMPLES_PER_COEFFICIENT, Progress, versions
 
@@ -341,6 +342,8 @@ class _Run:
     paths: Dict[str, str]
     objects: Dict[str, object] = field(default_factory=dict, repr=False)
     features: Dict[tuple, object] = field(default_factory=dict, repr=False)
+    cache: object = None
+    rotate: str = "auto"
 
     def measure(self, p: PlannedControl) -> Tuple[List[ControlRow], ControlRun]:
         """One diagnose run of control ``p``: its rows (one per probe degree) and run."""
@@ -354,12 +357,15 @@ class _Run:
                                degrees=list(p.degrees), lmax=self.lmax, seed=self.seed,
                                frames=self.frames, n_boot=self.n_boot, k_sweep=(),
                                rotations_per_config=rotations)
-            self.features[key] = extract_features(obj, self.data, layout, 0)
+            self.features[key] = extract_features(
+                obj, self.data, layout, 0, cache=self.cache, rotate=self.rotate,
+                model=model_key(obj) if self.cache is not None else None)
         res = diagnose(backbones=[obj], names=[p.backbone], dataset=self.data,
                        degrees=list(p.degrees), lmax=self.lmax, seed=self.seed, k=p.k,
                        n_boot=self.n_boot, frames=self.frames, k_sweep=(),
                        rotations_per_config=rotations, features=[self.features[key]],
-                       progress=False)
+                       progress=False, cache=self.cache if self.cache is not None else False,
+                       rotate=self.rotate)
         rows = [ControlRow.measured(p, res.L, res.summaries[d], int(res.config["k"][str(d)]),
                                     self.lmax) for d in p.degrees]
         return rows, ControlRun(control=p.name, config=res.config, warnings=res.warnings)
@@ -369,22 +375,26 @@ def run_controls(dataset="aspirin", frames: Optional[int] = DEFAULT_FRAMES, n_bo
                  seed: int = 0,
                  lmax: int = 7, kinds=KINDS, spn_widths=(16, 32, 64), parameter_widths=(18, 63),
                  backbone_paths: Optional[Dict[str, str]] = None,
-                 progress=None) -> ControlsResult:
+                 progress=None, cache=False, rotate: str = "auto") -> ControlsResult:
     """Run the controls of ``kinds`` (see the module docstring) on ``frames`` frames (a
     seeded subset; None: every frame). ``parameter_widths``:
     (width of the d = 3 SPN, width of the widest d = 2 SPN); the d = 3 one must have fewer
     coefficients. ``backbone_paths`` maps control backbone names (``aspirin_L2_seed0``,
     :data:`CONTROL_BACKBONES`) to checkpoint files that replace the shipped ones (the
-    ``full`` reproduction retrains them). Raises ``ValueError`` for bad options before any
-    work."""
+    ``full`` reproduction retrains them). ``cache``, ``rotate``: as for
+    :func:`empirical.diagnose` (docs/method.md §2.12, §2.13). Raises ``ValueError`` for bad
+    options before any work."""
     _check_options(kinds, frames, parameter_widths)
+    if rotate not in ROTATE_MODES:
+        raise ValueError(f"rotate must be 'auto' or 'model', got {rotate!r}")
     start = time.perf_counter()
     data, frames = _dataset(dataset, frames)
     paths = {b["name"]: b["path"] for b in shipped()}
     paths.update(backbone_paths or {})
     plan = [p for p in _plan(set(paths), frames, spn_widths, parameter_widths)
             if p.kind in kinds]
-    run = _Run(data=data, frames=frames, n_boot=n_boot, seed=seed, lmax=lmax, paths=paths)
+    run = _Run(data=data, frames=frames, n_boot=n_boot, seed=seed, lmax=lmax, paths=paths,
+               cache=open_cache(cache), rotate=rotate)
     bar = Progress(sum(len(p.degrees) for p in plan), enabled=progress)
     controls: List[ControlRow] = []
     runs: List[ControlRun] = []

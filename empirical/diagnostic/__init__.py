@@ -17,8 +17,11 @@ gives a dataset with the injected energies and forces.
 
 from ._capacity import REFIT_SEEDS, SATURATION_GAIN, capacity_config, widen_and_refit
 from ._cells import BackboneProbes, DegreeFit, as_float, merge_probes, probe_backbone
-from ._features import (FeatureSet, atom_features, batch_size, check_cutoff, equivariance_at,
-                        extract_features, marked_features, model_dtype, rotate)
+from ._equivariance import check_sample, rotate_features, wigner
+from ._features import (ROTATE_MODES, FeatureSet, atom_features, batch_size, check_cutoff,
+                        equivariance_at, equivariance_of, extract_features,
+                        feature_equivariance, marked_features, model_dtype, rotate,
+                        rotation_record)
 from ._injection import (haar_rotations, inject, marked_atoms, marked_direction, signal,
                          signal_coefficients, signal_gradient)
 from ._pipeline import (PAPER, FeatureFacts, assemble_result, backbone_facts, common_degrees,
@@ -46,6 +49,8 @@ __all__ = ["reported_step", "probe_label", "widen_and_refit", "capacity_config",
            "ProbeRecord",
            "CapacityPoint", "as_float", "merge_probes", "atom_features",
            "batch_size", "check_cutoff", "equivariance_at", "marked_features", "rotate",
+           "ROTATE_MODES", "equivariance_of", "rotation_record", "feature_equivariance", "check_sample",
+           "rotate_features", "wigner",
            "FeatureFacts", "assemble_result", "backbone_facts", "common_degrees",
            "feature_facts", "features_and_probes", "MAX_LMAX", "validate_options",
            "n_monomials", "AMBIGUOUS", "BLIND", "RECOVERABLE", "UNDEFINED", "agrees",

@@ -72,6 +72,7 @@ class _Fit:
     features: List[FeatureSet]
     summary: DegreeSummary
     cells: List[Cell]
+    widened: bool = False
 
     def step(self) -> CapacityStep:
         dl = self.summary.ceiling
@@ -79,7 +80,19 @@ class _Fit:
         return CapacityStep(k=int(self.probes[0].fits[self.summary.d].k),
                             rotations_per_config=int(self.plan.rotations_per_config),
                             solver=self.plan.spn, rho=self.summary.rho.get(dl), rho_ci=ci,
-                            status=cell_status(dl, dl, ci))
+                            status=cell_status(dl, dl, ci),
+                            features=([_brief(fs) for fs in self.features]
+                                      if self.widened else None))
+
+
+def _brief(fs: FeatureSet) -> Optional[Dict]:
+    """How a widened step's features were obtained (docs/method.md §2.13): method, model
+    runs, derived samples, the per-run check, any fallback."""
+    rec = getattr(fs, "rotations", None)
+    if rec is None:
+        return None
+    return {k: rec[k] for k in ("method", "model_runs", "derived", "check", "fallback")
+            if k in rec}
 
 
 def widen_and_refit(plan: DiagnosePlan, probes: Sequence[BackboneProbes],
@@ -156,7 +169,7 @@ def _fit_at(plan: DiagnosePlan, d: int, k: int, rotations: int, solver: str, cac
     energies = reference(step) if reference is not None and solver == "ridge" else None
     probes = [probe_backbone(p.name, fs, step, energies) for p, fs in zip(base.probes, fsets)]
     summary, cells = summarize(probes, step)
-    return _Fit(step, probes, fsets, summary[d], cells)
+    return _Fit(step, probes, fsets, summary[d], cells, widened=True)
 
 
 def _with_degree(p: BackboneProbes, q: BackboneProbes, d: int, plan) -> BackboneProbes:

@@ -29,11 +29,16 @@ from e3nn import o3
 
 from ..backbone import (Backbone, check_protocol, equivariance_error, model_device,
                         model_dtype, supports)
+from ..backbone import equivariance_tolerance
 from ..data import nearest_neighbour_distances
+from ..runtime import STREAMS, stream
+from ._equivariance import (CHECK_CONFIGURATIONS, CHECK_ROTATIONS, DERIVATION_CHECK_SAMPLES,
+                            check_sample, equivariance_errors, rotate_features)
 from ._injection import marked_direction, signal
 
 __all__ = ["FeatureSet", "MarkedFeatures", "extract_features", "feature_equivariance", "marked_features",
-           "atom_features", "rotate", "model_dtype", "model_device", "batch_size",
+           "atom_features", "rotate", "rotate_positions", "cached_features", "ROTATE_MODES",
+           "equivariance_of", "rotation_record", "model_dtype", "model_device", "batch_size",
            "shortest_distances", "signals", "DEFAULT_CHUNK"]
 
 #: Configurations per batch for this package's :class:`~empirical.backbone.Backbone`.
@@ -60,8 +65,14 @@ class FeatureSet:
     energies : (samples,) float64 eV, or None (no ``energy`` method)
     directions : (samples, 3) the marked direction ``u`` of each rotated sample
     dtype : the dtype the positions reached the model in (e.g. ``"float32"``)
-    equivariance_error : ``{"rotation": float, "reflection": float}`` (max abs, one frame)
+    equivariance_error : ``{"rotation": float, "reflection": float}`` (max abs over the
+        equivariance check's sample, :func:`feature_equivariance`)
     rotation_seed : the seed of the samples' Haar rotations
+    rotations : how the further rotations were obtained (``method``: ``"model"`` or
+        ``"equivariance"``, ``model_runs``, ``derived``, the per-run ``check``, any
+        ``fallback``; docs/method.md §2.13), or None
+    cache : what the feature cache gave and took (``reused``, ``written``: entry keys;
+        ``model_key``), or None without a cache
     """
 
     features: np.ndarray
@@ -71,13 +82,15 @@ class FeatureSet:
     dtype: str
     equivariance_error: Dict[str, float]
     rotation_seed: int
+    rotations: Optional[Dict] = None
+    cache: Optional[Dict] = None
 
     @property
     def feature_degrees(self):
         return sorted({ir.l for _, ir in self.irreps})
 
 
-def rotate(positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+def rotate_positions(positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
     """``positions[i] @ rotations[i].T`` for every configuration: ``(n, atoms, 3)``."""
     return np.einsum("nij,naj->nai", rotations, np.asarray(positions, dtype=np.float64))
 
@@ -136,7 +149,7 @@ def atom_features(backbone, positions: np.ndarray, numbers: np.ndarray,
     irreps = o3.Irreps(backbone.irreps_out)
     atoms = list(atoms)
     has_energy = with_energy and supports(backbone, "energy")
-    rotated = rotate(positions, rotations)
+    rotated = rotate_positions(positions, rotations)
     n, n_atoms, _ = rotated.shape
     feats = np.empty((n, len(atoms), irreps.dim))
     energies = np.empty(n) if has_energy else None
@@ -231,13 +244,105 @@ def equivariance_at(backbone, positions: np.ndarray, numbers: np.ndarray,
             "reflection": equivariance_error(backbone, pos, num, -R)}
 
 
-def feature_equivariance(backbone, dataset, plan, index: int = 0) -> Dict[str, float]:
-    """The equivariance error :func:`extract_features` records, on the first sample of the
-    plan under backbone ``index``'s first rotation. It sets torch's default dtype for a
-    moment (e3nn builds its Wigner matrices in it): call it from one thread at a time."""
-    rotation = plan.rotations(index)[0]
-    return equivariance_at(backbone, plan.positions(dataset)[0], dataset.numbers, rotation,
-                         model_dtype(backbone))
+def feature_equivariance(backbone, dataset, plan, index: int = 0, *, cache=None,
+                        model: Optional[str] = None) -> Dict[str, float]:
+    """The equivariance check of backbone ``index`` (docs/method.md §2.13): the largest
+    ``|h(R x) - D(R) h(x)|`` over every atom's features of :data:`CHECK_CONFIGURATIONS`
+    configurations of the plan, each under :data:`CHECK_ROTATIONS` Haar rotations
+    (``"rotation"``) and their roto-reflections (``"reflection"``), drawn from stream
+    ``[seed, STREAMS["equivariance"], index]`` (:func:`._equivariance.check_sample`). The
+    model runs on every rotated configuration (through ``cache`` when given, under backbone
+    key ``model``). Thread-safe: ``D(R)`` is built in float64 without torch's default
+    dtype."""
+    chosen, matrices = check_sample(len(plan.frames), plan.seed, index)
+    return equivariance_of(backbone, dataset.positions[plan.frames[chosen]], dataset.numbers,
+                           matrices, cache=cache, model=model)
+
+
+def equivariance_of(backbone, positions: np.ndarray, numbers: np.ndarray,
+                    matrices: np.ndarray, *, cache=None,
+                    model: Optional[str] = None) -> Dict[str, float]:
+    """:func:`feature_equivariance` of configurations ``positions`` ``(m, atoms, 3)``, each
+    under its ``k`` orthogonal matrices ``matrices`` ``(m, k, 3, 3)`` (the identity first:
+    :func:`._equivariance.check_sample`)."""
+    m, k = matrices.shape[:2]
+    n_atoms = positions.shape[1]
+    feats, _, _ = cached_features(backbone, np.repeat(positions, k, axis=0), numbers,
+                                  matrices.reshape(-1, 3, 3), range(n_atoms),
+                                  with_energy=False, cache=cache, model=model)
+    irreps = o3.Irreps(backbone.irreps_out)
+    per_atom = feats.reshape(m, k, n_atoms, irreps.dim)
+    per_atom = per_atom.transpose(0, 2, 1, 3).reshape(-1, k, irreps.dim)
+    return equivariance_errors(per_atom, irreps, np.repeat(matrices, n_atoms, axis=0))
+
+
+def cached_features(backbone, positions: np.ndarray, numbers: np.ndarray,
+                    rotations: np.ndarray, atoms: Sequence[int], *, with_energy: bool = True,
+                    cache=None, model: Optional[str] = None, chunk: Optional[int] = None,
+                    progress: Optional[Callable[[int], None]] = None, threads: int = 1):
+    """:func:`atom_features` through the feature cache: ``(features (n, len(atoms) *
+    dim), energies (n,) or None, written entries)``. The samples are cut into entries of
+    :data:`empirical.cache.CACHE_CHUNK`; an entry found in ``cache`` (a
+    :class:`~empirical.cache.FeatureCache`) is read, the rest are computed in one call
+    (so the threads split them as without a cache) and stored. Without ``cache`` or a
+    backbone key ``model`` (:func:`empirical.cache.model_key`) it is :func:`atom_features`.
+    The numbers do not depend on the cache: an entry holds the model's float32 output
+    exactly, and float64 as float64."""
+    from ..cache import CACHE_CHUNK, features_key
+
+    atoms = [int(a) for a in atoms]
+    dim = o3.Irreps(backbone.irreps_out).dim
+    n = len(positions)
+    has_energy = with_energy and supports(backbone, "energy")
+    if cache is None or model is None:
+        f, e = atom_features(backbone, positions, numbers, rotations, atoms,
+                             with_energy=with_energy, chunk=chunk, progress=progress,
+                             threads=threads)
+        return f.reshape(n, -1), e, 0
+    feats = np.empty((n, len(atoms) * dim))
+    energies = np.empty(n) if has_energy else None
+    todo = []
+    for start in range(0, n, CACHE_CHUNK):
+        stop = min(start + CACHE_CHUNK, n)
+        key = features_key(model, positions[start:stop], rotations[start:stop], numbers,
+                           atoms, has_energy)
+        found = cache.get("features", key)
+        if found is not None:
+            arrays, _ = found
+            f = arrays["features"]
+            e = arrays.get("energies")
+            if f.shape == (stop - start, len(atoms) * dim) and (
+                    not has_energy or (e is not None and e.shape == (stop - start,))):
+                feats[start:stop] = f
+                if has_energy:
+                    energies[start:stop] = e
+                if progress:
+                    progress(stop - start)
+                continue
+        todo.append((key, start, stop))
+    if todo:
+        idx = np.concatenate([np.arange(s0, s1) for _, s0, s1 in todo])
+        f, e = atom_features(backbone, positions[idx], numbers, rotations[idx], atoms,
+                             with_energy=with_energy, chunk=chunk, progress=progress,
+                             threads=threads)
+        f = f.reshape(len(idx), -1)
+        dtype = str(model_dtype(backbone)).replace("torch.", "")
+        at = 0
+        for key, s0, s1 in todo:
+            part = f[at:at + s1 - s0]
+            feats[s0:s1] = part
+            if has_energy:
+                energies[s0:s1] = e[at:at + s1 - s0]
+            # a float32 model's output is exact in float32: half the bytes
+            kept = part.astype(np.float32) if dtype in ("float32", "float16", "bfloat16") \
+                else part
+            cache.put("features", key,
+                      {"features": kept,
+                       "energies": None if e is None else e[at:at + s1 - s0]},
+                      {"dtype": dtype, "scale": float(np.abs(part).max()) if part.size else 0.0,
+                       "seconds": 0.0})
+            at += s1 - s0
+    return feats, energies, len(todo)
 
 
 def shortest_distances(positions: np.ndarray) -> np.ndarray:
@@ -266,13 +371,43 @@ def check_cutoff(backbone, dataset, plan) -> None:
                          "network sees no neighbours there; check the units or drop them")
 
 
+def rotation_record(rotate: str, per_configuration: int, samples: int,
+                    configurations: int) -> Dict:
+    """``FeatureSet.rotations`` of features the model produced for every sample."""
+    return {"mode": rotate, "per_configuration": int(per_configuration), "method": "model",
+            "model_runs": int(samples), "derived": 0,
+            "equivariance_sample": {"configurations": min(CHECK_CONFIGURATIONS,
+                                                          int(configurations)),
+                                    "rotations_each": CHECK_ROTATIONS},
+            "check": None}
+
+
+#: How a run obtains the features of a configuration's further rotations
+#: (docs/method.md §2.13): ``"auto"`` derives them by ``D(R' R^-1)`` from the first
+#: rotation's when the backbone passes its equivariance check, ``"model"`` runs the model
+#: on every rotation.
+ROTATE_MODES = ("auto", "model")
+
+
 def extract_features(backbone, dataset, plan, index: int = 0, *,
                      chunk: Optional[int] = None,
                      progress: Optional[Callable[[int], None]] = None,
                      equivariance: Optional[Dict[str, float]] = None,
-                     threads: int = 1) -> FeatureSet:
+                     threads: int = 1, cache=None, model: Optional[str] = None,
+                     rotate: str = "auto") -> FeatureSet:
     """Run ``backbone`` on the plan's samples under the rotations of backbone ``index``
     (:meth:`DiagnosePlan.rotations`) and keep what the probe stage needs.
+
+    The first rotation of every configuration always runs the model on rotated positions:
+    the measurement does not assume equivariance. With ``rotate="auto"`` and more than
+    one rotation per configuration, a backbone whose equivariance check passes at its
+    dtype's tolerance (:func:`feature_equivariance`; rotations alone for ``parity =
+    False``) has its further rotations ``R'`` derived as ``D(R' R^-1) h(R x)``
+    (:func:`._equivariance.rotate_features`), and energies copied (they are invariant).
+    Then :data:`DERIVATION_CHECK_SAMPLES` derived samples (stream ``[seed,
+    STREAMS["derivation_check"], index]``) are run through the model too, and the largest
+    deviation is recorded; above the tolerance the run falls back to the model for every
+    rotation. ``rotate="model"`` runs the model on every rotation (docs/method.md §2.13).
 
     Parameters
     ----------
@@ -282,12 +417,16 @@ def extract_features(backbone, dataset, plan, index: int = 0, *,
     index : backbone index in the run (selects the independent rotation stream)
     chunk : configurations per batch for a backbone with the batch path (default
         :func:`batch_size`)
-    progress : called with the number of configurations done since the last call
+    progress : called with the number of samples done since the last call
     equivariance : the backbone's :func:`feature_equivariance`, when already measured
-        (the pipeline measures it before it starts worker threads)
     threads : threads over which a :func:`thread_safe` backbone's batches are split
+    cache, model : a :class:`~empirical.cache.FeatureCache` and the backbone's key
+        (:func:`empirical.cache.model_key`): model runs are read from and written to it
+    rotate : ``"auto"`` or ``"model"`` (:data:`ROTATE_MODES`)
     """
     check_protocol(backbone)
+    if rotate not in ROTATE_MODES:
+        raise ValueError(f"rotate must be 'auto' or 'model', got {rotate!r}")
     ls = sorted({ir.l for _, ir in o3.Irreps(backbone.irreps_out)})
     if tuple(ls) != tuple(plan.feature_degrees):
         raise ValueError(f"the backbone has feature degrees {ls}, the plan was made for "
@@ -297,20 +436,96 @@ def extract_features(backbone, dataset, plan, index: int = 0, *,
 
     check_backbone_memory(backbone, dataset, plan.frames)
     check_cutoff(backbone, dataset, plan)
+    mark = cache.mark() if cache is not None else None
     positions = plan.positions(dataset)
     rotations = plan.rotations(index)
     dtype = model_dtype(backbone)
+    dtype_name = str(dtype).replace("torch.", "")
+    irreps = o3.Irreps(backbone.irreps_out)
+    pair = irreps + irreps
     equi = (dict(equivariance) if equivariance is not None else
-            equivariance_at(backbone, positions[0], dataset.numbers, rotations[0], dtype))
-    mf = marked_features(backbone, positions, dataset.numbers, rotations, a, b, chunk=chunk,
-                         progress=progress, threads=threads)
-    u = marked_direction(rotate(positions, rotations), a, b)
-    return FeatureSet(features=mf.features, irreps=mf.irreps, energies=mf.energies,
-                      directions=u, dtype=str(dtype).replace("torch.", ""),
-                      equivariance_error=equi, rotation_seed=plan.rotation_seed(index))
+            feature_equivariance(backbone, dataset, plan, index, cache=cache, model=model))
+    R = plan.rotations_per_config
+    n = plan.n_samples
+    parity = getattr(backbone, "parity", None) is not False
+    scale_hint = None
+    derive = rotate == "auto" and R > 1
+    record = rotation_record(rotate, R, n, len(plan.frames))
+    features = energies = None
+    f0 = e0 = None
+    if derive:
+        first = np.arange(0, n, R)
+        f0, e0, _ = cached_features(backbone, positions[first], dataset.numbers,
+                                    rotations[first], [a, b], cache=cache, model=model,
+                                    chunk=chunk, progress=progress, threads=threads)
+        scale_hint = float(np.abs(f0).max()) if f0.size else 0.0
+        tol = equivariance_tolerance(dtype, scale_hint)
+        considered = [equi["rotation"], equi["reflection"]] if parity else [equi["rotation"]]
+        if max(considered) > tol:
+            record["fallback"] = (f"the equivariance check failed (max error "
+                                  f"{max(considered):.3g} > tolerance {tol:.3g})")
+        else:
+            src = np.repeat(first, R)
+            turn = np.einsum("nij,nkj->nik", rotations, rotations[src])   # R' R^-1
+            features = rotate_features(np.repeat(f0, R, axis=0), pair, turn)
+            energies = None if e0 is None else np.repeat(e0, R)
+            features[first] = f0                     # the model's own, bit for bit
+            derived = np.setdiff1d(np.arange(n), first)
+            if progress:
+                progress(len(derived))
+            rng = np.random.default_rng(stream(plan.seed, STREAMS["derivation_check"], index))
+            picked = np.sort(rng.choice(derived, min(DERIVATION_CHECK_SAMPLES, len(derived)),
+                                        replace=False))
+            fm, _, _ = cached_features(backbone, positions[picked], dataset.numbers,
+                                       rotations[picked], [a, b], with_energy=False,
+                                       cache=cache, model=model, chunk=chunk, threads=threads)
+            deviation = float(np.abs(fm - features[picked]).max())
+            record["check"] = {"samples": int(len(picked)), "max_deviation": deviation,
+                               "tolerance": tol, "passed": deviation <= tol}
+            if deviation <= tol:
+                record.update(model_runs=int(len(first)), derived=int(len(derived)))
+            else:
+                record["fallback"] = (f"the per-run check failed (max deviation "
+                                      f"{deviation:.3g} > tolerance {tol:.3g})")
+                features = energies = None
+                if progress:
+                    progress(-len(derived))     # they are run now after all
+    if features is None and f0 is not None:
+        # derivation refused: the model runs on the further rotations too (the first
+        # rotations' runs are kept)
+        rest = np.setdiff1d(np.arange(n), first)
+        fr, er, _ = cached_features(backbone, positions[rest], dataset.numbers,
+                                    rotations[rest], [a, b], cache=cache, model=model,
+                                    chunk=chunk, progress=progress, threads=threads)
+        features = np.empty((n, f0.shape[1]))
+        features[first], features[rest] = f0, fr
+        if e0 is not None:
+            energies = np.empty(n)
+            energies[first], energies[rest] = e0, er
+    elif features is None:
+        features, energies, _ = cached_features(backbone, positions, dataset.numbers,
+                                                rotations, [a, b], cache=cache, model=model,
+                                                chunk=chunk, progress=progress,
+                                                threads=threads)
+    record["method"] = "model" if record["derived"] == 0 else "equivariance"
+    record = {k: record[k] for k in ("mode", "per_configuration", "method", "model_runs",
+                                     "derived", "equivariance_sample", "check", "fallback")
+              if k in record}
+    u = marked_direction(rotate_positions(positions, rotations), a, b)
+    return FeatureSet(features=features, irreps=pair, energies=energies,
+                      directions=u, dtype=dtype_name,
+                      equivariance_error=equi, rotation_seed=plan.rotation_seed(index),
+                      rotations=record,
+                      cache=None if cache is None else {**cache.since(mark),
+                                                        "model_key": model})
 
 
 def signals(directions: np.ndarray, coefficients: Dict[int, np.ndarray]) -> np.ndarray:
     """The targets ``s_l(u)`` of every sample, ``(samples, lmax + 1)``, ``l = 0..lmax``."""
     return np.stack([signal(l, directions, coefficients[l]) for l in sorted(coefficients)],
                     axis=1)
+
+
+#: The name this module's positions rotation had before ``extract_features`` took a
+#: ``rotate`` option (kept: the sweep and users call it).
+rotate = rotate_positions

@@ -38,7 +38,9 @@ from ..data import load as load_dataset
 from ..data import unit_warnings
 from ._cells import EPS_DEFINITION, probe_backbone
 from ._capacity import capacity_config, widen_and_refit
-from ._features import extract_features, feature_equivariance, model_device, thread_safe
+from ..cache import model_key, open_cache
+from ._features import (ROTATE_MODES, FeatureSet, extract_features, feature_equivariance,
+                        model_device, thread_safe)
 from ._plan import MAX_AUTO_CHANNELS, DiagnosePlan, make_plan, seed_streams, validate_options
 from ._result import BackboneRecord, DiagnoseResult
 from ._summary import summarize
@@ -62,7 +64,8 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
              k_sweep: Sequence[int] = (1, 2, 3, 4), rotations_per_config: int = 1,
              names: Optional[Sequence[str]] = None, features=None,
              workers: Optional[int] = None, trust_checkpoints: bool = False,
-             device=None, progress=None, capacity: str = "auto") -> DiagnoseResult:
+             device=None, progress=None, capacity: str = "auto", cache=False,
+             rotate: str = "auto") -> DiagnoseResult:
     """Run the diagnostic (see the module docstring and docs/method.md §2).
 
     Parameters
@@ -109,6 +112,13 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
         refit it at wider probes and more rotations per configuration, docs/method.md
         §2.6; :mod:`._capacity`) or ``"fixed"`` (the one width ``k``). Either way every
         boundary cell gets its refit spread.
+    cache : the feature cache (docs/method.md §2.12): ``False`` (default in the Python
+        API: none), ``None`` (the default location, :func:`empirical.cache.resolve_cache_dir`),
+        a directory, or a :class:`~empirical.cache.FeatureCache`. Model runs are read from
+        and written to it; each backbone's record says which entries were reused.
+    rotate : ``"auto"`` (a configuration's further rotations derived by ``D(R' R^-1)``
+        from its first, for a backbone that passes its equivariance check, and checked
+        per run) or ``"model"`` (the model runs on every rotation); docs/method.md §2.13.
 
     Raises
     ------
@@ -118,10 +128,14 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     start = time.perf_counter()
     validate_options(degrees, lmax, seed, n_boot, test_fraction, folds, k, reduction, spn,
                      eps, rotations_per_config, k_sweep, capacity)
+    if rotate not in ROTATE_MODES:
+        raise ValueError(f"rotate must be 'auto' or 'model', got {rotate!r}")
     dev = resolve_device(device)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     entries = resolve_backbones(backbones, names, trust_checkpoints=trust_checkpoints)
     place(entries, dev)
+    store = open_cache(cache)
+    keys = [model_key(e.backbone, e.sha256) if store is not None else None for e in entries]
     plan = make_plan(data, common_degrees(entries), marked=marked, degrees=degrees,
                      lmax=lmax, seed=seed, k=k, reduction=reduction, spn=spn, n_boot=n_boot,
                      frames=frames, test_fraction=test_fraction, eps=eps, folds=folds,
@@ -133,7 +147,8 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     fits = len(plan.degrees) * (1 + len(plan.k_sweep))
     bar = Progress(len(entries) * (plan.n_samples + FIT_UNITS * fits) + FIT_UNITS,
                    enabled=progress)
-    feature_sets, probes = features_and_probes(entries, data, plan, given, workers, bar)
+    feature_sets, probes = features_and_probes(entries, data, plan, given, workers, bar,
+                                               cache=store, keys=keys, rotate=rotate)
     bar.set_label("bootstrap")
     summaries, cells = summarize(probes, plan)
     # widened rotations, one backbone at a time: batches split over threads of one intra-op
@@ -141,18 +156,36 @@ def diagnose(backbones=None, dataset: Union[str, Path, Dataset] = "aspirin",
     split = min(workers or torch.get_num_threads(), torch.get_num_threads())
     probes, summaries, cells = widen_and_refit(
         plan, probes, feature_sets, summaries, cells,
-        extract=lambda i, p: extract_features(entries[i].backbone, data, p, i, threads=split),
+        extract=lambda i, p: _widened(entries[i].backbone, data, p, i, split, store, keys[i],
+                                      rotate, feature_sets[i]),
         reference=lambda p: p.energies(data), progress=bar.set_label)
     bar.advance(FIT_UNITS)
     bar.close()
+    if store is not None:
+        store.close()
     return assemble_result(
         [(e, backbone_facts(e.backbone)) for e in entries], data, dataset,
         plan, [feature_facts(fs) for fs in feature_sets], probes, summaries, cells, dev,
-        seconds=time.perf_counter() - start)
+        seconds=time.perf_counter() - start,
+        run_facts={"rotate": rotate,
+                   "feature_cache": store.record() if store is not None else {"used": False}})
+
+
+def _widened(backbone, data, plan, index, threads, cache, key, rotate, base) -> FeatureSet:
+    """A widened plan's features (stage 4b's ``extract``); the base run's cache record is
+    extended with what this extraction reused and wrote (how its rotations were obtained
+    goes into its capacity step, :class:`CapacityStep`)."""
+    fs = extract_features(backbone, data, plan, index, threads=threads, cache=cache,
+                          model=key, rotate=rotate)
+    if cache is not None and base.cache is not None and fs.cache is not None:
+        base.cache["reused"] += fs.cache["reused"]
+        base.cache["written"] += fs.cache["written"]
+    return fs
 
 
 def assemble_result(entries, data: Dataset, dataset, plan: DiagnosePlan, features, probes,
-                    summaries, cells, device=None, seconds: float = 0.0) -> DiagnoseResult:
+                    summaries, cells, device=None, seconds: float = 0.0,
+                    run_facts: Optional[Dict] = None) -> DiagnoseResult:
     """Stage 5: the typed result of one run from what the stages returned.
 
     ``entries`` are ``(entry, facts)`` per backbone (its
@@ -166,8 +199,8 @@ def assemble_result(entries, data: Dataset, dataset, plan: DiagnosePlan, feature
     for p in probes:
         warnings += [w for w in p.warnings if w not in warnings]
     return DiagnoseResult(
-        config=run_config(plan, data, dataset, {d: p.k for d, p in probes[0].fits.items()},
-                          device),
+        config={**run_config(plan, data, dataset, {d: p.k for d, p in probes[0].fits.items()},
+                             device), **(run_facts or {})},
         backbones=records, predicted=dict(plan.predicted),
         probes=[r for p in probes for r in p.records], summaries=summaries, cells=cells,
         k_sweep=[r for p in probes for r in p.sweep], paper=PAPER, warnings=warnings,
@@ -199,7 +232,8 @@ def _given_features(features, entries, plan) -> List:
     return given
 
 
-def features_and_probes(entries, data, plan, given, workers, bar):
+def features_and_probes(entries, data, plan, given, workers, bar, cache=None, keys=None,
+                        rotate: str = "auto"):
     """Stages 2 and 3 for every backbone: ``(feature sets, probes)``, in backbone order.
 
     Backbones are independent until the summary, so with ``workers > 1`` each worker
@@ -233,7 +267,8 @@ def features_and_probes(entries, data, plan, given, workers, bar):
         fs = given[i]
         if fs is None:
             fs = extract_features(entry.backbone, data, plan, i, progress=advance,
-                                  equivariance=equivariance, threads=split)
+                                  equivariance=equivariance, threads=split, cache=cache,
+                                  model=keys[i] if keys else None, rotate=rotate)
         else:
             advance(plan.n_samples)
         return fs, probe_backbone(entry.name, fs, plan, reference,
@@ -249,7 +284,8 @@ def features_and_probes(entries, data, plan, given, workers, bar):
         # the equivariance check sets torch's (process-wide) default dtype for a moment:
         # measured here, one backbone at a time, before any worker starts
         equi = [None if given[i] is not None else
-                feature_equivariance(entries[i].backbone, data, plan, i) for i in range(n)]
+                feature_equivariance(entries[i].backbone, data, plan, i, cache=cache,
+                                     model=keys[i] if keys else None) for i in range(n)]
         bar.set_label(f"{n} backbones, {workers} at a time")
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -320,12 +356,16 @@ class FeatureFacts:
     dtype: str
     equivariance_error: Dict[str, float]
     scale: float
+    rotations: Optional[Dict] = None
+    cache: Optional[Dict] = None
 
 
 def feature_facts(fs) -> FeatureFacts:
     """:class:`FeatureFacts` of a :class:`FeatureSet`."""
     return FeatureFacts(dtype=fs.dtype, equivariance_error=dict(fs.equivariance_error),
-                        scale=float(np.abs(fs.features).max()))
+                        scale=float(np.abs(fs.features).max()),
+                        rotations=getattr(fs, "rotations", None),
+                        cache=getattr(fs, "cache", None))
 
 
 def backbone_facts(obj) -> Dict:
@@ -350,6 +390,7 @@ def backbone_record(entry: BackboneEntry, facts: Dict, features: FeatureFacts,
         equivariant=_equivariant(features, facts["parity"]),
         eps_eV=probes.eps,
         energy_error_rmse_meV=probes.energy_error_rmse_meV,
+        rotations=features.rotations, cache=features.cache,
         extra={"layer": facts["layer"], "parity": facts["parity"], "device": facts["device"],
                **entry.extra})
 

@@ -35,7 +35,8 @@ __all__ = ["DiagnosePlan", "make_plan", "validate_options", "auto_k", "stream",
 
 #: The random streams of the diagnostic's plan (docs/method.md §2.6), keys of
 #: :data:`empirical.runtime.STREAMS`, in the order ``results.json`` records them.
-PLAN_STREAMS = ("frames", "split", "rotations", "cv", "bootstrap", "refit")
+PLAN_STREAMS = ("frames", "split", "rotations", "cv", "bootstrap", "refit", "equivariance",
+                "derivation_check")
 
 
 def seed_streams() -> dict:

@@ -45,7 +45,7 @@ __all__ = ["SCHEMA_VERSION", "SCHEMA", "ProbeRecord", "Cell", "DegreeSummary",
            "BackboneRecord", "CapacityPoint", "Prediction", "DiagnoseResult", "schema_markdown",
            "DegreeHeadline", "CapacityStep", "RefitSpread", "reported_step", "probe_label"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: An interval of a record: ``None`` where the quantity has none (``l = 0``, a degree not
 #: measured), an :class:`~empirical.diagnostic.statistics.Interval` (``None`` bounds where
@@ -146,9 +146,15 @@ class CapacityStep:
     rho: Optional[float]
     rho_ci: Interval2
     status: str
+    #: per backbone, how a widened step's features were obtained (method, model runs,
+    #: derived samples, the per-run check; docs/method.md §2.13); None for the run's own
+    features: Optional[List[Optional[Dict]]] = None
 
     def to_dict(self) -> Dict:
-        return {**asdict(self), "rho_ci": _listed(self.rho_ci)}
+        out = {**asdict(self), "rho_ci": _listed(self.rho_ci)}
+        if self.features is None:
+            out.pop("features")
+        return out
 
     @classmethod
     def from_dict(cls, c: Dict) -> "CapacityStep":
@@ -289,14 +295,18 @@ class BackboneRecord:
     equivariant: Optional[bool]
     eps_eV: Optional[float]
     energy_error_rmse_meV: Optional[float]
+    rotations: Optional[Dict] = None
+    cache: Optional[Dict] = None
     extra: Dict = field(default_factory=dict)
 
     _KEYS = ("name", "source", "sha256", "seed", "test_energy_mae_meV",
              "test_force_mae_meV_per_A", "irreps_out", "L", "dtype", "equivariance_error",
-             "equivariant", "eps_eV", "energy_error_rmse_meV")
+             "equivariant", "eps_eV", "energy_error_rmse_meV", "rotations", "cache")
 
     def to_dict(self) -> Dict:
-        out = {k: getattr(self, k) for k in self._KEYS}
+        # rotations and cache: absent in files before schema 4, and cache without a cache
+        out = {k: getattr(self, k) for k in self._KEYS
+               if not (k in ("rotations", "cache") and getattr(self, k) is None)}
         out.update(self.extra)
         return out
 
@@ -310,7 +320,7 @@ class BackboneRecord:
                    dtype=b.get("dtype", "unknown"),
                    equivariance_error=b.get("equivariance_error", {}),
                    equivariant=b.get("equivariant"), eps_eV=b.get("eps_eV"), energy_error_rmse_meV=b.get("energy_error_rmse_meV"),
-                   extra=extra)
+                   rotations=b.get("rotations"), cache=b.get("cache"), extra=extra)
 
 
 class DiagnoseResult(RunResult):
@@ -335,7 +345,10 @@ class DiagnoseResult(RunResult):
                  predicted: Dict[int, Prediction], probes: List[ProbeRecord],
                  summaries: Dict[int, DegreeSummary], cells: List[Cell],
                  k_sweep: List[CapacityPoint], paper: Dict, warnings: List[str],
-                 seconds: float = 0.0):
+                 seconds: float = 0.0, schema_version: int = SCHEMA_VERSION):
+        #: the schema the record follows: a file of an older schema is written back as
+        #: it was read (it lacks what newer schemas add)
+        self.schema_version = int(schema_version)
         self.config = config
         self.backbones = list(backbones)
         self.predicted = dict(predicted)
@@ -387,7 +400,7 @@ class DiagnoseResult(RunResult):
     def to_dict(self) -> Dict:
         """``results.json`` as a new dictionary (editing it leaves the result unchanged)."""
         return copy.deepcopy({
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": self.schema_version,
             "config": self.config,
             "backbones": [b.to_dict() for b in self.backbones],
             "predicted": {str(d): p.to_dict() for d, p in sorted(self.predicted.items())},
@@ -420,7 +433,8 @@ class DiagnoseResult(RunResult):
                            for d, s in payload["summary"].items()},
                 cells=[Cell.from_dict(c) for c in payload["cells"]],
                 k_sweep=[CapacityPoint(**r) for r in payload.get("k_sweep", [])],
-                paper=payload.get("paper", {}), warnings=payload.get("warnings", []))
+                paper=payload.get("paper", {}), warnings=payload.get("warnings", []),
+                schema_version=int(payload.get("schema_version", 1)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not the results of empirical diagnose ({exc})") from None
 
@@ -479,6 +493,10 @@ SCHEMA: Tuple[Tuple[str, str, str, str], ...] = (
     ("config.coefficients", "{<l>: [float]}", "", "unit coefficient vector c of s_l"),
     ("config.versions", "{str: str}", "", "python and package versions"),
     ("config.device", "str | null", "", "device asked for (null: each backbone where it was)"),
+    ("config.rotate", "str", "", "'auto' (further rotations derived by D(R'R^-1) when the "
+     "equivariance check passes) or 'model' (docs/method.md §2.13)"),
+    ("config.feature_cache", "{used, reused, written, damaged_recomputed, problem}", "",
+     "what the run did with the feature cache (entries; no path; docs/method.md §2.12)"),
     ("backbones[i].name", "str", "", "backbone name (unique in a run)"),
     ("backbones[i].source", "str", "", "shipped name, path or python object"),
     ("backbones[i].sha256", "str | null", "", "hash of the checkpoint file"),
@@ -489,7 +507,18 @@ SCHEMA: Tuple[Tuple[str, str, str, str], ...] = (
     ("backbones[i].L", "int", "", "highest feature degree"),
     ("backbones[i].dtype", "str", "", "dtype the positions reached the model in"),
     ("backbones[i].equivariance_error", "{rotation: float, reflection: float}",
-     "feature units", "max abs equivariance error on one configuration"),
+     "feature units", "max abs equivariance error of every atom's features over the "
+     "check's sample (16 configurations, each under 2 rotations and 2 roto-reflections; "
+     "one configuration before schema 4)"),
+    ("backbones[i].rotations", "{mode, per_configuration, method, model_runs, derived, "
+     "equivariance_sample, check, fallback?}", "",
+     "how each configuration's further rotations were obtained: 'model' or 'equivariance' "
+     "(D(R'R^-1) of the first rotation's features); check: the per-run comparison of "
+     "derived samples with the model (samples, max_deviation, tolerance, passed); a widened "
+     "step's are in summary.<d>.capacity[i].features (absent before schema 4)"),
+    ("backbones[i].cache", "{reused: [str], written: [str], model_key: str | null}", "",
+     "feature-cache entries (KIND/KEY) this backbone's features were read from and "
+     "written to (absent: no cache)"),
     ("backbones[i].equivariant", "bool", "", "equivariance error within the tolerance of "
      "its dtype (relative to the largest feature; the rotation alone for an SO(3) model); "
      "false: outside the theorem's premise"),
@@ -541,6 +570,10 @@ SCHEMA: Tuple[Tuple[str, str, str, str], ...] = (
     ("summary.<d>.capacity[i].{rho, rho_ci}", "float | null, [float, float] | null", "",
      "rho(dL) and its 95% interval at that width"),
     ("summary.<d>.capacity[i].status", "str", "", "cell status of rho(dL) at that width"),
+    ("summary.<d>.capacity[i].features", "[{method, model_runs, derived, check, "
+     "fallback?}] (widened steps only)", "", "per backbone, how the widened step's "
+     "rotations were obtained: 'equivariance' (derived by D(R'R^-1), with the per-run "
+     "check) or 'model' (docs/method.md §2.13)"),
     ("summary.<d>.refit_spread", "object | null", "", "rho(dL) refitted under further "
      "splits and folds, features reused (null: no boundary measured)"),
     ("summary.<d>.refit_spread.{k, rotations_per_config, seeds}", "int, int, int", "",

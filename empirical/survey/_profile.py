@@ -32,6 +32,8 @@ from ..data import Dataset
 from ..data import load as load_dataset
 from ..diagnostic import DegreeHeadline, DegreeSummary, diagnose
 from ..diagnostic.statistics import Interval
+from ..cache import open_cache
+from ..diagnostic import ROTATE_MODES
 from ..runtime import max_l, place, resolve_device, versions
 from ..diagnostic import MAX_LMAX, validate_options
 from ..diagnostic import THRESHOLDS
@@ -177,7 +179,7 @@ def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] =
             frames: Optional[int] = 1000, seed: int = 0, n_boot: int = 500,
             marked: Optional[Sequence[int]] = None, trust_checkpoints: bool = False,
             device=None, progress=None, paired: bool = False,
-            capacity: str = "auto") -> ProfileResult:
+            capacity: str = "auto", cache=False, rotate: str = "auto") -> ProfileResult:
     """Diagnose every interaction layer of each backbone at probe degree ``d``.
 
     Parameters
@@ -190,6 +192,8 @@ def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] =
     paired : False (default): each backbone's plan seed is :func:`~._draws.model_seed` of
         ``seed`` and its name; True: every backbone uses ``seed`` (shared draws).
     Other options as for :func:`empirical.diagnose`.
+    cache, rotate : as for :func:`empirical.diagnose` (one cache serves every layer;
+    ``config.feature_cache`` counts what the run reused and wrote).
 
     Raises ``ValueError`` for bad input before any layer is diagnosed.
     """
@@ -197,10 +201,13 @@ def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] =
     validate_options([d], lmax if lmax is not None else 0, seed, n_boot, 0.2, 3, None,
                      "irrep", "ridge", None, capacity=capacity)
     check_paired(paired)
+    if rotate not in ROTATE_MODES:
+        raise ValueError(f"rotate must be 'auto' or 'model', got {rotate!r}")
     dev = resolve_device(device)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     entries = resolve_backbones(backbones, trust_checkpoints=trust_checkpoints)
     place(entries, dev)
+    store = open_cache(cache)
     layered = [(e.name, e.backbone, e.info(), backbone_layers(e.backbone)) for e in entries]
     top = max(max_l(view.irreps_out) for *_, layers in layered for _, view in layers)
     if top < 1:
@@ -227,7 +234,8 @@ def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] =
             res = diagnose(backbones=[view], names=[f"{name}/{layer}"], dataset=data,
                            marked=marked, degrees=[d], lmax=lmax, seed=seeds[name],
                            n_boot=n_boot, frames=frames, k_sweep=(), progress=False,
-                           capacity=capacity)
+                           capacity=capacity, cache=store if store is not None else False,
+                           rotate=rotate)
             rec = res.backbones[0]
             rows.append(LayerProfile.of(name, layer, index, rec.irreps_out, res.summaries[d],
                                         rec.equivariance_error, rec.equivariant))
@@ -236,7 +244,8 @@ def profile(backbones=None, dataset="aspirin", d: int = 2, lmax: Optional[int] =
               "model_seeds": seeds, "n_boot": n_boot, "capacity": res.config["capacity"],
               "frames": frames, "n_test": res.config["n_test"],
               "device": str(dev) if dev is not None else None,
-              "thresholds": dict(THRESHOLDS), "versions": versions(),
+              "thresholds": dict(THRESHOLDS), "versions": versions(), "rotate": rotate,
+              "feature_cache": store.record() if store is not None else {"used": False},
               "method": "each layer diagnosed on its own (empirical.diagnose, one d, no k "
                         "sweep) with its backbone's plan; docs/method.md §2.9"}
     return ProfileResult(config=config, backbones=described, rows=rows,

@@ -33,6 +33,8 @@ from ..backbone import shipped
 from ..data import Dataset
 from ..data import load as load_dataset
 from ..diagnostic import DegreeHeadline, DiagnoseResult, diagnose
+from ..cache import open_cache
+from ..diagnostic import ROTATE_MODES
 from ..runtime import max_l, place, resolve_device, versions
 from ..diagnostic import MAX_LMAX, validate_options
 from ..diagnostic import THRESHOLDS
@@ -232,7 +234,8 @@ def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
            dataset="aspirin", degrees: Sequence[int] = (1, 2, 3),
            frames: Optional[int] = None, seed: int = 0, n_boot: int = 1000,
            trust_checkpoints: bool = False, device=None, progress=None,
-           paired: bool = False, capacity: str = "auto") -> SurveyResult:
+           paired: bool = False, capacity: str = "auto", cache=False,
+           rotate: str = "auto") -> SurveyResult:
     """Diagnose every model (``models``, default :func:`survey_models`, plus ``extra``:
     :func:`survey_items`) at ``degrees``.
 
@@ -240,6 +243,9 @@ def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
     of ``seed`` and its name (independent rows); True: every model uses ``seed`` (shared
     draws, for model-versus-model contrasts).
     ``capacity`` : ``"auto"`` (default) or ``"fixed"``, as for :func:`empirical.diagnose`.
+    ``cache``, ``rotate`` : the feature cache and how further rotations are obtained, as
+    for :func:`empirical.diagnose` (docs/method.md §2.12, §2.13); one cache serves every
+    model, and ``config.feature_cache`` counts what the whole run reused and wrote.
 
     Each model is loaded (and refused, for bad input) before any is diagnosed, so a typo
     in the last spec costs nothing. Raises ``ValueError`` for bad input.
@@ -248,6 +254,8 @@ def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
     degrees = validate_options(degrees, 0, seed, n_boot, 0.2, 3, None, "irrep", "ridge", None,
                                capacity=capacity)
     check_paired(paired)
+    if rotate not in ROTATE_MODES:
+        raise ValueError(f"rotate must be 'auto' or 'model', got {rotate!r}")
     dev = resolve_device(device)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     items = survey_items(models, extra)
@@ -255,6 +263,7 @@ def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
         raise ValueError("no models to survey")
     entries = resolve_backbones(items, trust_checkpoints=trust_checkpoints)
     place(entries, dev)
+    store = open_cache(cache)
     rows: List[SurveyRow] = []
     runs: Dict[str, DiagnoseResult] = {}
     skipped: List[str] = []
@@ -266,7 +275,8 @@ def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
                   file=sys.stderr, flush=True)
         res = diagnose(backbones=[obj], names=[name], dataset=data, degrees=ds, lmax=lmax,
                        seed=seeds[name], frames=frames, n_boot=n_boot, k_sweep=(),
-                       progress=progress, capacity=capacity)
+                       progress=progress, capacity=capacity,
+                       cache=store if store is not None else False, rotate=rotate)
         rows += _rows_of(name, obj, info, res, ds)
         runs[name] = res
     last = res.config
@@ -277,6 +287,7 @@ def survey(models: Optional[Sequence] = None, extra: Sequence[str] = (),
               "n_test": last["n_test"],
               "models": [entry.name for entry in entries], "skipped": skipped,
               "device": str(dev) if dev is not None else None,
-              "thresholds": dict(THRESHOLDS), "versions": versions()}
+              "thresholds": dict(THRESHOLDS), "versions": versions(), "rotate": rotate,
+              "feature_cache": store.record() if store is not None else {"used": False}}
     return SurveyResult(config=config, rows=rows, runs=runs,
                         seconds=time.perf_counter() - start)

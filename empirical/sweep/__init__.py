@@ -14,7 +14,7 @@ The data flow, one module per step::
 
 from ._config import Group, SweepConfig, epoch_of, load_config, parse_config
 from ._report import SWEEP_SCHEMA, SweepResult, SweepRunRow
-from ._store import TaskStore, content_key
+from ..cache import TaskStore, content_key
 from ._sweep import SweepPlan, default_store, plan_sweep, sweep
 
 __all__ = ["sweep", "plan_sweep", "load_config", "parse_config", "SweepConfig", "Group",

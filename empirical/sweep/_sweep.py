@@ -56,7 +56,9 @@ from ..diagnostic import DiagnosePlan, make_plan
 from ..diagnostic import CapacityPoint, DiagnoseResult, ProbeRecord
 from ..survey import model_seed
 from ._config import Group, SweepConfig, specs_of
-from ._store import TaskStore, content_key
+from ..backbone import supports
+from ..cache import TaskStore, content_key, features_key, model_key
+from ..diagnostic import check_sample, rotation_record
 from . import _tasks
 
 __all__ = ["sweep", "plan_sweep", "SweepPlan", "RunJob", "BackboneJob", "default_store"]
@@ -201,15 +203,19 @@ def _run_job(config, group, names, source, di, data, pair, seed, plan, loaded) -
         except ValueError as exc:
             raise ValueError(f"backbone {spec!r} on {source}: {exc}") from None
         rotations = plan.rotations(i)
-        model = content_key("backbone", info.get("sha256") or spec, facts,
-                            type(obj).__qualname__)
+        # the feature cache's keys (docs/method.md §2.12): a sweep and a diagnose of the
+        # same model on the same configurations share their entries
+        model = model_key(obj, info.get("sha256")) or content_key("backbone", spec, facts)
+        energy = supports(obj, "energy")
         size = _chunk_size(config.chunk, batch)
         chunks = []
         for start in range(0, plan.n_samples, size):
             stop = min(start + size, plan.n_samples)
-            chunks.append((content_key("features", model, positions[start:stop],
-                                       rotations[start:stop], numbers, a, b), start, stop))
-        equi = content_key("equivariance", model, positions[0], rotations[0], numbers)
+            chunks.append((features_key(model, positions[start:stop], rotations[start:stop],
+                                        numbers, [a, b], energy), start, stop))
+        chosen, matrices = check_sample(len(plan.frames), plan.seed, i)
+        equi = content_key("equivariance", model, data.positions[plan.frames[chosen]],
+                           matrices, numbers)
         probes = {d: content_key("probe", names[i], [k for k, _, _ in chunks], plan,
                                  reference, d) for d in plan.degrees}
         backbones.append(BackboneJob(
@@ -545,8 +551,10 @@ class _Work:
                 chunks.append(f)
         key = bb.equivariance_key
         if key not in self.futures and not store.has("equivariance", key):
-            f = self.client.submit(_tasks.measure_equivariance, *args, positions[0],
-                                   rotations[0], numbers, self.device, self.intra,
+            chosen, matrices = check_sample(len(run.plan.frames), run.plan.seed, i)
+            f = self.client.submit(_tasks.measure_equivariance, *args,
+                                   data.positions[run.plan.frames[chosen]], matrices,
+                                   numbers, self.device, self.intra,
                                    key=f"equivariance-{key}", pure=False)
             self._track(key, f, "equivariance", 1)
         elif key not in self.futures:
@@ -679,14 +687,21 @@ def _assemble(plan: SweepPlan, store: TaskStore) -> Callable:
                 meta = store.load_meta("features", key)
                 scales.append(meta["scale"])
                 dtype = meta["dtype"]
+            # the base plan's every rotation ran through the model on a worker
             feats.append(FeatureFacts(dtype=dtype, equivariance_error={
                 "rotation": equi["rotation"], "reflection": equi["reflection"]},
-                scale=float(max(scales))))
+                scale=float(max(scales)),
+                rotations=rotation_record("auto", run.plan.rotations_per_config,
+                                          run.plan.n_samples, len(run.plan.frames))))
         return assemble_result([(BackboneEntry.from_info(bb.name, bb.info), bb.facts)
                                 for bb in run.backbones], data,
                                run.dataset, run.plan, feats, value["probes"],
                                value["summaries"], value["cells"],
-                               resolve_device(device), seconds=value["seconds"])
+                               resolve_device(device), seconds=value["seconds"],
+                               run_facts={"rotate": "auto", "feature_cache": {
+                                   "used": True, "reused": None, "written": None,
+                                   "damaged_recomputed": None,
+                                   "problem": None, "counted": "per sweep, in timings.json"}})
     return build
 
 

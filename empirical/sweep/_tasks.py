@@ -119,16 +119,17 @@ def extract_chunk(spec: str, trusted: bool, sha256: Optional[str], positions: np
 
 
 def measure_equivariance(spec: str, trusted: bool, sha256: Optional[str],
-                         position: np.ndarray, rotation: np.ndarray, numbers: np.ndarray,
+                         positions: np.ndarray, matrices: np.ndarray, numbers: np.ndarray,
                          device=None, intra_threads: Optional[int] = 1) -> Dict:
-    """The equivariance error ``diagnose`` records (one configuration, one rotation and
-    one roto-reflection): ``{"rotation", "reflection", "seconds"}``."""
-    from ..diagnostic import equivariance_at as _equivariance, model_dtype
+    """The equivariance check ``diagnose`` records (docs/method.md §2.13): configurations
+    ``positions`` ``(m, atoms, 3)``, each under its matrices ``(m, k, 3, 3)``
+    (:func:`~empirical.diagnostic.check_sample`): ``{"rotation", "reflection", "seconds"}``."""
+    from ..diagnostic import equivariance_of
 
     _threads(intra_threads)
     start = time.perf_counter()
     backbone = worker_backbone(spec, trusted, sha256, device)
-    out = _equivariance(backbone, position, numbers, rotation, model_dtype(backbone))
+    out = equivariance_of(backbone, positions, numbers, matrices)
     return {**out, "seconds": time.perf_counter() - start}
 
 

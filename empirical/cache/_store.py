@@ -1,5 +1,8 @@
-"""The sweep's task store (docs/method.md §2.11): every finished task on disk under a
-content key, so that a rerun computes only what is missing.
+"""The content-keyed store under the feature cache and the sweep (docs/method.md §2.12):
+every finished piece of work on disk under a content key, so that a rerun computes only
+what is missing. One implementation and one directory: ``diagnose``, ``profile``,
+``survey``, ``controls`` and ``sweep`` read and write the same store
+(:mod:`empirical.cache`).
 
 A key is the SHA-256 of what the task's output is a function of (:func:`content_key`):
 the backbone's weights (its file's SHA-256, layer and irreps), the configurations it ran
@@ -21,14 +24,26 @@ needs (:data:`REQUIRED`). An entry that fails (empty, truncated, random bytes, a
 bit) is damaged: it counts as missing, so the task is computed again and the entry
 rewritten, and the store reports it (:attr:`TaskStore.damaged`, the ``on_damaged``
 callback). A damaged entry is never used and never stops a sweep.
+
+Least recently used: reading an entry sets its modification time to now, so the file's
+time is its last use. :meth:`TaskStore.evict` removes the entries used longest ago until
+the store fits a size; it never removes an entry this process has read or written (an
+entry in use), nor anything that is not an entry this tool wrote (a file of the
+pattern ``KIND/xx/KEY.npz``, or a stale temporary file of an interrupted write of one).
+An entry removed by another process between ``has`` and ``load`` reads as missing
+(:meth:`TaskStore.get`), so its work is done again: eviction never breaks a run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import struct
+import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
@@ -36,15 +51,23 @@ import numpy as np
 
 from ..io import atomic_path
 
-__all__ = ["TaskStore", "content_key", "STORE_VERSION", "MARKER", "DamagedEntry", "REQUIRED"]
+__all__ = ["TaskStore", "content_key", "STORE_VERSION", "MARKER", "DamagedEntry", "REQUIRED",
+           "KINDS", "StoreInfo"]
 
 #: Bumped whenever a task's output for the same inputs would change: old entries are
-#: then simply never looked up again.
-STORE_VERSION = 1
+#: then simply never looked up again. (2: the feature cache; keys name the package
+#: version, dtype and device kind.)
+STORE_VERSION = 2
 #: The file that marks a directory as a task store.
 MARKER = "SPECTRAL_CEILINGS_STORE"
 #: Kinds of entry.
 KINDS = ("features", "equivariance", "probe", "run")
+#: An entry's file name, and a temporary file of an interrupted write of one
+#: (:func:`empirical.io.atomic_path`: ``.NAME.RANDOM.npz``).
+_ENTRY = re.compile(r"^[0-9a-f]{64}\.npz$")
+_PARTIAL = re.compile(r"^\.[0-9a-f]{64}\.npz\.[A-Za-z0-9_]+\.npz$")
+#: A temporary file older than this (seconds) belongs to a write that died.
+STALE_SECONDS = 3600.0
 #: What each kind of entry must hold to be used: (array names, keys of its JSON part);
 #: what the sweep reads back (``_chunk_from_entry``, ``_probe_from_entry``, assembly).
 REQUIRED: Dict[str, Tuple[Set[str], Set[str]]] = {
@@ -147,9 +170,11 @@ def _feed(h, value) -> None:
 
 
 def content_key(kind: str, *parts) -> str:
-    """SHA-256 hex of ``kind``, :data:`STORE_VERSION` and ``parts`` (arrays, numbers,
-    strings, dicts, lists, dataclasses such as a plan)."""
-    h = hashlib.sha256(f"spectral-ceilings/{STORE_VERSION}/{kind}".encode())
+    """SHA-256 hex of ``kind``, :data:`STORE_VERSION`, the package version and ``parts``
+    (arrays, numbers, strings, dicts, lists, dataclasses such as a plan)."""
+    from spanthm import __version__
+
+    h = hashlib.sha256(f"spectral-ceilings/{__version__}/{STORE_VERSION}/{kind}".encode())
     _feed(h, list(parts))
     return h.hexdigest()
 
@@ -158,24 +183,33 @@ class TaskStore:
     """A directory of finished tasks: ``has``, ``save``, ``load`` by kind and key.
 
     ``on_damaged(kind, key, reason)`` is called once for each damaged entry found (see
-    the module docstring); :attr:`damaged` lists them as ``(kind, key, reason)``."""
+    the module docstring); :attr:`damaged` lists them as ``(kind, key, reason)``.
+    :attr:`used` holds every entry this object read or wrote (never evicted by it)."""
 
-    def __init__(self, root, on_damaged: Optional[Callable[[str, str, str], None]] = None):
+    def __init__(self, root, on_damaged: Optional[Callable[[str, str, str], None]] = None,
+                 readonly: bool = False):
         self.root = Path(root)
         self.on_damaged = on_damaged or (lambda kind, key, reason: None)
         self.damaged: List[Tuple[str, str, str]] = []
         self._usable: Dict[Tuple[str, str], bool] = {}
+        self.used: Set[Tuple[str, str]] = set()
         marker = self.root / MARKER
+        if readonly:
+            if not marker.is_file():
+                raise ValueError(f"store {self.root} is not a spectral-ceilings cache")
+            return
         if self.root.exists():
             if not self.root.is_dir():
                 raise ValueError(f"store {self.root} exists and is not a directory")
             if any(self.root.iterdir()) and not marker.is_file():
-                raise ValueError(f"store {self.root} holds files but is not a sweep's task "
-                                 "store: give an empty or new directory")
+                raise ValueError(f"store {self.root} holds files but is not a spectral-"
+                                 "ceilings cache or task store: give an empty or new "
+                                 "directory")
         self.root.mkdir(parents=True, exist_ok=True)
         if not marker.is_file():
             with atomic_path(marker) as tmp:
-                tmp.write_text(f"spectral-ceilings task store, version {STORE_VERSION}\n")
+                tmp.write_text("spectral-ceilings feature cache and task store: every "
+                               "KIND/xx/KEY.npz here was written by this tool\n")
 
     def path(self, kind: str, key: str) -> Path:
         if kind not in KINDS:
@@ -205,11 +239,37 @@ class TaskStore:
             _read_entry(path, kind)
             usable = True
         except DamagedEntry as exc:
+            if str(exc).startswith("FileNotFoundError"):
+                return False        # removed meanwhile (another process evicted it)
             usable = False
             self.damaged.append((kind, key, str(exc)))
             self.on_damaged(kind, key, str(exc))
         self._usable[(kind, key)] = usable
+        if usable:
+            self._touch(kind, key)
         return usable
+
+    def _touch(self, kind: str, key: str) -> None:
+        """Mark an entry used now (its modification time: the LRU order)."""
+        self.used.add((kind, key))
+        try:
+            os.utime(self.path(kind, key))
+        except OSError:
+            pass        # read-only store, or removed meanwhile: the order is a hint
+
+    def get(self, kind: str, key: str) -> Optional[Tuple[Dict[str, np.ndarray], Dict]]:
+        """``(arrays, meta)`` of a usable entry, or ``None`` when it is missing, damaged
+        (reported as by :meth:`has`) or removed meanwhile by another process."""
+        if not self.has(kind, key):
+            return None
+        try:
+            return _read_entry(self.path(kind, key), kind)
+        except DamagedEntry as exc:
+            self._usable[(kind, key)] = False
+            if not str(exc).startswith("FileNotFoundError"):
+                self.damaged.append((kind, key, str(exc)))
+                self.on_damaged(kind, key, str(exc))
+            return None
 
     def save(self, kind: str, key: str, arrays: Dict[str, Optional[np.ndarray]],
              meta: Dict) -> None:
@@ -220,6 +280,7 @@ class TaskStore:
         with atomic_path(self.path(kind, key), suffix=".npz") as tmp:
             np.savez(tmp, **payload)
         self._usable[(kind, key)] = True
+        self.used.add((kind, key))
 
     def load(self, kind: str, key: str) -> Tuple[Dict[str, np.ndarray], Dict]:
         """``(arrays, meta)`` of an entry (``ValueError`` for a damaged file)."""
@@ -240,5 +301,132 @@ class TaskStore:
                 from None
 
     def count(self, kind: str) -> int:
+        return sum(1 for _ in self._entries(kind))
+
+    def _entries(self, kind: str):
+        """``(path, key)`` of every entry file of ``kind`` this tool could have written."""
         folder = self.root / kind
-        return sum(1 for _ in folder.glob("*/*.npz")) if folder.is_dir() else 0
+        if not folder.is_dir():
+            return
+        for sub in sorted(folder.iterdir()):
+            if not (len(sub.name) == 2 and sub.is_dir() and not sub.is_symlink()):
+                continue
+            for f in sorted(sub.iterdir()):
+                if _ENTRY.match(f.name) and f.name.startswith(sub.name) and f.is_file() \
+                        and not f.is_symlink():
+                    yield f, f.name[:-4]
+
+    def _partials(self, older_than: float):
+        """Temporary files of writes that died more than ``older_than`` seconds ago."""
+        now = time.time()
+        for kind in KINDS:
+            folder = self.root / kind
+            if not folder.is_dir():
+                continue
+            for sub in folder.iterdir():
+                if len(sub.name) != 2 or not sub.is_dir() or sub.is_symlink():
+                    continue
+                for f in sub.iterdir():
+                    try:
+                        if _PARTIAL.match(f.name) and f.is_file() and not f.is_symlink() \
+                                and now - f.stat().st_mtime > older_than:
+                            yield f
+                    except OSError:
+                        continue
+
+    def info(self) -> "StoreInfo":
+        """What the store holds: entries and bytes per kind, the oldest and newest use."""
+        counts, sizes, times = {}, {}, []
+        for kind in KINDS:
+            n = b = 0
+            for f, _ in self._entries(kind):
+                try:
+                    st = f.stat()
+                except OSError:
+                    continue
+                n, b = n + 1, b + st.st_size
+                times.append(st.st_mtime)
+            counts[kind], sizes[kind] = n, b
+        return StoreInfo(entries=counts, bytes=sizes,
+                         oldest_use=min(times) if times else None,
+                         newest_use=max(times) if times else None)
+
+    def evict(self, max_bytes: int) -> Tuple[int, int]:
+        """Remove the entries used longest ago (never one in :attr:`used`) until the
+        entries' bytes are at most ``max_bytes``; and temporary files of writes that died
+        (older than :data:`STALE_SECONDS`). Returns ``(entries removed, bytes freed)``."""
+        rows = []
+        for kind in KINDS:
+            for f, key in self._entries(kind):
+                try:
+                    st = f.stat()
+                except OSError:
+                    continue
+                rows.append((st.st_mtime, st.st_size, kind, key, f))
+        total = sum(r[1] for r in rows)
+        removed = freed = 0
+        for _, size, kind, key, f in sorted(rows, key=lambda r: (r[0], r[3])):
+            if total <= max_bytes:
+                break
+            if (kind, key) in self.used:
+                continue
+            try:
+                f.unlink()
+            except OSError:
+                continue
+            self._usable.pop((kind, key), None)
+            total, removed, freed = total - size, removed + 1, freed + size
+        for f in self._partials(STALE_SECONDS):
+            try:
+                f.unlink()
+            except OSError:
+                pass
+        return removed, freed
+
+    def clear(self) -> Tuple[int, int]:
+        """Remove every entry and stale temporary file this tool wrote (nothing else: a
+        foreign file stays, and so do the folders that hold one). Returns ``(entries,
+        bytes)`` removed."""
+        removed = freed = 0
+        for kind in KINDS:
+            for f, key in list(self._entries(kind)):
+                try:
+                    size = f.stat().st_size
+                    f.unlink()
+                except OSError:
+                    continue
+                removed, freed = removed + 1, freed + size
+            folder = self.root / kind
+            if folder.is_dir() and not folder.is_symlink():
+                for sub in folder.iterdir():
+                    if len(sub.name) == 2 and sub.is_dir() and not sub.is_symlink():
+                        try:
+                            sub.rmdir()          # only when empty
+                        except OSError:
+                            pass
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
+        for f in self._partials(0.0):
+            try:
+                f.unlink()
+            except OSError:
+                pass
+        self._usable.clear()
+        return removed, freed
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """:meth:`TaskStore.info`: entries and bytes per kind, oldest and newest use (epoch
+    seconds, or ``None`` for an empty store)."""
+
+    entries: Dict[str, int]
+    bytes: Dict[str, int]
+    oldest_use: Optional[float]
+    newest_use: Optional[float]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.bytes.values())
