@@ -389,6 +389,49 @@ def rotation_record(rotate: str, per_configuration: int, samples: int,
 ROTATE_MODES = ("auto", "model")
 
 
+def _derive(backbone, positions, numbers, rotations, pair, first, equi, parity, dtype,
+            record, check_seed, run, progress):
+    """:func:`extract_features`' derivation: the model on each configuration's first
+    rotation (``first``), the rest by ``D(R' R^-1)`` when the equivariance check passes,
+    then the per-run check (``check_seed``). Returns ``(features, energies, f0, e0)``;
+    ``features`` is ``None`` when the derivation was refused (``record["fallback"]``)."""
+    n, R = len(rotations), len(rotations) // len(first)
+    a, b = pair
+    f0, e0, _ = cached_features(backbone, positions[first], numbers, rotations[first], [a, b],
+                                progress=progress, **run)
+    tol = equivariance_tolerance(dtype, float(np.abs(f0).max()) if f0.size else 0.0)
+    considered = [equi["rotation"], equi["reflection"]] if parity else [equi["rotation"]]
+    if max(considered) > tol:
+        record["fallback"] = (f"the equivariance check failed (max error "
+                              f"{max(considered):.3g} > tolerance {tol:.3g})")
+        return None, None, f0, e0
+    src = np.repeat(first, R)
+    turn = np.einsum("nij,nkj->nik", rotations, rotations[src])   # R' R^-1
+    irreps = o3.Irreps(backbone.irreps_out)
+    features = rotate_features(np.repeat(f0, R, axis=0), irreps + irreps, turn)
+    energies = None if e0 is None else np.repeat(e0, R)
+    features[first] = f0                     # the model's own, bit for bit
+    derived = np.setdiff1d(np.arange(n), first)
+    if progress:
+        progress(len(derived))
+    rng = np.random.default_rng(check_seed)
+    picked = np.sort(rng.choice(derived, min(DERIVATION_CHECK_SAMPLES, len(derived)),
+                                replace=False))
+    fm, _, _ = cached_features(backbone, positions[picked], numbers, rotations[picked], [a, b],
+                               with_energy=False, **run)
+    deviation = float(np.abs(fm - features[picked]).max())
+    record["check"] = {"samples": int(len(picked)), "max_deviation": deviation,
+                       "tolerance": tol, "passed": deviation <= tol}
+    if deviation > tol:
+        record["fallback"] = (f"the per-run check failed (max deviation {deviation:.3g} > "
+                              f"tolerance {tol:.3g})")
+        if progress:
+            progress(-len(derived))     # they are run now after all
+        return None, None, f0, e0
+    record.update(model_runs=int(len(first)), derived=int(len(derived)))
+    return features, energies, f0, e0
+
+
 def extract_features(backbone, dataset, plan, index: int = 0, *,
                      chunk: Optional[int] = None,
                      progress: Optional[Callable[[int], None]] = None,
@@ -448,48 +491,17 @@ def extract_features(backbone, dataset, plan, index: int = 0, *,
     R = plan.rotations_per_config
     n = plan.n_samples
     parity = getattr(backbone, "parity", None) is not False
-    scale_hint = None
     derive = rotate == "auto" and R > 1
     record = rotation_record(rotate, R, n, len(plan.frames))
-    features = energies = None
-    f0 = e0 = None
+    features = energies = f0 = e0 = None
+    first = np.arange(0, n, R)
     if derive:
-        first = np.arange(0, n, R)
-        f0, e0, _ = cached_features(backbone, positions[first], dataset.numbers,
-                                    rotations[first], [a, b], cache=cache, model=model,
-                                    chunk=chunk, progress=progress, threads=threads)
-        scale_hint = float(np.abs(f0).max()) if f0.size else 0.0
-        tol = equivariance_tolerance(dtype, scale_hint)
-        considered = [equi["rotation"], equi["reflection"]] if parity else [equi["rotation"]]
-        if max(considered) > tol:
-            record["fallback"] = (f"the equivariance check failed (max error "
-                                  f"{max(considered):.3g} > tolerance {tol:.3g})")
-        else:
-            src = np.repeat(first, R)
-            turn = np.einsum("nij,nkj->nik", rotations, rotations[src])   # R' R^-1
-            features = rotate_features(np.repeat(f0, R, axis=0), pair, turn)
-            energies = None if e0 is None else np.repeat(e0, R)
-            features[first] = f0                     # the model's own, bit for bit
-            derived = np.setdiff1d(np.arange(n), first)
-            if progress:
-                progress(len(derived))
-            rng = np.random.default_rng(stream(plan.seed, STREAMS["derivation_check"], index))
-            picked = np.sort(rng.choice(derived, min(DERIVATION_CHECK_SAMPLES, len(derived)),
-                                        replace=False))
-            fm, _, _ = cached_features(backbone, positions[picked], dataset.numbers,
-                                       rotations[picked], [a, b], with_energy=False,
-                                       cache=cache, model=model, chunk=chunk, threads=threads)
-            deviation = float(np.abs(fm - features[picked]).max())
-            record["check"] = {"samples": int(len(picked)), "max_deviation": deviation,
-                               "tolerance": tol, "passed": deviation <= tol}
-            if deviation <= tol:
-                record.update(model_runs=int(len(first)), derived=int(len(derived)))
-            else:
-                record["fallback"] = (f"the per-run check failed (max deviation "
-                                      f"{deviation:.3g} > tolerance {tol:.3g})")
-                features = energies = None
-                if progress:
-                    progress(-len(derived))     # they are run now after all
+        features, energies, f0, e0 = _derive(backbone, positions, dataset.numbers, rotations,
+                                             (a, b), first, equi, parity, dtype, record,
+                                             stream(plan.seed, STREAMS["derivation_check"],
+                                                    index),
+                                             dict(cache=cache, model=model, chunk=chunk,
+                                                  threads=threads), progress)
     if features is None and f0 is not None:
         # derivation refused: the model runs on the further rotations too (the first
         # rotations' runs are kept)
