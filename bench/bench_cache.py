@@ -9,8 +9,10 @@ Every command runs as a whole process (import included), ``--no-plots --no-progr
   the cache warm, and the same options with ``--no-cache`` (cold): the times, and the
   largest difference between the two results.json in any number (the cache record and
   versions excluded);
-* ``rotations``: ``diagnose --rotations 4`` against ``--rotations 1``, both without a
-  cache (``--capacity fixed``, so that both fit one probe per degree), alternately;
+* ``rotations``: the features stage alone (4 shipped backbones, all frames, no cache) at
+  4 against 1 rotation per configuration, ``--rotate auto`` and ``model``; and the whole
+  ``diagnose --rotations 4`` against ``--rotations 1`` at one width (``--k 18 --capacity
+  fixed``), where the probe fits 4 times the samples;
 * ``derived``: rho of every headline cell with ``--rotations 4``, ``--rotate auto`` and
   ``--rotate model``: the largest difference;
 * ``survey``: ``empirical survey --no-cache`` (every installable model, widened probes).
@@ -114,16 +116,46 @@ def warm(tmp: Path) -> dict:
             "largest_difference": _numbers(w, c)}
 
 
+_EXTRACT = """
+import sys, time, json, torch
+from empirical.adapters import resolve_backbones
+from empirical.data import load
+from empirical.diagnostic import extract_features, make_plan
+data = load("aspirin")
+entries = resolve_backbones(None)
+out = {}
+for r in (1, 4, 1, 4):
+    plan = make_plan(data, [0, 1, 2], rotations_per_config=r, k_sweep=())
+    start = time.perf_counter()
+    for i, e in enumerate(entries):
+        extract_features(e.backbone, data, plan, i, threads=torch.get_num_threads(),
+                         rotate=sys.argv[1])
+    out.setdefault(str(r), []).append(time.perf_counter() - start)
+print(json.dumps(out))
+"""
+
+
 def rotations(tmp: Path, repeat: int) -> dict:
+    """Stage 2 alone (the four shipped backbones' features on all frames, no cache), in
+    one process, 1 and 4 rotations per configuration alternately, derived and through the
+    model; and the whole command with one fixed width (``--k 18 --capacity fixed``: the
+    same probe, on 4 times the samples)."""
+    stage = {}
+    for mode in ("auto", "model"):
+        done = subprocess.run([sys.executable, "-c", _EXTRACT, mode], cwd=ROOT, check=True,
+                              capture_output=True, text=True)
+        t = json.loads(done.stdout.strip().splitlines()[-1])
+        stage[mode] = {"one_s": t["1"], "four_s": t["4"],
+                       "ratio_min": min(t["4"]) / min(t["1"])}
     one, four = [], []
     for i in range(repeat):
         for r, into in ((1, one), (4, four)):
             into.append(_run(["diagnose", "--out", str(tmp / f"r{r}-{i}"), "--rotations",
-                              str(r), "--capacity", "fixed", "--no-cache", "--no-plots",
-                              "--no-progress"]))
+                              str(r), "--k", "18", "--capacity", "fixed", "--no-cache",
+                              "--no-plots", "--no-progress"]))
     rec = _load(tmp / "r4-0")["backbones"][0]["rotations"]
-    return {"one_s": one, "four_s": four, "ratio_min": min(four) / min(one),
-            "four_rotations_record": rec}
+    return {"features_stage": stage, "command_one_s": one, "command_four_s": four,
+            "command_ratio_min": min(four) / min(one), "four_rotations_record": rec}
 
 
 def derived(tmp: Path) -> dict:

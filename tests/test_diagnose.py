@@ -219,7 +219,11 @@ def test_ideal_backbone_recovers_exactly_up_to_dL(ideal_result):
 def test_results_json_contract(ideal_result):
     p = json.loads(ideal_result.to_json())
     assert p == ideal_result.to_dict()
-    assert p["schema_version"] == SCHEMA_VERSION == 3
+    assert p["schema_version"] == SCHEMA_VERSION == 4
+    # schema 4: how the rotations were obtained, per backbone; no cache record without one
+    assert all(b["rotations"]["method"] in ("model", "equivariance") and "cache" not in b
+               for b in p["backbones"])
+    assert p["config"]["feature_cache"] == {"used": False} and p["config"]["rotate"] == "auto"
     for key in ("config", "predicted", "probes", "summary"):
         assert key in p
     # the typed records round-trip through results.json
