@@ -418,6 +418,38 @@ def _per_backbone(result) -> List[str]:
     return lines
 
 
+def _g(x) -> str:
+    """A small positive number in two significant digits (``-`` for none)."""
+    return "-" if x is None else f"{x:.2g}"
+
+
+def _features_section(result) -> List[str]:
+    """Where each backbone's features came from (docs/method.md §2.12, §2.13): model runs,
+    derived rotations and their per-run check, the equivariance check, cache entries."""
+    lines = ["| backbone | model runs | derived (D(R'R^-1)) | per-run check: max deviation "
+             "/ tolerance | equivariance error (rotation, reflection) | cache: reused / "
+             "written |", "|---|---|---|---|---|---|"]
+    for b in result.backbones:
+        rot = b.rotations or {}
+        check = rot.get("check")
+        checked = (f"{_g(check['max_deviation'])} / {_g(check['tolerance'])} "
+                   f"({check['samples']} samples)" if check else "-")
+        if rot.get("fallback"):
+            checked += f"; {rot['fallback']}: the model ran on every rotation"
+        err = b.equivariance_error or {}
+        cache = (f"{len(b.cache['reused'])} / {len(b.cache['written'])}" if b.cache
+                 else "no cache")
+        lines.append(f"| {b.name} | {rot.get('model_runs', '-')} | {rot.get('derived', '-')} "
+                     f"| {checked} | {_g(err.get('rotation'))}, "
+                     f"{_g(err.get('reflection'))} | {cache} |")
+    used = result.config.get("feature_cache") or {}
+    if used.get("problem"):
+        lines += ["", f"Cache: {used['problem']}."]
+    if used.get("damaged_recomputed"):
+        lines += ["", f"{used['damaged_recomputed']} damaged cache entries were recomputed."]
+    return lines
+
+
 def _width(ci) -> str:
     """The width of an interval, or "undefined"."""
     return num(ci[1] - ci[0]) if _ci_defined(ci) else "undefined"
@@ -544,6 +576,9 @@ def render_report(result, plot_files: Sequence[str] = ()) -> str:
     out += _capacity(result) + [""]
     out += _probe_widening(result) + [""]
     out += ["## Per backbone", ""] + _per_backbone(result) + [""]
+    if any(b.rotations is not None for b in result.backbones):
+        out += ["## Features: model runs, derived rotations, cache", ""]
+        out += _features_section(result) + [""]
     out += _verdicts(result) + [""]
     warnings = result.warnings
     out += ["## Warnings", ""]
