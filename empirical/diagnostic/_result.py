@@ -613,6 +613,11 @@ COLLECTION_SCHEMA = [
      "run used, per listed seed"),
     ("config.capacity", "object or str", "", "the widening rule, as diagnose's "
      "`config.capacity` (sweep: the TOML's `capacity`, `auto` or `fixed`)"),
+    ("config.rotate", "str", "", "survey, profile: `auto` or `model`, as diagnose's "
+     "(docs/method.md §2.13); each nested run records its own"),
+    ("config.feature_cache", "{used, reused, written, damaged_recomputed, problem}", "",
+     "survey, profile: what the whole run did with the feature cache (docs/method.md "
+     "§2.12; a sweep counts it in timings.json)"),
     ("rows[i].{d, L, predicted_ceiling, measured_ceiling}", "int", "",
      "as diagnose's summary (measured: null when none)"),
     ("rows[i].agreement", "bool | null", "", "true only for status `agrees`"),
