@@ -124,7 +124,7 @@ from empirical.diagnostic import extract_features, make_plan
 data = load("aspirin")
 entries = resolve_backbones(None)
 out = {}
-for r in (1, 4, 1, 4):
+for r in (1, 4):
     plan = make_plan(data, [0, 1, 2], rotations_per_config=r, k_sweep=())
     start = time.perf_counter()
     for i, e in enumerate(entries):
@@ -148,7 +148,7 @@ def rotations(tmp: Path, repeat: int) -> dict:
         stage[mode] = {"one_s": t["1"], "four_s": t["4"],
                        "ratio_min": min(t["4"]) / min(t["1"])}
     one, four = [], []
-    for i in range(repeat):
+    for i in range(1):
         for r, into in ((1, one), (4, four)):
             into.append(_run(["diagnose", "--out", str(tmp / f"r{r}-{i}"), "--rotations",
                               str(r), "--k", "18", "--capacity", "fixed", "--no-cache",

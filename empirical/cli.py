@@ -113,6 +113,14 @@ DEVICE_HELP = "where the backbones run: cpu (default), cuda or cuda:N"
 PAIRED_HELP = ("give every model the run seed's frames, split, rotations and signal (shared "
                "draws, for model-versus-model contrasts); default: each model its own, drawn "
                "from the seed and its name (independent rows)")
+def _cache_path(text: str) -> Path:
+    """``--cache DIR``: a path, never empty (an empty one would mean the current
+    directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path: give a directory, or --no-cache")
+    return Path(text)
+
+
 CACHE_HELP = ("the feature cache shared by every command (default: $SPECTRAL_CEILINGS_CACHE, "
               "else $XDG_CACHE_HOME/spectral-ceilings, else ~/.cache/spectral-ceilings; "
               "docs/method.md §2.12): model runs found there are reused, and results.json "
@@ -173,7 +181,7 @@ class _Shared:
         device.add_argument("--device", default="cpu", help=DEVICE_HELP)
         cache, rotate = _options(), _options()
         where = cache.add_mutually_exclusive_group()
-        where.add_argument("--cache", type=Path, default=None, metavar="DIR",
+        where.add_argument("--cache", type=_cache_path, default=None, metavar="DIR",
                            help=CACHE_HELP)
         where.add_argument("--no-cache", action="store_true",
                            help="compute every feature and store none")
@@ -373,10 +381,12 @@ def _sweep_parser(sub, shared: _Shared) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="output directory (default: the file's out, else runs/sweep-<name>)")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--store", "--cache", type=Path, default=None, metavar="DIR",
+    where.add_argument("--store", type=_cache_path, default=None, metavar="DIR",
                        help="the store of finished tasks, the feature cache every command "
                        "shares (default: the file's store, else the cache's default place, "
                        "as for diagnose --cache); finished tasks there are not rerun")
+    where.add_argument("--cache", type=_cache_path, default=None, metavar="DIR", dest="store",
+                       help="the same as --store")
     where.add_argument("--no-cache", action="store_true",
                        help="keep this sweep's tasks in a store of its own, OUT.store, "
                        "apart from the shared cache")
@@ -470,7 +480,7 @@ def _cache_parser(sub, shared: _Shared) -> None:
     csub = cache.add_subparsers(dest="cache_command", parser_class=_Parser, metavar="ACTION")
     csub.required = True
     p = _options()
-    p.add_argument("--cache", type=Path, default=None, metavar="DIR",
+    p.add_argument("--cache", type=_cache_path, default=None, metavar="DIR",
                    help="the cache directory (default as for diagnose --cache)")
     info = csub.add_parser("info", help="where the cache is, its entries and bytes per kind, "
                            "its size cap", parents=[p])
@@ -513,6 +523,10 @@ def _cmd_cache(args) -> int:
             return EXIT_OK
         removed, freed = store.clear()
         print(f"{root}: removed {removed} entries ({freed / 2 ** 20:.1f} MiB)")
+        if store.failed:
+            path, why = store.failed[0]
+            raise BadInput(f"{len(store.failed)} entries could not be removed (the first, "
+                           f"{path}: {why})")
         return EXIT_OK
     import os
 
@@ -624,6 +638,20 @@ def _progress(args):
     return False if args.no_progress else None
 
 
+def _cache_source(args) -> str:
+    """What named the cache directory, for a message: ``--cache DIR``, the variable, or
+    the default place."""
+    import os
+
+    from .cache import ENV_DIR
+
+    if getattr(args, "cache", None) is not None:
+        return f"--cache {args.cache}"
+    if os.environ.get(ENV_DIR, "").strip():
+        return f"{ENV_DIR}={os.environ[ENV_DIR].strip()}"
+    return "the default cache directory"
+
+
 def _cache_dir(args) -> Optional[Path]:
     """The cache directory ``--cache``/``--no-cache`` name (``None``: none)."""
     from .cache import resolve_cache_dir
@@ -632,8 +660,9 @@ def _cache_dir(args) -> Optional[Path]:
         return None
     try:
         return resolve_cache_dir(getattr(args, "cache", None))
-    except RuntimeError as exc:          # no home directory to put the default in
-        raise BadInput(f"--cache: {exc}; give --cache DIR or --no-cache") from None
+    except (RuntimeError, ValueError) as exc:   # no home directory; an empty path
+        raise BadInput(f"{_cache_source(args)}: {exc}; give --cache DIR or --no-cache") \
+            from None
 
 
 def _cache_option(args, out: Path):
@@ -644,17 +673,27 @@ def _cache_option(args, out: Path):
 
     from .cache import FeatureCache
 
+    from .cache import max_bytes_from_env
+
     root = _cache_dir(args)
     if root is None:
         return False
-    real_out, real_cache = resolve_out(out), resolve_out(root)
+    try:
+        cap = max_bytes_from_env()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    where = _cache_source(args)
+    try:
+        real_out, real_cache = resolve_out(out), resolve_out(root)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise BadInput(f"{where}: {exc}") from None
     if contains(real_out, real_cache) or contains(real_cache, real_out):
-        raise BadInput(f"--cache {root} and --out {out} overlap (one is or lies inside the "
+        raise BadInput(f"{where} and --out {out} overlap (one is or lies inside the "
                        "other): the output directory is replaced as a whole")
     try:
-        return FeatureCache(root)
+        return FeatureCache(root, max_bytes=cap)
     except ValueError as exc:
-        raise BadInput(f"--cache: {exc}") from None
+        raise BadInput(f"{where}: {exc}") from None
 
 
 def _cmd_diagnose(args) -> int:

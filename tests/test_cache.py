@@ -368,3 +368,170 @@ def test_cached_features_equal_atom_features_across_chunk_edges(tmp_path):
     assert written == 2 and none == 0
     assert np.array_equal(first, plain.reshape(n, -1)) and np.array_equal(again, first)
     assert np.array_equal(e1, e) and np.array_equal(e2, e)
+
+
+# -- hostile entries and folders (found by attacking the cache; each once failed) -------
+
+def _npy(arr) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _zip(path: Path, members) -> None:
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name, blob in members:
+            zf.writestr(name, blob)
+
+
+META = json.dumps({"dtype": "float64", "scale": 1.0, "seconds": 0.0})
+HOSTILE = {
+    "deep JSON meta": [("meta.npy", _npy(np.array("[" * 100000 + "]" * 100000))),
+                       ("a_features.npy", _npy(np.zeros((2, 3))))],
+    "a header numpy cannot parse": [("meta.npy", _npy(np.array(META))),
+                                    ("a_features.npy", b"\x93NUMPY\x01\x00\x10\x00{'descr': ((((" +
+                                     b" " * 1 + b"\n")],
+    "int8 features": [("meta.npy", _npy(np.array(META))),
+                      ("a_features.npy", _npy(np.zeros((2, 3), dtype=np.int8)))],
+    "strings": [("meta.npy", _npy(np.array(META))), ("a_features.npy", _npy(np.array(["a"])))],
+    "a structured array": [("meta.npy", _npy(np.array(META))),
+                           ("a_features.npy", _npy(np.zeros(2, dtype=[("a", "<f8")])))],
+    "complex features": [("meta.npy", _npy(np.array(META))),
+                         ("a_features.npy", _npy(np.zeros((2, 3), dtype=np.complex128)))],
+    "float32 under a float64 meta": [("meta.npy", _npy(np.array(META))),
+                                     ("a_features.npy", _npy(np.zeros((2, 3), np.float32)))],
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_hostile_entry_counts_as_damaged_never_raises(tmp_path, case):
+    import warnings
+
+    store = TaskStore(tmp_path / "s")
+    key = "7f" * 32
+    members = list(HOSTILE[case])
+    _zip(store.path("features", key), members)
+    seen = []
+    store.on_damaged = lambda kind, k, reason: seen.append(reason)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # a complex cast would only warn
+        assert store.get("features", key) is None
+    assert len(seen) == 1
+
+
+def test_two_members_of_one_name_are_damaged(tmp_path):
+    import zipfile
+
+    store = TaskStore(tmp_path / "s")
+    key = "7e" * 32
+    path = store.path("features", key)
+    path.parent.mkdir(parents=True)
+    with warnings_off(), zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("meta.npy", _npy(np.array(META)))
+        zf.writestr("a_features.npy", _npy(np.zeros((2, 3))))
+        zf.writestr("a_features.npy", _npy(np.ones((2, 3))))
+    assert not store.has("features", key)
+
+
+def warnings_off():
+    import warnings
+
+    ctx = warnings.catch_warnings()
+    ctx.__enter__()
+    warnings.simplefilter("ignore")
+
+    class _Done:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            ctx.__exit__(*exc)
+    return _Done()
+
+
+@pytest.mark.parametrize("damage", ["int8", "wrong shape", "nan"])
+def test_an_entry_of_the_wrong_kind_of_numbers_is_recomputed_not_trusted(tmp_path, damage):
+    """Entries that pass a zip check but hold numbers a run must not use: before, int8
+    features were trusted (the equivariance check read 1.18), a shorter array was
+    recomputed silently and listed as both reused and written."""
+    root = tmp_path / "c"
+    reference = diagnose(["aspirin_L2_seed0"], cache=root, **SMALL)
+    store = TaskStore(root)
+    victim = max(_entries(root), key=lambda f: f.stat().st_size)
+    key = victim.name[:-4]
+    arrays, meta = store.load("features", key)
+    f = arrays["features"]
+    if damage == "int8":
+        f = f.astype(np.int8)
+    elif damage == "wrong shape":
+        f = f[:3]
+    else:
+        f = f.copy()
+        f[0, 0] = np.nan
+    victim.unlink()
+    _zip(victim, [("meta.npy", _npy(np.array(json.dumps(meta)))), ("a_features.npy", _npy(f)),
+                  *([("a_energies.npy", _npy(arrays["energies"]))]
+                    if "energies" in arrays else [])])
+    again = diagnose(["aspirin_L2_seed0"], cache=FeatureCache(root, log=lambda line: None),
+                     **SMALL)
+    assert _numbers(again) == _numbers(reference)
+    assert again.config["feature_cache"]["damaged_recomputed"] == 1
+    record = [b.cache for b in again.backbones][0]
+    assert f"features/{key}" in record["written"]
+    # read back whole afterwards (a later extraction of the run may reuse it)
+    assert TaskStore(root).load("features", key)[0]["features"].dtype == arrays["features"].dtype
+
+
+def test_nothing_behind_a_symbolic_link_is_read_touched_or_removed(tmp_path):
+    outside = tmp_path / "outside"
+    key = "ab" * 32
+    (outside / "ab").mkdir(parents=True)
+    victim = outside / "ab" / f"{key}.npz"
+    victim.write_text("not ours")
+    root = tmp_path / "c"
+    store = TaskStore(root)
+    (root / "probe").symlink_to(outside)              # a kind folder that is a link
+    entry = store.path("features", "cd" * 32)
+    good = TaskStore(tmp_path / "elsewhere")
+    good.save("features", "cd" * 32, {"features": np.zeros((2, 3))},
+              {"dtype": "float64", "scale": 0.0, "seconds": 0.0})
+    entry.parent.mkdir(parents=True)
+    entry.symlink_to(good.path("features", "cd" * 32))  # an entry that is a link
+    os.utime(good.path("features", "cd" * 32), (1000, 1000))
+    assert not store.has("features", "cd" * 32)       # not trusted
+    assert good.path("features", "cd" * 32).stat().st_mtime == 1000   # not touched
+    store.save("features", "cd" * 32, {"features": np.ones((2, 3))},
+               {"dtype": "float64", "scale": 1.0, "seconds": 0.0})
+    assert entry.is_symlink()                         # not replaced
+    assert store.evict(0) == (0, 0) and store.clear()[0] == 0
+    assert victim.read_text() == "not ours" and entry.is_symlink()
+    assert store.info().entries["probe"] == 0
+
+
+def test_a_marker_that_is_a_link_is_not_ours(tmp_path):
+    (tmp_path / "foreign").write_text("x")
+    root = tmp_path / "c"
+    root.mkdir()
+    (root / MARKER).symlink_to(tmp_path / "foreign")
+    (root / "data.txt").write_text("keep")
+    with pytest.raises(ValueError, match="not a spectral-ceilings cache|symbolic link"):
+        TaskStore(root)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--cache", ""], "an empty path"),
+    (["--cache", "x"], "SPECTRAL_CEILINGS_CACHE_MAX_BYTES: not a size"),
+])
+def test_cli_names_the_bad_cache_input(tmp_path, argv, message):
+    env = {**os.environ, "SPECTRAL_CEILINGS_CACHE_MAX_BYTES": "abc"} if "x" in argv \
+        else dict(os.environ)
+    out = subprocess.run([sys.executable, "-m", "empirical.cli", "diagnose", "--frames", "50",
+                          "--out", str(tmp_path / "o"), *argv], capture_output=True, text=True,
+                         cwd=tmp_path, env=env)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "x").exists()

@@ -11,11 +11,12 @@
 """
 
 from ._cache import (CACHE_CHUNK, DEFAULT_MAX_BYTES, ENV_DIR, ENV_MAX, FeatureCache,
-                     default_cache_dir, features_key, model_key, open_cache, parse_size,
+                     default_cache_dir, features_key, max_bytes_from_env, model_key, open_cache,
+                     parse_size,
                      resolve_cache_dir)
 from ._store import KINDS, MARKER, STORE_VERSION, DamagedEntry, StoreInfo, TaskStore, content_key
 
 __all__ = ["FeatureCache", "TaskStore", "StoreInfo", "DamagedEntry", "content_key",
            "features_key", "model_key", "open_cache", "default_cache_dir",
-           "resolve_cache_dir", "parse_size", "CACHE_CHUNK", "DEFAULT_MAX_BYTES", "ENV_DIR",
+           "resolve_cache_dir", "parse_size", "max_bytes_from_env", "CACHE_CHUNK", "DEFAULT_MAX_BYTES", "ENV_DIR",
            "ENV_MAX", "KINDS", "MARKER", "STORE_VERSION"]

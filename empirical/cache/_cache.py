@@ -46,7 +46,7 @@ from ._store import StoreInfo, TaskStore, content_key
 
 __all__ = ["FeatureCache", "default_cache_dir", "resolve_cache_dir", "open_cache",
            "model_key", "features_key", "ENV_DIR", "ENV_MAX", "DEFAULT_MAX_BYTES",
-           "CACHE_CHUNK", "parse_size"]
+           "CACHE_CHUNK", "parse_size", "max_bytes_from_env"]
 
 #: The environment variable naming the cache directory (or ``off``).
 ENV_DIR = "SPECTRAL_CEILINGS_CACHE"
@@ -70,9 +70,23 @@ def parse_size(text: str) -> int:
     except ValueError:
         raise ValueError(f"not a size: {text!r} (give bytes, or a number with K, M, G or "
                          "T)") from None
-    if not np.isfinite(value) or value < 0:
+    if not np.isfinite(value):
+        raise ValueError(f"not a size: {text!r} (not a finite number)")
+    if value < 0:
         raise ValueError(f"not a size: {text!r} (a size is >= 0)")
     return int(value * scale)
+
+
+def max_bytes_from_env() -> int:
+    """The size cap :data:`ENV_MAX` sets (default :data:`DEFAULT_MAX_BYTES`); a
+    ``ValueError`` naming the variable for a value that is not a size."""
+    env = os.environ.get(ENV_MAX, "").strip()
+    if not env:
+        return DEFAULT_MAX_BYTES
+    try:
+        return parse_size(env)
+    except ValueError as exc:
+        raise ValueError(f"{ENV_MAX}: {exc}") from None
 
 
 def default_cache_dir() -> Path:
@@ -93,6 +107,9 @@ def resolve_cache_dir(cache) -> Optional[Path]:
         if env.lower() == "off":
             return None
         return Path(env).expanduser() if env else default_cache_dir()
+    if not str(cache).strip():
+        raise ValueError("the cache directory is an empty path (give a directory, or turn "
+                         "the cache off)")
     return Path(cache).expanduser()
 
 
@@ -187,10 +204,7 @@ class FeatureCache:
                  log: Optional[Callable[[str], None]] = None):
         self.root = Path(root)
         self.log = log or (lambda line: print(line, file=sys.stderr))
-        if max_bytes is None:
-            env = os.environ.get(ENV_MAX, "").strip()
-            max_bytes = parse_size(env) if env else DEFAULT_MAX_BYTES
-        self.max_bytes = int(max_bytes)
+        self.max_bytes = int(max_bytes_from_env() if max_bytes is None else max_bytes)
         self.problem: Optional[str] = None
         self._lock = threading.Lock()
         self._reused: List[str] = []
@@ -200,10 +214,13 @@ class FeatureCache:
         try:
             self.store = TaskStore(self.root, on_damaged=self._on_damaged)
         except OSError as exc:
-            self._disable(f"cannot be created or written ({type(exc).__name__})")
-            if self.root.is_dir() and (self.root / "SPECTRAL_CEILINGS_STORE").is_file():
+            self._disable(f"cannot be created or written ({type(exc).__name__}: "
+                          f"{exc.strerror or exc})")
+            try:
                 # a read-only cache of ours: read it, store nothing
                 self.store = TaskStore(self.root, self._on_damaged, readonly=True)
+            except (OSError, ValueError):
+                self.store = None
         self.writable = self.problem is None
 
     def _disable(self, why: str) -> None:
@@ -229,6 +246,18 @@ class FeatureCache:
             with self._lock:
                 self._reused.append(f"{kind}/{key}")
         return found
+
+    def reject(self, kind: str, key: str, reason: str) -> None:
+        """An entry that passed the store's checks but does not fit what its reader asked
+        for (a shape, a missing array): reported and counted as damaged, no longer listed
+        as reused; its work is done again and the entry rewritten."""
+        with self._lock:
+            name = f"{kind}/{key}"
+            if name in self._reused:
+                self._reused.remove(name)
+        if self.store is not None:
+            self.store._usable.pop((kind, key), None)
+        self._on_damaged(kind, key, reason)
 
     def put(self, kind: str, key: str, arrays: Dict[str, Optional[np.ndarray]],
             meta: Dict) -> bool:

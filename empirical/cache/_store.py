@@ -68,6 +68,9 @@ _ENTRY = re.compile(r"^[0-9a-f]{64}\.npz$")
 _PARTIAL = re.compile(r"^\.[0-9a-f]{64}\.npz\.[A-Za-z0-9_]+\.npz$")
 #: A temporary file older than this (seconds) belongs to a write that died.
 STALE_SECONDS = 3600.0
+#: Arrays of each kind that must hold floats (of any other kind: plain numbers).
+FLOATS: Dict[str, Set[str]] = {"features": {"features", "energies"},
+                               "probe": {"pred_s", "pred_r", "s_te", "train_mean"}}
 #: What each kind of entry must hold to be used: (array names, keys of its JSON part);
 #: what the sweep reads back (``_chunk_from_entry``, ``_probe_from_entry``, assembly).
 REQUIRED: Dict[str, Tuple[Set[str], Set[str]]] = {
@@ -115,12 +118,20 @@ def _read_entry(path: Path, kind: str, arrays: bool = True) -> Tuple[Dict[str, n
             infos = zf.infolist()
             if sum(i.file_size for i in infos) > size:
                 raise DamagedEntry("its members claim more bytes than the file has")
+            if len({i.filename for i in infos}) != len(infos):
+                raise DamagedEntry("two members share a name")
+            dtypes = {}
             for info in infos:
                 if (info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1
                         or not info.filename.endswith(".npy")):
                     raise DamagedEntry(f"member {info.filename!r} is not a plain .npy")
-                _member_header(zf, info)
-            names = {i.filename[:-4] for i in infos}
+                dtypes[info.filename[:-4]] = _member_header(zf, info)
+            names = set(dtypes)
+            for name, dt in dtypes.items():
+                if name != "meta" and dt.kind not in "biuf":
+                    raise DamagedEntry(f"member {name} holds {dt}, not plain numbers")
+                if name[2:] in FLOATS.get(kind, ()) and dt.kind != "f":
+                    raise DamagedEntry(f"member {name} holds {dt}, not floats")
             if "meta" not in names:
                 raise DamagedEntry("no meta member")
             with zf.open("meta.npy") as f:
@@ -135,13 +146,27 @@ def _read_entry(path: Path, kind: str, arrays: bool = True) -> Tuple[Dict[str, n
                         out[name[2:]] = np.lib.format.read_array(f, allow_pickle=False)
     except DamagedEntry:
         raise
-    except (OSError, EOFError, ValueError, KeyError, struct.error, zipfile.BadZipFile) as exc:
-        raise DamagedEntry(f"{type(exc).__name__}: {exc}") from None
+    except Exception as exc:        # noqa: BLE001 - any file we cannot read is damaged
+        # (OSError, zipfile's and numpy's errors, a header numpy cannot parse, JSON nested
+        # past the recursion limit, ...): never a traceback, never trusted
+        raise DamagedEntry(f"{type(exc).__name__}: {str(exc)[:200]}") from None
     want_arrays, want_keys = REQUIRED[kind]
     have = {n[2:] for n in names if n.startswith("a_")}
     if not isinstance(meta, dict) or not want_keys <= set(meta) or not want_arrays <= have:
         raise DamagedEntry(f"it lacks what a {kind} entry holds")
+    if kind == "features":
+        # a float32 model's output is stored as float32, anything else as float64
+        want = "float32" if meta.get("dtype") in ("float32", "float16", "bfloat16") \
+            else "float64"
+        if str(dtypes["a_features"]) != want:
+            raise DamagedEntry(f"its features are {dtypes['a_features']}, its meta says "
+                               f"{meta.get('dtype')!r}")
     return out, meta
+
+
+def _own_file(path: Path) -> bool:
+    """A regular file, not a symbolic link."""
+    return path.is_file() and not path.is_symlink()
 
 
 def _feed(h, value) -> None:
@@ -195,17 +220,20 @@ class TaskStore:
         self.used: Set[Tuple[str, str]] = set()
         marker = self.root / MARKER
         if readonly:
-            if not marker.is_file():
+            if not _own_file(marker):
                 raise ValueError(f"store {self.root} is not a spectral-ceilings cache")
             return
         if self.root.exists():
             if not self.root.is_dir():
                 raise ValueError(f"store {self.root} exists and is not a directory")
-            if any(self.root.iterdir()) and not marker.is_file():
+            if any(self.root.iterdir()) and not _own_file(marker):
                 raise ValueError(f"store {self.root} holds files but is not a spectral-"
                                  "ceilings cache or task store: give an empty or new "
                                  "directory")
         self.root.mkdir(parents=True, exist_ok=True)
+        if marker.is_symlink():
+            raise ValueError(f"store {self.root}: its {MARKER} is a symbolic link, not a "
+                             "file this tool wrote: give another directory")
         if not marker.is_file():
             with atomic_path(marker) as tmp:
                 tmp.write_text("spectral-ceilings feature cache and task store: every "
@@ -218,6 +246,13 @@ class TaskStore:
             raise ValueError(f"not a store key: {key!r}")
         return self.root / kind / key[:2] / f"{key}.npz"
 
+    def foreign(self, kind: str, key: str) -> bool:
+        """Whether the entry's place is not one this tool writes: its kind folder, its
+        ``xx`` folder or the entry itself is a symbolic link. Such an entry is neither
+        read nor written (nothing behind a link is ever trusted, touched or replaced)."""
+        path = self.path(kind, key)
+        return any(p.is_symlink() for p in (path.parent.parent, path.parent, path))
+
     def has(self, kind: str, key: str) -> bool:
         """Whether the entry is there and usable: checked in full (every member read,
         its CRC-32 verified) the first time it is asked for, then remembered. A damaged
@@ -226,9 +261,12 @@ class TaskStore:
         if known is not None:
             return known
         path = self.path(kind, key)
-        if not path.exists() and not path.is_symlink():
+        if self.foreign(kind, key):
+            self._usable[(kind, key)] = False
             return False
-        if not path.is_symlink() and not path.is_file():
+        if not path.exists():
+            return False
+        if not path.is_file():
             # a directory (or a device) where an entry belongs was not written by this
             # tool: it is neither read nor replaced
             raise ValueError(f"store entry {path} is "
@@ -275,6 +313,8 @@ class TaskStore:
              meta: Dict) -> None:
         """Write one entry atomically (replacing a damaged one): ``arrays`` (``None``
         values are left out) and a JSON-able ``meta``."""
+        if self.foreign(kind, key):
+            return          # a link where an entry belongs: not ours to replace
         payload = {f"a_{k}": np.asarray(v) for k, v in arrays.items() if v is not None}
         payload["meta"] = np.array(json.dumps(meta, sort_keys=True))
         with atomic_path(self.path(kind, key), suffix=".npz") as tmp:
@@ -306,7 +346,7 @@ class TaskStore:
     def _entries(self, kind: str):
         """``(path, key)`` of every entry file of ``kind`` this tool could have written."""
         folder = self.root / kind
-        if not folder.is_dir():
+        if not folder.is_dir() or folder.is_symlink():
             return
         for sub in sorted(folder.iterdir()):
             if not (len(sub.name) == 2 and sub.is_dir() and not sub.is_symlink()):
@@ -321,7 +361,7 @@ class TaskStore:
         now = time.time()
         for kind in KINDS:
             folder = self.root / kind
-            if not folder.is_dir():
+            if not folder.is_dir() or folder.is_symlink():
                 continue
             for sub in folder.iterdir():
                 if len(sub.name) != 2 or not sub.is_dir() or sub.is_symlink():
@@ -385,15 +425,18 @@ class TaskStore:
 
     def clear(self) -> Tuple[int, int]:
         """Remove every entry and stale temporary file this tool wrote (nothing else: a
-        foreign file stays, and so do the folders that hold one). Returns ``(entries,
-        bytes)`` removed."""
+        foreign file stays, and so do the folders that hold one; nothing behind a
+        symbolic link is followed). Returns ``(entries, bytes)`` removed; :attr:`failed`
+        lists ``(path, reason)`` of entries that could not be removed."""
         removed = freed = 0
+        self.failed: List[Tuple[str, str]] = []
         for kind in KINDS:
             for f, key in list(self._entries(kind)):
                 try:
                     size = f.stat().st_size
                     f.unlink()
-                except OSError:
+                except OSError as exc:
+                    self.failed.append((str(f), exc.strerror or str(exc)))
                     continue
                 removed, freed = removed + 1, freed + size
             folder = self.root / kind
@@ -408,7 +451,7 @@ class TaskStore:
                     folder.rmdir()
                 except OSError:
                     pass
-        for f in self._partials(0.0):
+        for f in self._partials(STALE_SECONDS):     # a fresh one may be a live write
             try:
                 f.unlink()
             except OSError:

@@ -311,14 +311,18 @@ def cached_features(backbone, positions: np.ndarray, numbers: np.ndarray,
             arrays, _ = found
             f = arrays["features"]
             e = arrays.get("energies")
-            if f.shape == (stop - start, len(atoms) * dim) and (
-                    not has_energy or (e is not None and e.shape == (stop - start,))):
+            if f.shape == (stop - start, len(atoms) * dim) and np.isfinite(f).all() and (
+                    not has_energy or (e is not None and e.shape == (stop - start,)
+                                       and np.isfinite(e).all())):
                 feats[start:stop] = f
                 if has_energy:
                     energies[start:stop] = e
                 if progress:
                     progress(stop - start)
                 continue
+            cache.reject("features", key, f"it holds features of shape {f.shape}, expected "
+                         f"({stop - start}, {len(atoms) * dim}), non-finite values, or no "
+                         "energies")
         todo.append((key, start, stop))
     if todo:
         idx = np.concatenate([np.arange(s0, s1) for _, s0, s1 in todo])
