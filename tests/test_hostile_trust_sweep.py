@@ -559,7 +559,7 @@ def _entries(store):
     from empirical.sweep import content_key
 
     keys = {k: content_key(k, 1) for k in ("features", "equivariance", "probe", "run")}
-    store.save("features", keys["features"], {"features": np.ones((4, 6)),
+    store.save("features", keys["features"], {"features": np.ones((4, 6), np.float32),
                                               "energies": np.zeros(4)},
                {"dtype": "float32", "scale": 1.0, "seconds": 0.1})
     store.save("equivariance", keys["equivariance"], {},
@@ -597,7 +597,7 @@ def _damage(path: Path, how: str) -> None:
     elif how == "truncated":
         path.write_bytes(data[:len(data) // 2])
     elif how == "one flipped bit":
-        i = data.index(np.ones((4, 6)).tobytes()) + 9 if b"features" in data else len(data) // 3
+        i = data.index(np.ones((4, 6), np.float32).tobytes()) + 9 if b"features" in data else len(data) // 3
         path.write_bytes(data[:i] + bytes([data[i] ^ 4]) + data[i + 1:])
     elif how == "a huge shape claimed":        # 8 TB claimed in a 16-byte member
         import io
