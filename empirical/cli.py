@@ -514,7 +514,7 @@ def _cmd_cache(args) -> int:
     import json
     import time as _time
 
-    from .cache import DEFAULT_MAX_BYTES, ENV_MAX, KINDS, parse_size
+    from .cache import KINDS, max_bytes_from_env
 
     root, store = _open_existing_cache(args)
     if args.cache_command == "clear":
@@ -528,13 +528,11 @@ def _cmd_cache(args) -> int:
             raise BadInput(f"{len(store.failed)} entries could not be removed (the first, "
                            f"{path}: {why})")
         return EXIT_OK
-    import os
 
-    env = os.environ.get(ENV_MAX, "").strip()
     try:
-        cap = parse_size(env) if env else DEFAULT_MAX_BYTES
+        cap = max_bytes_from_env()
     except ValueError as exc:
-        raise BadInput(f"{ENV_MAX}: {exc}") from None
+        raise BadInput(str(exc)) from None
     info = store.info() if store is not None else None
     payload = {"directory": str(root), "exists": store is not None, "max_bytes": cap,
                "entries": info.entries if info else {k: 0 for k in KINDS},

@@ -256,7 +256,7 @@ class FeatureCache:
             if name in self._reused:
                 self._reused.remove(name)
         if self.store is not None:
-            self.store._usable.pop((kind, key), None)
+            self.store.forget(kind, key)
         self._on_damaged(kind, key, reason)
 
     def put(self, kind: str, key: str, arrays: Dict[str, Optional[np.ndarray]],

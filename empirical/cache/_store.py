@@ -40,7 +40,6 @@ import hashlib
 import json
 import os
 import re
-import struct
 import time
 import zipfile
 from dataclasses import dataclass
@@ -286,6 +285,11 @@ class TaskStore:
         if usable:
             self._touch(kind, key)
         return usable
+
+    def forget(self, kind: str, key: str) -> None:
+        """Drop what :meth:`has` remembered of an entry (its reader found it unfit): the
+        next :meth:`has` checks the file again."""
+        self._usable.pop((kind, key), None)
 
     def _touch(self, kind: str, key: str) -> None:
         """Mark an entry used now (its modification time: the LRU order)."""

@@ -436,6 +436,23 @@ def _derive(backbone, positions, numbers, rotations, pair, first, equi, parity, 
     return features, energies, f0, e0
 
 
+def _model_on_the_rest(backbone, positions, numbers, rotations, pair, first, f0, e0, run,
+                       progress):
+    """Features and energies of every sample when the derivation was refused: the first
+    rotations' model runs ``f0``, ``e0`` kept, the model run on the rest."""
+    n = len(rotations)
+    rest = np.setdiff1d(np.arange(n), first)
+    fr, er, _ = cached_features(backbone, positions[rest], numbers, rotations[rest],
+                                list(pair), progress=progress, **run)
+    features = np.empty((n, f0.shape[1]))
+    features[first], features[rest] = f0, fr
+    energies = None
+    if e0 is not None:
+        energies = np.empty(n)
+        energies[first], energies[rest] = e0, er
+    return features, energies
+
+
 def extract_features(backbone, dataset, plan, index: int = 0, *,
                      chunk: Optional[int] = None,
                      progress: Optional[Callable[[int], None]] = None,
@@ -507,17 +524,11 @@ def extract_features(backbone, dataset, plan, index: int = 0, *,
                                              dict(cache=cache, model=model, chunk=chunk,
                                                   threads=threads), progress)
     if features is None and f0 is not None:
-        # derivation refused: the model runs on the further rotations too (the first
-        # rotations' runs are kept)
-        rest = np.setdiff1d(np.arange(n), first)
-        fr, er, _ = cached_features(backbone, positions[rest], dataset.numbers,
-                                    rotations[rest], [a, b], cache=cache, model=model,
-                                    chunk=chunk, progress=progress, threads=threads)
-        features = np.empty((n, f0.shape[1]))
-        features[first], features[rest] = f0, fr
-        if e0 is not None:
-            energies = np.empty(n)
-            energies[first], energies[rest] = e0, er
+        # derivation refused: the model runs on the further rotations too
+        features, energies = _model_on_the_rest(backbone, positions, dataset.numbers,
+                                                rotations, (a, b), first, f0, e0,
+                                                dict(cache=cache, model=model, chunk=chunk,
+                                                     threads=threads), progress)
     elif features is None:
         features, energies, _ = cached_features(backbone, positions, dataset.numbers,
                                                 rotations, [a, b], cache=cache, model=model,
